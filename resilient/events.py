@@ -1,0 +1,126 @@
+"""Typed events of one shape, emitted by every pattern.
+
+Every guard reports what it did (degraded, recovered, tripped, dropped, rolled back) as an
+:class:`Event`: the ``source`` that emitted it (e.g. ``"ratelimit.guard"``), a ``name``
+(e.g. ``"degraded"``), a :class:`Severity`, and free ``attributes``. One dashboard can show them
+all because they all look the same.
+
+An :class:`EventBus` delivers each event to its listeners in registration order. A bus with no
+listener logs the event through :mod:`logging` (logger ``resilient.<source>``), so nothing a
+guard reports is lost by default. A listener that raises is logged and never breaks the guard
+that emitted the event.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "DEFAULT_EVENTS",
+    "Event",
+    "EventBus",
+    "EventListener",
+    "EventRecorder",
+    "Severity",
+    "logging_listener",
+]
+
+
+class Severity(enum.IntEnum):
+    """How much an event matters; values match the :mod:`logging` levels."""
+
+    DEBUG = logging.DEBUG
+    INFO = logging.INFO
+    WARNING = logging.WARNING
+    ERROR = logging.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a pattern did. ``time`` is read from the emitting pattern's clock."""
+
+    source: str
+    name: str
+    severity: Severity = Severity.INFO
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    time: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("Event.source must not be empty")
+        if not self.name:
+            raise ValueError("Event.name must not be empty")
+        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
+
+
+EventListener = Callable[[Event], None]
+"""A callable that receives every event of a bus; it must not block."""
+
+
+def logging_listener(event: Event) -> None:
+    """Log ``event`` on logger ``resilient.<source>`` at its severity."""
+    logger = logging.getLogger(f"resilient.{event.source}")
+    if logger.isEnabledFor(event.severity):
+        details = " ".join(f"{key}={value!r}" for key, value in event.attributes.items())
+        logger.log(event.severity, "%s %s", event.name, details)
+
+
+_log = logging.getLogger("resilient.events")
+
+
+class EventBus:
+    """Delivers events to listeners; logs them when there is no listener."""
+
+    def __init__(self, *, log_when_unobserved: bool = True) -> None:
+        self._listeners: list[EventListener] = []
+        self._log_when_unobserved = log_when_unobserved
+
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Deliver every later event to ``listener``; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every listener; a failing listener is logged, never raised."""
+        if not self._listeners:
+            if self._log_when_unobserved:
+                logging_listener(event)
+            return
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                _log.exception(
+                    "event listener %r failed on %s.%s", listener, event.source, event.name
+                )
+
+    def __repr__(self) -> str:
+        return f"EventBus(listeners={len(self._listeners)})"
+
+
+DEFAULT_EVENTS = EventBus()
+"""The process-wide bus every pattern emits to unless given its own ``events``."""
+
+
+class EventRecorder:
+    """A listener that keeps every event it receives, for tests and reports."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def named(self, name: str, source: str | None = None) -> list[Event]:
+        """The recorded events called ``name`` (and from ``source``, when given)."""
+        return [e for e in self.events if e.name == name and (source is None or e.source == source)]
