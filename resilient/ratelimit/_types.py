@@ -1,0 +1,82 @@
+"""The value types every limiter speaks: :class:`Rate` in, :class:`Decision` out."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+__all__ = ["Decision", "DecisionSource", "Rate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``limit`` requests per ``period`` seconds, plus ``burst`` extra at once.
+
+    Guarantee (GCRA): in any window of ``period`` seconds at most ``limit + burst`` units are
+    allowed, and requests spaced at least ``period / limit`` apart are never denied.
+    """
+
+    limit: int
+    period: float
+    burst: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"Rate.limit must be an int >= 1, got {self.limit!r}")
+        if not isinstance(self.period, (int, float)) or not math.isfinite(self.period):
+            raise ValueError(f"Rate.period must be a finite number of seconds, got {self.period!r}")
+        if self.period <= 0:
+            raise ValueError(f"Rate.period must be > 0 seconds, got {self.period!r}")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 0:
+            raise ValueError(f"Rate.burst must be an int >= 0, got {self.burst!r}")
+
+    @property
+    def emission_us(self) -> int:
+        """Microseconds one unit of the rate costs (rounded up, so the limit is never exceeded)."""
+        return max(1, math.ceil(self.period * 1_000_000 / self.limit))
+
+    @property
+    def tolerance_us(self) -> int:
+        """How far ahead of now the theoretical arrival time may run: ``burst`` emissions."""
+        return self.burst * self.emission_us
+
+    def per_share(self, shares: int) -> Rate:
+        """This rate divided among ``shares`` instances (each gets at least 1 per period)."""
+        if shares < 1:
+            raise ValueError(f"shares must be >= 1, got {shares!r}")
+        return Rate(max(1, self.limit // shares), self.period, self.burst // shares)
+
+    def __str__(self) -> str:
+        extra = f" (+{self.burst} burst)" if self.burst else ""
+        return f"{self.limit}/{self.period:g}s{extra}"
+
+
+class DecisionSource(enum.Enum):
+    """Who answered: the primary limiter, the fallback, or nobody (a pass-through)."""
+
+    PRIMARY = "primary"
+    FALLBACK = "fallback"
+    PASS_THROUGH = "pass_through"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One rate-limit decision and where it came from.
+
+    ``retry_after`` is 0 when allowed, else the seconds until the same request would be
+    allowed. ``reset_after`` is the seconds until the key is back to its full allowance.
+    ``reason`` explains a degraded decision (e.g. ``"primary timeout"``), empty otherwise.
+    """
+
+    allowed: bool
+    remaining: int
+    retry_after: float
+    reset_after: float
+    source: DecisionSource = DecisionSource.PRIMARY
+    reason: str = ""
+
+    @property
+    def limited(self) -> bool:
+        """True only for a real over-limit answer (a limiter decided, and it said no)."""
+        return not self.allowed
