@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["Decision", "DecisionSource", "Rate"]
+__all__ = ["Decision", "DecisionSource", "Limiter", "Rate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +81,13 @@ class Decision:
     def limited(self) -> bool:
         """True only for a real over-limit answer (a limiter decided, and it said no)."""
         return not self.allowed
+
+
+class Limiter(Protocol):
+    """Anything that decides rate limits: :class:`LocalLimiter`, :class:`RedisLimiter`, a guard."""
+
+    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+        """Decide one request of ``cost`` units for ``key`` under ``rate`` (default: the
+        limiter's own rate for that key). Raises on a limiter fault (a guard turns that into a
+        degraded decision); never answers "limited" because of a fault."""
+        ...
