@@ -1,0 +1,728 @@
+"""Async control of one Toxiproxy server, embedded or real: the facade the harness drives.
+
+:class:`ToxiproxyControl` speaks the Toxiproxy 2.x HTTP API (``toxiproxy-api.md`` section 4) to
+the server at its own URL, with a timeout on every request, and turns every error reply into a
+typed :class:`ToxiproxyError` that carries the server's exact message. :func:`toxiproxy_server`
+picks the server: the URL given, else ``$TOXIPROXY_URL``, else an embedded server started on a
+free loopback port for the duration of the ``async with`` block.
+
+Exceptions (every error a caller can catch)::
+
+    ToxiproxyError                 .status .message .method .path .url .body
+    ├── ToxiproxyUnavailable       status 0: no connection, connection dropped, no answer in time
+    ├── BadRequest                 400: bad body, missing field, invalid stream or toxic type
+    ├── NotFound                   404
+    │   ├── ProxyNotFound          404 "proxy not found"
+    │   └── ToxicNotFound          404 "toxic not found"
+    └── AlreadyExists              409: "proxy already exists", "toxic already exists"
+
+Any other status (500 for a bind clash, 403, 405, 503) is a plain :class:`ToxiproxyError`.
+
+Why this facade is built on aiohttp rather than on toxiproxy-python
+-------------------------------------------------------------------
+toxiproxy-python 0.1.1 keeps the server address on the class ``APIConsumer``, and its ``Proxy``
+and ``Toxiproxy`` objects call that class by its module-global name. A subclass therefore cannot
+give one instance its own server: every instance in the process talks to whichever host and port
+was set last, so two controls on two servers (run in worker threads to keep the event loop free)
+would race on that shared state. Its requests carry no timeout, so a call to a server that
+accepts and never answers would pin a worker thread for ever, and a thread cannot be cancelled.
+The parts of it that are sound (list, get and delete proxies, list toxics, reset) are one HTTP
+request each; wrapping them in threads and patched globals would add those hazards and save
+nothing, while its gaps (no toxic update, no listen/upstream change, client-side ``populate``,
+errors as raw bytes, 500s surfacing as ``KeyError``) would need replacing anyway. So every call
+here is a direct aiohttp request, per instance and cancellable. Users' own toxiproxy-python code
+keeps working against the embedded server; ``tests/chaos/toxiproxy/test_python_client.py``
+proves it endpoint by endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from yarl import URL
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TOXIPROXY_URL_ENV",
+    "AlreadyExists",
+    "BadRequest",
+    "NotFound",
+    "ProxyInfo",
+    "ProxyNotFound",
+    "ToxicInfo",
+    "ToxicNotFound",
+    "ToxiproxyControl",
+    "ToxiproxyEndpoint",
+    "ToxiproxyError",
+    "ToxiproxyUnavailable",
+    "normalize_toxiproxy_url",
+    "running_toxiproxy",
+    "toxiproxy_server",
+]
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a whole request (connect, send, read the full reply) may take before it fails."""
+
+TOXIPROXY_URL_ENV = "TOXIPROXY_URL"
+"""The environment variable naming an external server (as toxiproxy-cli reads it)."""
+
+_USER_AGENT = "resilient-chaos-toxiproxy-control/0.1"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class ToxiproxyError(Exception):
+    """The server refused a request, or could not be reached.
+
+    ``status`` is the HTTP status (0 when no reply came), ``message`` the server's own message
+    (the ``error`` field of its JSON error body, or the body text when it is not JSON),
+    ``method`` and ``path`` the request, ``url`` the server's base URL, and ``body`` the whole
+    parsed reply (e.g. the ``proxies`` handled before a ``/populate`` failure), or ``None``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        url: str,
+        body: object = None,
+    ) -> None:
+        self.status = status
+        self.message = message
+        self.method = method
+        self.path = path
+        self.url = url
+        self.body = body
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"{self.method} {self.url}{self.path} -> HTTP {self.status}: {self.message}"
+
+
+class ToxiproxyUnavailable(ToxiproxyError):
+    """No reply: the server refused the connection, dropped it, or did not answer in time.
+
+    ``status`` is 0; the message names the server's URL and what went wrong.
+    """
+
+    def _describe(self) -> str:
+        return f"Toxiproxy at {self.url} is unavailable ({self.method} {self.path}): {self.message}"
+
+
+class BadRequest(ToxiproxyError):
+    """HTTP 400: a malformed body, a missing field, an invalid stream or toxic type."""
+
+
+class NotFound(ToxiproxyError):
+    """HTTP 404: the proxy, the toxic or the path does not exist."""
+
+
+class ProxyNotFound(NotFound):
+    """HTTP 404 ``proxy not found``."""
+
+
+class ToxicNotFound(NotFound):
+    """HTTP 404 ``toxic not found``."""
+
+
+class AlreadyExists(ToxiproxyError):
+    """HTTP 409: ``proxy already exists`` or ``toxic already exists``."""
+
+
+# --------------------------------------------------------------------------------------------
+# What the server returns
+
+
+@dataclass(frozen=True)
+class ToxicInfo:
+    """A toxic as the server reports it. ``attributes`` is a read-only mapping."""
+
+    name: str
+    type: str
+    stream: str
+    toxicity: float
+    attributes: Mapping[str, int]
+
+    @classmethod
+    def from_json(cls, data: object) -> ToxicInfo:
+        """Build from one toxic object of the API; :class:`ValueError` if it is not one."""
+        obj = _expect_object(data, "toxic")
+        attributes = obj.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise ValueError(f"toxic attributes must be an object, got {attributes!r}")
+        return cls(
+            name=_expect_str(obj, "name", "toxic"),
+            type=_expect_str(obj, "type", "toxic"),
+            stream=_expect_str(obj, "stream", "toxic"),
+            toxicity=float(obj.get("toxicity", 1.0)),
+            attributes=MappingProxyType(dict(attributes)),
+        )
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """A proxy as the server reports it; ``listen`` is the address actually bound while enabled."""
+
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: tuple[ToxicInfo, ...]
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of ``listen`` (IPv6 brackets removed)."""
+        return _split_host_port(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of ``listen``."""
+        return _split_host_port(self.listen)[1]
+
+    def toxic(self, name: str) -> ToxicInfo:
+        """The toxic called ``name``; :class:`KeyError` naming it if the proxy has none such."""
+        for toxic in self.toxics:
+            if toxic.name == name:
+                return toxic
+        raise KeyError(f"proxy {self.name!r} has no toxic {name!r}")
+
+    @classmethod
+    def from_json(cls, data: object) -> ProxyInfo:
+        """Build from one proxy object of the API (unknown keys such as ``Logger`` ignored)."""
+        obj = _expect_object(data, "proxy")
+        toxics = obj.get("toxics") or []
+        if not isinstance(toxics, list):
+            raise ValueError(f"proxy toxics must be an array, got {toxics!r}")
+        enabled = obj.get("enabled")
+        if not isinstance(enabled, bool):
+            raise ValueError(f"proxy field 'enabled' must be a boolean, got {enabled!r}")
+        return cls(
+            name=_expect_str(obj, "name", "proxy"),
+            listen=_expect_str(obj, "listen", "proxy"),
+            upstream=_expect_str(obj, "upstream", "proxy"),
+            enabled=enabled,
+            toxics=tuple(ToxicInfo.from_json(t) for t in toxics),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The facade
+
+
+class ToxiproxyControl:
+    """Drive one Toxiproxy server over its HTTP API, without blocking the event loop.
+
+    Each instance has its own URL and its own HTTP session, so controls of different servers in
+    one process never interfere. Every request fails with :class:`ToxiproxyUnavailable` after
+    ``timeout`` seconds at most. The session is opened on first use and belongs to the event
+    loop that opened it; use one control per loop, and :meth:`aclose` it (or use ``async with``).
+
+    ``embedded`` is true when :func:`toxiproxy_server` started the server in this process;
+    ``server_version`` is the version the server last reported to :meth:`version`.
+    """
+
+    def __init__(
+        self, url: str, *, timeout: float = DEFAULT_TIMEOUT, embedded: bool = False
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.url = normalize_toxiproxy_url(url)
+        self.timeout = timeout
+        self.embedded = embedded
+        self.server_version: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        kind = "embedded" if self.embedded else "external"
+        return f"ToxiproxyControl({self.url!r}, timeout={self.timeout}, {kind})"
+
+    async def __aenter__(self) -> ToxiproxyControl:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (the server is left as it is). Safe to call twice."""
+        session, self._session = self._session, None
+        self._loop = None
+        if session is not None:
+            await session.close()
+
+    # -- server ---------------------------------------------------------------------------
+
+    async def version(self) -> str:
+        """The server's version string, e.g. ``"2.12.0"`` (plain-text bodies of <2.7 accepted)."""
+        _, text = await self._request("GET", "/version", expect=(200,), raw=True)
+        self.server_version = _parse_version(text)
+        return self.server_version
+
+    async def reset(self) -> None:
+        """Enable every proxy and remove every toxic (proxies are kept)."""
+        await self._request("POST", "/reset", expect=(204, 200))
+
+    # -- proxies --------------------------------------------------------------------------
+
+    async def proxies(self) -> dict[str, ProxyInfo]:
+        """Every proxy on the server, by name."""
+        data = await self._request("GET", "/proxies", expect=(200,))
+        if not isinstance(data, dict):
+            raise self._malformed("GET", "/proxies", f"expected an object of proxies: {data!r}")
+        return {name: self._proxy(value, "GET", "/proxies") for name, value in data.items()}
+
+    async def create_proxy(
+        self, name: str, upstream: str, *, listen: str = "127.0.0.1:0", enabled: bool = True
+    ) -> ProxyInfo:
+        """Create a proxy; ``listen`` port 0 lets the server pick a free port (see ``.listen``).
+
+        Raises :class:`AlreadyExists` if the name is taken, :class:`BadRequest` for a missing
+        name or upstream, and a 500 :class:`ToxiproxyError` if ``listen`` cannot be bound.
+        """
+        _check_name(name, "proxy")
+        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        data = await self._request("POST", "/proxies", body, expect=(201, 200))
+        return self._proxy(data, "POST", "/proxies")
+
+    async def get_proxy(self, name: str) -> ProxyInfo:
+        """One proxy; :class:`ProxyNotFound` if there is none of that name."""
+        path = _proxy_path(name)
+        return self._proxy(await self._request("GET", path, expect=(200,)), "GET", path)
+
+    async def update_proxy(
+        self,
+        name: str,
+        *,
+        listen: str | None = None,
+        upstream: str | None = None,
+        enabled: bool | None = None,
+    ) -> ProxyInfo:
+        """``PATCH`` the given fields only. A new listen or upstream drops live connections."""
+        body: dict[str, object] = {}
+        if listen is not None:
+            body["listen"] = listen
+        if upstream is not None:
+            body["upstream"] = upstream
+        if enabled is not None:
+            body["enabled"] = enabled
+        if not body:
+            raise ValueError("update_proxy needs at least one of listen, upstream, enabled")
+        path = _proxy_path(name)
+        return self._proxy(await self._request("PATCH", path, body, expect=(200,)), "PATCH", path)
+
+    async def enable(self, name: str) -> ProxyInfo:
+        """Listen again (on the same port it had)."""
+        return await self.update_proxy(name, enabled=True)
+
+    async def disable(self, name: str) -> ProxyInfo:
+        """Stop listening and close every live connection of the proxy ("down")."""
+        return await self.update_proxy(name, enabled=False)
+
+    async def delete_proxy(self, name: str) -> None:
+        """Delete a proxy and close its connections; :class:`ProxyNotFound` if absent."""
+        await self._request("DELETE", _proxy_path(name), expect=(204, 200))
+
+    async def populate(self, proxies: Sequence[Mapping[str, object]]) -> list[ProxyInfo]:
+        """``POST /populate``: create or replace the listed proxies, on the server, in order.
+
+        A proxy whose listen address and upstream are unchanged is kept as it is, with its
+        toxics; proxies not listed are untouched. On failure the error's ``body["proxies"]``
+        lists the entries handled before it.
+        """
+        entries = [dict(entry) for entry in proxies]
+        data = await self._request("POST", "/populate", entries, expect=(201, 200))
+        if not isinstance(data, dict):
+            raise self._malformed("POST", "/populate", f"expected an object: {data!r}")
+        listed = data.get("proxies") or []
+        if not isinstance(listed, list):
+            raise self._malformed("POST", "/populate", f"proxies must be an array: {listed!r}")
+        return [self._proxy(item, "POST", "/populate") for item in listed]
+
+    # -- toxics ---------------------------------------------------------------------------
+
+    async def toxics(self, proxy: str) -> list[ToxicInfo]:
+        """The proxy's toxics: upstream ones first, then downstream, each in the order added."""
+        path = f"{_proxy_path(proxy)}/toxics"
+        data = await self._request("GET", path, expect=(200,))
+        if not isinstance(data, list):
+            raise self._malformed("GET", path, f"expected an array of toxics, got {data!r}")
+        return [self._toxic(item, "GET", path) for item in data]
+
+    async def get_toxic(self, proxy: str, name: str) -> ToxicInfo:
+        """One toxic; :class:`ProxyNotFound` or :class:`ToxicNotFound` if absent."""
+        path = _toxic_path(proxy, name)
+        return self._toxic(await self._request("GET", path, expect=(200,)), "GET", path)
+
+    async def add_toxic(
+        self,
+        proxy: str,
+        type: str,
+        *,
+        name: str | None = None,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        attributes: Mapping[str, int] | None = None,
+    ) -> ToxicInfo:
+        """Add a toxic; it acts on open connections at once. Returns it as the server stored it.
+
+        ``name`` defaults (on the server) to ``<type>_<stream>``. Raises :class:`BadRequest`
+        for an invalid type, stream or attribute, :class:`AlreadyExists` for a taken name.
+        """
+        body: dict[str, object] = {
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": dict(attributes or {}),
+        }
+        if name is not None:
+            _check_name(name, "toxic")
+            body["name"] = name
+        path = f"{_proxy_path(proxy)}/toxics"
+        return self._toxic(await self._request("POST", path, body, expect=(200, 201)), "POST", path)
+
+    async def update_toxic(
+        self,
+        proxy: str,
+        name: str,
+        *,
+        attributes: Mapping[str, int] | None = None,
+        toxicity: float | None = None,
+    ) -> ToxicInfo:
+        """``PATCH`` a toxic: the attributes given are merged in, the others keep their values."""
+        body: dict[str, object] = {}
+        if attributes is not None:
+            body["attributes"] = dict(attributes)
+        if toxicity is not None:
+            body["toxicity"] = toxicity
+        if not body:
+            raise ValueError("update_toxic needs attributes or toxicity")
+        path = _toxic_path(proxy, name)
+        return self._toxic(await self._request("PATCH", path, body, expect=(200,)), "PATCH", path)
+
+    async def remove_toxic(self, proxy: str, name: str) -> None:
+        """Remove a toxic (data it held is flushed onward)."""
+        await self._request("DELETE", _toxic_path(proxy, name), expect=(204, 200))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        expect: tuple[int, ...],
+        raw: bool = False,
+    ) -> Any:
+        """Send one request; return the parsed JSON reply (or ``(status, text)`` when ``raw``)."""
+        session = self._session_for_running_loop()
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else None
+        try:
+            async with session.request(
+                method, URL(self.url + path, encoded=True), data=payload, headers=headers
+            ) as response:
+                status = response.status
+                text = (await response.read()).decode("utf-8", errors="replace")
+        except TimeoutError:
+            raise self._unavailable(method, path, f"no answer within {self.timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise self._unavailable(method, path, _describe_client_error(exc)) from exc
+        if status not in expect:
+            raise _error_from_reply(status, text, method=method, path=path, url=self.url)
+        if raw:
+            return status, text
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self._malformed(method, path, f"reply is not JSON: {text[:200]!r}") from None
+
+    def _session_for_running_loop(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"User-Agent": _USER_AGENT},
+            )
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                f"{self!r} is bound to another event loop; make one control per loop "
+                "(or aclose() it before using it from a new loop)"
+            )
+        return self._session
+
+    def _unavailable(self, method: str, path: str, why: str) -> ToxiproxyUnavailable:
+        return ToxiproxyUnavailable(0, why, method=method, path=path, url=self.url)
+
+    def _malformed(self, method: str, path: str, why: str) -> ToxiproxyError:
+        return ToxiproxyError(
+            200, f"malformed reply: {why}", method=method, path=path, url=self.url
+        )
+
+    def _proxy(self, data: object, method: str, path: str) -> ProxyInfo:
+        try:
+            return ProxyInfo.from_json(data)
+        except (ValueError, TypeError) as exc:
+            raise self._malformed(method, path, str(exc)) from None
+
+    def _toxic(self, data: object, method: str, path: str) -> ToxicInfo:
+        try:
+            return ToxicInfo.from_json(data)
+        except (ValueError, TypeError) as exc:
+            raise self._malformed(method, path, str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the server
+
+
+@dataclass(frozen=True)
+class ToxiproxyEndpoint:
+    """A running server chosen by :func:`running_toxiproxy`: its URL, kind and version."""
+
+    url: str
+    embedded: bool
+    version: str
+
+
+@asynccontextmanager
+async def toxiproxy_server(
+    url: str | None = None, *, seed: int | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> AsyncIterator[ToxiproxyControl]:
+    """A control of the server to use, open for the ``async with`` block.
+
+    ``url`` if given, else ``$TOXIPROXY_URL`` (a full URL or ``host:port``; empty means unset):
+    that external server is used as it is, after ``GET /version`` proves it answers (else
+    :class:`ToxiproxyUnavailable` with one line naming the URL and where it came from).
+    Otherwise the embedded server starts on a free loopback port, seeded with ``seed``, and
+    stops when the block exits. ``control.embedded`` says which; ``control.server_version`` is
+    set. Starting and stopping happen off the event loop.
+    """
+    chosen, source = _chosen_url(url)
+    if chosen is not None:
+        control = ToxiproxyControl(chosen, timeout=timeout)
+        try:
+            await _check_answers(control, source)
+            yield control
+        finally:
+            await control.aclose()
+        return
+
+    from chaos.toxiproxy.server import BackgroundToxiproxy
+
+    server = BackgroundToxiproxy(seed=seed)
+    await asyncio.to_thread(server.start)
+    try:
+        control = ToxiproxyControl(server.url, timeout=timeout, embedded=True)
+        try:
+            await control.version()
+            yield control
+        finally:
+            await control.aclose()
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@contextmanager
+def running_toxiproxy(
+    url: str | None = None, *, seed: int | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[ToxiproxyEndpoint]:
+    """The blocking twin of :func:`toxiproxy_server`, for code outside an event loop.
+
+    Chooses the server by the same rules (``url``, ``$TOXIPROXY_URL``, else embedded on a
+    free loopback port, stopped on exit) and yields its :class:`ToxiproxyEndpoint`. The pytest
+    plugin's session fixture uses it.
+    """
+    chosen, _ = _chosen_url(url)
+    if chosen is not None:
+        yield ToxiproxyEndpoint(chosen, embedded=False, version=_version_blocking(chosen, timeout))
+        return
+
+    from chaos.toxiproxy.server import BackgroundToxiproxy
+
+    server = BackgroundToxiproxy(seed=seed)
+    server.start()
+    try:
+        embedded_url = normalize_toxiproxy_url(server.url)
+        version = _version_blocking(embedded_url, timeout)
+        yield ToxiproxyEndpoint(embedded_url, embedded=True, version=version)
+    finally:
+        server.stop()
+
+
+def normalize_toxiproxy_url(value: str) -> str:
+    """``http://h:p``, ``http://h:p/`` or ``h:p`` -> ``http://h:p`` (no trailing slash).
+
+    The scheme must be http or https, and the host and a port (1-65535) must be present;
+    anything else raises :class:`ValueError` naming the value.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"Toxiproxy URL must be a string, got {value!r}")
+    text = value.strip()
+    candidate = text if "://" in text else f"http://{text}"
+    try:
+        parts = urlsplit(candidate)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad Toxiproxy URL {value!r}: {exc}") from None
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = f"scheme must be http or https, not {parts.scheme!r}"
+    elif not parts.hostname:
+        problem = "no host"
+    elif port is None or port == 0:
+        problem = "no port (expected host:port, e.g. 127.0.0.1:8474)"
+    elif parts.username is not None or parts.query or parts.fragment:
+        problem = "credentials, query and fragment are not allowed"
+    if problem is not None:
+        raise ValueError(f"bad Toxiproxy URL {value!r}: {problem}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _chosen_url(url: str | None) -> tuple[str | None, str]:
+    """The external server's URL and where it came from, or ``(None, "")`` for embedded."""
+    if url is not None:
+        return normalize_toxiproxy_url(url), "given"
+    from_env = os.environ.get(TOXIPROXY_URL_ENV, "").strip()
+    if not from_env:
+        return None, ""
+    try:
+        return normalize_toxiproxy_url(from_env), f"${TOXIPROXY_URL_ENV}"
+    except ValueError as exc:
+        raise ValueError(f"${TOXIPROXY_URL_ENV}: {exc}") from None
+
+
+async def _check_answers(control: ToxiproxyControl, source: str) -> None:
+    try:
+        await control.version()
+    except ToxiproxyUnavailable as exc:
+        raise ToxiproxyUnavailable(
+            0,
+            f"{exc.message} (URL from {source}; is the server running?)",
+            method=exc.method,
+            path=exc.path,
+            url=exc.url,
+        ) from None
+
+
+def _version_blocking(url: str, timeout: float) -> str:
+    """``GET /version`` with the standard library, for callers outside an event loop."""
+    request = urllib.request.Request(url + "/version", headers={"User-Agent": _USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return _parse_version(response.read().decode("utf-8", errors="replace"))
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode("utf-8", errors="replace")
+        raise _error_from_reply(exc.code, text, method="GET", path="/version", url=url) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            why = f"no answer within {timeout:g} s"
+        else:
+            why = f"cannot connect: {getattr(reason, 'strerror', None) or reason}"
+        raise ToxiproxyUnavailable(0, why, method="GET", path="/version", url=url) from None
+
+
+def _error_from_reply(
+    status: int, text: str, *, method: str, path: str, url: str
+) -> ToxiproxyError:
+    """The typed error for an error reply; the JSON body is parsed whatever its content type."""
+    body: object = text
+    message = text.strip() or f"HTTP {status} with an empty body"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        pass
+    else:
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            message = body["error"]
+    kind: type[ToxiproxyError] = ToxiproxyError
+    if status == 400:
+        kind = BadRequest
+    elif status == 404:
+        kind = {"proxy not found": ProxyNotFound, "toxic not found": ToxicNotFound}.get(
+            message, NotFound
+        )
+    elif status == 409:
+        kind = AlreadyExists
+    return kind(status, message, method=method, path=path, url=url, body=body)
+
+
+def _parse_version(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()  # servers before 2.7 answered with the bare version string
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if isinstance(version, str) else text.strip()
+
+
+def _describe_client_error(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without a reply"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what} name must be a non-empty string, got {name!r}")
+    if "/" in name:
+        raise ValueError(f"{what} name {name!r} contains '/': the API could never address it")
+
+
+def _proxy_path(name: str) -> str:
+    return f"/proxies/{quote(name, safe='')}"
+
+
+def _toxic_path(proxy: str, name: str) -> str:
+    return f"{_proxy_path(proxy)}/toxics/{quote(name, safe='')}"
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address {address!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _expect_object(data: object, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object for the {what}, got {data!r}")
+    return data
+
+
+def _expect_str(obj: Mapping[str, Any], key: str, what: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{what} field {key!r} must be a string, got {value!r}")
+    return value
