@@ -1,0 +1,644 @@
+"""A global rate limit shared through Redis: GCRA in one Lua script per decision.
+
+Every decision is one ``EVALSHA`` of :data:`GCRA_SCRIPT`, which mirrors
+:func:`resilient.ratelimit._gcra.gcra` line for line (integer microseconds), on exactly one key
+(``prefix + key``, passed in ``KEYS``, so the script is Redis Cluster safe). The key holds the
+theoretical arrival time and expires when the key is back to its full allowance, so idle keys
+vanish by themselves.
+
+Time comes from the Redis server (``TIME`` inside the script) by default, so instances whose
+clocks disagree still share one limit. ``time_source="clock"`` sends the injected clock's time
+instead (virtual time in tests; every instance sharing the keys must then share that clock).
+
+Concurrent callers in one process are coalesced: each caller queues its command and waits; one
+flusher task sends everything queued as one pipeline (non-transactional) as soon as the previous
+round trip has finished. A lone caller is sent at once, so sequential decisions cost one round
+trip each, with no timer anywhere on the path.
+
+Faults are raised, never turned into denials: a connection error, a timeout, an error reply or a
+reply that is not what the script returns raises :class:`RedisLimiterUnavailable` (a
+:class:`ConnectionError`), for a guard to degrade on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import redis.asyncio as aredis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
+
+from resilient.clock import SYSTEM_CLOCK, Clock
+from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+from resilient.ratelimit._types import Decision, DecisionSource, Rate
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_REDIS_LIMITER_OPTIONS",
+    "GCRA_SCRIPT",
+    "RedisLimiter",
+    "RedisLimiterOptions",
+    "RedisLimiterStats",
+    "RedisLimiterUnavailable",
+    "TimeSource",
+]
+
+DEFAULT_PREFIX = "rl:"
+"""The key prefix of a :class:`RedisLimiter` unless given its own."""
+
+TimeSource = Literal["server", "clock"]
+"""Where a :class:`RedisLimiter` reads the time: the Redis server, or its injected clock."""
+
+RateLookup = Mapping[str, Rate] | Callable[[str], Rate | None]
+"""Per-key rates: a mapping, or a function returning a key's rate (None: the default rate)."""
+
+EVENT_SOURCE = "ratelimit.redis"
+
+_MAX_CACHED_RATES = 1024
+"""Packed arguments are cached per distinct rate, up to this many (then the cache restarts)."""
+
+_MAX_EXACT_US = 2**52
+"""Every integer the script computes stays below 2^53, where Lua's doubles are exact."""
+
+
+class RedisLimiterUnavailable(ConnectionError):
+    """Redis could not answer a decision: connection error, timeout, error reply, bad reply.
+
+    It is a :class:`ConnectionError` (so an :class:`OSError`): a guard that degrades on
+    connection errors degrades on it. ``__cause__`` holds the underlying error when there is one.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class RedisLimiterOptions:
+    """How a :class:`RedisLimiter` talks to Redis.
+
+    ``round_trip_timeout``: seconds of real time one pipelined round trip may take, including a
+    reconnect and a script reload; past it every decision of the batch raises
+    :class:`RedisLimiterUnavailable` and the connection is dropped (a black-holed Redis cannot
+    hold callers forever). A guard's own, shorter budget applies to each caller on top.
+
+    ``max_batch``: at most this many decisions go in one pipeline; more wait for the next.
+
+    ``key_ttl_margin``: seconds a key outlives its reset time. Redis expires keys in real time,
+    so with ``time_source="clock"`` and a clock slower than real time (a virtual clock in tests)
+    raise it above the real duration of the run, or a key may vanish while it still matters.
+    """
+
+    round_trip_timeout: float = 1.0
+    max_batch: int = 512
+    key_ttl_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        timeout = self.round_trip_timeout
+        if not (
+            isinstance(timeout, (int, float))
+            and not isinstance(timeout, bool)
+            and math.isfinite(timeout)
+            and timeout > 0
+        ):
+            raise ValueError(
+                "RedisLimiterOptions.round_trip_timeout must be a finite number of seconds > 0, "
+                f"got {self.round_trip_timeout!r}"
+            )
+        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int):
+            raise ValueError(
+                f"RedisLimiterOptions.max_batch must be an int, got {self.max_batch!r}"
+            )
+        if self.max_batch < 1:
+            raise ValueError(f"RedisLimiterOptions.max_batch must be >= 1, got {self.max_batch!r}")
+        if not (
+            isinstance(self.key_ttl_margin, (int, float))
+            and math.isfinite(self.key_ttl_margin)
+            and self.key_ttl_margin >= 0
+        ):
+            raise ValueError(
+                "RedisLimiterOptions.key_ttl_margin must be a finite number of seconds >= 0, "
+                f"got {self.key_ttl_margin!r}"
+            )
+
+
+DEFAULT_REDIS_LIMITER_OPTIONS = RedisLimiterOptions()
+"""Round trips time out after 1 s, batches hold up to 512 decisions, keys expire at reset."""
+
+
+@dataclass(slots=True)
+class RedisLimiterStats:
+    """Counters of one :class:`RedisLimiter` since it was made."""
+
+    decisions: int = 0
+    """Decisions answered by Redis."""
+    round_trips: int = 0
+    """Pipelines sent (one per batch; a script reload adds one)."""
+    script_loads: int = 0
+    """``SCRIPT LOAD`` calls: one at the first connection, one per ``NOSCRIPT`` after that."""
+    failures: int = 0
+    """Decisions that raised :class:`RedisLimiterUnavailable`."""
+
+
+GCRA_SCRIPT = """\
+-- GCRA for one key in integer microseconds: a mirror of resilient/ratelimit/_gcra.py.
+-- KEYS[1]: the key holding the theoretical arrival time (TAT).
+-- ARGV: emission_us, tolerance_us, cost, ttl_margin_ms[, now_us (else the server's TIME)].
+-- Returns {allowed (1/0), remaining, retry_after_us, reset_after_us}.
+-- Lua numbers are doubles: every value stays below 2^53 (exact), and floor_div equals //.
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local margin_ms = tonumber(ARGV[4])
+local now
+if ARGV[5] then
+  now = tonumber(ARGV[5])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+local function floor_div(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then
+    q = q - 1
+  elseif (q + 1) * b <= a then
+    q = q + 1
+  end
+  return q
+end
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local stored_tat = tonumber(stored)
+  if stored_tat > now then
+    tat = stored_tat
+  end
+end
+local new_tat = tat + emission * cost
+local allow_at = new_tat - tolerance - emission
+if allow_at <= now then
+  local reset_after = new_tat - now
+  if cost > 0 then
+    local ttl_ms = floor_div(reset_after + 999, 1000) + margin_ms
+    redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+  end
+  return {1, floor_div(now - allow_at, emission), 0, reset_after}
+end
+local remaining = floor_div(now - (tat - tolerance - emission), emission)
+if remaining < 0 then
+  remaining = 0
+end
+return {0, remaining, allow_at - now, tat - now}
+"""
+"""The Lua script of every decision (see the module docstring for its arguments)."""
+
+_SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest().encode()
+
+
+class RedisLimiter:
+    """GCRA rate limits kept in Redis, shared by every instance that uses the same keys.
+
+    ``redis_or_url``: a ``redis.asyncio.Redis`` client, or a URL for
+    ``redis.asyncio.Redis.from_url`` (``redis://:password@host:port/db``, ``rediss://`` for TLS,
+    ``unix://``). A client made from a URL belongs to the limiter and :meth:`aclose` closes it.
+    A client passed in belongs to the caller: the limiter borrows one connection from its pool
+    for its lifetime and :meth:`aclose` gives it back; the caller closes the client.
+
+    ``rate`` is the default rate; ``rates`` gives per-key rates (a mapping, or a function that
+    returns a key's rate or None for the default), and ``decide(rate=...)`` overrides both for
+    one call. Keys are stored as ``prefix + key`` (UTF-8).
+
+    Use it from one event loop; close it with :meth:`aclose` (or ``async with``).
+    """
+
+    def __init__(
+        self,
+        redis_or_url: aredis.Redis | str,
+        rate: Rate,
+        *,
+        rates: RateLookup | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        time_source: TimeSource = "server",
+        options: RedisLimiterOptions = DEFAULT_REDIS_LIMITER_OPTIONS,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus = DEFAULT_EVENTS,
+    ) -> None:
+        if not isinstance(rate, Rate):
+            raise TypeError(f"RedisLimiter.rate must be a Rate, got {rate!r}")
+        if rates is not None and not (isinstance(rates, Mapping) or callable(rates)):
+            raise TypeError(f"RedisLimiter.rates must be a mapping or a callable, got {rates!r}")
+        if not isinstance(prefix, str):
+            raise TypeError(f"RedisLimiter.prefix must be a str, got {prefix!r}")
+        if time_source not in ("server", "clock"):
+            raise ValueError(
+                f"RedisLimiter.time_source must be 'server' or 'clock', got {time_source!r}"
+            )
+        if not isinstance(options, RedisLimiterOptions):
+            raise TypeError(f"RedisLimiter.options must be RedisLimiterOptions, got {options!r}")
+        if isinstance(redis_or_url, str):
+            self._client: aredis.Redis = aredis.Redis.from_url(redis_or_url)
+            self._owns_client = True
+        elif isinstance(redis_or_url, aredis.Redis):
+            self._client = redis_or_url
+            self._owns_client = False
+        else:
+            raise TypeError(
+                "RedisLimiter.redis_or_url must be a redis.asyncio.Redis or a URL, "
+                f"got {redis_or_url!r}"
+            )
+        self.rate = rate
+        self.prefix = prefix
+        self.time_source: TimeSource = time_source
+        self.options = options
+        self.stats = RedisLimiterStats()
+        self._rates = rates
+        self._clock = clock
+        self._events = events
+        self._prefix = prefix.encode()
+        self._margin_arg = _bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
+        self._head = _array_head(9 if time_source == "clock" else 8)
+        self._rate_args: dict[Rate, tuple[bytes, int]] = {}
+        self._pending: list[_Request] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Decisions queued for the next round trip whose callers still wait."""
+        return sum(1 for request in self._pending if not request.future.done())
+
+    def rate_for(self, key: str) -> Rate:
+        """The rate ``key`` is limited to when ``decide`` is not given one."""
+        rates = self._rates
+        if rates is None:
+            return self.rate
+        found = rates.get(key) if isinstance(rates, Mapping) else rates(key)
+        return self.rate if found is None else found
+
+    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+        """Decide one request of ``cost`` units for ``key`` (source PRIMARY).
+
+        Raises :class:`RedisLimiterUnavailable` when Redis cannot answer; never answers
+        "limited" because of a fault. A caller cancelled while waiting leaves nothing behind.
+        """
+        if self._closed:
+            raise RedisLimiterUnavailable("RedisLimiter is closed")
+        if rate is None:
+            rate = self.rate_for(key)
+        command = self._command(key, cost, rate)
+        future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        request = _Request(command, future)
+        self._pending.append(request)
+        self._notify_flusher()
+        try:
+            allowed, remaining, retry_after_us, reset_after_us = await future
+        except asyncio.CancelledError:
+            self._forget(request)
+            raise
+        return Decision(
+            allowed == 1,
+            remaining,
+            retry_after_us / 1_000_000,
+            reset_after_us / 1_000_000,
+            DecisionSource.PRIMARY,
+        )
+
+    async def aclose(self) -> None:
+        """Stop the flusher (waiting callers get :class:`RedisLimiterUnavailable`), give the
+        borrowed connection back, and close the client if the limiter made it from a URL."""
+        self._closed = True
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and not flusher.done():
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        self._fail_all(self._pending, "RedisLimiter is closed")
+        self._pending = []
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._client.connection_pool.release(connection)
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> RedisLimiter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisLimiter(rate={self.rate}, prefix={self.prefix!r}, "
+            f"time_source={self.time_source!r})"
+        )
+
+    # -- the caller's side ----------------------------------------------------------------------
+
+    def _command(self, key: str, cost: int, rate: Rate) -> bytes:
+        """The packed ``EVALSHA`` of one decision, validated before anything is queued."""
+        rate_args = self._rate_args.get(rate)
+        if rate_args is None:
+            rate_args = self._cache_rate(rate)
+        packed_rate, max_cost = rate_args
+        if type(cost) is not int or not 0 <= cost <= max_cost:
+            if type(cost) is not int or cost < 0:
+                raise ValueError(f"cost must be an int >= 0, got {cost!r}")
+            raise ValueError(
+                f"cost {cost} at rate {rate} spans more than 2^52 us, beyond exact arithmetic"
+            )
+        packed_key = self._prefix + key.encode()
+        cost_arg = _COST_ARGS[cost] if cost < len(_COST_ARGS) else _bulk(b"%d" % cost)
+        command = b"%s$%d\r\n%s\r\n%s%s%s" % (
+            self._head,
+            len(packed_key),
+            packed_key,
+            packed_rate,
+            cost_arg,
+            self._margin_arg,
+        )
+        if self.time_source == "clock":
+            now_us = round(self._clock.monotonic() * 1_000_000)
+            if not 0 <= now_us < _MAX_EXACT_US:
+                raise ValueError(f"clock time must be in [0, 2^52) us, got {now_us} us")
+            command += _bulk(b"%d" % now_us)
+        return command
+
+    def _cache_rate(self, rate: Rate) -> tuple[bytes, int]:
+        if not isinstance(rate, Rate):
+            raise TypeError(f"rate must be a Rate, got {rate!r}")
+        if len(self._rate_args) >= _MAX_CACHED_RATES:
+            self._rate_args.clear()
+        emission_us, tolerance_us = rate.emission_us, rate.tolerance_us
+        packed = _bulk(b"%d" % emission_us) + _bulk(b"%d" % tolerance_us)
+        max_cost = (_MAX_EXACT_US - tolerance_us) // emission_us
+        self._rate_args[rate] = (packed, max_cost)
+        return packed, max_cost
+
+    def _notify_flusher(self) -> None:
+        flusher = self._flusher
+        if flusher is None or flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_forever(), name=f"{self!r}.flusher"
+            )
+            return
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def _forget(self, request: _Request) -> None:
+        """Drop a cancelled caller's request (if not yet sent) and mark its outcome seen."""
+        with contextlib.suppress(ValueError):
+            self._pending.remove(request)
+        future = request.future
+        if future.done() and not future.cancelled():
+            future.exception()
+
+    # -- the flusher's side ---------------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        """Send whatever is queued, one pipeline per round trip, until the limiter closes."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._pending:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                batch = self._take_batch()
+                if batch:
+                    await self._send(batch)
+        except asyncio.CancelledError:
+            self._fail_all(self._pending, "RedisLimiter is closed")
+            self._pending = []
+            raise
+
+    def _take_batch(self) -> list[_Request]:
+        pending = self._pending
+        live = [request for request in pending if not request.future.done()]
+        limit = self.options.max_batch
+        if len(live) <= limit:
+            self._pending = []
+            return live
+        self._pending = live[limit:]
+        return live[:limit]
+
+    async def _send(self, batch: list[_Request]) -> None:
+        """One pipelined round trip for ``batch``; every caller gets a reply or a fault."""
+        try:
+            async with asyncio.timeout(self.options.round_trip_timeout):
+                replies = await self._round_trip([request.command for request in batch])
+        except asyncio.CancelledError:
+            self._fail_all(batch, "RedisLimiter is closed")
+            await self._drop_connection()
+            raise
+        except Exception as error:
+            reason = _describe(error)
+            self._fail_all(batch, f"Redis round trip failed: {reason}", cause=error)
+            await self._drop_connection()
+            self._events.emit(
+                Event(
+                    EVENT_SOURCE,
+                    "round_trip_failed",
+                    Severity.WARNING,
+                    {"reason": reason, "decisions": len(batch)},
+                    self._clock.monotonic(),
+                )
+            )
+            return
+        stats = self.stats
+        for request, reply in zip(batch, replies, strict=True):
+            future = request.future
+            if isinstance(reply, Exception):
+                stats.failures += 1
+                if not future.done():
+                    refused = RedisLimiterUnavailable(f"Redis refused the decision: {reply}")
+                    refused.__cause__ = reply
+                    future.set_exception(refused)
+            else:
+                stats.decisions += 1
+                if not future.done():
+                    future.set_result(reply)
+
+    async def _round_trip(self, commands: list[bytes]) -> list[_Reply | Exception]:
+        reader, writer = await self._streams()
+        self.stats.round_trips += 1
+        writer.write(b"".join(commands))
+        await writer.drain()
+        replies = await _read_replies(reader, len(commands))
+        missing = [i for i, reply in enumerate(replies) if _is_noscript(reply)]
+        if missing:
+            connection = self._connection
+            assert connection is not None
+            await self._load_script(connection, reloaded=True)
+            self.stats.round_trips += 1
+            writer.write(b"".join(commands[i] for i in missing))
+            await writer.drain()
+            for i, reply in zip(missing, await _read_replies(reader, len(missing)), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The borrowed connection's streams, connecting (and loading the script) if needed.
+
+        redis-py does the handshake (TLS, AUTH, SELECT, HELLO); the decisions then go over its
+        streams directly, since the reply shape is fixed and redis-py's generic per-reply
+        machinery would cost more than the round trip itself.
+        """
+        connection = self._connection
+        if connection is None:
+            pool = self._client.connection_pool
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            self._connection = connection
+            await self._load_script(connection, reloaded=False)
+        elif not connection.is_connected:
+            await connection.connect()  # type: ignore[no-untyped-call]
+        reader: asyncio.StreamReader | None = getattr(connection, "_reader", None)
+        writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
+        if reader is None or writer is None:
+            raise RedisLimiterUnavailable(f"{type(connection).__name__} exposes no open streams")
+        return reader, writer
+
+    async def _load_script(self, connection: AbstractConnection, *, reloaded: bool) -> None:
+        self.stats.script_loads += 1
+        await connection.send_command("SCRIPT", "LOAD", GCRA_SCRIPT, check_health=False)
+        sha = await connection.read_response()
+        if isinstance(sha, str):
+            sha = sha.encode()
+        if sha != _SCRIPT_SHA:
+            raise RedisLimiterUnavailable(f"SCRIPT LOAD answered {sha!r}, not the script's SHA1")
+        if reloaded:
+            self._events.emit(
+                Event(
+                    EVENT_SOURCE,
+                    "script_reloaded",
+                    Severity.INFO,
+                    {"reason": "NOSCRIPT"},
+                    self._clock.monotonic(),
+                )
+            )
+
+    async def _drop_connection(self) -> None:
+        """Close the connection after a failed round trip: its state is unknown. It reconnects
+        on the next send (and the script is reloaded on ``NOSCRIPT`` if Redis restarted)."""
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+
+    def _fail_all(self, requests: list[_Request], message: str, cause: Any = None) -> None:
+        for request in requests:
+            if not request.future.done():
+                self.stats.failures += 1
+                error = RedisLimiterUnavailable(message)
+                error.__cause__ = cause
+                request.future.set_exception(error)
+
+
+_Reply = tuple[int, int, int, int]
+"""(allowed 1/0, remaining, retry_after_us, reset_after_us) as the script returns them."""
+
+
+class _Request(NamedTuple):
+    command: bytes
+    future: asyncio.Future[_Reply]
+
+
+_GCRA_REPLY = re.compile(rb"\*4\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n")
+"""The script's reply in RESP2 and RESP3 alike: an array of four non-negative integers."""
+
+_ERROR_REPLY = re.compile(rb"-([^\r\n]{0,4096})\r\n")
+"""An error reply (e.g. ``-NOSCRIPT ...``, ``-ERR ...``), returned to its caller as a fault."""
+
+_READ_SIZE = 65536
+
+
+class _ProtocolError(ValueError):
+    """Bytes from the server that are not a reply the script can have produced."""
+
+
+async def _read_replies(reader: asyncio.StreamReader, count: int) -> list[_Reply | Exception]:
+    """Read exactly ``count`` replies to the script; raise on garbage or a closed stream.
+
+    A reply may arrive in any number of pieces (a slow or sliced network); bytes that can no
+    longer become a valid reply, or bytes beyond the last expected reply, are garbage.
+    """
+    replies: list[_Reply | Exception] = []
+    data = b""
+    pos = 0
+    while True:
+        while len(replies) < count:
+            match = _GCRA_REPLY.match(data, pos)
+            if match is not None:
+                allowed, remaining, retry_after_us, reset_after_us = map(int, match.groups())
+                if allowed > 1:
+                    raise _ProtocolError(f"allowed flag {allowed} in a GCRA reply")
+                replies.append((allowed, remaining, retry_after_us, reset_after_us))
+                pos = match.end()
+                continue
+            match = _ERROR_REPLY.match(data, pos)
+            if match is None:
+                break
+            replies.append(ResponseError(match.group(1).decode(errors="replace")))
+            pos = match.end()
+        if len(replies) == count:
+            if pos != len(data):
+                raise _ProtocolError(f"unexpected bytes after the last reply: {data[pos:]!r:.80}")
+            return replies
+        _check_partial_reply(data[pos:])
+        chunk = await reader.read(_READ_SIZE)
+        if not chunk:
+            raise ConnectionResetError("Redis closed the connection")
+        data = data[pos:] + chunk
+        pos = 0
+
+
+def _check_partial_reply(rest: bytes) -> None:
+    """Raise :class:`_ProtocolError` unless ``rest`` can still grow into a valid reply."""
+    if not rest:
+        return
+    if rest[:1] == b"-":
+        if len(rest) > 4100 or b"\n" in rest:
+            raise _ProtocolError(f"malformed error reply: {rest!r:.80}")
+        return
+    lines = rest.split(b"\r\n")
+    complete, tail = lines[:-1], lines[-1].removesuffix(b"\r")
+    if len(complete) >= 5:
+        raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
+    expected = [b"*4", b":", b":", b":", b":"]
+    for index, line in enumerate(complete):
+        if index == 0 and line != b"*4":
+            raise _ProtocolError(f"not a GCRA reply: {rest!r:.80}")
+        if index > 0 and not (line[:1] == b":" and line[1:].isdigit() and len(line) <= 17):
+            raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
+    head = expected[len(complete)]
+    if not (
+        head.startswith(tail)
+        or (head == b":" and tail[:1] == b":" and tail[1:].isdigit() and len(tail) <= 17)
+    ):
+        raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
+
+
+def _is_noscript(reply: _Reply | Exception) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError) and not str(error):
+        return "timeout"
+    return f"{type(error).__name__}: {error}"
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+_COST_ARGS = tuple(_bulk(b"%d" % cost) for cost in range(64))
+
+
+def _array_head(length: int) -> bytes:
+    return b"*%d\r\n" % length + _bulk(b"EVALSHA") + _bulk(_SCRIPT_SHA) + _bulk(b"1")

@@ -1,0 +1,445 @@
+"""RedisLimiter on a real redis-server: the GCRA formula, the script, time, batching, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aredis
+
+from chaos.servers import RedisServer
+from resilient.clock import VirtualClock
+from resilient.events import EventBus, EventRecorder
+from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._redis import (
+    GCRA_SCRIPT,
+    RedisLimiter,
+    RedisLimiterOptions,
+    RedisLimiterUnavailable,
+)
+from resilient.ratelimit._types import Decision, DecisionSource, Rate
+
+pytestmark = pytest.mark.real_server
+
+LimiterFactory = Callable[..., Awaitable[RedisLimiter]]
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
+    redis = aredis.Redis.from_url(redis_server.url)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+async def make_limiter(client: aredis.Redis) -> AsyncIterator[LimiterFactory]:
+    """Limiters on the session's Redis, each under a prefix of its own test; all closed after."""
+    made: list[RedisLimiter] = []
+    prefix = f"test:{uuid.uuid4().hex}:"
+
+    async def make(rate: Rate, **kwargs: object) -> RedisLimiter:
+        kwargs.setdefault("prefix", prefix)
+        limiter = RedisLimiter(kwargs.pop("redis", client), rate, **kwargs)  # type: ignore[arg-type]
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        await limiter.aclose()
+
+
+def expected_decision(
+    state: dict[str, int], key: str, now_us: int, rate: Rate, cost: int
+) -> tuple[bool, int, float, float]:
+    """What ``_gcra.gcra`` says, with keys expiring at their reset time as Redis expires them."""
+    result = gcra(state.get(key), now_us, rate.emission_us, rate.tolerance_us, cost)
+    if result.allowed and cost > 0:
+        state[key] = result.new_tat_us
+    return (
+        result.allowed,
+        result.remaining,
+        result.retry_after_us / 1_000_000,
+        result.reset_after_us / 1_000_000,
+    )
+
+
+def fields(decision: Decision) -> tuple[bool, int, float, float]:
+    return (decision.allowed, decision.remaining, decision.retry_after, decision.reset_after)
+
+
+# -- the formula -------------------------------------------------------------------------------
+
+
+async def test_decisions_equal_the_gcra_formula_step_by_step(make_limiter: LimiterFactory) -> None:
+    clock = VirtualClock(start=1000.0)
+    rates = {"slow": Rate(2, 1.0), "bursty": Rate(10, 1.0, burst=5), "odd": Rate(7, 3.0, burst=1)}
+    limiter = await make_limiter(
+        Rate(5, 1.0, burst=2),
+        rates=rates,
+        time_source="clock",
+        clock=clock,
+        options=RedisLimiterOptions(key_ttl_margin=3600),
+    )
+    rng = random.Random(4)
+    state: dict[str, int] = {}
+    keys = ["slow", "bursty", "odd", "default"]
+    for _ in range(400):
+        clock.advance(rng.choice([0, 0, 0.001, 0.05, 0.2, 0.9, 3.0]))
+        key = rng.choice(keys)
+        cost = rng.choice([0, 1, 1, 1, 2, 3, 9])
+        rate = rates.get(key, limiter.rate)
+        now_us = round(clock.monotonic() * 1_000_000)
+        decision = await limiter.decide(key, cost=cost)
+        assert decision.source is DecisionSource.PRIMARY
+        assert fields(decision) == expected_decision(state, key, now_us, rate, cost), (key, cost)
+
+
+async def test_rate_given_per_call_overrides_per_key_rates(make_limiter: LimiterFactory) -> None:
+    clock = VirtualClock(start=50.0)
+    limiter = await make_limiter(
+        Rate(100, 1.0), rates=lambda key: Rate(1, 60.0), time_source="clock", clock=clock
+    )
+    assert limiter.rate_for("anything") == Rate(1, 60.0)
+    assert (await limiter.decide("k")).allowed
+    assert not (await limiter.decide("k")).allowed
+    assert (await limiter.decide("k2", rate=Rate(3, 1.0, burst=2))).remaining == 2
+
+
+async def test_cost_above_the_burst_is_denied_without_touching_the_key(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    limiter = await make_limiter(Rate(5, 1.0, burst=1))
+    decision = await limiter.decide("big", cost=7)
+    assert not decision.allowed
+    assert decision.retry_after > 0
+    assert await client.exists(limiter.prefix + "big") == 0
+
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+async def test_server_time_makes_limiters_with_skewed_clocks_share_one_limit(
+    make_limiter: LimiterFactory,
+) -> None:
+    rate = Rate(1, 60.0, burst=4)
+    prefix = f"skew:{uuid.uuid4().hex}:"
+    early = await make_limiter(rate, prefix=prefix, clock=VirtualClock(start=0.0))
+    late = await make_limiter(rate, prefix=prefix, clock=VirtualClock(start=7 * 60.0))
+    outcomes = [await (early if i % 2 else late).decide("shared") for i in range(8)]
+    assert [d.allowed for d in outcomes] == [True] * 5 + [False] * 3
+    # Both read the same TAT from the same server clock: their views of the key agree.
+    assert abs(outcomes[-1].reset_after - outcomes[-2].reset_after) < 1.0
+
+
+async def test_clock_time_source_sends_the_injected_clock(make_limiter: LimiterFactory) -> None:
+    clock = VirtualClock(start=10.0)
+    limiter = await make_limiter(Rate(1, 10.0), time_source="clock", clock=clock)
+    assert (await limiter.decide("k")).allowed
+    denied = await limiter.decide("k")
+    assert (denied.allowed, denied.retry_after) == (False, 10.0)
+    clock.advance(10.0)
+    assert (await limiter.decide("k")).allowed
+
+
+# -- keys, script, connections --------------------------------------------------------------------
+
+
+async def test_key_is_prefixed_holds_the_tat_and_expires_at_reset(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    clock = VirtualClock(start=20.0)
+    limiter = await make_limiter(
+        Rate(10, 1.0, burst=4), prefix="custom:prefix:", time_source="clock", clock=clock
+    )
+    await client.delete("custom:prefix:user-1")
+    decision = await limiter.decide("user-1", cost=3)
+    stored = await client.get("custom:prefix:user-1")
+    assert stored == b"%d" % (20_000_000 + 3 * 100_000)
+    ttl_ms = await client.pttl("custom:prefix:user-1")
+    assert 0 < ttl_ms <= round(decision.reset_after * 1000) == 300
+    assert await client.exists("user-1") == 0
+    for _ in range(100):  # an idle key vanishes by itself once its reset time has passed
+        if not await client.exists("custom:prefix:user-1"):
+            break
+        await asyncio.sleep(0.01)
+    assert await client.exists("custom:prefix:user-1") == 0
+
+
+async def test_key_ttl_margin_extends_the_expiry(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    limiter = await make_limiter(Rate(10, 1.0), options=RedisLimiterOptions(key_ttl_margin=60))
+    await limiter.decide("k")
+    assert 60_000 < await client.pttl(limiter.prefix + "k") <= 60_100
+
+
+async def test_script_is_reloaded_after_script_flush(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    recorder = EventRecorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    limiter = await make_limiter(Rate(100, 3600.0, burst=99), events=bus)
+    assert (await limiter.decide("k")).allowed
+    assert limiter.stats.script_loads == 1
+    await client.script_flush()
+    results = await asyncio.gather(*(limiter.decide(f"k{i}") for i in range(10)))
+    assert all(d.allowed for d in results)
+    assert limiter.stats.script_loads == 2
+    assert [e.attributes["reason"] for e in recorder.named("script_reloaded")] == ["NOSCRIPT"]
+    assert (await limiter.decide("k")).remaining == 98
+
+
+async def test_url_with_password_and_database(fresh_redis_server: RedisServer) -> None:
+    admin = aredis.Redis.from_url(fresh_redis_server.url)
+    await admin.config_set("requirepass", "s3cret")
+    await admin.aclose()
+    host, port = fresh_redis_server.host, fresh_redis_server.port
+    limiter = RedisLimiter(f"redis://:s3cret@{host}:{port}/3", Rate(10, 1.0), prefix="p:")
+    assert (await limiter.decide("k")).allowed
+    await limiter.aclose()
+    check = aredis.Redis(host=host, port=port, password="s3cret", db=3)
+    assert await check.exists("p:k") == 1
+    other_db = aredis.Redis(host=host, port=port, password="s3cret", db=0)
+    assert await other_db.exists("p:k") == 0
+    await check.aclose()
+    await other_db.aclose()
+    with pytest.raises(RedisLimiterUnavailable):
+        await limiter.decide("k")
+
+
+async def test_a_passed_client_stays_open_and_gets_its_connection_back(
+    redis_server: RedisServer,
+) -> None:
+    client = aredis.Redis.from_url(redis_server.url)
+    pool = client.connection_pool
+    limiter = RedisLimiter(client, Rate(10, 1.0), prefix=f"own:{uuid.uuid4().hex}:")
+    await limiter.decide("k")
+    assert len(pool._in_use_connections) == 1
+    await limiter.aclose()
+    assert len(pool._in_use_connections) == 0
+    assert await client.ping()
+    await client.aclose()
+
+
+# -- batching and cancellation -----------------------------------------------------------------
+
+
+async def test_concurrent_callers_share_round_trips(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    limiter = await make_limiter(Rate(1000, 1.0, burst=100))
+    await limiter.decide("warm-up")
+    before = await _evalsha_calls(client)
+    round_trips = limiter.stats.round_trips
+    decisions = await asyncio.gather(*(limiter.decide(f"k{i % 8}") for i in range(64)))
+    assert all(d.allowed for d in decisions)
+    assert limiter.stats.round_trips - round_trips <= 2
+    assert await _evalsha_calls(client) - before == 64
+
+
+async def test_sequential_callers_get_one_round_trip_each(make_limiter: LimiterFactory) -> None:
+    limiter = await make_limiter(Rate(1000, 1.0))
+    for _ in range(20):
+        await limiter.decide("k")
+    assert limiter.stats.round_trips == 20
+    assert limiter.stats.decisions == 20
+
+
+async def test_cancelled_callers_leak_no_connection_and_no_batch_slot(
+    make_limiter: LimiterFactory, client: aredis.Redis, redis_server: RedisServer
+) -> None:
+    limiter = await make_limiter(Rate(1000, 1.0, burst=999))
+    await limiter.decide("warm-up")
+    pool = client.connection_pool
+    in_use = len(pool._in_use_connections)
+    admin = aredis.Redis.from_url(redis_server.url)
+    # Redis holds every other client's commands for 300 ms: the next round trip hangs.
+    await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # type: ignore[no-untyped-call]
+    try:
+        tasks = [asyncio.create_task(limiter.decide(f"k{i}")) for i in range(64)]
+        await asyncio.sleep(0.05)
+        stuck = [asyncio.create_task(limiter.decide(f"late{i}")) for i in range(16)]
+        await asyncio.sleep(0)
+        assert limiter.pending == 16  # queued behind the round trip in flight
+        for task in tasks + stuck:
+            task.cancel()
+        await asyncio.gather(*tasks, *stuck, return_exceptions=True)
+        assert all(task.cancelled() for task in tasks + stuck)
+        assert limiter.pending == 0
+        assert len(limiter._pending) == 0
+        assert len(pool._in_use_connections) == in_use
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        await admin.aclose()
+    decision = await limiter.decide("after")  # the flusher survived and replies stay in order
+    assert (decision.allowed, decision.remaining) == (True, 999)
+    assert len(pool._in_use_connections) == in_use
+
+
+# -- faults raise, never deny -------------------------------------------------------------------
+
+
+async def test_nothing_listening_raises_unavailable() -> None:
+    from chaos.servers import free_port
+
+    limiter = RedisLimiter(
+        f"redis://127.0.0.1:{free_port()}/0",
+        Rate(10, 1.0),
+        options=RedisLimiterOptions(round_trip_timeout=0.5),
+    )
+    with pytest.raises(RedisLimiterUnavailable) as raised:
+        await limiter.decide("k")
+    assert isinstance(raised.value, ConnectionError)
+    await limiter.aclose()
+
+
+async def test_redis_killed_raises_then_recovers_after_restart(
+    fresh_redis_server: RedisServer,
+) -> None:
+    limiter = RedisLimiter(
+        fresh_redis_server.url,
+        Rate(100, 1.0, burst=99),
+        options=RedisLimiterOptions(round_trip_timeout=0.5),
+    )
+    assert (await limiter.decide("k")).allowed
+    await asyncio.to_thread(fresh_redis_server.kill)
+    with pytest.raises(RedisLimiterUnavailable):
+        await limiter.decide("k")
+    await asyncio.to_thread(fresh_redis_server.start)
+    decision = await limiter.decide("k")  # reconnects; the fresh server needs the script again
+    assert (decision.allowed, decision.remaining) == (True, 99)
+    assert limiter.stats.script_loads == 2
+    await limiter.aclose()
+
+
+async def test_error_reply_raises_unavailable(
+    make_limiter: LimiterFactory, client: aredis.Redis
+) -> None:
+    limiter = await make_limiter(Rate(10, 1.0))
+    await client.rpush(limiter.prefix + "a-list", "x")  # WRONGTYPE inside the script
+    with pytest.raises(RedisLimiterUnavailable):
+        await limiter.decide("a-list")
+    assert (await limiter.decide("fine")).allowed
+
+
+GARBAGE = [
+    pytest.param(b"+OK\r\n", id="status"),
+    pytest.param(b"$5\r\nhello\r\n", id="bulk"),
+    pytest.param(b"*4\r\n:7\r\n:0\r\n:0\r\n:0\r\n", id="bad-flag"),
+    pytest.param(b"*3\r\n:1\r\n:1\r\n:1\r\n", id="short-array"),
+    pytest.param(b"*4\r\n:1\r\n:x\r\n:0\r\n:0\r\n", id="not-a-number"),
+    pytest.param(b"*4\r\n:1\r\n:2\r\n:0\r\n:100\r\n+extra\r\n", id="trailing-bytes"),
+    pytest.param(b"*4\r\n:1\r\n", id="cut-off"),
+]
+
+
+@pytest.mark.parametrize("reply", GARBAGE)
+async def test_protocol_garbage_raises_unavailable(reply: bytes) -> None:
+    async with _fake_redis(lambda: reply) as url:
+        limiter = RedisLimiter(url, Rate(10, 1.0), options=RedisLimiterOptions(0.5))
+        with pytest.raises(RedisLimiterUnavailable):
+            await limiter.decide("k")
+        await limiter.aclose()
+
+
+async def test_a_reply_arriving_byte_by_byte_is_read_whole() -> None:
+    reply = b"*4\r\n:1\r\n:4\r\n:0\r\n:100000\r\n"
+    async with _fake_redis(lambda: reply, byte_by_byte=True) as url:
+        limiter = RedisLimiter(url, Rate(10, 1.0))
+        decision = await limiter.decide("k")
+        assert fields(decision) == (True, 4, 0.0, 0.1)
+        await limiter.aclose()
+
+
+# -- input validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"round_trip_timeout": 0}, "round_trip_timeout"),
+        ({"round_trip_timeout": float("inf")}, "round_trip_timeout"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_batch": 1.5}, "max_batch"),
+        ({"key_ttl_margin": -1}, "key_ttl_margin"),
+    ],
+)
+def test_bad_options_name_the_field(kwargs: dict[str, float], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RedisLimiterOptions(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_bad_arguments_name_the_field(make_limiter: LimiterFactory) -> None:
+    with pytest.raises(ValueError, match="time_source"):
+        RedisLimiter("redis://127.0.0.1:1/0", Rate(1, 1.0), time_source="wall")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="rate"):
+        RedisLimiter("redis://127.0.0.1:1/0", 5)  # type: ignore[arg-type]
+    limiter = await make_limiter(Rate(1, 1.0))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="cost"):
+            await limiter.decide("k", cost=bad)  # type: ignore[arg-type]
+    assert limiter.pending == 0
+
+
+def test_the_script_touches_only_the_key_it_is_given() -> None:
+    # Redis Cluster safety: the script names no key but KEYS[1].
+    assert "KEYS[1]" in GCRA_SCRIPT
+    assert "KEYS[2]" not in GCRA_SCRIPT
+    assert GCRA_SCRIPT.count("redis.call(") == 3  # TIME, GET, SET
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+async def _evalsha_calls(client: aredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@contextlib.asynccontextmanager
+async def _fake_redis(
+    reply_to_evalsha: Callable[[], bytes], *, byte_by_byte: bool = False
+) -> AsyncIterator[str]:
+    """A loopback server that speaks enough RESP for a handshake and SCRIPT LOAD, then answers
+    every EVALSHA with ``reply_to_evalsha()``."""
+    from resilient.ratelimit._redis import _SCRIPT_SHA
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                header = await reader.readline()
+                if not header:
+                    return
+                args = []
+                for _ in range(int(header[1:])):
+                    size = int((await reader.readline())[1:])
+                    args.append((await reader.readexactly(size + 2))[:-2])
+                name = args[0].upper()
+                if name == b"SCRIPT":
+                    out = b"$40\r\n" + _SCRIPT_SHA + b"\r\n"
+                elif name == b"EVALSHA":
+                    out = reply_to_evalsha()
+                else:
+                    out = b"+OK\r\n"
+                if byte_by_byte and name == b"EVALSHA":
+                    for i in range(len(out)):
+                        writer.write(out[i : i + 1])
+                        await writer.drain()
+                        await asyncio.sleep(0.001)
+                else:
+                    writer.write(out)
+                    await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.close()
+        await server.wait_closed()
