@@ -1,0 +1,315 @@
+"""Rate-limiter benchmark: our limiters against named peers, in one run, with ratios.
+
+Run: ``.venv/bin/python bench/bench_ratelimit.py`` (peers: ``pip install -e .[bench]``).
+
+It starts its own redis-server on loopback and measures, interleaving the contenders round by
+round and keeping each one's best round (the machine is shared, so the best round is the one
+least disturbed by others):
+
+1. ``LocalLimiter.decide`` vs ``aiolimiter.AsyncLimiter.acquire``      target: faster
+2. ``RedisLimiter.decide`` sequential vs a raw ``EVALSHA`` of a trivial
+   script with the same redis-py client                                   target: <= 1.15x
+3. 64 concurrent tasks: ``RedisLimiter`` decisions/s vs ``limits.aio``
+   (fixed and moving window, async Redis storage, best of them)           target: >= 2x
+4. ``FailOpenGuard`` around a ``LocalLimiter`` vs the bare limiter        target: <= +1 us
+
+It prints one table and PASS/FAIL per target; the exit status is 1 when a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aredis
+
+from chaos.servers import RedisServer
+from resilient.ratelimit._redis import RedisLimiter
+from resilient.ratelimit._types import Rate
+
+TASKS = 64
+"""Concurrent tasks of the throughput comparison."""
+
+UNLIMITED = Rate(10**9, 1.0, burst=10**6)
+"""A rate no benchmark loop reaches, so every contender does its full work and allows."""
+
+Op = Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Sizes:
+    local_ops: int
+    redis_ops: int
+    rounds: int
+
+
+SIZES = {
+    "full": Sizes(local_ops=50_000, redis_ops=3_000, rounds=5),
+    "quick": Sizes(local_ops=5_000, redis_ops=300, rounds=2),
+}
+
+
+@dataclass
+class Row:
+    name: str
+    value: float
+    unit: str
+    versus: str = ""
+    ratio: float | None = None
+    target: str = ""
+    passed: bool | None = None
+
+
+async def main(sizes: Sizes) -> int:
+    server = RedisServer()
+    await asyncio.to_thread(server.start)
+    rows: list[Row] = []
+    try:
+        rows += await bench_local(sizes)
+        rows += await bench_redis_sequential(server.url, sizes)
+        rows += await bench_redis_concurrent(server.url, sizes)
+        rows += await bench_guard(sizes)
+    finally:
+        await asyncio.to_thread(server.close)
+    print_table(rows)
+    return 1 if any(row.passed is False for row in rows) else 0
+
+
+# -- 1. LocalLimiter vs aiolimiter ---------------------------------------------------------------
+
+
+async def bench_local(sizes: Sizes) -> list[Row]:
+    from aiolimiter import AsyncLimiter
+
+    local_limiter_class = _optional("resilient.ratelimit._local", "LocalLimiter")
+    peer = AsyncLimiter(10**9, 1.0)
+    contenders: dict[str, Op] = {"aiolimiter acquire": peer.acquire}
+    if local_limiter_class is not None:
+        local = local_limiter_class(UNLIMITED)
+        contenders["LocalLimiter decide"] = lambda: local.decide("key")
+    best = await _best_per_op_us(contenders, sizes.local_ops, sizes.rounds)
+    rows = [Row("aiolimiter acquire", best["aiolimiter acquire"], "us")]
+    if local_limiter_class is None:
+        rows.append(Row("LocalLimiter decide", float("nan"), "us", target="not built yet"))
+        return rows
+    ours = best["LocalLimiter decide"]
+    ratio = ours / best["aiolimiter acquire"]
+    rows.append(
+        Row("LocalLimiter decide", ours, "us", "aiolimiter", ratio, "< 1.00x", passed=ratio < 1)
+    )
+    return rows
+
+
+# -- 2. RedisLimiter sequential vs raw EVALSHA ---------------------------------------------------
+
+
+async def bench_redis_sequential(url: str, sizes: Sizes) -> list[Row]:
+    client = aredis.Redis.from_url(url)
+    limiter = RedisLimiter(client, UNLIMITED, prefix=f"bench:{uuid.uuid4().hex}:")
+    try:
+        sha = await client.script_load("return 1")
+        contenders: dict[str, Op] = {
+            "raw EVALSHA (redis-py)": lambda: client.evalsha(sha, 0),
+            "RedisLimiter decide": lambda: limiter.decide("key"),
+        }
+        best = await _best_per_op_us(contenders, sizes.redis_ops, sizes.rounds)
+    finally:
+        await limiter.aclose()
+        await client.aclose()
+    raw, ours = best["raw EVALSHA (redis-py)"], best["RedisLimiter decide"]
+    ratio = ours / raw
+    return [
+        Row("raw EVALSHA round trip, sequential", raw, "us"),
+        Row(
+            "RedisLimiter decide, sequential",
+            ours,
+            "us",
+            "raw EVALSHA",
+            ratio,
+            "<= 1.15x",
+            passed=ratio <= 1.15,
+        ),
+    ]
+
+
+# -- 3. 64 concurrent tasks: RedisLimiter vs limits.aio ------------------------------------------
+
+
+async def bench_redis_concurrent(url: str, sizes: Sizes) -> list[Row]:
+    from limits import RateLimitItemPerSecond
+    from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+    from limits.storage import storage_from_string
+
+    client = aredis.Redis.from_url(url, max_connections=TASKS + 4)
+    limiter = RedisLimiter(client, UNLIMITED, prefix=f"bench:{uuid.uuid4().hex}:")
+    sha = await client.script_load("return 1")
+    storage_url = url.replace("redis://", "async+redis://")
+    coredis_storage = storage_from_string(storage_url)
+    redispy_storage = storage_from_string(storage_url, implementation="redispy")
+    item = RateLimitItemPerSecond(10**9)
+    peers = {
+        "limits.aio fixed window (coredis)": FixedWindowRateLimiter(coredis_storage),
+        "limits.aio moving window (coredis)": MovingWindowRateLimiter(coredis_storage),
+        "limits.aio fixed window (redis-py)": FixedWindowRateLimiter(redispy_storage),
+        "limits.aio moving window (redis-py)": MovingWindowRateLimiter(redispy_storage),
+    }
+    contenders: dict[str, Op] = {"RedisLimiter decide": lambda: limiter.decide("key")}
+    for name, strategy in peers.items():
+        contenders[name] = _limits_hit(strategy, item, key=name)
+    contenders["raw EVALSHA (redis-py)"] = lambda: client.evalsha(sha, 0)
+    try:
+        best = await _best_concurrent_per_op_us(contenders, sizes.redis_ops, sizes.rounds)
+    finally:
+        await limiter.aclose()
+        await client.aclose()
+    ours = best.pop("RedisLimiter decide")
+    raw = best.pop("raw EVALSHA (redis-py)")
+    best_peer = min(best, key=lambda name: best[name])
+    rows = [
+        Row(f"{name}, {TASKS} tasks", 1e6 / per_op, "decisions/s")
+        for name, per_op in sorted(best.items())
+    ]
+    rows.append(Row(f"raw EVALSHA (redis-py), {TASKS} tasks", 1e6 / raw, "calls/s"))
+    ratio = best[best_peer] / ours
+    rows.append(
+        Row(
+            f"RedisLimiter decide, {TASKS} tasks",
+            1e6 / ours,
+            "decisions/s",
+            f"best limits.aio ({best_peer.removeprefix('limits.aio ')})",
+            ratio,
+            ">= 2.00x",
+            passed=ratio >= 2.0,
+        )
+    )
+    return rows
+
+
+def _limits_hit(strategy: Any, item: Any, *, key: str) -> Op:
+    async def hit() -> bool:
+        return bool(await strategy.hit(item, "bench", key))
+
+    return hit
+
+
+# -- 4. FailOpenGuard overhead -------------------------------------------------------------------
+
+
+async def bench_guard(sizes: Sizes) -> list[Row]:
+    local_limiter_class = _optional("resilient.ratelimit._local", "LocalLimiter")
+    guard_class = _optional("resilient.ratelimit._guard", "FailOpenGuard")
+    if local_limiter_class is None or guard_class is None:
+        return [Row("FailOpenGuard overhead", float("nan"), "us", target="not built yet")]
+    bare = local_limiter_class(UNLIMITED)
+    guarded = guard_class(local_limiter_class(UNLIMITED))
+    contenders: dict[str, Op] = {
+        "LocalLimiter decide": lambda: bare.decide("key"),
+        "FailOpenGuard(LocalLimiter) decide": lambda: guarded.decide("key"),
+    }
+    best = await _best_per_op_us(contenders, sizes.local_ops, sizes.rounds)
+    overhead = best["FailOpenGuard(LocalLimiter) decide"] - best["LocalLimiter decide"]
+    return [
+        Row("FailOpenGuard(LocalLimiter) decide", best["FailOpenGuard(LocalLimiter) decide"], "us"),
+        Row(
+            "FailOpenGuard overhead",
+            overhead,
+            "us",
+            "bare LocalLimiter",
+            None,
+            "<= 1.00 us",
+            passed=overhead <= 1.0,
+        ),
+    ]
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+async def _best_per_op_us(contenders: dict[str, Op], ops: int, rounds: int) -> dict[str, float]:
+    """Each contender's best (lowest) microseconds per sequential call over ``rounds`` rounds,
+    the contenders taking turns within every round."""
+    for op in contenders.values():  # warm up: connections, caches, script loads
+        for _ in range(min(ops, 200)):
+            await op()
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, op in contenders.items():
+            gc.collect()
+            start = time.perf_counter()
+            for _ in range(ops):
+                await op()
+            samples[name].append((time.perf_counter() - start) / ops * 1e6)
+    return {name: min(values) for name, values in samples.items()}
+
+
+async def _best_concurrent_per_op_us(
+    contenders: dict[str, Op], ops: int, rounds: int
+) -> dict[str, float]:
+    """Like :func:`_best_per_op_us`, with ``TASKS`` tasks calling at once: wall time / calls."""
+    per_task = max(1, ops * 4 // TASKS)
+
+    async def run(op: Op) -> float:
+        async def worker() -> None:
+            for _ in range(per_task):
+                await op()
+
+        gc.collect()
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(TASKS)))
+        return (time.perf_counter() - start) / (per_task * TASKS) * 1e6
+
+    for op in contenders.values():
+        await run(op)
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, op in contenders.items():
+            samples[name].append(await run(op))
+    return {name: min(values) for name, values in samples.items()}
+
+
+def _optional(module: str, name: str) -> Any:
+    """``module.name``, or None while that part of the library is not built yet."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"Python {sys.version.split()[0]}, best of rounds; lower us and higher rates are better")
+    header = ("measure", "value", "", "versus", "ratio", "target", "")
+    lines = [header]
+    for row in rows:
+        value = "n/a" if row.value != row.value else f"{row.value:,.2f}"
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}x"
+        verdict = {True: "PASS", False: "FAIL", None: ""}[row.passed]
+        lines.append((row.name, value, row.unit, row.versus, ratio, row.target, verdict))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for index, line in enumerate(lines):
+        cells = [
+            cell.rjust(width) if column in (1, 4) else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    verdicts = [row.passed for row in rows if row.passed is not None]
+    print(f"\n{sum(verdicts)} of {len(verdicts)} targets met")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(main(SIZES["quick" if arguments.quick else "full"])))
