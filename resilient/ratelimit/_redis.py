@@ -264,6 +264,7 @@ class RedisLimiter:
         self._pending: list[_Request] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: AbstractConnection | None = None
         self._closed = False
 
@@ -291,10 +292,11 @@ class RedisLimiter:
         if rate is None:
             rate = self.rate_for(key)
         command = self._command(key, cost, rate)
-        future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._notify_flusher(loop)
+        future: asyncio.Future[_Reply] = loop.create_future()
         request = _Request(command, future)
         self._pending.append(request)
-        self._notify_flusher()
         try:
             allowed, remaining, retry_after_us, reset_after_us = await future
         except asyncio.CancelledError:
@@ -379,13 +381,16 @@ class RedisLimiter:
         self._rate_args[rate] = (packed, max_cost)
         return packed, max_cost
 
-    def _notify_flusher(self) -> None:
+    def _notify_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
         flusher = self._flusher
         if flusher is None or flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_forever(), name=f"{self!r}.flusher"
-            )
+            if self._loop is not None and self._loop is not loop:
+                raise RuntimeError("a RedisLimiter serves the one event loop it first ran in")
+            self._loop = loop
+            self._flusher = loop.create_task(self._flush_forever(), name=f"{self!r}.flusher")
             return
+        if self._loop is not loop:
+            raise RuntimeError("a RedisLimiter serves the one event loop it first ran in")
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)

@@ -145,6 +145,34 @@ async def test_clock_time_source_sends_the_injected_clock(make_limiter: LimiterF
     assert (await limiter.decide("k")).allowed
 
 
+async def test_four_limiters_sharing_one_redis_enforce_one_global_limit(
+    redis_server: RedisServer,
+) -> None:
+    # Four instances (each its own client and connection) offer twice the global rate for 5 s of
+    # shared virtual time; together they allow what one limiter would, within 5%.
+    clock = VirtualClock(start=100.0)
+    rate = Rate(200, 1.0, burst=10)
+    prefix = f"global:{uuid.uuid4().hex}:"
+    options = RedisLimiterOptions(key_ttl_margin=3600)
+    instances = [
+        RedisLimiter(
+            redis_server.url, rate, prefix=prefix, time_source="clock", clock=clock, options=options
+        )
+        for _ in range(4)
+    ]
+    allowed = 0
+    try:
+        for _ in range(500):  # every 10 ms each instance asks once: 400/s offered
+            decisions = await asyncio.gather(*(i.decide("tenant") for i in instances))
+            allowed += sum(d.allowed for d in decisions)
+            clock.advance(0.01)
+    finally:
+        for instance in instances:
+            await instance.aclose()
+    expected = 200 * 5 + 10
+    assert abs(allowed - expected) <= 0.05 * expected, allowed
+
+
 # -- keys, script, connections --------------------------------------------------------------------
 
 
