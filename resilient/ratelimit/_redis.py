@@ -8,7 +8,9 @@ vanish by themselves.
 
 Time comes from the Redis server (``TIME`` inside the script) by default, so instances whose
 clocks disagree still share one limit. ``time_source="clock"`` sends the injected clock's time
-instead (virtual time in tests; every instance sharing the keys must then share that clock).
+instead, as ``int(clock.monotonic() * 1_000_000)`` microseconds exactly as
+:class:`~resilient.ratelimit.LocalLimiter` reads it (virtual time in tests; every instance
+sharing the keys must then share that clock).
 
 Concurrent callers in one process are coalesced: each caller queues its command and waits; one
 flusher task sends everything queued as one pipeline (non-transactional) as soon as the previous
@@ -364,7 +366,7 @@ class RedisLimiter:
             self._margin_arg,
         )
         if self.time_source == "clock":
-            now_us = round(self._clock.monotonic() * 1_000_000)
+            now_us = int(self._clock.monotonic() * 1_000_000)
             if not 0 <= now_us < _MAX_EXACT_US:
                 raise ValueError(f"clock time must be in [0, 2^52) us, got {now_us} us")
             command += _bulk(b"%d" % now_us)
