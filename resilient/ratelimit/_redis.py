@@ -39,6 +39,7 @@ from redis.exceptions import ResponseError
 
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._types import Decision, DecisionSource, Rate
 
 __all__ = [
@@ -62,6 +63,8 @@ RateLookup = Mapping[str, Rate] | Callable[[str], Rate | None]
 """Per-key rates: a mapping, or a function returning a key's rate (None: the default rate)."""
 
 EVENT_SOURCE = "ratelimit.redis"
+
+_PRIMARY = DecisionSource.PRIMARY
 
 _MAX_CACHED_RATES = 1024
 """Packed arguments are cached per distinct rate, up to this many (then the cache restarts)."""
@@ -304,12 +307,8 @@ class RedisLimiter:
         except asyncio.CancelledError:
             self._forget(request)
             raise
-        return Decision(
-            allowed == 1,
-            remaining,
-            retry_after_us / 1_000_000,
-            reset_after_us / 1_000_000,
-            DecisionSource.PRIMARY,
+        return new_decision(
+            allowed == 1, remaining, retry_after_us / 1e6, reset_after_us / 1e6, _PRIMARY, ""
         )
 
     async def aclose(self) -> None:
