@@ -1,0 +1,445 @@
+"""An asyncio circuit breaker on pybreaker's state machine and storage.
+
+pybreaker keeps the state of a circuit (closed, open, half-open), its counters and its
+transitions, in a storage that can be shared (memory now; Redis later), but it runs a guarded
+call *inside* a threading lock and handles coroutines only through tornado. This module keeps
+pybreaker for what it does soundly and does the call itself:
+
+- every transition goes through pybreaker (``open()``, ``half_open()``, ``close()``, its
+  storage counters and its ``state_change`` listeners), each a short synchronous step: no
+  lock is ever held across an ``await``;
+- time comes from the injected :class:`~resilient.clock.Clock`: the circuit turns half-open
+  ``reset_timeout`` seconds after it opened *on that clock* (pybreaker's wall-clock
+  ``opened_at`` is never read), so tests run in virtual time;
+- half-open admits at most ``half_open_max_calls`` concurrent probes; other callers are
+  rejected at once with :class:`CircuitOpenError`. One probe success closes the circuit, one
+  probe failure opens it again;
+- when to trip is a :class:`TripPolicy`, the seam later patterns extend (failure-rate windows,
+  slow calls). The default, :class:`ConsecutiveFailures`, trips after
+  ``failure_threshold`` failures in a row;
+- every transition emits a typed event (source ``"breaker"``): ``opened``, ``half_opened``,
+  ``closed``, with the breaker's name and the reason.
+
+Outcomes are counted per *permit*. A call that started before a transition (say, while closed)
+and ends after it is ignored: it says nothing about the circuit as it is now. A call cancelled
+before it ended (``asyncio.CancelledError``, or any ``BaseException`` that is not an
+``Exception``) counts as neither success nor failure, and a cancelled probe frees its slot:
+cancellation says nothing about the dependency. An exception listed in ``exclude`` counts as a
+success (pybreaker's rule: the dependency answered; the answer was a business error).
+
+Use one breaker from one event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import pybreaker
+
+from resilient.clock import SYSTEM_CLOCK, Clock
+from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+
+__all__ = [
+    "DEFAULT_BREAKER_OPTIONS",
+    "BreakerOptions",
+    "BreakerState",
+    "BreakerStats",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "ConsecutiveFailures",
+    "Permit",
+    "TripPolicy",
+]
+
+EVENT_SOURCE = "breaker"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Exclusion = type[BaseException] | Callable[[BaseException], bool]
+"""An exception type, or a predicate on the exception, that does not count as a failure."""
+
+
+class BreakerState(enum.Enum):
+    """Where a circuit is. The values are pybreaker's state names."""
+
+    CLOSED = pybreaker.STATE_CLOSED
+    OPEN = pybreaker.STATE_OPEN
+    HALF_OPEN = pybreaker.STATE_HALF_OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerOptions:
+    """How a :class:`CircuitBreaker` trips and recovers.
+
+    ``failure_threshold``: consecutive failures (while closed) that open the circuit (5).
+    ``reset_timeout``: seconds, on the breaker's clock, the circuit stays open before it lets
+    probes through (30.0).
+    ``half_open_max_calls``: probes allowed at once while half-open (1); one success closes
+    the circuit, one failure opens it again.
+    ``exclude``: exception types or predicates that are not failures (they count as successes).
+    """
+
+    failure_threshold: int = 5
+    reset_timeout: float = 30.0
+    half_open_max_calls: int = 1
+    exclude: tuple[Exclusion, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("failure_threshold", "half_open_max_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"BreakerOptions.{name} must be an int >= 1, got {value!r}")
+        timeout = self.reset_timeout
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout < 0
+        ):
+            raise ValueError(
+                f"BreakerOptions.reset_timeout must be a finite number of seconds >= 0, "
+                f"got {timeout!r}"
+            )
+        if not isinstance(self.exclude, tuple) or not all(callable(item) for item in self.exclude):
+            raise ValueError(
+                "BreakerOptions.exclude must be a tuple of exception types or predicates, "
+                f"got {self.exclude!r}"
+            )
+
+
+DEFAULT_BREAKER_OPTIONS = BreakerOptions()
+"""Trip after 5 consecutive failures, probe after 30 s, one probe at a time, exclude nothing."""
+
+
+class CircuitOpenError(Exception):
+    """The circuit did not let this call through: it is open, or half-open with every probe
+    slot taken. ``retry_after`` is the seconds until it lets probes through (0 if it already
+    does, but all probe slots are taken)."""
+
+    def __init__(self, name: str, state: BreakerState, retry_after: float) -> None:
+        self.name = name
+        self.state = state
+        self.retry_after = retry_after
+        if state is BreakerState.OPEN:
+            detail = f"open; probes in {retry_after:.3f}s"
+        else:
+            detail = "half-open; every probe slot is taken"
+        super().__init__(f"circuit {name!r} is {detail}")
+
+
+class TripPolicy(Protocol):
+    """Decides, from the outcomes of calls made while the circuit is closed, when it trips.
+
+    It keeps its counts in the breaker's pybreaker storage (so a shared storage shares them).
+    Counters are reset by pybreaker when the circuit closes.
+    """
+
+    def on_success(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> None:
+        """A call made while closed succeeded at ``now`` (clock seconds)."""
+        ...
+
+    def on_failure(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> bool:
+        """A call made while closed failed at ``now``; True to open the circuit."""
+        ...
+
+
+class ConsecutiveFailures:
+    """Trip after ``threshold`` failures in a row (pybreaker's failure counter)."""
+
+    def __init__(self, threshold: int) -> None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+            raise ValueError(
+                f"ConsecutiveFailures.threshold must be an int >= 1, got {threshold!r}"
+            )
+        self.threshold = threshold
+
+    def on_success(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> None:
+        if storage.counter:
+            storage.reset_counter()
+
+    def on_failure(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> bool:
+        storage.increment_counter()
+        return storage.counter >= self.threshold
+
+    def __repr__(self) -> str:
+        return f"ConsecutiveFailures({self.threshold})"
+
+
+@dataclass(slots=True)
+class BreakerStats:
+    """Counters of one :class:`CircuitBreaker` since it was made."""
+
+    successes: int = 0
+    """Calls that counted as successes (excluded exceptions included)."""
+    failures: int = 0
+    """Calls that counted as failures."""
+    rejected: int = 0
+    """Calls refused because the circuit was open or every probe slot was taken."""
+    cancelled: int = 0
+    """Calls that ended without an outcome (cancelled): counted as neither."""
+    ignored: int = 0
+    """Outcomes of calls that started before the last transition (not counted)."""
+    trips: int = 0
+    """Times the circuit opened."""
+
+
+class Permit:
+    """The right to make one call through a :class:`CircuitBreaker`; report how it ended.
+
+    Call exactly one of :meth:`succeeded`, :meth:`failed` or :meth:`released` (cancelled: no
+    outcome). A probe permit holds a half-open slot until then.
+    """
+
+    __slots__ = ("_breaker", "_generation", "_pending", "probe")
+
+    def __init__(self, breaker: CircuitBreaker, generation: int, probe: bool) -> None:
+        self._breaker = breaker
+        self._generation = generation
+        self._pending = True
+        self.probe = probe
+        """True for a half-open probe (it holds one of the ``half_open_max_calls`` slots)."""
+
+    def succeeded(self) -> None:
+        """The call succeeded."""
+        if self._settle():
+            self._breaker._on_success(self._generation)
+
+    def failed(self, error: BaseException) -> None:
+        """The call failed with ``error`` (an excluded error counts as a success)."""
+        if self._settle():
+            self._breaker._on_failure(self._generation, error)
+
+    def released(self) -> None:
+        """The call ended without an outcome (e.g. cancelled): neither success nor failure."""
+        if self._settle():
+            self._breaker.stats.cancelled += 1
+
+    def _settle(self) -> bool:
+        """Mark this permit used (once: a probe frees its slot); False if already used."""
+        if not self.probe:
+            return True
+        if not self._pending:
+            return False
+        self._pending = False
+        self._breaker._free_probe_slot(self._generation)
+        return True
+
+
+class CircuitBreaker:
+    """A circuit breaker for coroutines, on pybreaker's state machine (see the module doc).
+
+    ``await breaker.call(fn, *args)`` or ``async with breaker.calling(): ...`` run one call;
+    :meth:`try_acquire` / :meth:`acquire` give a :class:`Permit` for callers that report the
+    outcome themselves (the cheapest path). ``policy`` decides when to trip (default
+    :class:`ConsecutiveFailures` of ``options.failure_threshold``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        options: BreakerOptions = DEFAULT_BREAKER_OPTIONS,
+        *,
+        policy: TripPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus = DEFAULT_EVENTS,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"CircuitBreaker.name must be a non-empty str, got {name!r}")
+        if not isinstance(options, BreakerOptions):
+            raise TypeError(f"CircuitBreaker.options must be BreakerOptions, got {options!r}")
+        self.name = name
+        self.options = options
+        self.policy: TripPolicy = policy or ConsecutiveFailures(options.failure_threshold)
+        self.stats = BreakerStats()
+        self._clock = clock
+        self._events = events
+        self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        self._machine = pybreaker.CircuitBreaker(
+            fail_max=options.failure_threshold,
+            reset_timeout=options.reset_timeout,
+            exclude=list(options.exclude),
+            listeners=[_Transitions(self)],
+            state_storage=self._storage,
+            name=name,
+        )
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._closed_permit = Permit(self, 0, probe=False)
+        self._probes = 0
+        self._half_open_at = 0.0
+        self._reason = ""
+
+    @property
+    def state(self) -> BreakerState:
+        """The circuit's state now (an open circuit whose reset timeout has passed turns
+        half-open when read)."""
+        if self._state is BreakerState.OPEN and self._clock.monotonic() >= self._half_open_at:
+            self._half_open()
+        return self._state
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted while closed (pybreaker's failure counter)."""
+        return int(self._storage.counter)
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until an open circuit lets probes through (0 when not open)."""
+        if self._state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self._half_open_at - self._clock.monotonic())
+
+    def allows_call(self) -> bool:
+        """Whether a call made now would be let through (reserves nothing; cheap)."""
+        state = self._state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.OPEN:
+            return self._clock.monotonic() >= self._half_open_at
+        return self._probes < self.options.half_open_max_calls
+
+    def try_acquire(self) -> Permit | None:
+        """A permit for one call, or None (counted as rejected) if the circuit refuses it."""
+        state = self._state
+        if state is BreakerState.CLOSED:
+            return self._closed_permit
+        if state is BreakerState.OPEN:
+            if self._clock.monotonic() < self._half_open_at:
+                self.stats.rejected += 1
+                return None
+            self._half_open()
+        if self._probes >= self.options.half_open_max_calls:
+            self.stats.rejected += 1
+            return None
+        self._probes += 1
+        return Permit(self, self._generation, probe=True)
+
+    def acquire(self) -> Permit:
+        """:meth:`try_acquire`, raising :class:`CircuitOpenError` instead of returning None."""
+        permit = self.try_acquire()
+        if permit is None:
+            raise CircuitOpenError(self.name, self._state, self.retry_after)
+        return permit
+
+    async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Await ``fn(*args, **kwargs)`` through the circuit; raise :class:`CircuitOpenError`
+        without calling ``fn`` when the circuit refuses the call."""
+        permit = self.acquire()
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as error:
+            permit.failed(error)
+            raise
+        except BaseException:
+            permit.released()
+            raise
+        permit.succeeded()
+        return result
+
+    @contextlib.asynccontextmanager
+    async def calling(self) -> AsyncIterator[Permit]:
+        """``async with breaker.calling(): ...``: the block is one call through the circuit
+        (raises :class:`CircuitOpenError` on entry when refused)."""
+        permit = self.acquire()
+        try:
+            yield permit
+        except Exception as error:
+            permit.failed(error)
+            raise
+        except BaseException:
+            permit.released()
+            raise
+        permit.succeeded()
+
+    # Outcomes (called by Permit) -------------------------------------------------------------
+
+    def _on_success(self, generation: int) -> None:
+        if generation != self._generation:
+            self.stats.ignored += 1
+            return
+        self.stats.successes += 1
+        if self._state is BreakerState.HALF_OPEN:
+            self._storage.increment_success_counter()
+            if self._storage.success_counter >= self._machine.success_threshold:
+                self._transition(self._machine.close, "probe succeeded")
+        else:
+            self.policy.on_success(self._storage, self._clock.monotonic())
+
+    def _on_failure(self, generation: int, error: BaseException) -> None:
+        if not self._machine.is_system_error(error):
+            self._on_success(generation)
+            return
+        if generation != self._generation:
+            self.stats.ignored += 1
+            return
+        self.stats.failures += 1
+        cause = type(error).__name__
+        if self._state is BreakerState.HALF_OPEN:
+            self._transition(self._machine.open, f"probe failed: {cause}")
+        elif self.policy.on_failure(self._storage, self._clock.monotonic()):
+            self._transition(self._machine.open, f"{self.policy!r} tripped on {cause}")
+
+    def _free_probe_slot(self, generation: int) -> None:
+        if generation == self._generation:
+            self._probes -= 1
+
+    # Transitions -----------------------------------------------------------------------------
+
+    def _half_open(self) -> None:
+        self._transition(self._machine.half_open, "reset timeout elapsed")
+
+    def _transition(self, step: Callable[[], Any], reason: str) -> None:
+        """Run one pybreaker transition; :class:`_Transitions` sees it and updates us."""
+        self._reason = reason
+        step()
+
+    def _entered(self, state: BreakerState, previous: BreakerState) -> None:
+        """pybreaker moved the circuit to ``state``: start a new generation, tell the bus."""
+        now = self._clock.monotonic()
+        failures = self.failure_count
+        self._state = state
+        self._generation += 1
+        self._probes = 0
+        if state is BreakerState.CLOSED:
+            self._closed_permit = Permit(self, self._generation, probe=False)
+        attributes: dict[str, Any] = {
+            "breaker": self.name,
+            "previous": previous.value,
+            "reason": self._reason,
+        }
+        if state is BreakerState.OPEN:
+            self.stats.trips += 1
+            self._half_open_at = now + self.options.reset_timeout
+            attributes["failures"] = failures
+            attributes["reset_timeout"] = self.options.reset_timeout
+            self._events.emit(Event(EVENT_SOURCE, "opened", Severity.WARNING, attributes, now))
+        elif state is BreakerState.HALF_OPEN:
+            attributes["max_probes"] = self.options.half_open_max_calls
+            self._events.emit(Event(EVENT_SOURCE, "half_opened", Severity.INFO, attributes, now))
+        else:
+            self._events.emit(Event(EVENT_SOURCE, "closed", Severity.INFO, attributes, now))
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, state={self._state.value})"
+
+
+class _Transitions(pybreaker.CircuitBreakerListener):
+    """Forwards pybreaker's state changes to the :class:`CircuitBreaker` that owns it."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        previous = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
+        self._breaker._entered(BreakerState(new_state.name), previous)

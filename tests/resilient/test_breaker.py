@@ -1,0 +1,309 @@
+"""CircuitBreaker: trips, recovers in virtual time, bounds probes, holds no lock across await."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resilient.breaker import (
+    BreakerOptions,
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpenError,
+)
+from resilient.clock import VirtualClock
+from resilient.events import EventBus, EventRecorder
+
+
+class Boom(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+async def ok() -> str:
+    return "ok"
+
+
+async def fail() -> str:
+    raise Boom("dependency down")
+
+
+def make_breaker(
+    clock: VirtualClock,
+    bus: EventBus | None = None,
+    **options: object,
+) -> CircuitBreaker:
+    settings = {"failure_threshold": 3, "reset_timeout": 10.0, **options}
+    return CircuitBreaker(
+        "dep",
+        BreakerOptions(**settings),  # type: ignore[arg-type]
+        clock=clock,
+        events=bus or EventBus(log_when_unobserved=False),
+    )
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """The breaker's state, read fresh (a function call, so type checkers do not narrow it)."""
+    return breaker.state
+
+
+async def trip(breaker: CircuitBreaker) -> None:
+    for _ in range(breaker.options.failure_threshold):
+        with pytest.raises(Boom):
+            await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.OPEN
+
+
+async def test_trips_after_the_threshold_of_consecutive_failures() -> None:
+    breaker = make_breaker(VirtualClock())
+    for _ in range(2):
+        with pytest.raises(Boom):
+            await breaker.call(fail)
+    assert breaker.failure_count == 2
+    assert await breaker.call(ok) == "ok"  # a success breaks the run
+    assert breaker.failure_count == 0
+    for _ in range(2):
+        with pytest.raises(Boom):
+            await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.CLOSED
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.OPEN
+    assert breaker.stats.trips == 1
+
+
+async def test_an_open_circuit_rejects_without_calling() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    calls = 0
+
+    async def counted() -> None:
+        nonlocal calls
+        calls += 1
+
+    clock.advance(4.0)
+    with pytest.raises(CircuitOpenError) as raised:
+        await breaker.call(counted)
+    assert calls == 0
+    assert raised.value.retry_after == pytest.approx(6.0)
+    assert not breaker.allows_call()
+    assert breaker.try_acquire() is None
+    assert breaker.stats.rejected == 2
+
+
+async def test_the_reset_timeout_runs_on_the_injected_clock() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    clock.advance(9.999)
+    assert state_of(breaker) is BreakerState.OPEN
+    clock.advance(0.001)
+    assert breaker.allows_call()
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+    assert await breaker.call(ok) == "ok"
+    assert state_of(breaker) is BreakerState.CLOSED
+
+
+async def test_a_failed_probe_opens_the_circuit_for_another_reset_timeout() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    clock.advance(10.0)
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.OPEN
+    assert breaker.retry_after == pytest.approx(10.0)
+    clock.advance(10.0)
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+
+
+@pytest.mark.parametrize("max_probes", [1, 3])
+async def test_half_open_admits_at_most_max_probes_among_many_callers(max_probes: int) -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock, half_open_max_calls=max_probes)
+    await trip(breaker)
+    clock.advance(10.0)
+    release = asyncio.Event()
+    running = 0
+    most = 0
+
+    async def probe() -> str:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return "ok"
+
+    tasks = [asyncio.create_task(breaker.call(probe)) for _ in range(20)]
+    await asyncio.sleep(0)
+    rejected = [t for t in tasks if t.done()]
+    assert len(rejected) == 20 - max_probes
+    assert all(isinstance(t.exception(), CircuitOpenError) for t in rejected)
+    assert running == max_probes
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert results.count("ok") == max_probes
+    assert most == max_probes
+    assert state_of(breaker) is BreakerState.CLOSED
+
+
+async def test_every_transition_emits_a_typed_event() -> None:
+    clock = VirtualClock()
+    recorder = EventRecorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    breaker = make_breaker(clock, bus)
+    await trip(breaker)
+    clock.advance(10.0)
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    clock.advance(10.0)
+    await breaker.call(ok)
+    assert [e.name for e in recorder.events] == [
+        "opened",
+        "half_opened",
+        "opened",
+        "half_opened",
+        "closed",
+    ]
+    assert all(e.source == "breaker" and e.attributes["breaker"] == "dep" for e in recorder.events)
+    first = recorder.events[0]
+    assert first.attributes["failures"] == 3
+    assert first.attributes["previous"] == "closed"
+    assert "Boom" in first.attributes["reason"]
+    assert first.time == 0.0
+    assert recorder.events[2].attributes["reason"] == "probe failed: Boom"
+    assert recorder.events[4].attributes["reason"] == "probe succeeded"
+    assert recorder.events[4].time == 20.0
+
+
+async def test_a_cancelled_probe_frees_its_slot_and_counts_as_nothing() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    clock.advance(10.0)
+    hang = asyncio.Event()
+
+    async def stuck() -> None:
+        await hang.wait()
+
+    probe = asyncio.create_task(breaker.call(stuck))
+    await asyncio.sleep(0)
+    assert not breaker.allows_call()  # the only slot is taken
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+    assert breaker.stats.cancelled == 1
+    assert breaker.stats.failures == 3  # the trip only
+    assert breaker.allows_call()
+    assert await breaker.call(ok) == "ok"
+    assert state_of(breaker) is BreakerState.CLOSED
+
+
+async def test_a_cancelled_call_while_closed_is_not_a_failure() -> None:
+    breaker = make_breaker(VirtualClock(), failure_threshold=1)
+    task = asyncio.create_task(breaker.call(asyncio.Event().wait))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.failure_count == 0
+
+
+async def test_no_threading_lock_is_held_while_a_call_awaits() -> None:
+    breaker = make_breaker(VirtualClock())
+    inside = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def slow() -> str:
+        inside.set()
+        await leave.wait()
+        return "slow"
+
+    slow_call = asyncio.create_task(breaker.call(slow))
+    await inside.wait()
+    lock = breaker._machine._lock
+
+    def lock_is_free() -> bool:
+        if lock.acquire(blocking=False):
+            lock.release()
+            return True
+        return False
+
+    assert await asyncio.to_thread(lock_is_free)
+    # Another task uses the breaker while the slow call is in flight.
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert await breaker.call(ok) == "ok"
+    leave.set()
+    assert await slow_call == "slow"
+
+
+async def test_a_call_started_before_a_transition_does_not_count_after_it() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    leave = asyncio.Event()
+
+    async def late() -> str:
+        await leave.wait()
+        return "late"
+
+    straggler = asyncio.create_task(breaker.call(late))
+    await asyncio.sleep(0)
+    await trip(breaker)
+    clock.advance(10.0)
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+    leave.set()
+    assert await straggler == "late"
+    # Started while closed: its success must not close the half-open circuit.
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+    assert breaker.stats.ignored == 1
+
+
+async def test_excluded_errors_are_successes() -> None:
+    breaker = make_breaker(VirtualClock(), failure_threshold=1, exclude=(NotFound,))
+
+    async def missing() -> None:
+        raise NotFound
+
+    with pytest.raises(NotFound):
+        await breaker.call(missing)
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.stats.successes == 1
+
+
+async def test_the_context_manager_is_one_call_through_the_circuit() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock, failure_threshold=1)
+    with pytest.raises(Boom):
+        async with breaker.calling():
+            raise Boom
+    with pytest.raises(CircuitOpenError):
+        async with breaker.calling():
+            pytest.fail("an open circuit must not run the block")
+    clock.advance(10.0)
+    async with breaker.calling() as permit:
+        assert permit.probe
+    assert state_of(breaker) is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"half_open_max_calls": 0}, "half_open_max_calls"),
+        ({"reset_timeout": -1.0}, "reset_timeout"),
+        ({"reset_timeout": float("inf")}, "reset_timeout"),
+        ({"exclude": [Boom]}, "exclude"),
+    ],
+)
+def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=f"BreakerOptions.{field}"):
+        BreakerOptions(**options)  # type: ignore[arg-type]
