@@ -286,8 +286,8 @@ async def test_cancelled_callers_leak_no_connection_and_no_batch_slot(
     pool = client.connection_pool
     in_use = len(pool._in_use_connections)
     admin = aredis.Redis.from_url(redis_server.url)
-    # Redis holds every other client's commands for 300 ms: the next round trip hangs.
-    await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # type: ignore[no-untyped-call]
+    # Redis holds every other client's commands for 0.5 s: the next round trip hangs.
+    await admin.execute_command("CLIENT", "PAUSE", 500, "ALL")  # type: ignore[no-untyped-call]
     try:
         tasks = [asyncio.create_task(limiter.decide(f"k{i}")) for i in range(64)]
         await asyncio.sleep(0.05)
