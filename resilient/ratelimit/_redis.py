@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -40,6 +40,7 @@ from redis.exceptions import ResponseError
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
 from resilient.ratelimit._decision import new_decision
+from resilient.ratelimit._local import RateLookup
 from resilient.ratelimit._types import Decision, DecisionSource, Rate
 
 __all__ = [
@@ -58,9 +59,6 @@ DEFAULT_PREFIX = "rl:"
 
 TimeSource = Literal["server", "clock"]
 """Where a :class:`RedisLimiter` reads the time: the Redis server, or its injected clock."""
-
-RateLookup = Mapping[str, Rate] | Callable[[str], Rate | None]
-"""Per-key rates: a mapping, or a function returning a key's rate (None: the default rate)."""
 
 EVENT_SOURCE = "ratelimit.redis"
 
@@ -290,7 +288,9 @@ class RedisLimiter:
         """Decide one request of ``cost`` units for ``key`` (source PRIMARY).
 
         Raises :class:`RedisLimiterUnavailable` when Redis cannot answer; never answers
-        "limited" because of a fault. A caller cancelled while waiting leaves nothing behind.
+        "limited" because of a fault. A caller cancelled while waiting leaves nothing behind:
+        its request is dropped if not yet sent, its reply ignored if already sent (Redis then
+        has counted it, as it would have for a caller that gave up on a slow answer).
         """
         if self._closed:
             raise RedisLimiterUnavailable("RedisLimiter is closed")
