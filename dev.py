@@ -86,7 +86,18 @@ def cmd_test(args: list[str]) -> None:
 def cmd_chaos(args: list[str]) -> None:
     ensure_venv()
     ensure_redis_server()
-    run(PYTHON, "-m", "chaos.toxiproxy.selfcheck", *args)
+    listed = subprocess.run(
+        [str(PYTHON), "-m", "chaos", "list", "--names"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        sys.exit(f"[dev] chaos list failed: {listed.stderr.strip()}")
+    if not listed.stdout.strip():
+        say("no scenario registered yet: running the embedded proxy self-check")
+        run(PYTHON, "-m", "chaos.toxiproxy.selfcheck", *args)
+        return
+    say("chaos run all (embedded Toxiproxy unless $TOXIPROXY_URL is set)")
+    run(PYTHON, "-m", "chaos", "run", "all", *args)
 
 
 def main() -> None:

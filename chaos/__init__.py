@@ -7,9 +7,96 @@ Layers (imports point down only):
     scenario, load               the engine: topology, fault timeline, open-loop load, verdicts
     toxiproxy, servers           the embedded Toxiproxy drop-in and its control facade; real servers
 
-``chaos.toxiproxy`` imports neither ``resilient`` nor the engine.
+``chaos.toxiproxy`` imports neither ``resilient`` nor the engine. The engine's public names
+below are loaded on first use, so ``import chaos.toxiproxy`` stays free of the engine.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaos._engine import ArmResult, ScenarioResult, run_scenario
+    from chaos.load import Load, LoadResult, Reply, RequestSpec
+    from chaos.scenario import (
+        AddToxic,
+        AiohttpServer,
+        Arm,
+        ArmContext,
+        DisableProxy,
+        EnableProxy,
+        GaugeMax,
+        GaugeMin,
+        Incident,
+        LatencyPercentile,
+        OutcomeRate,
+        OutcomeRatio,
+        Proxy,
+        RedisServer,
+        RemoveToxic,
+        Scenario,
+        SuccessRatio,
+        TcpServer,
+        UpdateToxic,
+        Window,
+    )
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_ENGINE_NAMES = {
+    "ArmResult": "chaos._engine",
+    "ScenarioResult": "chaos._engine",
+    "run_scenario": "chaos._engine",
+    "Load": "chaos.load",
+    "LoadResult": "chaos.load",
+    "Reply": "chaos.load",
+    "RequestSpec": "chaos.load",
+    **dict.fromkeys(
+        [
+            "AddToxic", "AiohttpServer", "Arm", "ArmContext", "DisableProxy", "EnableProxy",
+            "GaugeMax", "GaugeMin", "Incident", "LatencyPercentile", "OutcomeRate",
+            "OutcomeRatio", "Proxy", "RedisServer", "RemoveToxic", "Scenario", "SuccessRatio",
+            "TcpServer", "UpdateToxic", "Window",
+        ],
+        "chaos.scenario",
+    ),
+}  # fmt: skip
+
+__all__ = [
+    "AddToxic",
+    "AiohttpServer",
+    "Arm",
+    "ArmContext",
+    "ArmResult",
+    "DisableProxy",
+    "EnableProxy",
+    "GaugeMax",
+    "GaugeMin",
+    "Incident",
+    "LatencyPercentile",
+    "Load",
+    "LoadResult",
+    "OutcomeRate",
+    "OutcomeRatio",
+    "Proxy",
+    "RedisServer",
+    "RemoveToxic",
+    "Reply",
+    "RequestSpec",
+    "Scenario",
+    "ScenarioResult",
+    "SuccessRatio",
+    "TcpServer",
+    "UpdateToxic",
+    "Window",
+    "__version__",
+    "run_scenario",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _ENGINE_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chaos' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

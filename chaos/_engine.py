@@ -1,0 +1,462 @@
+"""Running a scenario: topology up, proxies in place, load, faults on time, gauges, verdicts.
+
+Each arm gets a fresh topology (servers, proxies) so no state leaks between arms; every arm
+runs on the same timeline with the same seed. The load runs in its own process
+(:class:`chaos.load.LoadProcess`) so the service under test and the generator do not share one
+interpreter lock; the service, the gauges and the fault timeline run on the caller's loop.
+
+Errors of the harness itself (a server that does not start, a proxy that cannot be created, a
+fault the Toxiproxy server refuses) end the arm with verdict ``error`` and the reason; they are
+never mistaken for a guard's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from chaos.load import LoadError, LoadProcess, LoadProgress, LoadResult
+from chaos.scenario import (
+    AddToxic,
+    AiohttpServer,
+    Arm,
+    DisableProxy,
+    EnableProxy,
+    Fault,
+    GaugeSeries,
+    RedisServer,
+    RemoveToxic,
+    RunData,
+    Scenario,
+    SLOResult,
+    TcpServer,
+    UpdateToxic,
+    Verdict,
+    judge_guarded,
+    judge_naive,
+)
+from chaos.servers import free_port, redis_server
+from chaos.toxiproxy.control import ToxiproxyControl, ToxiproxyError
+
+__all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ScenarioResult", "run_scenario"]
+
+_START_MARGIN = 0.3
+"""Seconds between the load process reporting ready and the first request."""
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault of the timeline as applied: planned and actual offsets from load start."""
+
+    at: float
+    applied_at: float
+    kind: str
+    proxy: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ArmProgress:
+    """A live view of one arm for progress displays."""
+
+    scenario: str
+    arm: str
+    role: str
+    phase: str
+    elapsed: float
+    planned: float
+    load: LoadProgress | None
+
+
+@dataclass
+class ArmResult:
+    """One arm's run and its verdict.
+
+    ``load`` and ``gauges`` are None when the harness failed before the load (``error`` says
+    why).
+    """
+
+    name: str
+    role: str
+    verdict: Verdict
+    slos: tuple[SLOResult, ...] = ()
+    signature: tuple[SLOResult, ...] = ()
+    load: LoadResult | None = None
+    gauges: Mapping[str, GaugeSeries] = field(default_factory=dict)
+    faults: tuple[FaultRecord, ...] = ()
+    error: str | None = None
+    wall_time: float = 0.0
+
+    @property
+    def trustworthy(self) -> bool:
+        """Whether the load kept its schedule (lag p99 <= 5 ms); False when there was no load."""
+        return self.load is not None and self.load.trustworthy
+
+
+@dataclass
+class ScenarioResult:
+    """Every arm of one scenario, run with one seed and one scale."""
+
+    scenario: Scenario
+    seed: int
+    scale: float
+    arms: list[ArmResult]
+    toxiproxy_url: str
+    toxiproxy_version: str | None
+    toxiproxy_embedded: bool
+
+
+ProgressCallback = Callable[[ArmProgress], None]
+
+
+async def run_scenario(
+    scenario: Scenario,
+    control: ToxiproxyControl,
+    *,
+    seed: int,
+    scale: float = 1.0,
+    arms: Sequence[str] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ScenarioResult:
+    """Run the arms of ``scenario`` (all, or those named) one after the other and judge them.
+
+    ``scale`` shortens (or stretches) every offset, duration and window. Raises
+    :class:`KeyError` for an unknown arm name; harness failures become ``error`` verdicts.
+    """
+    scaled = scenario.scaled(scale)
+    chosen = list(scaled.arms) if arms is None else [scaled.arm(name) for name in arms]
+    version = control.server_version or await control.version()
+    results = []
+    for arm in chosen:
+        runner = _ArmRun(scaled, arm, control, seed=seed, on_progress=on_progress)
+        results.append(await runner.run())
+    return ScenarioResult(
+        scenario=scaled,
+        seed=seed,
+        scale=scale,
+        arms=results,
+        toxiproxy_url=control.url,
+        toxiproxy_version=version,
+        toxiproxy_embedded=control.embedded,
+    )
+
+
+class _HarnessError(Exception):
+    """The harness could not run an arm; the message says what failed."""
+
+
+class _Context:
+    """The :class:`chaos.scenario.ArmContext` handed to an arm's builder."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self._scenario = scenario
+        self._seed = seed
+        self.servers: dict[str, tuple[str, int]] = {}
+        self.proxies: dict[str, tuple[str, int]] = {}
+        self.gauges: dict[str, Callable[[], float]] = {}
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._scenario
+
+    def address(self, name: str) -> tuple[str, int]:
+        if name in self.proxies:
+            return self.proxies[name]
+        if name in self.servers:
+            return self.servers[name]
+        raise KeyError(f"no proxy or server named {name!r} in scenario {self._scenario.name!r}")
+
+    def direct_address(self, server: str) -> tuple[str, int]:
+        if server not in self.servers:
+            raise KeyError(f"no server named {server!r} in scenario {self._scenario.name!r}")
+        return self.servers[server]
+
+    def url(self, name: str, scheme: str = "http", path: str = "") -> str:
+        host, port = self.address(name)
+        return f"{scheme}://{host}:{port}/{path.lstrip('/')}"
+
+    def gauge(self, name: str, read: Callable[[], float]) -> None:
+        if name in self.gauges:
+            raise ValueError(f"gauge {name!r} is registered twice")
+        self.gauges[name] = read
+
+
+class _ArmRun:
+    def __init__(
+        self,
+        scenario: Scenario,
+        arm: Arm,
+        control: ToxiproxyControl,
+        *,
+        seed: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.scenario = scenario
+        self.arm = arm
+        self.control = control
+        self.seed = seed
+        self.on_progress = on_progress
+        self.context = _Context(scenario, seed)
+        self.proxy_names: dict[str, str] = {}
+        self.faults: list[FaultRecord] = []
+        self.samples: dict[str, list[tuple[float, float]]] = {}
+        self.phase = "starting"
+        self.t0: float | None = None
+        self.load_process: LoadProcess | None = None
+
+    async def run(self) -> ArmResult:
+        started = time.monotonic()
+        try:
+            load, gauges = await self._run()
+        except Exception as exc:
+            # Anything that stops an arm before its verdict is the harness's (or the arm
+            # code's) failure, never the guard's: it ends as verdict "error" with the reason.
+            self._progress("error")
+            return ArmResult(
+                name=self.arm.name,
+                role=self.arm.role,
+                verdict="error",
+                faults=tuple(self.faults),
+                error=_describe(exc),
+                wall_time=time.monotonic() - started,
+            )
+        run = RunData(load, gauges, {w.name: w for w in self.scenario.windows})
+        judge = judge_naive if self.arm.role == "naive" else judge_guarded
+        verdict, slos, signature = judge(self.scenario, run)
+        if load.errors:
+            verdict = "error"
+        self._progress("done")
+        return ArmResult(
+            name=self.arm.name,
+            role=self.arm.role,
+            verdict=verdict,
+            slos=slos,
+            signature=signature,
+            load=load,
+            gauges=gauges,
+            faults=tuple(self.faults),
+            error="; ".join(load.errors) or None,
+            wall_time=time.monotonic() - started,
+        )
+
+    async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:
+        async with AsyncExitStack() as stack:
+            for server in self.scenario.servers:
+                address = await stack.enter_async_context(_serve(server))
+                self.context.servers[server.name] = address
+            await self._create_proxies(stack)
+            self._progress("building")
+            app = await self.arm.build(self.context)
+            base_url = await stack.enter_async_context(_serve_app(app))
+            await _check_answers(base_url)
+            process = LoadProcess(self.scenario.load, base_url, seed=self.seed)
+            self.load_process = process
+            stack.push_async_callback(process.close)
+            await process.start()
+            self.t0 = t0 = time.monotonic() + _START_MARGIN
+            process.begin(t0)
+            self.phase = "running"
+            tasks = [
+                asyncio.create_task(self._timeline(t0)),
+                asyncio.create_task(self._sample_gauges(t0)),
+                asyncio.create_task(self._report_progress()),
+            ]
+            try:
+                result_task = asyncio.create_task(process.result())
+                timeline = tasks[0]
+                done, _ = await asyncio.wait(
+                    {result_task, timeline}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if timeline in done and timeline.exception() is not None:
+                    result_task.cancel()
+                    raise timeline.exception()  # type: ignore[misc]
+                result = await result_task
+                await timeline
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            gauges = {
+                name: GaugeSeries(
+                    np.array([t for t, _ in points], dtype=np.float64),
+                    np.array([v for _, v in points], dtype=np.float64),
+                )
+                for name, points in self.samples.items()
+            }
+            return result, gauges
+
+    async def _create_proxies(self, stack: AsyncExitStack) -> None:
+        for proxy in self.scenario.proxies:
+            name = f"chaos-{self.scenario.name}-{self.arm.name}-{proxy.name}-{free_port()}"
+            host, port = self.context.servers[proxy.upstream]
+            listen = f"127.0.0.1:{free_port()}"
+            info = await self.control.create_proxy(name, f"{host}:{port}", listen=listen)
+            stack.push_async_callback(self._delete_proxy, name)
+            self.proxy_names[proxy.name] = name
+            self.context.proxies[proxy.name] = (info.listen_host, info.listen_port)
+
+    async def _delete_proxy(self, name: str) -> None:
+        with contextlib.suppress(ToxiproxyError):
+            await self.control.delete_proxy(name)
+
+    async def _timeline(self, t0: float) -> None:
+        for fault in self.scenario.faults:
+            delay = t0 + fault.at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            applied = time.monotonic() - t0
+            try:
+                await self._apply(fault)
+            except ToxiproxyError as exc:
+                raise _HarnessError(f"fault at {fault.at:g} s ({fault.describe()}): {exc}") from exc
+            self.faults.append(
+                FaultRecord(
+                    at=fault.at,
+                    applied_at=applied,
+                    kind=type(fault).__name__,
+                    proxy=fault.proxy,
+                    description=fault.describe(),
+                )
+            )
+
+    async def _apply(self, fault: Fault) -> None:
+        proxy = self.proxy_names[fault.proxy]
+        match fault:
+            case AddToxic():
+                await self.control.add_toxic(
+                    proxy,
+                    fault.type,
+                    name=fault.name,
+                    stream=fault.stream,
+                    toxicity=fault.toxicity,
+                    attributes=dict(fault.attributes),
+                )
+            case UpdateToxic():
+                await self.control.update_toxic(
+                    proxy, fault.name, attributes=dict(fault.attributes), toxicity=fault.toxicity
+                )
+            case RemoveToxic():
+                await self.control.remove_toxic(proxy, fault.name)
+            case DisableProxy():
+                await self.control.disable(proxy)
+            case EnableProxy():
+                await self.control.enable(proxy)
+
+    async def _sample_gauges(self, t0: float) -> None:
+        gauges = self.context.gauges
+        if not gauges:
+            return
+        self.samples = {name: [] for name in gauges}
+        interval = self.scenario.gauge_interval
+        delay = t0 - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tick = 0
+        while True:
+            now = time.monotonic() - t0
+            for name, read in gauges.items():
+                try:
+                    value = float(read())
+                except Exception as exc:
+                    raise _HarnessError(
+                        f"gauge {name!r} raised {type(exc).__name__}: {exc}"
+                    ) from exc
+                self.samples[name].append((now, value))
+            tick += 1
+            await asyncio.sleep(max(0.0, t0 + tick * interval - time.monotonic()))
+
+    async def _report_progress(self) -> None:
+        if self.on_progress is None:
+            return
+        while True:
+            self._progress(self.phase)
+            await asyncio.sleep(0.25)
+
+    def _progress(self, phase: str) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = 0.0 if self.t0 is None else max(0.0, time.monotonic() - self.t0)
+        self.on_progress(
+            ArmProgress(
+                scenario=self.scenario.name,
+                arm=self.arm.name,
+                role=self.arm.role,
+                phase=phase,
+                elapsed=min(elapsed, self.scenario.duration),
+                planned=self.scenario.duration,
+                load=self.load_process.progress if self.load_process is not None else None,
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def _serve(server: AiohttpServer | RedisServer | TcpServer) -> AsyncIterator[tuple[str, int]]:
+    """Start one topology server on a free loopback port; stop it on exit."""
+    match server:
+        case RedisServer():
+            try:
+                async with redis_server() as redis:
+                    yield redis.host, redis.port
+            except (RuntimeError, TimeoutError) as exc:
+                raise _HarnessError(f"server {server.name!r}: {exc}") from exc
+        case AiohttpServer():
+            made = server.app()
+            app = await made if inspect.isawaitable(made) else made
+            async with _serve_app(app) as url:
+                host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+                yield host, int(port)
+        case TcpServer():
+            tcp = await asyncio.start_server(server.handler, "127.0.0.1", 0)
+            try:
+                host, port = tcp.sockets[0].getsockname()[:2]
+                yield host, port
+            finally:
+                tcp.close()
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await tcp.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def _serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; yields its base URL ``http://127.0.0.1:PORT/``."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def _check_answers(base_url: str) -> None:
+    """One request before the load: the service must answer at all (any status)."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(base_url, timeout=aiohttp.ClientTimeout(total=10)) as response,
+        ):
+            await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _HarnessError(f"the service under test does not answer at {base_url}: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, _HarnessError | LoadError | ToxiproxyError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,327 @@
+"""The ``chaos`` command (also ``python -m chaos``).
+
+    chaos list [--scenarios-module M]...
+    chaos run [NAME ...|all] [--toxiproxy URL] [--seed N] [--scale F] [--arms ARM ...]
+              [--report DIR] [--json] [--scenarios-module M]...
+    chaos toxiproxy serve [-host H] [-port P] [-config FILE] [-seed N]
+
+``run`` with no name runs every scenario. The Toxiproxy server is ``--toxiproxy``, else
+``$TOXIPROXY_URL``, else an embedded one on a free loopback port. ``--scenarios-module`` loads
+scenarios from other modules instead of the built-in ``chaos.scenarios`` (repeatable).
+
+Exit status of ``run``:
+
+    0  every guarded arm mitigated the incident and every naive arm reproduced it
+    1  a guarded arm failed its hypothesis (the guard does not hold)
+    2  the harness could not run: bad arguments, unknown scenario, unreachable Toxiproxy,
+       a server or port that failed, a load process that died
+    3  no guard failed, but a naive arm did not reproduce the incident (the scenario proves
+       nothing)
+
+When several apply, the lowest non-zero status wins (1 before 2 before 3). A progress line
+goes to stderr; the table (or with ``--json`` the JSON report) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from rich.console import Console
+
+from chaos._engine import ArmProgress, ScenarioResult, run_scenario
+from chaos.scenario import Scenario
+from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
+
+__all__ = [
+    "EXIT_GUARD_FAILED",
+    "EXIT_HARNESS_ERROR",
+    "EXIT_NOT_REPRODUCED",
+    "EXIT_OK",
+    "exit_status",
+    "main",
+]
+
+EXIT_OK = 0
+"""Every guarded arm held and every naive arm reproduced its incident."""
+
+EXIT_GUARD_FAILED = 1
+"""A guarded arm broke the steady-state hypothesis."""
+
+EXIT_HARNESS_ERROR = 2
+"""The harness could not run (bad arguments, Toxiproxy unreachable, a server failed)."""
+
+EXIT_NOT_REPRODUCED = 3
+"""A naive arm did not reproduce its incident (and no guard failed)."""
+
+DEFAULT_SEED = 1
+"""The seed of a run when ``--seed`` is not given (runs are reproducible by default)."""
+
+
+class _UsageError(Exception):
+    """Bad arguments: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``chaos`` command; returns its exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:2] == ["toxiproxy", "serve"]:
+        from chaos.toxiproxy.__main__ import main as serve
+
+        return serve(args_list[2:])
+    try:
+        args = _parser().parse_args(args_list)
+        if args.command == "list":
+            return _list(args)
+        if args.command == "run":
+            return asyncio.run(_run(args))
+        raise _UsageError("choose a command: list, run, toxiproxy serve")
+    except _UsageError as exc:
+        print(f"chaos: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    except KeyboardInterrupt:
+        print("chaos: interrupted", file=sys.stderr)
+        return 130
+
+
+def exit_status(results: Sequence[ScenarioResult], harness_errors: int = 0) -> int:
+    """The exit status of a run (see the module docstring)."""
+    arms = [arm for result in results for arm in result.arms]
+    if any(arm.role == "guarded" and arm.verdict == "failed" for arm in arms):
+        return EXIT_GUARD_FAILED
+    if harness_errors or any(arm.verdict == "error" for arm in arms):
+        return EXIT_HARNESS_ERROR
+    if any(arm.role == "naive" and arm.verdict != "reproduced" for arm in arms):
+        return EXIT_NOT_REPRODUCED
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chaos", description="Reproduce incidents; prove the guards hold.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    modules_help = f"load scenarios from this module instead of {BUILTIN_MODULE} (repeatable)"
+
+    listing = commands.add_parser("list", help="list the scenarios (name, incident, pattern)")
+    listing.add_argument("--scenarios-module", action="append", metavar="M", help=modules_help)
+    listing.add_argument("--names", action="store_true", help="print the names only")
+
+    run = commands.add_parser("run", help="run scenarios and judge every arm")
+    run.add_argument("names", nargs="*", metavar="NAME", help="scenario names, or all (default)")
+    run.add_argument("--toxiproxy", metavar="URL", help="Toxiproxy server (default: embedded)")
+    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the load and toxics")
+    run.add_argument(
+        "--scale", type=_positive_float, default=1.0, help="multiply every duration by F"
+    )
+    run.add_argument("--arms", nargs="+", metavar="ARM", help="run only these arms")
+    run.add_argument("--report", type=Path, metavar="DIR", help="write report.json and .html")
+    run.add_argument("--json", action="store_true", help="print the JSON report to stdout")
+    run.add_argument("--scenarios-module", action="append", metavar="M", help=modules_help)
+
+    toxiproxy = commands.add_parser("toxiproxy", help="the embedded Toxiproxy server")
+    toxiproxy.add_argument("action", choices=["serve"], help="serve: run it (flags as toxiproxy)")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _scenarios(modules: list[str] | None) -> dict[str, Scenario]:
+    try:
+        return load_scenarios(modules or (BUILTIN_MODULE,))
+    except ScenarioLoadError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    scenarios = _scenarios(args.scenarios_module)
+    if args.names:
+        for name in scenarios:
+            print(name)
+        return EXIT_OK
+    if not scenarios:
+        print("no scenarios registered")
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title="chaos scenarios")
+    for column in ("name", "incident", "pattern"):
+        table.add_column(column, overflow="fold")
+    for scenario in scenarios.values():
+        incident = f"{scenario.incident.file}\n{scenario.incident.summary}"
+        table.add_row(scenario.name, incident, scenario.pattern)
+    _console(sys.stdout).print(table)
+    return EXIT_OK
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from chaos.report import build_report, render_table, write_reports
+    from chaos.toxiproxy.control import (
+        ToxiproxyError,
+        normalize_toxiproxy_url,
+        toxiproxy_server,
+    )
+
+    scenarios = _scenarios(args.scenarios_module)
+    chosen = _choose(scenarios, args.names)
+    for scenario in chosen:
+        for arm in args.arms or ():
+            if arm not in {a.name for a in scenario.arms}:
+                known = ", ".join(a.name for a in scenario.arms)
+                raise _UsageError(f"scenario {scenario.name!r} has no arm {arm!r} (arms: {known})")
+    if args.toxiproxy is not None:
+        try:
+            normalize_toxiproxy_url(args.toxiproxy)
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
+
+    results: list[ScenarioResult] = []
+    errors: list[str] = []
+    progress = _Progress(sys.stderr)
+    try:
+        async with toxiproxy_server(args.toxiproxy, seed=args.seed) as control:
+            for scenario in chosen:
+                try:
+                    result = await run_scenario(
+                        scenario, control, seed=args.seed, scale=args.scale, arms=args.arms,
+                        on_progress=progress.update,
+                    )  # fmt: skip
+                except ToxiproxyError as exc:
+                    errors.append(f"scenario {scenario.name!r}: Toxiproxy: {exc}")
+                    continue
+                finally:
+                    progress.finish()
+                results.append(result)
+    except ValueError as exc:  # $TOXIPROXY_URL malformed
+        raise _UsageError(str(exc)) from None
+    except ToxiproxyError as exc:
+        raise _UsageError(f"Toxiproxy: {exc}") from None
+    except (OSError, RuntimeError) as exc:
+        raise _UsageError(f"cannot start the embedded Toxiproxy: {exc}") from None
+
+    status = exit_status(results, len(errors))
+    document = build_report(
+        results, exit_status=status, seed=args.seed, scale=args.scale, errors=errors
+    )
+    if args.report is not None:
+        json_path, html_path = write_reports(results, document, args.report)
+        print(f"chaos: wrote {json_path} and {html_path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        _console(sys.stdout).print(render_table(results))
+        for error in errors:
+            print(f"error: {error}")
+        print(f"exit status {status}: {_STATUS_TEXT[status]}")
+    return status
+
+
+_STATUS_TEXT = {
+    EXIT_OK: "every guard held and every incident reproduced",
+    EXIT_GUARD_FAILED: "a guard failed",
+    EXIT_HARNESS_ERROR: "the harness could not run everything",
+    EXIT_NOT_REPRODUCED: "a naive arm did not reproduce its incident",
+}
+
+
+def _choose(scenarios: dict[str, Scenario], names: list[str]) -> list[Scenario]:
+    if not names or names == ["all"]:
+        if not scenarios:
+            raise _UsageError("no scenarios registered")
+        return list(scenarios.values())
+    chosen = []
+    for name in names:
+        if name not in scenarios:
+            known = ", ".join(scenarios) or "none"
+            raise _UsageError(f"unknown scenario {name!r} (known: {known})")
+        chosen.append(scenarios[name])
+    return chosen
+
+
+def _console(stream: TextIO) -> Console:
+    console = Console(file=stream)
+    if not console.is_terminal:
+        console = Console(file=stream, width=160)
+    return console
+
+
+class _Progress:
+    """Live progress on stderr: a rich status line on a terminal, plain lines otherwise."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, stream: TextIO) -> None:
+        self.console = Console(file=stream)
+        self.live: object | None = None
+        self.last_plain = 0.0
+        self.current: tuple[str, str] | None = None
+        self.last_count = (0.0, 0)
+        self.rate = 0.0
+
+    def update(self, progress: ArmProgress) -> None:
+        key = (progress.scenario, progress.arm)
+        now = time.monotonic()
+        if key != self.current:
+            self.finish()
+            self.current = key
+            self.last_count = (now, 0)
+            self.rate = 0.0
+            self.last_plain = 0.0
+        load = progress.load
+        completed = load.completed if load is not None else 0
+        then, before = self.last_count
+        if progress.phase in ("done", "error") and progress.elapsed > 0:
+            self.rate = completed / progress.elapsed
+        elif now - then >= 0.5:
+            self.rate = (completed - before) / (now - then)
+            self.last_count = (now, completed)
+        not_ok = 0.0
+        if load is not None and load.completed:
+            not_ok = 1 - load.outcomes.get("ok", 0) / load.completed
+        text = (
+            f"{progress.scenario} / {progress.arm} ({progress.role}) {progress.phase}: "
+            f"{progress.elapsed:5.1f}/{progress.planned:.1f} s, "
+            f"{self.rate:6.0f} req/s, not ok {not_ok:6.1%}"
+        )
+        if self.console.is_terminal:
+            self._live_update(text)
+        elif progress.phase in ("done", "error") or now - self.last_plain >= self.PLAIN_EVERY:
+            self.last_plain = now
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    def _live_update(self, text: str) -> None:
+        from rich.live import Live
+        from rich.text import Text
+
+        if self.live is None:
+            live = Live(Text(text), console=self.console, refresh_per_second=4, transient=False)
+            live.start()
+            self.live = live
+        else:
+            assert isinstance(self.live, Live)
+            self.live.update(Text(text))
+
+    def finish(self) -> None:
+        """End the current arm's live line."""
+        from rich.live import Live
+
+        if isinstance(self.live, Live):
+            self.live.stop()
+        self.live = None

@@ -1,0 +1,127 @@
+"""The ``chaos`` command: listing, argument errors as one line, and exit statuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from chaos._engine import ArmResult, ScenarioResult
+from chaos.cli import (
+    EXIT_GUARD_FAILED,
+    EXIT_HARNESS_ERROR,
+    EXIT_NOT_REPRODUCED,
+    EXIT_OK,
+    exit_status,
+    main,
+)
+from chaos.scenario import Verdict
+from chaos.servers import free_port
+from tests.chaos.selftest_scenarios import SCENARIOS
+
+SELFTEST = ["--scenarios-module", "tests.chaos.selftest_scenarios"]
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_list_shows_name_incident_and_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", *SELFTEST]) == EXIT_OK
+    out = capsys.readouterr().out
+    for scenario in SCENARIOS:
+        assert scenario.name in out
+    assert "selftest.txt" in out
+    assert "deadline with fallback" in out
+
+
+def test_list_names_prints_one_name_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--names", *SELFTEST]) == EXIT_OK
+    assert capsys.readouterr().out.split() == [s.name for s in SCENARIOS]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "nope", *SELFTEST], "unknown scenario 'nope'"),
+        (["run", "selftest-deadline", "--toxiproxy", "ftp://x:1", *SELFTEST], "bad Toxiproxy URL"),
+        (["run", "selftest-deadline", "--scale", "-1", *SELFTEST], "positive"),
+        (["run", "selftest-deadline", "--seed", "x", *SELFTEST], "--seed"),
+        (["run", "selftest-deadline", "--arms", "canary", *SELFTEST], "no arm 'canary'"),
+        (["list", "--scenarios-module", "no.such.module"], "cannot import scenario module"),
+        (["list", "--scenarios-module", "json"], "has no SCENARIOS"),
+        (["frobnicate"], "invalid choice"),
+        ([], "choose a command"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_the_harness_status(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_HARNESS_ERROR
+    line = _one_error_line(capsys)
+    assert line.startswith("chaos: error: ")
+    assert expected in line
+
+
+@pytest.mark.real_server
+def test_unreachable_toxiproxy_gets_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"127.0.0.1:{free_port()}"
+    assert main(["run", "selftest-deadline", "--toxiproxy", url, *SELFTEST]) == EXIT_HARNESS_ERROR
+    line = _one_error_line(capsys)
+    assert "Toxiproxy" in line
+    assert url in line
+
+
+def test_python_dash_m_chaos_is_the_command() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "chaos", "list", "--names", *SELFTEST],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == EXIT_OK, completed.stderr
+    assert completed.stdout.split() == [s.name for s in SCENARIOS]
+
+
+def test_toxiproxy_serve_delegates_to_the_embedded_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["toxiproxy", "serve", "-version"]) == 0
+    assert "toxiproxy-server version" in capsys.readouterr().out
+
+
+# -- exit status -------------------------------------------------------------------------------
+
+
+def _result(*arms: tuple[str, Verdict]) -> ScenarioResult:
+    return ScenarioResult(
+        scenario=SCENARIOS[0],
+        seed=1,
+        scale=1.0,
+        arms=[ArmResult(name=role, role=role, verdict=verdict) for role, verdict in arms],
+        toxiproxy_url="http://127.0.0.1:1",
+        toxiproxy_version="2.12.0",
+        toxiproxy_embedded=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("arms", "harness_errors", "status"),
+    [
+        ([("naive", "reproduced"), ("guarded", "mitigated")], 0, EXIT_OK),
+        ([("guarded", "mitigated")], 0, EXIT_OK),
+        ([("naive", "reproduced"), ("guarded", "failed")], 0, EXIT_GUARD_FAILED),
+        ([("naive", "error"), ("guarded", "failed")], 0, EXIT_GUARD_FAILED),
+        ([("naive", "reproduced"), ("guarded", "error")], 0, EXIT_HARNESS_ERROR),
+        ([("naive", "reproduced"), ("guarded", "mitigated")], 1, EXIT_HARNESS_ERROR),
+        ([("naive", "not-reproduced"), ("guarded", "error")], 0, EXIT_HARNESS_ERROR),
+        ([("naive", "not-reproduced"), ("guarded", "mitigated")], 0, EXIT_NOT_REPRODUCED),
+    ],
+)
+def test_exit_status_ranks_guard_failure_first(
+    arms: list[tuple[str, Verdict]], harness_errors: int, status: int
+) -> None:
+    assert exit_status([_result(*arms)], harness_errors) == status

@@ -1,0 +1,113 @@
+"""Reports: the JSON document follows its shipped schema, the HTML page stands alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from rich.console import Console
+
+from chaos._engine import ArmResult, FaultRecord, ScenarioResult
+from chaos.report import SCHEMA_VERSION, build_report, load_schema, render_table, write_reports
+from chaos.scenario import GaugeSeries, RunData, judge_guarded, judge_naive
+from tests.chaos.test_scenario import load_result, make_scenario
+
+VALIDATOR = jsonschema.Draft202012Validator
+
+
+def _arm(name: str, role: str, false_429: float, seed: int) -> ArmResult:
+    scenario = make_scenario()
+    rng = np.random.default_rng(seed)
+    scheduled = np.arange(0, 10, 0.05)
+    in_fault = (scheduled >= 2) & (scheduled < 8)
+    outcomes = ["false_429" if fault and rng.random() < false_429 else "ok" for fault in in_fault]
+    latency = list(rng.exponential(0.005, len(scheduled)))
+    latency[-1] = math.nan  # one request never sent
+    outcomes[-1] = "overflow"
+    load = load_result(list(scheduled), outcomes, latency)
+    gauges = {"conns": GaugeSeries(np.arange(0, 10, 0.5), np.append(np.arange(19.0), np.nan))}
+    run = RunData(load, gauges, {w.name: w for w in scenario.windows})
+    judge = judge_naive if role == "naive" else judge_guarded
+    verdict, slos, signature = judge(scenario, run)
+    return ArmResult(
+        name=name, role=role, verdict=verdict, slos=slos, signature=signature, load=load,
+        gauges=gauges, wall_time=11.0,
+        faults=(FaultRecord(2.0, 2.001, "AddToxic", "redis", "add latency"),),
+    )  # fmt: skip
+
+
+def _result() -> ScenarioResult:
+    return ScenarioResult(
+        scenario=make_scenario(),
+        seed=4,
+        scale=1.0,
+        arms=[_arm("naive", "naive", 0.95, 1), _arm("guarded", "guarded", 0.0, 2)],
+        toxiproxy_url="http://127.0.0.1:8474",
+        toxiproxy_version="2.12.0",
+        toxiproxy_embedded=True,
+    )
+
+
+def test_the_shipped_schema_is_a_valid_json_schema() -> None:
+    schema = load_schema()
+    VALIDATOR.check_schema(schema)
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+def test_report_document_follows_the_schema_and_holds_every_figure() -> None:
+    result = _result()
+    document = build_report([result], exit_status=0, seed=4, scale=1.0)
+    VALIDATOR(load_schema()).validate(document)
+    json.dumps(document, allow_nan=False)
+    assert document["versions"]["toxiproxy"] == "2.12.0"
+    assert document["seed"] == 4
+    (scenario,) = document["scenarios"]
+    naive, guarded = scenario["arms"]
+    assert (naive["verdict"], guarded["verdict"]) == ("reproduced", "mitigated")
+    assert [w["name"] for w in naive["windows"]] == ["before", "fault"]
+    assert len(naive["timeline"]) == 10
+    assert sum(b["requests"] for b in naive["timeline"]) == 200
+    assert naive["load"]["outcomes"]["overflow"] == 1
+    assert naive["load"]["sent"] == 199
+    assert naive["signature"][0]["passed"] is True
+    assert {"p50", "p90", "p99", "max", "count"} <= naive["load"]["lag_ms"].keys()
+    assert naive["trustworthy"] is True
+    assert naive["gauges"]["conns"]["values"][-1] is None
+    assert naive["gauges"]["conns"]["max"] == 18
+    assert scenario["breaks"] == ["no-false-429"]
+
+
+def test_a_document_with_a_missing_field_is_rejected_by_the_schema() -> None:
+    document = build_report([_result()], exit_status=0, seed=4, scale=1.0)
+    del document["scenarios"][0]["arms"][0]["slos"][0]["bound"]
+    with pytest.raises(jsonschema.ValidationError, match="'bound' is a required property"):
+        VALIDATOR(load_schema()).validate(document)
+
+
+def test_html_report_is_self_contained(tmp_path: Path) -> None:
+    result = _result()
+    document = build_report([result], exit_status=0, seed=4, scale=1.0)
+    json_path, html_path = write_reports([result], document, tmp_path / "out")
+    assert json.loads(json_path.read_text()) == document
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page
+    for text in ("reproduced", "mitigated", "no-false-429", "demo incident"):
+        assert text in page
+
+
+def test_terminal_table_shows_verdicts_and_slo_values() -> None:
+    console = Console(width=200, record=True)
+    console.print(render_table([_result()]))
+    text = console.export_text()
+    assert "reproduced" in text
+    assert "mitigated" in text
+    assert "FAIL no-false-429" in text
+    assert "(must fail)" in text
+    assert "PASS p99" in text

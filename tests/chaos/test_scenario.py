@@ -1,0 +1,284 @@
+"""The scenario model: declarations checked up front, SLOs measured exactly, verdicts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from chaos.load import Load, LoadResult
+from chaos.scenario import (
+    AddToxic,
+    AiohttpServer,
+    Arm,
+    ArmContext,
+    DisableProxy,
+    EnableProxy,
+    GaugeMax,
+    GaugeMin,
+    GaugeSeries,
+    Incident,
+    LatencyPercentile,
+    OutcomeRate,
+    OutcomeRatio,
+    Proxy,
+    RedisServer,
+    RunData,
+    Scenario,
+    ScenarioError,
+    SuccessRatio,
+    Window,
+    judge_guarded,
+    judge_naive,
+)
+
+
+async def _build(ctx: ArmContext) -> web.Application:
+    return web.Application()
+
+
+def _backend() -> web.Application:
+    return web.Application()
+
+
+def make_scenario(**changes: object) -> Scenario:
+    fields: dict[str, object] = {
+        "name": "demo",
+        "incident": Incident("demo.txt", "demo incident"),
+        "pattern": "demo guard",
+        "load": Load(rate=10, duration=10),
+        "arms": (Arm("naive", "naive", _build), Arm("guarded", "guarded", _build)),
+        "servers": (RedisServer("redis"), AiohttpServer("backend", _backend)),
+        "proxies": (Proxy("redis", "redis"),),
+        "faults": (
+            DisableProxy(6.0, "redis"),
+            AddToxic(2.0, "redis", "latency", "slow", {"latency": 2000}),
+            EnableProxy(8.0, "redis"),
+        ),
+        "windows": (Window("before", 0, 2), Window("fault", 2, 8)),
+        "hypothesis": (
+            OutcomeRatio("no-false-429", "false_429", max=0.0, window="fault"),
+            LatencyPercentile("p99", max=0.1, window="fault", baseline="before"),
+        ),
+        "breaks": ("no-false-429",),
+        "signature": (OutcomeRatio("mostly-429", "false_429", min=0.9, window="fault"),),
+    }
+    fields.update(changes)
+    return Scenario(**fields)  # type: ignore[arg-type]
+
+
+def load_result(
+    scheduled: Sequence[float],
+    outcomes: Sequence[str],
+    latency: Sequence[float],
+    tags: Sequence[str] | None = None,
+    duration: float = 10.0,
+) -> LoadResult:
+    """A synthetic run: ``latency`` NaN means the request was never sent (overflow)."""
+    names = list(dict.fromkeys(outcomes))
+    tags = tags if tags is not None else [""] * len(scheduled)
+    tag_names = list(dict.fromkeys(tags))
+    sched = np.array(scheduled, dtype=np.float64)
+    lat = np.array(latency, dtype=np.float64)
+    return LoadResult(
+        t0=0.0,
+        duration=duration,
+        scheduled=sched,
+        started=np.where(np.isnan(lat), np.nan, sched),
+        finished=sched + lat,
+        status=np.zeros(len(sched), dtype=np.int16),
+        outcome=np.array([names.index(o) for o in outcomes], dtype=np.int16),
+        tag=np.array([tag_names.index(t) for t in tags], dtype=np.int16),
+        outcome_names=names,
+        tag_names=tag_names,
+    )
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+
+def test_faults_are_sorted_by_offset() -> None:
+    assert [f.at for f in make_scenario().faults] == [2.0, 6.0, 8.0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"faults": (DisableProxy(1, "nope"),)}, r"faults\[0\]\.proxy: 'nope'"),
+        ({"faults": (DisableProxy(11, "redis"),)}, r"faults\[0\]\.at"),
+        ({"proxies": (Proxy("redis", "memcached"),)}, r"proxies\[0\]\.upstream"),
+        ({"windows": (Window("before", 0, 2), Window("fault", 5, 12))}, r"windows\[1\]"),
+        ({"breaks": ("unknown",)}, r"breaks\[0\]: 'unknown'"),
+        ({"breaks": ()}, "breaks"),
+        ({"hypothesis": ()}, "hypothesis"),
+        ({"arms": (Arm("naive", "naive", _build),)}, "'guarded'"),
+        (
+            {"arms": (Arm("a", "naive", _build), Arm("a", "guarded", _build))},
+            "arms: 'a' appears twice",
+        ),
+        (
+            {"signature": (OutcomeRatio("x", "false_429", min=0.9, window="later"),)},
+            r"signature\[0\]\.window: 'later'",
+        ),
+        (
+            {"hypothesis": (LatencyPercentile("p", max=1, window="fault", baseline="gone"),)},
+            r"hypothesis\[0\]\.baseline: 'gone'",
+        ),
+        ({"name": "has space"}, "name"),
+    ],
+)
+def test_inconsistent_scenario_is_refused_naming_the_field(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        make_scenario(**changes)
+
+
+def test_slo_needs_exactly_one_bound() -> None:
+    with pytest.raises(ScenarioError, match="exactly one of min= or max="):
+        OutcomeRatio("x", "error")
+    with pytest.raises(ScenarioError, match="exactly one"):
+        OutcomeRate("x", "ok", min=1, max=2)
+
+
+def test_scaled_scenario_shortens_offsets_windows_and_load_alike() -> None:
+    scaled = make_scenario().scaled(0.25)
+    assert scaled.duration == 2.5
+    assert [f.at for f in scaled.faults] == [0.5, 1.5, 2.0]
+    assert [(w.start, w.end) for w in scaled.windows] == [(0, 0.5), (0.5, 2.0)]
+    assert scaled.bucket == 0.25
+    assert scaled.load.rate == 10
+    toxic = scaled.faults[0]
+    assert isinstance(toxic, AddToxic)
+    assert toxic.attributes == {"latency": 2000}
+
+
+@pytest.mark.parametrize("factor", [0, -1, math.inf, math.nan])
+def test_bad_scale_is_refused(factor: float) -> None:
+    with pytest.raises(ScenarioError, match="scale"):
+        make_scenario().scaled(factor)
+
+
+# -- SLOs ------------------------------------------------------------------------------------
+
+WINDOWS = {"before": Window("before", 0, 2), "fault": Window("fault", 2, 8)}
+
+
+def run_of(load: LoadResult, gauges: dict[str, GaugeSeries] | None = None) -> RunData:
+    return RunData(load, gauges or {}, WINDOWS)
+
+
+def test_outcome_ratio_counts_only_the_window_and_tag() -> None:
+    load = load_result(
+        scheduled=[1, 3, 4, 5, 6],
+        outcomes=["false_429", "false_429", "ok", "limited", "ok"],
+        latency=[0.01] * 5,
+        tags=["n", "n", "n", "abusive", "n"],
+    )
+    slo = OutcomeRatio("f", "false_429", max=0.0, window="fault", tag="n")
+    result = slo.evaluate(run_of(load))
+    assert result.value == pytest.approx(1 / 3)
+    assert not result.passed
+    assert (result.op, result.bound) == ("<=", 0.0)
+    both = OutcomeRatio("any-429", ("false_429", "limited"), min=0.5, window="fault")
+    assert both.evaluate(run_of(load)).value == pytest.approx(2 / 4)
+
+
+def test_success_ratio_accepts_several_success_outcomes() -> None:
+    load = load_result([0, 1, 2, 3], ["ok", "fallback", "error", "ok"], [0.01] * 4)
+    result = SuccessRatio("s", min=0.75, success=("ok", "fallback")).evaluate(run_of(load))
+    assert result.value == 0.75
+    assert result.passed
+
+
+def test_outcome_rate_is_per_second_of_the_window() -> None:
+    load = load_result(
+        scheduled=[2.5, 3, 4, 5, 6, 7], outcomes=["ok"] * 6, latency=[0.01] * 6,
+        tags=["abusive"] * 5 + ["n"],
+    )  # fmt: skip
+    result = OutcomeRate("cap", "ok", tag="abusive", max=1.0, window="fault").evaluate(run_of(load))
+    assert result.value == pytest.approx(5 / 6)
+    assert result.passed
+    assert result.unit == "req/s"
+
+
+def test_latency_percentile_counts_never_sent_requests_as_infinitely_slow() -> None:
+    load = load_result([3, 4], ["ok", "overflow"], [0.01, math.nan])
+    result = LatencyPercentile("p", max=1.0, q=99, window="fault").evaluate(run_of(load))
+    assert result.value == math.inf
+    assert not result.passed
+
+
+def test_latency_percentile_with_baseline_is_the_added_latency() -> None:
+    before = [0.010] * 100
+    fault = [0.030] * 99 + [0.500]
+    load = load_result(
+        scheduled=list(np.linspace(0, 1.9, 100)) + list(np.linspace(2, 7.9, 100)),
+        outcomes=["ok"] * 200,
+        latency=before + fault,
+    )
+    p99 = LatencyPercentile("added", max=0.025, q=99, window="fault", baseline="before")
+    result = p99.evaluate(run_of(load))
+    assert result.value == pytest.approx(0.020)
+    assert result.passed
+    p100 = LatencyPercentile("max", max=0.1, q=100, window="fault").evaluate(run_of(load))
+    assert p100.value == pytest.approx(0.5)
+    assert not p100.passed
+
+
+def test_empty_window_does_not_hold() -> None:
+    load = load_result([0.5], ["ok"], [0.01])
+    result = OutcomeRatio("f", "false_429", max=0.0, window="fault").evaluate(run_of(load))
+    assert result.value is None
+    assert not result.passed
+
+
+def test_gauge_max_and_min_over_a_window() -> None:
+    series = GaugeSeries(np.array([0.0, 1.0, 3.0, 5.0, 9.0]), np.array([50, 1, 7, 3, 99.0]))
+    run = run_of(load_result([1], ["ok"], [0.01]), {"conns": series})
+    high = GaugeMax("cap", "conns", max=8, window="fault").evaluate(run)
+    low = GaugeMin("floor", "conns", min=4, window="fault").evaluate(run)
+    assert (high.value, high.passed) == (7, True)
+    assert (low.value, low.passed) == (3, False)
+    assert GaugeMax("all", "conns", max=8).evaluate(run).value == 99
+    assert GaugeMax("gone", "absent", max=8).evaluate(run).value is None
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+
+def _fault_run(false_429_share: float, added_latency: float) -> RunData:
+    n = 100
+    bad = round(n * false_429_share)
+    outcomes = ["ok"] * 20 + ["false_429"] * bad + ["ok"] * (n - bad)
+    scheduled = list(np.linspace(0, 1.9, 20)) + list(np.linspace(2, 7.9, n))
+    latency = [0.01] * 20 + [0.01 + added_latency] * n
+    return run_of(load_result(scheduled, outcomes, latency))
+
+
+def test_naive_arm_reproduces_when_it_breaks_the_named_slos_and_shows_the_signature() -> None:
+    scenario = make_scenario()
+    verdict, slos, signature = judge_naive(scenario, _fault_run(0.95, 0.0))
+    assert verdict == "reproduced"
+    assert [s.passed for s in slos] == [False, True]
+    assert [s.passed for s in signature] == [True]
+
+
+def test_naive_arm_without_the_signature_does_not_reproduce() -> None:
+    verdict, _, signature = judge_naive(make_scenario(), _fault_run(0.5, 0.0))
+    assert verdict == "not-reproduced"
+    assert not signature[0].passed
+
+
+def test_naive_arm_keeping_the_slo_does_not_reproduce() -> None:
+    verdict, _, _ = judge_naive(make_scenario(signature=()), _fault_run(0.0, 0.0))
+    assert verdict == "not-reproduced"
+
+
+def test_guarded_arm_is_mitigated_only_when_every_slo_holds() -> None:
+    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.05))[0] == "mitigated"
+    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.2))[0] == "failed"
+    assert judge_guarded(make_scenario(), _fault_run(0.01, 0.0))[0] == "failed"
