@@ -73,6 +73,12 @@ class BreakerState(enum.Enum):
     HALF_OPEN = pybreaker.STATE_HALF_OPEN
 
 
+# Enum members read through the class cost a descriptor call; the hot path reads these.
+_CLOSED = BreakerState.CLOSED
+_OPEN = BreakerState.OPEN
+_HALF_OPEN = BreakerState.HALF_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerOptions:
     """How a :class:`CircuitBreaker` trips and recovers.
@@ -137,15 +143,16 @@ class TripPolicy(Protocol):
     """Decides, from the outcomes of calls made while the circuit is closed, when it trips.
 
     It keeps its counts in the breaker's pybreaker storage (so a shared storage shares them).
-    Counters are reset by pybreaker when the circuit closes.
+    Counters are reset by pybreaker when the circuit closes. A policy that needs time (a
+    failure-rate window, slow calls) takes the breaker's clock when it is made.
     """
 
-    def on_success(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> None:
-        """A call made while closed succeeded at ``now`` (clock seconds)."""
+    def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
+        """A call made while closed succeeded (the hot path: keep it cheap)."""
         ...
 
-    def on_failure(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> bool:
-        """A call made while closed failed at ``now``; True to open the circuit."""
+    def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
+        """A call made while closed failed; True to open the circuit."""
         ...
 
 
@@ -159,11 +166,11 @@ class ConsecutiveFailures:
             )
         self.threshold = threshold
 
-    def on_success(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> None:
+    def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
         if storage.counter:
             storage.reset_counter()
 
-    def on_failure(self, storage: pybreaker.CircuitBreakerStorage, now: float) -> bool:
+    def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
         storage.increment_counter()
         return storage.counter >= self.threshold
 
@@ -207,7 +214,7 @@ class Permit:
 
     def succeeded(self) -> None:
         """The call succeeded."""
-        if self._settle():
+        if not self.probe or self._settle():
             self._breaker._on_success(self._generation)
 
     def failed(self, error: BaseException) -> None:
@@ -223,7 +230,7 @@ class Permit:
     def _settle(self) -> bool:
         """Mark this permit used (once: a probe frees its slot); False if already used."""
         if not self.probe:
-            return True
+            return True  # the shared permit of a closed circuit holds no slot
         if not self._pending:
             return False
         self._pending = False
@@ -268,7 +275,7 @@ class CircuitBreaker:
             state_storage=self._storage,
             name=name,
         )
-        self._state = BreakerState.CLOSED
+        self._state: BreakerState = _CLOSED
         self._generation = 0
         self._closed_permit = Permit(self, 0, probe=False)
         self._probes = 0
@@ -279,7 +286,7 @@ class CircuitBreaker:
     def state(self) -> BreakerState:
         """The circuit's state now (an open circuit whose reset timeout has passed turns
         half-open when read)."""
-        if self._state is BreakerState.OPEN and self._clock.monotonic() >= self._half_open_at:
+        if self._state is _OPEN and self._clock.monotonic() >= self._half_open_at:
             self._half_open()
         return self._state
 
@@ -291,25 +298,25 @@ class CircuitBreaker:
     @property
     def retry_after(self) -> float:
         """Seconds until an open circuit lets probes through (0 when not open)."""
-        if self._state is not BreakerState.OPEN:
+        if self._state is not _OPEN:
             return 0.0
         return max(0.0, self._half_open_at - self._clock.monotonic())
 
     def allows_call(self) -> bool:
         """Whether a call made now would be let through (reserves nothing; cheap)."""
         state = self._state
-        if state is BreakerState.CLOSED:
+        if state is _CLOSED:
             return True
-        if state is BreakerState.OPEN:
+        if state is _OPEN:
             return self._clock.monotonic() >= self._half_open_at
         return self._probes < self.options.half_open_max_calls
 
     def try_acquire(self) -> Permit | None:
         """A permit for one call, or None (counted as rejected) if the circuit refuses it."""
         state = self._state
-        if state is BreakerState.CLOSED:
+        if state is _CLOSED:
             return self._closed_permit
-        if state is BreakerState.OPEN:
+        if state is _OPEN:
             if self._clock.monotonic() < self._half_open_at:
                 self.stats.rejected += 1
                 return None
@@ -364,12 +371,12 @@ class CircuitBreaker:
             self.stats.ignored += 1
             return
         self.stats.successes += 1
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             self._storage.increment_success_counter()
             if self._storage.success_counter >= self._machine.success_threshold:
                 self._transition(self._machine.close, "probe succeeded")
         else:
-            self.policy.on_success(self._storage, self._clock.monotonic())
+            self.policy.on_success(self._storage)
 
     def _on_failure(self, generation: int, error: BaseException) -> None:
         if not self._machine.is_system_error(error):
@@ -380,9 +387,9 @@ class CircuitBreaker:
             return
         self.stats.failures += 1
         cause = type(error).__name__
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             self._transition(self._machine.open, f"probe failed: {cause}")
-        elif self.policy.on_failure(self._storage, self._clock.monotonic()):
+        elif self.policy.on_failure(self._storage):
             self._transition(self._machine.open, f"{self.policy!r} tripped on {cause}")
 
     def _free_probe_slot(self, generation: int) -> None:
@@ -406,20 +413,20 @@ class CircuitBreaker:
         self._state = state
         self._generation += 1
         self._probes = 0
-        if state is BreakerState.CLOSED:
+        if state is _CLOSED:
             self._closed_permit = Permit(self, self._generation, probe=False)
         attributes: dict[str, Any] = {
             "breaker": self.name,
             "previous": previous.value,
             "reason": self._reason,
         }
-        if state is BreakerState.OPEN:
+        if state is _OPEN:
             self.stats.trips += 1
             self._half_open_at = now + self.options.reset_timeout
             attributes["failures"] = failures
             attributes["reset_timeout"] = self.options.reset_timeout
             self._events.emit(Event(EVENT_SOURCE, "opened", Severity.WARNING, attributes, now))
-        elif state is BreakerState.HALF_OPEN:
+        elif state is _HALF_OPEN:
             attributes["max_probes"] = self.options.half_open_max_calls
             self._events.emit(Event(EVENT_SOURCE, "half_opened", Severity.INFO, attributes, now))
         else:
@@ -441,5 +448,5 @@ class _Transitions(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        previous = BreakerState(old_state.name) if old_state is not None else BreakerState.CLOSED
+        previous = BreakerState(old_state.name) if old_state is not None else _CLOSED
         self._breaker._entered(BreakerState(new_state.name), previous)

@@ -1,0 +1,415 @@
+"""FailOpenGuard: a primary that cannot answer never becomes a denial; the fallback still limits."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import pytest
+
+from resilient.breaker import BreakerOptions, BreakerState, CircuitBreaker
+from resilient.clock import VirtualClock
+from resilient.events import EventBus, EventRecorder
+from resilient.ratelimit._errors import LimiterUnavailable
+from resilient.ratelimit._guard import FailOpenGuard, GuardMode, GuardOptions
+from resilient.ratelimit._local import LocalLimiter
+from resilient.ratelimit._types import Decision, DecisionSource, Rate
+
+GLOBAL = Rate(100, 1.0, burst=3)
+SHARE = GLOBAL.per_share(4)  # 25/s, no burst
+
+
+class RedisErrors:
+    """Errors named like redis-py's: its ConnectionError is no OSError."""
+
+    class ConnectionError(Exception):
+        pass
+
+
+_UNSET: Any = object()
+
+
+def state_of(guard: FailOpenGuard) -> BreakerState:
+    """The guard's breaker state, read fresh (a call, so type checkers do not narrow it)."""
+    return guard.breaker.state
+
+
+class FakePrimary:
+    """A primary limiter whose behaviour the test switches: healthy, slow, raising, garbage."""
+
+    def __init__(self, clock: VirtualClock, rate: Rate = GLOBAL) -> None:
+        self.clock = clock
+        self.healthy = LocalLimiter(rate, clock=clock)
+        self.calls = 0
+        self.delay = 0.0
+        self.error: BaseException | None = None
+        self.answer: Any = _UNSET
+        self.hang: asyncio.Event | None = None
+        self.cancelled = 0
+
+    def rate_for(self, key: str) -> Rate:
+        return self.healthy.rate_for(key)
+
+    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+        self.calls += 1
+        try:
+            if self.hang is not None:
+                await self.hang.wait()
+            if self.delay:
+                await self.clock.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if self.error is not None:
+            raise self.error
+        if self.answer is not _UNSET:
+            answer: Decision = self.answer
+            return answer
+        return self.healthy.decide_now(key, cost=cost, rate=rate)
+
+
+def make_guard(
+    clock: VirtualClock,
+    primary: FakePrimary,
+    bus: EventBus | None = None,
+    **options: Any,
+) -> FailOpenGuard:
+    events = bus or EventBus(log_when_unobserved=False)
+    mode = options.get("mode", GuardMode.FALLBACK)
+    return FailOpenGuard(
+        primary,
+        GuardOptions(**options),
+        fallback=LocalLimiter(SHARE, clock=clock) if mode is GuardMode.FALLBACK else None,
+        clock=clock,
+        events=events,
+    )
+
+
+@pytest.fixture
+def recorder_bus() -> tuple[EventRecorder, EventBus]:
+    recorder = EventRecorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    return recorder, bus
+
+
+async def test_a_healthy_primary_answers_and_nothing_degrades(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    decision = await guard.decide("k")
+    assert decision.allowed
+    assert decision.source is DecisionSource.PRIMARY
+    primary.delay = 0.010  # waits, but within the 20 ms budget
+    assert (await guard.decide("k")).source is DecisionSource.PRIMARY
+    assert guard.stats.primary == 2
+    assert not guard.degraded
+
+
+async def test_a_slow_primary_is_cut_off_at_the_budget(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.delay = 2.0
+    guard = make_guard(virtual_clock, primary, timeout=0.020)
+    decision = await guard.decide("k")
+    assert virtual_clock.monotonic() == pytest.approx(0.020)
+    assert decision.allowed
+    assert decision.source is DecisionSource.FALLBACK
+    assert decision.reason == "primary timeout"
+    assert primary.cancelled == 1
+    assert guard.stats.timeouts == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (OSError("connection refused"), "primary unavailable: OSError"),
+        (ConnectionResetError(), "primary unavailable: ConnectionResetError"),
+        (LimiterUnavailable("down"), "primary unavailable: LimiterUnavailable"),
+        (RedisErrors.ConnectionError("redis-py style"), "primary unavailable: ConnectionError"),
+        (ValueError("garbage reply"), "primary error: ValueError"),
+        (KeyError("x"), "primary error: KeyError"),
+    ],
+)
+async def test_a_raising_primary_gets_a_fallback_decision_with_the_reason(
+    virtual_clock: VirtualClock, fault: Exception, reason: str
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = fault
+    guard = make_guard(virtual_clock, primary)
+    decision = await guard.decide("k")
+    assert decision.allowed
+    assert decision.source is DecisionSource.FALLBACK
+    assert decision.reason == reason
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "OK",
+        None,
+        (False, 0, 1.0, 1.0),
+        Decision(False, -1, 1.0, 1.0),
+        Decision(False, 0, 0.0, 1.0),
+        Decision(False, 0, math.nan, 1.0),
+        Decision(0, 0, 1.0, 1.0),  # type: ignore[arg-type]
+    ],
+)
+async def test_a_malformed_answer_is_never_taken_as_a_denial(
+    virtual_clock: VirtualClock, garbage: Any
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.answer = garbage
+    guard = make_guard(virtual_clock, primary)
+    decision = await guard.decide("k")
+    assert decision.allowed
+    assert decision.source is DecisionSource.FALLBACK
+    assert decision.reason == "primary returned a malformed decision"
+    assert guard.stats.malformed == 1
+
+
+@pytest.mark.parametrize("fault", ["slow", "raise", "garbage", "hang"])
+async def test_no_request_is_denied_because_of_a_fault(
+    virtual_clock: VirtualClock, fault: str
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    if fault == "slow":
+        primary.delay = 0.5
+    elif fault == "raise":
+        primary.error = OSError("reset by peer")
+    elif fault == "garbage":
+        primary.answer = Decision(False, 0, -1.0, 0.0)
+    else:
+        primary.hang = asyncio.Event()
+    guard = make_guard(virtual_clock, primary)
+    decisions = [await guard.decide(f"user-{i}") for i in range(200)]
+    assert all(d.allowed for d in decisions)
+    assert {d.source for d in decisions} == {DecisionSource.FALLBACK}
+
+
+async def test_the_fallback_still_limits_an_abusive_key_to_its_share(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary)
+    allowed_at: list[float] = []
+    for _ in range(2000):  # 1000 requests/s for 2 s, 40x the share
+        if (await guard.decide("abuser")).allowed:
+            allowed_at.append(virtual_clock.monotonic())
+        virtual_clock.advance(0.001)
+    assert 45 <= len(allowed_at) <= 2 * (SHARE.limit + SHARE.burst)
+    for start in allowed_at:
+        in_window = [t for t in allowed_at if start <= t < start + SHARE.period]
+        assert len(in_window) <= SHARE.limit + SHARE.burst
+    denied = await guard.decide("abuser")
+    assert not denied.allowed
+    assert denied.source is DecisionSource.FALLBACK
+    assert denied.retry_after > 0
+
+
+async def test_a_rate_given_per_call_is_divided_among_instances_for_the_fallback(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary, instances=4)
+    wide = Rate(8, 1.0, burst=7)  # 8 at once globally: 2 at once for this instance
+    results = [(await guard.decide("k", rate=wide)).allowed for _ in range(3)]
+    assert results == [True, True, False]
+
+
+async def test_an_open_breaker_keeps_the_primary_out_of_the_path(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.delay = 1.0
+    guard = make_guard(virtual_clock, primary)
+    for _ in range(5):
+        await guard.decide("k")
+    assert state_of(guard) is BreakerState.OPEN
+    calls = primary.calls
+    started = virtual_clock.monotonic()
+    decision = await guard.decide("k2")
+    assert primary.calls == calls
+    assert virtual_clock.monotonic() == started  # no added latency
+    assert decision.reason == "breaker open"
+    assert guard.stats.breaker_open == 1
+
+
+async def test_half_open_probes_find_the_recovery(
+    virtual_clock: VirtualClock, recorder_bus: tuple[EventRecorder, EventBus]
+) -> None:
+    recorder, bus = recorder_bus
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary, bus)
+    for _ in range(5):
+        await guard.decide("k")
+    assert state_of(guard) is BreakerState.OPEN
+    assert guard.degraded
+    primary.error = None  # the dependency comes back
+    virtual_clock.advance(4.9)
+    assert (await guard.decide("k")).reason == "breaker open"
+    virtual_clock.advance(0.1)
+    decision = await guard.decide("k")
+    assert decision.source is DecisionSource.PRIMARY
+    assert state_of(guard) is BreakerState.CLOSED
+    assert not guard.degraded
+    names = [(e.source, e.name) for e in recorder.events]
+    assert names == [
+        ("ratelimit.guard", "degraded"),
+        ("breaker", "opened"),
+        ("breaker", "half_opened"),
+        ("breaker", "closed"),
+        ("ratelimit.guard", "recovered"),
+    ]
+    assert recorder.events[0].attributes["reason"] == "primary unavailable: OSError"
+    assert recorder.events[-1].attributes["degraded_for"] == pytest.approx(5.0)
+
+
+async def test_counters_say_who_answered(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    await guard.decide("a")
+    primary.error = OSError("down")
+    await guard.decide("b")
+    primary.error = None
+    primary.delay = 1.0
+    await guard.decide("c")
+    stats = guard.stats
+    assert (stats.primary, stats.fallback, stats.pass_through) == (1, 2, 0)
+    assert (stats.unavailable, stats.timeouts) == (1, 1)
+
+
+async def test_pass_through_mode_allows_outright(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary, mode=GuardMode.PASS_THROUGH)
+    decisions = [await guard.decide("abuser") for _ in range(100)]
+    assert all(d.allowed and d.source is DecisionSource.PASS_THROUGH for d in decisions)
+    assert decisions[0].reason == "primary unavailable: OSError"
+    assert guard.stats.pass_through == 100
+
+
+async def test_fail_closed_is_an_opt_in_that_raises_and_never_denies(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary, mode=GuardMode.FAIL_CLOSED)
+    with pytest.raises(LimiterUnavailable, match="primary unavailable: OSError") as raised:
+        await guard.decide("k")
+    assert isinstance(raised.value.__cause__, OSError)
+    assert guard.stats.fail_closed == 1
+    assert GuardOptions().mode is GuardMode.FALLBACK
+
+
+async def test_the_fallback_is_required_in_fallback_mode() -> None:
+    with pytest.raises(ValueError, match=r"FailOpenGuard\.fallback is required"):
+        FailOpenGuard(FakePrimary(VirtualClock()))
+
+
+async def test_many_distinct_keys_denied_at_once_is_reported_as_a_suspected_fault(
+    virtual_clock: VirtualClock, recorder_bus: tuple[EventRecorder, EventBus]
+) -> None:
+    recorder, bus = recorder_bus
+    primary = FakePrimary(virtual_clock)
+    primary.answer = Decision(False, 0, 1.0, 1.0)  # a broken limiter: everyone is "limited"
+    guard = make_guard(virtual_clock, primary, bus, fault_keys=50, fault_window=1.0)
+    decisions = [await guard.decide(f"user-{i}") for i in range(120)]
+    # The event changes no decision: the primary's denials stand.
+    assert all(not d.allowed and d.source is DecisionSource.PRIMARY for d in decisions)
+    faults = recorder.named("suspected_limiter_fault")
+    assert len(faults) == 1
+    assert faults[0].attributes["distinct_keys_denied"] == 50
+    virtual_clock.advance(1.0)
+    for i in range(50):
+        await guard.decide(f"user-{i}")
+    assert len(recorder.named("suspected_limiter_fault")) == 2
+
+
+async def test_one_key_denied_many_times_is_not_a_suspected_fault(
+    virtual_clock: VirtualClock, recorder_bus: tuple[EventRecorder, EventBus]
+) -> None:
+    recorder, bus = recorder_bus
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary, bus, fault_keys=5)
+    for _ in range(500):
+        await guard.decide("abuser")
+    assert guard.stats.primary == 500
+    assert recorder.named("suspected_limiter_fault") == []
+
+
+async def test_a_cancelled_caller_leaks_no_probe_slot_and_no_task() -> None:
+    clock = VirtualClock()  # manual time: the test decides when budgets run out
+    primary = FakePrimary(clock)
+    breaker = CircuitBreaker(
+        "g", BreakerOptions(failure_threshold=1, reset_timeout=1.0), clock=clock
+    )
+    guard = FailOpenGuard(
+        primary,
+        fallback=LocalLimiter(SHARE, clock=clock),
+        breaker=breaker,
+        clock=clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    primary.error = OSError("down")
+    await guard.decide("k")
+    clock.advance(1.0)
+    primary.error = None
+    primary.hang = asyncio.Event()
+    caller = asyncio.create_task(guard.decide("k"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert not breaker.allows_call()  # the caller holds the only probe slot
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert primary.cancelled == 1
+    assert breaker.allows_call()  # slot freed; cancellation is neither success nor failure
+    assert breaker.state is BreakerState.HALF_OPEN
+    await clock.run_for(0.020)  # the watchdog sees the budget finished and ends
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    primary.hang = None
+    assert (await guard.decide("k")).source is DecisionSource.PRIMARY
+
+
+async def test_a_timed_out_caller_is_not_left_cancelled(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.delay = 1.0
+    guard = make_guard(virtual_clock, primary)
+    await guard.decide("k")
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+    await asyncio.sleep(0)  # would raise if a cancellation were still pending
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": math.inf}, "timeout"),
+        ({"instances": 0}, "instances"),
+        ({"fault_keys": 0}, "fault_keys"),
+        ({"fault_window": -1.0}, "fault_window"),
+        ({"mode": "fallback"}, "mode"),
+        ({"unavailable": (OSError, 3)}, "unavailable"),
+    ],
+)
+def test_bad_options_name_the_field(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=f"GuardOptions.{field}"):
+        GuardOptions(**options)
+
+
+async def test_a_bad_cost_is_the_callers_error_not_a_fault(virtual_clock: VirtualClock) -> None:
+    guard = make_guard(virtual_clock, FakePrimary(virtual_clock))
+    with pytest.raises(ValueError, match="cost"):
+        await guard.decide("k", cost=-1)
+    assert guard.stats.errors == 0
+
+
+async def test_rate_for_is_the_primarys(virtual_clock: VirtualClock) -> None:
+    guard = make_guard(virtual_clock, FakePrimary(virtual_clock))
+    assert guard.rate_for("k") == GLOBAL
