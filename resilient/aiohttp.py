@@ -1,0 +1,150 @@
+"""aiohttp helpers: rate-limit every request of a ``web.Application`` with any limiter.
+
+:func:`rate_limit_middleware` asks a :class:`~resilient.ratelimit.Limiter` (typically a
+:class:`~resilient.ratelimit.FailOpenGuard`) about each request and answers ``429 Too Many
+Requests`` only for a real over-limit decision (``decision.allowed`` false), with
+``Retry-After`` and ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset``.
+A degraded decision that allows (fallback, pass-through) goes through like any other; a limiter
+that cannot answer at all (:class:`~resilient.ratelimit.LimiterUnavailable`, e.g. a guard in
+its opt-in fail-closed mode) gets ``503 Service Unavailable``, never 429: a limiter that does
+not know does not claim anyone is over the limit.
+
+The decision, with its ``source`` and ``reason``, is stored on the request under
+:data:`DECISION_KEY` for the handler (absent on exempt routes)::
+
+    app = web.Application(middlewares=[rate_limit_middleware(guard, key=header_key("X-Api-Key"))])
+
+    async def handler(request: web.Request) -> web.Response:
+        decision = request.get(DECISION_KEY)
+
+This module imports no Redis client: it needs only the limiter protocol.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from resilient.ratelimit._errors import LimiterUnavailable
+from resilient.ratelimit._types import Decision, Limiter, Rate
+
+__all__ = [
+    "DECISION_KEY",
+    "KeyFunction",
+    "header_key",
+    "rate_limit_middleware",
+    "remote_address",
+]
+
+DECISION_KEY: web.RequestKey[Decision] = web.RequestKey("resilient.ratelimit.decision", Decision)
+"""Where the middleware stores the request's :class:`Decision`: ``request[DECISION_KEY]``."""
+
+KeyFunction = Callable[[web.Request], str]
+"""Maps a request to the key it is limited under."""
+
+
+def remote_address(request: web.Request) -> str:
+    """The client's address as aiohttp sees it (``"unknown"`` when there is none)."""
+    return request.remote or "unknown"
+
+
+def header_key(name: str, *, default: KeyFunction = remote_address) -> KeyFunction:
+    """A key function: the value of header ``name``, or ``default(request)`` when it is absent."""
+
+    def key(request: web.Request) -> str:
+        value = request.headers.get(name)
+        return value if value else default(request)
+
+    return key
+
+
+def rate_limit_middleware(
+    limiter: Limiter,
+    *,
+    key: KeyFunction = remote_address,
+    exempt: Iterable[str] | Callable[[web.Request], bool] = (),
+    cost: int | Callable[[web.Request], int] = 1,
+    rate: Rate | None = None,
+) -> Middleware:
+    """A middleware that limits each request under ``key(request)``.
+
+    ``exempt``: paths (matched against the request path and the route's canonical path, e.g.
+    ``"/users/{id}"``) or a predicate; exempt requests are not counted. ``cost``: units per
+    request, or a function of the request. ``rate``: the rate passed to every decision (default:
+    the limiter's own per-key rate). ``RateLimit-Limit`` reports ``rate.limit`` (or the limiter's
+    ``rate_for(key)``, when it has one; the header is left out when the limit is unknown).
+    """
+    is_exempt = _exemption(exempt)
+    cost_of = cost if callable(cost) else _constant(_checked_cost(cost))
+
+    @web.middleware
+    async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if is_exempt(request):
+            return await handler(request)
+        request_key = key(request)
+        try:
+            decision = await limiter.decide(request_key, cost=cost_of(request), rate=rate)
+        except LimiterUnavailable:
+            return web.Response(status=503, text="Service Unavailable: rate limiter unavailable")
+        if not decision.allowed:
+            return _too_many_requests(decision, rate or _rate_for(limiter, request_key))
+        request[DECISION_KEY] = decision
+        return await handler(request)
+
+    return rate_limit
+
+
+def _too_many_requests(decision: Decision, rate: Rate | None) -> web.Response:
+    """429 with the headers a client needs to come back at the right time."""
+    headers = {
+        "Retry-After": str(max(1, math.ceil(decision.retry_after))),
+        "RateLimit-Remaining": str(max(0, decision.remaining)),
+        "RateLimit-Reset": str(max(0, math.ceil(decision.reset_after))),
+    }
+    if rate is not None:
+        headers["RateLimit-Limit"] = str(rate.limit)
+    return web.Response(status=429, text="Too Many Requests", headers=headers)
+
+
+def _rate_for(limiter: Limiter, key: str) -> Rate | None:
+    rate_for = getattr(limiter, "rate_for", None)
+    if rate_for is None:
+        return None
+    found = rate_for(key)
+    return found if isinstance(found, Rate) else None
+
+
+def _exemption(
+    exempt: Iterable[str] | Callable[[web.Request], bool],
+) -> Callable[[web.Request], bool]:
+    if callable(exempt):
+        return exempt
+    paths = frozenset(exempt)
+    for path in paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(
+                f"rate_limit_middleware.exempt paths must start with '/', got {path!r}"
+            )
+
+    def is_exempt(request: web.Request) -> bool:
+        if not paths:
+            return False
+        if request.path in paths:
+            return True
+        resource = request.match_info.route.resource
+        return resource is not None and resource.canonical in paths
+
+    return is_exempt
+
+
+def _checked_cost(cost: int) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
+        raise ValueError(f"rate_limit_middleware.cost must be an int >= 0, got {cost!r}")
+    return cost
+
+
+def _constant(value: int) -> Callable[[web.Request], int]:
+    return lambda request: value
