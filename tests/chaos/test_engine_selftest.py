@@ -8,18 +8,37 @@ guard-failed exit status. Scaled to half length to stay short.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
+import aiohttp
 import jsonschema
 import numpy as np
 import pytest
+import redis.asyncio
+from aiohttp import web
 
 from chaos._engine import run_scenario
-from chaos.cli import EXIT_GUARD_FAILED, main
-from chaos.load import schedule
+from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
+from chaos.load import Load, schedule
 from chaos.report import load_schema
-from chaos.scenario import Scenario
+from chaos.scenario import (
+    AiohttpServer,
+    Arm,
+    ArmContext,
+    DisableProxy,
+    EnableProxy,
+    GaugeMin,
+    Incident,
+    Proxy,
+    RedisServer,
+    Scenario,
+    SuccessRatio,
+    TcpServer,
+    Window,
+)
 from chaos.toxiproxy.control import toxiproxy_server
 from tests.chaos.selftest_scenarios import SCENARIOS
 
@@ -78,3 +97,95 @@ def test_a_broken_guard_fails_the_run_with_the_guard_failed_status(
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page
     assert "selftest-broken-guard" in page
+
+
+# -- topology: every kind of server, each behind its proxy, faults on the timeline -------------
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+
+
+def _plain_backend() -> web.Application:
+    return web.Application()
+
+
+async def _reach_everything(ctx: ArmContext) -> web.Application:
+    """An arm that proves, before the load, that every dependency answers through its proxy."""
+    client = redis.asyncio.Redis.from_url(ctx.url("redis", scheme="redis", path="0"))
+    try:
+        assert await client.ping()
+    finally:
+        await client.aclose()
+    reader, writer = await asyncio.open_connection(*ctx.address("echo"))
+    writer.write(b"hello\n")
+    assert await reader.readline() == b"hello\n"
+    writer.close()
+    assert ctx.address("echo") != ctx.direct_address("echo")
+    async with aiohttp.ClientSession() as session, session.get(ctx.url("backend")) as response:
+        assert response.status == 404  # the backend app has no routes: it answered
+    ticks = [0.0]
+
+    def tick() -> float:
+        ticks[0] += 1
+        return ticks[0]
+
+    ctx.gauge("ticks", tick)
+    app = web.Application()
+    app.router.add_get("/", _ok)
+    return app
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+TOPOLOGY = Scenario(
+    name="selftest-topology",
+    incident=Incident("selftest.txt", "every server kind behind a proxy"),
+    pattern="none",
+    load=Load(rate=50, duration=1.0),
+    arms=(
+        Arm("naive", "naive", _reach_everything),
+        Arm("guarded", "guarded", _reach_everything),
+    ),
+    servers=(
+        RedisServer("redis"),
+        TcpServer("echo", _echo),
+        AiohttpServer("backend", _plain_backend),
+    ),
+    proxies=(Proxy("redis", "redis"), Proxy("echo", "echo"), Proxy("backend", "backend")),
+    faults=(DisableProxy(0.2, "echo"), EnableProxy(0.5, "echo")),
+    windows=(Window("all", 0.0, 1.0),),
+    hypothesis=(SuccessRatio("all-ok", min=1.0), GaugeMin("ticked", "ticks", min=1)),
+    breaks=("all-ok",),
+)
+
+
+async def test_every_server_kind_is_started_proxied_and_cleaned_up() -> None:
+    async with toxiproxy_server(seed=1) as control:
+        before = set(await control.proxies())
+        result = await run_scenario(TOPOLOGY, control, seed=1, arms=["guarded"])
+        assert set(await control.proxies()) == before
+    (arm,) = result.arms
+    assert (arm.verdict, arm.error) == ("mitigated", None)
+    assert [f.kind for f in arm.faults] == ["DisableProxy", "EnableProxy"]
+    assert arm.load is not None
+    assert arm.load.counts() == {"ok": 50}
+
+
+async def test_an_arm_that_cannot_build_is_a_harness_error_not_a_guard_failure() -> None:
+    async def broken(ctx: ArmContext) -> web.Application:
+        raise ConnectionRefusedError("dependency down before the load")
+
+    scenario = dataclasses.replace(
+        TOPOLOGY, arms=(Arm("naive", "naive", broken), Arm("guarded", "guarded", broken))
+    )
+    async with toxiproxy_server(seed=1) as control:
+        result = await run_scenario(scenario, control, seed=1, arms=["guarded"])
+    (arm,) = result.arms
+    assert arm.verdict == "error"
+    assert arm.error == "ConnectionRefusedError: dependency down before the load"
+    assert exit_status([result]) == EXIT_HARNESS_ERROR
