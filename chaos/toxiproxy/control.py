@@ -557,9 +557,13 @@ def running_toxiproxy(
     free loopback port, stopped on exit) and yields its :class:`ToxiproxyEndpoint`. The pytest
     plugin's session fixture uses it.
     """
-    chosen, _ = _chosen_url(url)
+    chosen, source = _chosen_url(url)
     if chosen is not None:
-        yield ToxiproxyEndpoint(chosen, embedded=False, version=_version_blocking(chosen, timeout))
+        try:
+            version = _version_blocking(chosen, timeout)
+        except ToxiproxyUnavailable as exc:
+            raise _naming_source(exc, source) from None
+        yield ToxiproxyEndpoint(chosen, embedded=False, version=version)
         return
 
     from chaos.toxiproxy.server import BackgroundToxiproxy
@@ -610,7 +614,7 @@ def normalize_toxiproxy_url(value: str) -> str:
 def _chosen_url(url: str | None) -> tuple[str | None, str]:
     """The external server's URL and where it came from, or ``(None, "")`` for embedded."""
     if url is not None:
-        return normalize_toxiproxy_url(url), "given"
+        return normalize_toxiproxy_url(url), "the url argument"
     from_env = os.environ.get(TOXIPROXY_URL_ENV, "").strip()
     if not from_env:
         return None, ""
@@ -624,13 +628,13 @@ async def _check_answers(control: ToxiproxyControl, source: str) -> None:
     try:
         await control.version()
     except ToxiproxyUnavailable as exc:
-        raise ToxiproxyUnavailable(
-            0,
-            f"{exc.message} (URL from {source}; is the server running?)",
-            method=exc.method,
-            path=exc.path,
-            url=exc.url,
-        ) from None
+        raise _naming_source(exc, source) from None
+
+
+def _naming_source(exc: ToxiproxyUnavailable, source: str) -> ToxiproxyUnavailable:
+    """The same error, saying where the URL came from (one line)."""
+    message = f"{exc.message} (URL from {source}; is the server running?)"
+    return ToxiproxyUnavailable(0, message, method=exc.method, path=exc.path, url=exc.url)
 
 
 def _version_blocking(url: str, timeout: float) -> str:

@@ -1,0 +1,21 @@
+"""An embedded Toxiproxy-compatible server (a drop-in for ``toxiproxy-server`` 2.12).
+
+:class:`ToxiproxyServer` runs on the caller's event loop; :class:`BackgroundToxiproxy` runs one in
+a daemon thread with its own loop. ``python -m chaos.toxiproxy`` is the command-line server
+(flags ``-host -port -config -seed -version``), and ``python -m chaos.toxiproxy.selfcheck``
+checks that it relays data and applies a latency toxic.
+"""
+
+from chaos.toxiproxy.server import (
+    DEFAULT_HOST,
+    TOXIPROXY_VERSION,
+    BackgroundToxiproxy,
+    ToxiproxyServer,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "TOXIPROXY_VERSION",
+    "BackgroundToxiproxy",
+    "ToxiproxyServer",
+]

@@ -1,0 +1,547 @@
+"""One proxy: its listener, its connections, and the two links of each connection.
+
+Every accepted client connection dials the upstream once. Data then flows on two links: the
+upstream link (client to server) and the downstream link (server to client).
+
+A link with no toxic is a *direct* relay: the source socket's ``data_received`` writes straight
+into the sink transport, and flow control is the transports' own (the source stops reading while
+the sink's write buffer is above its high-water mark). That path allocates nothing and runs no
+task, so the toxic machinery costs nothing where no toxic is set.
+
+A link with toxics queues what the source reads (bounded: reading pauses above
+``_QUEUE_HIGH_WATER`` bytes) and one task pushes each chunk through the stages in order. When the
+last toxic goes, the task drains its queue and the link turns direct again; bytes are never lost
+or reordered by the switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Final, TypeVar
+
+from chaos.toxiproxy._toxics import Chunk, Stage, Toxic, make_stage
+
+__all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_host_port"]
+
+_log = logging.getLogger("chaos.toxiproxy")
+
+_WRITE_HIGH_WATER: Final = 512 * 1024
+"""A sink transport above this many unsent bytes pauses its source (flow control)."""
+_QUEUE_HIGH_WATER: Final = 1024 * 1024
+"""A link with toxics stops reading its source while this many bytes wait for the stages."""
+_CLOSE_GRACE: Final = 10.0
+"""Seconds a closed socket may spend flushing to a peer that does not read before it is aborted."""
+_LOOPBACK: Final = "127.0.0.1"
+
+
+class ProxyError(Exception):
+    """Binding or resolving a proxy's address failed; ``str()`` is Go's message (API 500)."""
+
+
+class Proxy:
+    """A named listener that relays every accepted connection to ``upstream`` through toxics.
+
+    ``listen`` is the requested address until the proxy starts, then the address actually
+    bound, so a disable/enable cycle rebinds the same concrete port.
+    """
+
+    def __init__(self, name: str, listen: str, upstream: str, *, seed: int | None) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.toxics: list[Toxic] = []
+        self._seed = seed
+        self._shared_rng = random.Random()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._accepted = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The proxy as the API returns it: upstream toxics first, then downstream."""
+        ordered = [t for t in self.toxics if t.upstream] + [
+            t for t in self.toxics if not t.upstream
+        ]
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [toxic.to_json() for toxic in ordered],
+        }
+
+    @property
+    def connection_count(self) -> int:
+        """Connections still open (either socket not yet closed)."""
+        return len(self._connections)
+
+    async def start(self) -> None:
+        """Bind ``listen`` and accept connections; raise :class:`ProxyError` on failure."""
+        if self.enabled:
+            return
+        host, port = await resolve_listen(self.listen)
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(self._accept, host, port, reuse_address=True)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            raise ProxyError(f"listen tcp {format_address(host, port)}: bind: {reason}") from None
+        bound = server.sockets[0].getsockname()
+        self._server = server
+        self.listen = format_address(bound[0], bound[1])
+        self.enabled = True
+        _log.info("proxy %s listening on %s, upstream %s", self.name, self.listen, self.upstream)
+
+    async def stop(self, *, abort: bool = False) -> None:
+        """Close the listener and every live connection (``abort``: without flushing)."""
+        self.enabled = False
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for connection in list(self._connections):
+            if abort:
+                connection.abort()
+            else:
+                connection.close()
+        if abort:
+            await self.wait_connections_closed()
+
+    async def wait_connections_closed(self, timeout: float = 5.0) -> None:
+        """Wait until every connection has released its sockets (bounded by ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._connections and loop.time() < deadline:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0.005)
+
+    def add_toxic(self, toxic: Toxic) -> None:
+        """Add ``toxic``; it starts at once on every open connection."""
+        self.toxics.append(toxic)
+        for connection in list(self._connections):
+            connection.link(toxic.upstream).add_stage(toxic)
+
+    def update_toxic(self, toxic: Toxic) -> None:
+        """``toxic``'s attributes changed: restart its stage on every open connection."""
+        for connection in list(self._connections):
+            connection.link(toxic.upstream).restart_stage(toxic)
+
+    def remove_toxic(self, toxic: Toxic) -> None:
+        """Remove ``toxic``; its stages flush what they hold (a timeout closes its connections)."""
+        self.toxics.remove(toxic)
+        for connection in list(self._connections):
+            connection.link(toxic.upstream).remove_stage(toxic)
+
+    def _accept(self) -> _Side:
+        self._accepted += 1
+        return _Connection(self, self._accepted).client
+
+    def _link_rng(self, number: int, direction: str) -> random.Random:
+        if self._seed is None:
+            return self._shared_rng
+        return random.Random(f"{self._seed}/{self.name}/{number}/{direction}")
+
+    def _connection_opened(self, connection: _Connection) -> None:
+        self._connections.add(connection)
+
+    def _connection_finished(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+
+
+class _Connection:
+    """A client connection, the upstream connection dialled for it, and the two links."""
+
+    def __init__(self, proxy: Proxy, number: int) -> None:
+        self.proxy = proxy
+        self.loop = asyncio.get_running_loop()
+        self.client = _Side(self)
+        self.server = _Side(self)
+        self.up = _Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
+        self.down = _Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
+        self.client.in_link = self.up
+        self.client.out_link = self.down
+        self.server.in_link = self.down
+        self.server.out_link = self.up
+        self.dialing = True
+        self.closing = False
+        self._open_sides = 0
+        self._dial_task: asyncio.Task[None] | None = None
+        self._grace: asyncio.TimerHandle | None = None
+
+    def link(self, upstream: bool) -> _Link:
+        return self.up if upstream else self.down
+
+    def side_made(self, side: _Side) -> None:
+        self._open_sides += 1
+        if side is self.client:
+            self.proxy._connection_opened(self)
+            side.set_reading(paused=True)
+            for toxic in self.proxy.toxics:
+                self.link(toxic.upstream).add_stage(toxic)
+            self._dial_task = self.loop.create_task(self._dial())
+
+    async def _dial(self) -> None:
+        try:
+            host, port = split_host_port(self.proxy.upstream)
+            await self.loop.create_connection(lambda: self.server, host, int(port))
+        except (OSError, ValueError) as error:
+            _log.info("proxy %s: dial %s failed: %s", self.proxy.name, self.proxy.upstream, error)
+            self.close()
+            return
+        finally:
+            self._dial_task = None
+            self._maybe_finished()
+        self.dialing = False
+        if self.closing:
+            self.close_sides()
+            return
+        self.up.update_reading()
+
+    def side_lost(self, side: _Side) -> None:
+        self._open_sides -= 1
+        self.close()
+        self._maybe_finished()
+
+    def _maybe_finished(self) -> None:
+        if self.closing and self._open_sides == 0 and self._dial_task is None:
+            if self._grace is not None:
+                self._grace.cancel()
+                self._grace = None
+            self.proxy._connection_finished(self)
+
+    def close(self) -> None:
+        """Close both sockets after flushing what they hold (peers see EOF)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.up.stop()
+        self.down.stop()
+        if self._dial_task is not None:
+            self._dial_task.cancel()
+        self.close_sides()
+        self._grace = self.loop.call_later(_CLOSE_GRACE, self.abort)
+        self._maybe_finished()
+
+    def close_sides(self) -> None:
+        for side in (self.client, self.server):
+            if side.transport is not None:
+                side.transport.close()
+
+    def abort(self) -> None:
+        """Close both sockets at once, dropping unsent data."""
+        self.close()
+        for side in (self.client, self.server):
+            if side.transport is not None:
+                side.transport.abort()
+
+    def reset(self) -> None:
+        """Send the client a TCP RST (SO_LINGER 0) and close the upstream socket."""
+        transport = self.client.transport
+        if transport is not None and not transport.is_closing():
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        self.close()
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a connection: the source of one link and the sink of the other."""
+
+    in_link: _Link
+    out_link: _Link
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.transport: asyncio.Transport | None = None
+        self.write_paused = False
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        self.out_link.sink_transport = transport
+        self.connection.side_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        link = self.in_link
+        if link.direct:
+            link.sink_transport.write(data)  # type: ignore[union-attr]
+        else:
+            link.feed(data)
+
+    def eof_received(self) -> bool:
+        self.in_link.feed_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.out_link.sink_changed()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.out_link.sink_changed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.write_paused = False
+        self.out_link.sink_changed()
+        self.connection.side_lost(self)
+
+    def set_reading(self, *, paused: bool) -> None:
+        if paused == self.reading_paused:
+            return
+        self.reading_paused = paused
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+
+class _Link:
+    """One direction of a connection: direct relay, or a chain of toxic stages run by a task."""
+
+    def __init__(
+        self,
+        connection: _Connection,
+        upstream: bool,
+        source: _Side,
+        sink: _Side,
+        rng: random.Random,
+    ) -> None:
+        self.connection = connection
+        self.upstream = upstream
+        self.source = source
+        self.sink = sink
+        self.sink_transport: asyncio.Transport | None = None
+        self.rng = rng
+        self.direct = True
+        self.stages: list[Stage] = []
+        self._loop = connection.loop
+        self._queue: deque[Chunk] = deque()
+        self._queued = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._interrupts: set[asyncio.Future[bool]] = set()
+        self._drain: asyncio.Future[None] | None = None
+
+    # -- what the stages use (StageHost) ---------------------------------------------------
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    async def sleep(self, seconds: float | None) -> bool:
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._interrupts.add(waiter)
+        timer = None if seconds is None else self._loop.call_later(seconds, _resolve, waiter, False)
+        try:
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._interrupts.discard(waiter)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop.call_later(seconds, callback)
+
+    def close_connection(self) -> None:
+        self.connection.close()
+
+    def reset_connection(self) -> None:
+        self.connection.reset()
+
+    # -- data from the source ----------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._queue.append((self._loop.time(), data))
+        self._queued += len(data)
+        if self._queued >= _QUEUE_HIGH_WATER:
+            self.update_reading()
+        self._wake()
+
+    def feed_eof(self) -> None:
+        if self.direct:
+            self.connection.close()
+            return
+        self._queue.append((self._loop.time(), None))
+        self._wake()
+
+    def update_reading(self) -> None:
+        if self.connection.dialing or self.connection.closing:
+            paused = self.connection.dialing
+        elif self.direct:
+            paused = self.sink.write_paused
+        else:
+            paused = self._queued >= _QUEUE_HIGH_WATER
+        self.source.set_reading(paused=paused)
+
+    def sink_changed(self) -> None:
+        if self.direct:
+            self.update_reading()
+        elif not self.sink.write_paused and self._drain is not None:
+            _resolve(self._drain, None)
+
+    # -- toxics ------------------------------------------------------------------------------
+
+    def add_stage(self, toxic: Toxic) -> None:
+        stage = make_stage(toxic, self)
+        self.stages.append(stage)
+        stage.start()
+        self._interrupt()
+        if self._task is None and not self.connection.closing:
+            self.direct = False
+            self._task = self._loop.create_task(self._run())
+            self.update_reading()
+
+    def restart_stage(self, toxic: Toxic) -> None:
+        for stage in self.stages:
+            if stage.toxic is toxic:
+                stage.start()
+        self._interrupt()
+
+    def remove_stage(self, toxic: Toxic) -> None:
+        for stage in list(self.stages):
+            if stage.toxic is toxic:
+                self.stages.remove(stage)
+                stage.stop(removed=True)
+        self._interrupt()
+
+    def stop(self) -> None:
+        """The connection closes: stop the task and every stage's timers."""
+        for stage in self.stages:
+            stage.stop(removed=False)
+        if self._task is not None:
+            self._task.cancel()
+        if self._drain is not None:
+            _resolve(self._drain, None)
+
+    def _interrupt(self) -> None:
+        for waiter in self._interrupts:
+            _resolve(waiter, True)
+        self._interrupts.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            _resolve(self._wakeup, None)
+
+    # -- the task of a link with toxics -----------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                if not self._queue:
+                    if not self.stages:
+                        break
+                    self._wakeup = self._loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                chunk = self._queue.popleft()
+                if chunk[1] is not None:
+                    self._queued -= len(chunk[1])
+                    if self._queued < _QUEUE_HIGH_WATER:
+                        self.update_reading()
+                await self._push(tuple(self.stages), 0, chunk)
+                if chunk[1] is None:
+                    return
+        finally:
+            self._task = None
+            self._wakeup = None
+        self.direct = True
+        self.update_reading()
+
+    async def _push(self, stages: tuple[Stage, ...], index: int, chunk: Chunk) -> None:
+        while index < len(stages) and stages[index].removed:
+            index += 1
+        if index < len(stages):
+            await stages[index].process(chunk, partial(self._push, stages, index + 1))
+            return
+        data = chunk[1]
+        if data is None:
+            self.connection.close()
+            return
+        if self.connection.closing or self.sink_transport is None:
+            return
+        self.sink_transport.write(data)
+        while self.sink.write_paused and not self.connection.closing:
+            self._drain = self._loop.create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+
+
+_T = TypeVar("_T")
+
+
+def _resolve(future: asyncio.Future[_T], value: _T) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def split_host_port(address: str) -> tuple[str, str]:
+    """``host``, ``port`` of ``host:port`` (``[v6]:port``), with Go's error messages."""
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"address {address}: missing ']' in address")
+        if not address[end + 1 : end + 2] == ":":
+            raise ValueError(f"address {address}: missing port in address")
+        return address[1:end], address[end + 2 :]
+    if ":" not in address:
+        raise ValueError(f"address {address}: missing port in address")
+    host, _, port = address.rpartition(":")
+    if ":" in host:
+        raise ValueError(f"address {address}: too many colons in address")
+    return host, port
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with brackets around an IPv6 host (as Go prints it)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def resolve_listen(listen: str) -> tuple[str, int]:
+    """The IP and port to bind for ``listen``; an empty host means loopback, not every interface.
+
+    Raises :class:`ProxyError` with Go's wording when the address cannot be used.
+    """
+    if not listen:
+        return _LOOPBACK, 0
+    try:
+        host, port_text = split_host_port(listen)
+    except ValueError as error:
+        raise ProxyError(str(error)) from None
+    if not port_text:
+        port = 0
+    elif port_text.isdigit():
+        port = int(port_text)
+        if port > 65535:
+            raise ProxyError(f"listen tcp: address {port_text}: invalid port")
+    else:
+        raise ProxyError(f"listen tcp: lookup tcp/{port_text}: unknown port")
+    if not host:
+        return _LOOPBACK, port
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ProxyError(f"listen tcp: lookup {host}: no such host") from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0]), port

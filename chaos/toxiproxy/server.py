@@ -1,0 +1,220 @@
+"""The embedded Toxiproxy server: a drop-in for ``toxiproxy-server`` 2.12 in this process.
+
+:class:`ToxiproxyServer` runs on the caller's event loop; :class:`BackgroundToxiproxy` runs one on
+its own loop in a daemon thread, for synchronous code or to keep proxy traffic off the caller's
+loop. Both serve the same HTTP API (``/proxies``, ``/populate``, toxics, ``/reset``,
+``/version``) and relay real TCP connections through the configured toxics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from aiohttp import web
+
+from chaos.toxiproxy._api import TOXIPROXY_VERSION, make_app
+from chaos.toxiproxy._collection import ApiError, ProxyCollection
+
+__all__ = ["DEFAULT_HOST", "TOXIPROXY_VERSION", "BackgroundToxiproxy", "ToxiproxyServer"]
+
+DEFAULT_HOST: Final = "127.0.0.1"
+"""The API and proxies listen on loopback unless told otherwise (toxiproxy-server: localhost)."""
+
+_log = logging.getLogger("chaos.toxiproxy")
+
+
+class ToxiproxyServer:
+    """A Toxiproxy-compatible server on the running event loop.
+
+    ``port=0`` picks a free port; after :meth:`start`, :attr:`port` and :attr:`url` give the
+    real one. ``seed`` makes every random draw (jitter, toxicity, slicer cuts) reproducible.
+    ``config`` is a JSON file in the ``/populate`` format loaded at start; like toxiproxy-server,
+    a missing or bad file is logged and the server starts anyway. :meth:`stop` closes the API
+    listener, every proxy listener and every live connection, and awaits their tasks.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        config: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.config = Path(config) if config is not None else None
+        self._collection = ProxyCollection(seed=seed)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """The API base URL, e.g. ``http://127.0.0.1:8474``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def collection(self) -> ProxyCollection:
+        """The server's proxies (for introspection in tests)."""
+        return self._collection
+
+    async def start(self) -> None:
+        """Bind the API (and the ``config`` proxies); return once it accepts requests."""
+        if self._runner is not None:
+            raise RuntimeError("ToxiproxyServer is already started")
+        runner = web.AppRunner(make_app(self._collection), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
+        _log.info("API listening on %s", self.url)
+        if self.config is not None:
+            await self._load_config(self.config)
+
+    async def _load_config(self, path: Path) -> None:
+        try:
+            body = await asyncio.to_thread(path.read_bytes)
+        except OSError as error:
+            _log.error("config %s not loaded: %s", path, error)
+            return
+        try:
+            proxies = await self._collection.populate(body)
+        except ApiError as error:
+            _log.error("config %s: %s", path, error.message)
+            return
+        _log.info("config %s: %d proxies", path, len(proxies))
+
+    async def stop(self) -> None:
+        """Close the API, every proxy and every connection; idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await runner.cleanup()
+        await self._collection.stop_all()
+
+    async def __aenter__(self) -> ToxiproxyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class BackgroundToxiproxy:
+    """A :class:`ToxiproxyServer` on its own event loop in a daemon thread (sync API).
+
+    :meth:`start` returns once the API accepts requests; :meth:`stop` stops the server, ends the
+    loop and joins the thread.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        seed: int | None = None,
+        config: str | os.PathLike[str] | None = None,
+        use_uvloop: bool = False,
+    ) -> None:
+        self.server = ToxiproxyServer(host, port, seed=seed, config=config)
+        self._use_uvloop = use_uvloop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The server's event loop (while started)."""
+        if self._loop is None:
+            raise RuntimeError("BackgroundToxiproxy is not started")
+        return self._loop
+
+    def start(self) -> None:
+        """Start the thread and the server; raise what the server's start raised."""
+        if self._thread is not None:
+            raise RuntimeError("BackgroundToxiproxy is already started")
+        if self._use_uvloop:
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        self._loop = loop
+        thread = threading.Thread(target=loop.run_forever, name="toxiproxy", daemon=True)
+        thread.start()
+        self._thread = thread
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.start(), loop).result()
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def stop(self) -> None:
+        """Stop the server and the loop and join the thread; idempotent."""
+        if self._thread is None or self._loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(_cancel_remaining(loop))
+        loop.close()
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> BackgroundToxiproxy:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+async def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks(loop) if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
