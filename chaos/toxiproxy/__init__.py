@@ -6,6 +6,22 @@ a daemon thread with its own loop. ``python -m chaos.toxiproxy`` is the command-
 checks that it relays data and applies a latency toxic.
 """
 
+from chaos.toxiproxy.control import (
+    AlreadyExists,
+    BadRequest,
+    NotFound,
+    ProxyInfo,
+    ProxyNotFound,
+    ToxicInfo,
+    ToxicNotFound,
+    ToxiproxyControl,
+    ToxiproxyEndpoint,
+    ToxiproxyError,
+    ToxiproxyUnavailable,
+    normalize_toxiproxy_url,
+    running_toxiproxy,
+    toxiproxy_server,
+)
 from chaos.toxiproxy.server import (
     DEFAULT_HOST,
     TOXIPROXY_VERSION,
@@ -16,6 +32,20 @@ from chaos.toxiproxy.server import (
 __all__ = [
     "DEFAULT_HOST",
     "TOXIPROXY_VERSION",
+    "AlreadyExists",
     "BackgroundToxiproxy",
+    "BadRequest",
+    "NotFound",
+    "ProxyInfo",
+    "ProxyNotFound",
+    "ToxicInfo",
+    "ToxicNotFound",
+    "ToxiproxyControl",
+    "ToxiproxyEndpoint",
+    "ToxiproxyError",
     "ToxiproxyServer",
+    "ToxiproxyUnavailable",
+    "normalize_toxiproxy_url",
+    "running_toxiproxy",
+    "toxiproxy_server",
 ]
