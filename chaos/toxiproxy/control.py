@@ -111,6 +111,11 @@ class ToxiproxyError(Exception):
         self.body = body
         super().__init__(self._describe())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with every field: errors may cross process boundaries."""
+        fields = {"method": self.method, "path": self.path, "url": self.url, "body": self.body}
+        return (_rebuild_error, (type(self), self.status, self.message, fields))
+
     def _describe(self) -> str:
         return f"{self.method} {self.url}{self.path} -> HTTP {self.status}: {self.message}"
 
@@ -653,6 +658,12 @@ def _version_blocking(url: str, timeout: float) -> str:
         else:
             why = f"cannot connect: {getattr(reason, 'strerror', None) or reason}"
         raise ToxiproxyUnavailable(0, why, method="GET", path="/version", url=url) from None
+
+
+def _rebuild_error(
+    kind: type[ToxiproxyError], status: int, message: str, fields: dict[str, Any]
+) -> ToxiproxyError:
+    return kind(status, message, **fields)
 
 
 def _error_from_reply(

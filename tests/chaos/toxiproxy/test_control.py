@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pickle
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -455,6 +456,23 @@ async def test_error_message_is_taken_from_the_body_whatever_the_content_type(
         await runner.cleanup()
 
 
+def test_errors_survive_pickling_with_every_field() -> None:
+    error = ProxyNotFound(
+        404, "proxy not found", method="GET", path="/proxies/x", url="http://h:1", body={"a": 1}
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ProxyNotFound
+    assert (copy.status, copy.message, copy.method, copy.path, copy.url, copy.body) == (
+        404,
+        "proxy not found",
+        "GET",
+        "/proxies/x",
+        "http://h:1",
+        {"a": 1},
+    )
+    assert str(copy) == str(error)
+
+
 async def test_a_reply_that_is_not_json_is_a_clear_error() -> None:
     runner, url = await _fake_api(web.Response(status=200, text="<html>"))
     try:
@@ -537,6 +555,18 @@ def test_bad_urls_raise_value_error_naming_the_value(bad: str) -> None:
 
 
 # -- several servers, selection -------------------------------------------------------------
+
+
+async def test_concurrent_calls_on_one_control_all_succeed(
+    control: ToxiproxyControl, names: Callable[[str], str]
+) -> None:
+    wanted = [names("many") for _ in range(20)]
+    made = await asyncio.gather(*(control.create_proxy(n, "127.0.0.1:1") for n in wanted))
+    assert sorted(p.name for p in made) == sorted(wanted)
+    assert len({p.listen_port for p in made}) == len(wanted)
+    await asyncio.gather(*(control.add_toxic(n, "noop") for n in wanted))
+    listed = await asyncio.gather(*(control.toxics(n) for n in wanted))
+    assert all([t.name for t in toxics] == ["noop_downstream"] for toxics in listed)
 
 
 async def test_two_controls_on_two_servers_do_not_interfere(
