@@ -6,8 +6,10 @@
     chaos toxiproxy serve [-host H] [-port P] [-config FILE] [-seed N]
 
 ``run`` with no name runs every scenario. The Toxiproxy server is ``--toxiproxy``, else
-``$TOXIPROXY_URL``, else an embedded one on a free loopback port. ``--scenarios-module`` loads
-scenarios from other modules instead of the built-in ``chaos.scenarios`` (repeatable).
+``$TOXIPROXY_URL``, else the embedded one, started in its own process on a free loopback port
+(so relaying traffic does not share an interpreter lock with the service under test).
+``--scenarios-module`` loads scenarios from other modules instead of the built-in
+``chaos.scenarios`` (repeatable).
 
 Exit status of ``run``:
 
@@ -172,12 +174,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from chaos._proxy_process import run_toxiproxy
     from chaos.report import build_report, render_table, write_reports
-    from chaos.toxiproxy.control import (
-        ToxiproxyError,
-        normalize_toxiproxy_url,
-        toxiproxy_server,
-    )
+    from chaos.toxiproxy.control import ToxiproxyError, normalize_toxiproxy_url
 
     scenarios = _scenarios(args.scenarios_module)
     chosen = _choose(scenarios, args.names)
@@ -196,7 +195,7 @@ async def _run(args: argparse.Namespace) -> int:
     errors: list[str] = []
     progress = _Progress(sys.stderr)
     try:
-        async with toxiproxy_server(args.toxiproxy, seed=args.seed) as control:
+        async with run_toxiproxy(args.toxiproxy, seed=args.seed) as control:
             for scenario in chosen:
                 try:
                     result = await run_scenario(

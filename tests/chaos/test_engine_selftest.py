@@ -21,6 +21,7 @@ import redis.asyncio
 from aiohttp import web
 
 from chaos._engine import run_scenario
+from chaos._proxy_process import run_toxiproxy
 from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
 from chaos.load import Load, schedule
 from chaos.report import load_schema
@@ -189,3 +190,19 @@ async def test_an_arm_that_cannot_build_is_a_harness_error_not_a_guard_failure()
     assert arm.verdict == "error"
     assert arm.error == "ConnectionRefusedError: dependency down before the load"
     assert exit_status([result]) == EXIT_HARNESS_ERROR
+
+
+async def test_chaos_run_starts_the_embedded_toxiproxy_in_its_own_process_and_stops_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TOXIPROXY_URL", raising=False)
+    async with run_toxiproxy(None, seed=1) as control:
+        assert control.embedded
+        assert await control.version()
+        host, port = control.url.removeprefix("http://").rsplit(":", 1)
+        assert host == "127.0.0.1"
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.close()
+        await writer.wait_closed()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(host, int(port))

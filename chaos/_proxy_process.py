@@ -1,0 +1,94 @@
+"""The Toxiproxy server of a ``chaos run``: external if named, else embedded in its own process.
+
+An embedded server in a thread of the harness would share one interpreter lock with the
+service under test, so relaying the dependency's traffic (and applying toxics) would slow the
+service down by itself. ``chaos run`` therefore starts the embedded server as a child process
+(``python -m chaos.toxiproxy -host 127.0.0.1 -port 0``), like a real ``toxiproxy-server``, and
+stops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections import deque
+from collections.abc import AsyncIterator
+
+from chaos.toxiproxy.control import (
+    TOXIPROXY_URL_ENV,
+    ToxiproxyControl,
+    toxiproxy_server,
+)
+
+__all__ = ["run_toxiproxy"]
+
+_READY_PREFIX = "toxiproxy: listening on "
+_START_TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def run_toxiproxy(url: str | None, *, seed: int) -> AsyncIterator[ToxiproxyControl]:
+    """A control of the server to use: ``url``, else ``$TOXIPROXY_URL``, else a child process.
+
+    Raises ``ValueError`` for a malformed URL, :class:`ToxiproxyUnavailable` when the server
+    does not answer, and ``RuntimeError`` when the embedded one does not start.
+    """
+    if url is not None or os.environ.get(TOXIPROXY_URL_ENV, "").strip():
+        async with toxiproxy_server(url, seed=seed) as control:
+            yield control
+        return
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chaos.toxiproxy", "-host", "127.0.0.1", "-port", "0",
+        "-seed", str(seed),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )  # fmt: skip
+    assert process.stderr is not None
+    stderr_tail: deque[str] = deque(maxlen=20)
+    drains = [asyncio.create_task(_drain(process.stderr, stderr_tail))]
+    try:
+        embedded_url = await _wait_listening(process, stderr_tail)
+        assert process.stdout is not None
+        drains.append(asyncio.create_task(_drain(process.stdout, deque(maxlen=1))))
+        control = ToxiproxyControl(embedded_url, embedded=True)
+        try:
+            await control.version()
+            yield control
+        finally:
+            await control.aclose()
+    finally:
+        for drain in drains:
+            drain.cancel()
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _drain(stream: asyncio.StreamReader, tail: deque[str]) -> None:
+    """Read ``stream`` to its end (so the child never blocks on a full pipe), keep its tail."""
+    while line := await stream.readline():
+        tail.append(line.decode(errors="replace").rstrip())
+
+
+async def _wait_listening(process: asyncio.subprocess.Process, stderr_tail: deque[str]) -> str:
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(_START_TIMEOUT):
+            while line := (await process.stdout.readline()).decode(errors="replace"):
+                if line.startswith(_READY_PREFIX):
+                    return line[len(_READY_PREFIX) :].strip()
+    except TimeoutError:
+        raise RuntimeError(
+            f"the embedded Toxiproxy did not start within {_START_TIMEOUT:.0f} s"
+        ) from None
+    await process.wait()
+    await asyncio.sleep(0.05)  # let the stderr drain catch the last lines
+    last = stderr_tail[-1] if stderr_tail else "no message"
+    raise RuntimeError(f"the embedded Toxiproxy exited (code {process.returncode}): {last}")
