@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import random
 import socket
 import struct
@@ -93,7 +94,7 @@ class Proxy:
         try:
             server = await loop.create_server(self._accept, host, port, reuse_address=True)
         except OSError as error:
-            reason = (error.strerror or str(error)).lower()
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
             raise ProxyError(f"listen tcp {format_address(host, port)}: bind: {reason}") from None
         bound = server.sockets[0].getsockname()
         self._server = server

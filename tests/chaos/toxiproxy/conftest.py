@@ -231,3 +231,14 @@ async def closing_peer() -> AsyncIterator[Peer]:
     """A server that closes the connection as soon as it reads something."""
     async for peer in _serve(_close_on_data):
         yield peer
+
+
+@pytest.fixture
+async def embedded_toxiproxy() -> AsyncIterator[ToxiproxyApi]:
+    """Raw HTTP access to an embedded server, even when ``TOXIPROXY_URL`` is set.
+
+    For behaviour only the embedded server has (refusing attribute values that crash a real
+    Toxiproxy, reproducible seeds).
+    """
+    async with ToxiproxyServer(seed=1) as server, aiohttp.ClientSession() as session:
+        yield ToxiproxyApi(session, server.url)

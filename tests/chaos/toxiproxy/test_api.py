@@ -1,0 +1,283 @@
+"""Every endpoint of the Toxiproxy 2.12 API, with exact statuses, headers and bodies (raw HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.chaos.toxiproxy.conftest import Peer, ToxiproxyApi, round_trip
+
+pytestmark = pytest.mark.real_server
+
+
+def _error_body(message: str, status: int) -> str:
+    return json.dumps({"error": message, "status": status}, separators=(",", ":")) + "\n"
+
+
+async def test_version_is_2_12_with_its_exact_body(toxiproxy: ToxiproxyApi) -> None:
+    reply = await toxiproxy.request("GET", "/version")
+    assert reply.status == 200
+    assert reply.text == '{"version": "2.12.0"}\n'
+    assert reply.headers["Content-Type"] == "application/json;charset=utf-8"
+    assert reply.headers["X-Toxiproxy-Request-Id"]
+
+
+async def test_create_returns_201_and_the_bound_address(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    name = toxiproxy.name("created")
+    toxiproxy.created.add(name)
+    reply = await toxiproxy.request(
+        "POST", "/proxies", {"name": name, "listen": "localhost:0", "upstream": echo_peer.address}
+    )
+    assert reply.status == 201
+    assert reply.headers["Content-Type"] == "application/json"
+    body = reply.json
+    host, port = body.pop("listen").rsplit(":", 1)
+    assert host == "127.0.0.1"
+    assert int(port) > 0
+    body.pop("Logger", None)
+    assert body == {"name": name, "upstream": echo_peer.address, "enabled": True, "toxics": []}
+
+
+async def test_get_list_and_delete_a_proxy(toxiproxy: ToxiproxyApi, echo_peer: Peer) -> None:
+    proxy = await toxiproxy.create_proxy("crud", echo_peer.address)
+    one = await toxiproxy.request("GET", f"/proxies/{proxy.name}")
+    assert one.status == 200
+    assert one.json["listen"] == proxy.listen
+    listing = await toxiproxy.request("GET", "/proxies")
+    assert listing.status == 200
+    assert listing.json[proxy.name]["upstream"] == echo_peer.address
+    deleted = await toxiproxy.request("DELETE", f"/proxies/{proxy.name}")
+    assert (deleted.status, deleted.text) == (204, "")
+    gone = await toxiproxy.request("GET", f"/proxies/{proxy.name}")
+    assert (gone.status, gone.text) == (404, _error_body("proxy not found", 404))
+    with pytest.raises(ConnectionRefusedError):
+        await proxy.connect()
+
+
+async def test_proxy_created_disabled_keeps_its_listen_as_given(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy(
+        "disabled", echo_peer.address, listen="127.0.0.1:0", enabled=False
+    )
+    reply = await toxiproxy.request("GET", f"/proxies/{proxy.name}")
+    assert reply.json["enabled"] is False
+    assert reply.json["listen"] == "127.0.0.1:0"
+
+
+async def test_update_by_patch_and_by_deprecated_post(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer, sink_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("update", echo_peer.address)
+    patched = await toxiproxy.request(
+        "PATCH", f"/proxies/{proxy.name}", {"upstream": sink_peer.address}
+    )
+    assert patched.status == 200
+    assert patched.json["upstream"] == sink_peer.address
+    assert patched.json["listen"] == proxy.listen
+    posted = await toxiproxy.request("POST", f"/proxies/{proxy.name}", {"enabled": False})
+    assert posted.status == 200
+    assert posted.json["enabled"] is False
+    enabled = await toxiproxy.request("PATCH", f"/proxies/{proxy.name}", {"enabled": True})
+    assert enabled.json["listen"] == proxy.listen  # the same concrete port
+
+
+async def test_changing_upstream_closes_live_connections(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer, sink_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("reroute", echo_peer.address)
+    reader, writer = await proxy.connect()
+    await round_trip(reader, writer)
+    await toxiproxy.request("PATCH", f"/proxies/{proxy.name}", {"upstream": sink_peer.address})
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+
+
+async def test_toxic_create_get_list_update_delete(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("toxics", echo_peer.address)
+    base = f"/proxies/{proxy.name}/toxics"
+    created = await toxiproxy.request(
+        "POST", base, {"type": "latency", "attributes": {"latency": 300}}
+    )
+    assert created.status == 200
+    assert created.headers["Content-Type"] == "application/json"
+    expected = {
+        "attributes": {"latency": 300, "jitter": 0},
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1,
+    }
+    assert created.json == expected
+    assert (await toxiproxy.request("GET", f"{base}/latency_downstream")).json == expected
+    assert (await toxiproxy.request("GET", base)).json == [expected]
+    updated = await toxiproxy.request(
+        "PATCH", f"{base}/latency_downstream", {"attributes": {"jitter": 5}, "name": "ignored"}
+    )
+    assert updated.status == 200
+    assert updated.json == {**expected, "attributes": {"latency": 300, "jitter": 5}}
+    posted = await toxiproxy.request("POST", f"{base}/latency_downstream", {"toxicity": 0.5})
+    assert posted.json["toxicity"] == 0.5
+    assert posted.json["attributes"] == {"latency": 300, "jitter": 5}
+    deleted = await toxiproxy.request("DELETE", f"{base}/latency_downstream")
+    assert (deleted.status, deleted.text) == (204, "")
+    assert (await toxiproxy.request("GET", base)).text == "[]"
+
+
+async def test_toxic_defaults_stream_case_and_explicit_zero_toxicity(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("defaults", echo_peer.address)
+    upper = await proxy.add_toxic("noop", stream="UPSTREAM")
+    assert (upper["name"], upper["stream"], upper["toxicity"]) == ("noop_UPSTREAM", "UPSTREAM", 1)
+    zero = await proxy.add_toxic("timeout", toxicity=0)
+    assert zero["toxicity"] == 0
+    assert zero["attributes"] == {"timeout": 0}
+
+
+async def test_toxics_are_listed_upstream_first_then_downstream_in_add_order(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("order", echo_peer.address)
+    for name, stream in [("d1", "downstream"), ("u1", "upstream"), ("d2", "downstream")]:
+        await proxy.add_toxic("noop", name=name, stream=stream)
+    await proxy.add_toxic("noop", name="u2", stream="upstream")
+    listed = (await toxiproxy.request("GET", f"/proxies/{proxy.name}/toxics")).json
+    assert [toxic["name"] for toxic in listed] == ["u1", "u2", "d1", "d2"]
+    shown = (await toxiproxy.request("GET", f"/proxies/{proxy.name}")).json["toxics"]
+    assert [toxic["name"] for toxic in shown] == ["u1", "u2", "d1", "d2"]
+
+
+async def test_populate_creates_keeps_identical_and_replaces_changed(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer, sink_peer: Peer
+) -> None:
+    kept = await toxiproxy.create_proxy("kept", echo_peer.address)
+    await kept.add_toxic("noop")
+    await toxiproxy.request("PATCH", f"/proxies/{kept.name}", {"enabled": False})
+    replaced = await toxiproxy.create_proxy("replaced", echo_peer.address)
+    await replaced.add_toxic("noop")
+    new_name = toxiproxy.name("new")
+    toxiproxy.created.add(new_name)
+    body = [
+        {"name": kept.name, "listen": kept.listen, "upstream": echo_peer.address, "enabled": True},
+        {"name": replaced.name, "listen": replaced.listen, "upstream": sink_peer.address},
+        {"name": new_name, "listen": "127.0.0.1:0", "upstream": echo_peer.address},
+    ]
+    reply = await toxiproxy.request("POST", "/populate", body)
+    assert reply.status == 201
+    assert reply.headers["Content-Type"] == "application/json"
+    proxies = reply.json["proxies"]
+    assert [proxy["name"] for proxy in proxies] == [kept.name, replaced.name, new_name]
+    assert proxies[0]["enabled"] is False  # identical: left as it was, toxics and all
+    assert len(proxies[0]["toxics"]) == 1
+    assert proxies[1]["toxics"] == []
+    assert proxies[1]["upstream"] == sink_peer.address
+    assert proxies[2]["enabled"] is True
+
+
+async def test_populate_of_an_empty_list_returns_null(toxiproxy: ToxiproxyApi) -> None:
+    reply = await toxiproxy.request("POST", "/populate", [])
+    assert (reply.status, reply.json) == (201, {"proxies": None})
+
+
+async def test_populate_missing_field_creates_nothing(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    name = toxiproxy.name("never")
+    body = [{"name": name, "listen": "127.0.0.1:0", "upstream": echo_peer.address}, {"name": "x"}]
+    reply = await toxiproxy.request("POST", "/populate", body)
+    assert reply.status == 400
+    assert reply.json == {
+        "error": "missing required field: upstream at proxy 2",
+        "status": 400,
+        "proxies": None,
+    }
+    assert (await toxiproxy.request("GET", f"/proxies/{name}")).status == 404
+
+
+async def test_populate_stops_at_the_first_failure_with_the_partial_list(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    taken = await toxiproxy.create_proxy("taken", echo_peer.address)
+    first, second = toxiproxy.name("first"), toxiproxy.name("second")
+    toxiproxy.created.update({first, second})
+    body = [
+        {"name": first, "listen": "127.0.0.1:0", "upstream": echo_peer.address},
+        {"name": second, "listen": taken.listen, "upstream": echo_peer.address},
+    ]
+    reply = await toxiproxy.request("POST", "/populate", body)
+    assert reply.status == 500
+    assert reply.headers["Content-Type"] == "application/json"
+    data = reply.json
+    assert data["error"] == f"listen tcp {taken.listen}: bind: address already in use"
+    assert data["status"] == 500
+    assert [proxy["name"] for proxy in data["proxies"]] == [first]
+
+
+async def test_reset_enables_every_proxy_and_removes_every_toxic(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("reset", echo_peer.address)
+    await proxy.add_toxic("latency", attributes={"latency": 1000})
+    await proxy.set_enabled(False)
+    reply = await toxiproxy.request("POST", "/reset", raw=b"ignored")
+    assert (reply.status, reply.text) == (204, "")
+    shown = (await toxiproxy.request("GET", f"/proxies/{proxy.name}")).json
+    assert shown["enabled"] is True
+    assert shown["toxics"] == []
+    reader, writer = await proxy.connect()
+    assert await round_trip(reader, writer) < 0.5
+    writer.close()
+
+
+async def test_unknown_path_is_a_plain_404_and_wrong_method_an_empty_405(
+    toxiproxy: ToxiproxyApi,
+) -> None:
+    missing = await toxiproxy.request("GET", "/nothing/here")
+    assert (missing.status, missing.text) == (404, "404 page not found\n")
+    assert "X-Toxiproxy-Request-Id" not in missing.headers
+    wrong = await toxiproxy.request("PUT", "/proxies")
+    assert (wrong.status, wrong.text) == (405, "")
+
+
+async def test_browsers_are_refused_with_403(toxiproxy: ToxiproxyApi) -> None:
+    reply = await toxiproxy.request(
+        "GET", "/proxies", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    )
+    assert (reply.status, reply.text) == (403, "User agent not allowed\n")
+
+
+async def test_every_routed_reply_carries_a_request_id(toxiproxy: ToxiproxyApi) -> None:
+    for method, path in [("GET", "/proxies"), ("GET", "/proxies/none"), ("POST", "/reset")]:
+        reply = await toxiproxy.request(method, path)
+        assert reply.headers.get("X-Toxiproxy-Request-Id"), (method, path)
+
+
+async def test_proxy_with_a_dead_upstream_closes_the_client_and_stays_enabled(
+    toxiproxy: ToxiproxyApi,
+) -> None:
+    dead = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    address = f"127.0.0.1:{dead.sockets[0].getsockname()[1]}"
+    dead.close()
+    await dead.wait_closed()
+    proxy = await toxiproxy.create_proxy("dead", address)
+    reader, writer = await proxy.connect()
+    assert await asyncio.wait_for(reader.read(), 2) == b""
+    writer.close()
+    assert (await toxiproxy.request("GET", f"/proxies/{proxy.name}")).json["enabled"] is True
+
+
+async def test_client_eof_reaches_the_upstream(toxiproxy: ToxiproxyApi, sink_peer: Peer) -> None:
+    proxy = await toxiproxy.create_proxy("eof", sink_peer.address)
+    reader, writer = await proxy.connect()
+    writer.write(b"last words")
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # the proxy closes fully
+    writer.close()
+    assert b"".join(sink_peer.reads) == b"last words"
