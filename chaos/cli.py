@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from chaos._engine import ArmProgress, ScenarioResult, run_scenario
 from chaos.scenario import Scenario
@@ -161,8 +165,6 @@ def _list(args: argparse.Namespace) -> int:
     if not scenarios:
         print("no scenarios registered")
         return EXIT_OK
-    from rich.table import Table
-
     table = Table(title="chaos scenarios")
     for column in ("name", "incident", "pattern"):
         table.add_column(column, overflow="fold")
@@ -262,17 +264,23 @@ def _console(stream: TextIO) -> Console:
 
 
 class _Progress:
-    """Live progress on stderr: a rich status line on a terminal, plain lines otherwise."""
+    """Live progress on stderr: a rich status line on a terminal, plain lines otherwise.
+
+    Shows scenario, arm, phase, elapsed / planned seconds, and over the last second the
+    request completion rate and the share of outcomes other than ``ok``.
+    """
 
     PLAIN_EVERY = 5.0
+    WINDOW = 1.0
 
     def __init__(self, stream: TextIO) -> None:
         self.console = Console(file=stream)
-        self.live: object | None = None
+        self.live: Live | None = None
         self.last_plain = 0.0
         self.current: tuple[str, str] | None = None
-        self.last_count = (0.0, 0)
+        self.mark: tuple[float, int, int] = (0.0, 0, 0)
         self.rate = 0.0
+        self.not_ok = 0.0
 
     def update(self, progress: ArmProgress) -> None:
         key = (progress.scenario, progress.arm)
@@ -280,47 +288,41 @@ class _Progress:
         if key != self.current:
             self.finish()
             self.current = key
-            self.last_count = (now, 0)
-            self.rate = 0.0
+            self.mark = (now, 0, 0)
+            self.rate = self.not_ok = 0.0
             self.last_plain = 0.0
         load = progress.load
         completed = load.completed if load is not None else 0
-        then, before = self.last_count
-        if progress.phase in ("done", "error") and progress.elapsed > 0:
-            self.rate = completed / progress.elapsed
-        elif now - then >= 0.5:
-            self.rate = (completed - before) / (now - then)
-            self.last_count = (now, completed)
-        not_ok = 0.0
-        if load is not None and load.completed:
-            not_ok = 1 - load.outcomes.get("ok", 0) / load.completed
+        ok = load.outcomes.get("ok", 0) if load is not None else 0
+        then, completed_then, ok_then = self.mark
+        final = progress.phase in ("done", "error")
+        if final or now - then >= self.WINDOW:
+            span = progress.elapsed if final else now - then
+            done = completed if final else completed - completed_then
+            good = ok if final else ok - ok_then
+            self.rate = done / span if span > 0 else 0.0
+            self.not_ok = 1 - good / done if done else 0.0
+            self.mark = (now, completed, ok)
         text = (
-            f"{progress.scenario} / {progress.arm} ({progress.role}) {progress.phase}: "
-            f"{progress.elapsed:5.1f}/{progress.planned:.1f} s, "
-            f"{self.rate:6.0f} req/s, not ok {not_ok:6.1%}"
+            f"{progress.scenario} / {progress.arm} ({progress.role}) {progress.phase:<8} "
+            f"{progress.elapsed:5.1f}/{progress.planned:.1f} s  "
+            f"{self.rate:6.0f} req/s  not ok {self.not_ok:6.1%}"
         )
         if self.console.is_terminal:
-            self._live_update(text)
-        elif progress.phase in ("done", "error") or now - self.last_plain >= self.PLAIN_EVERY:
+            bar = ProgressBar(total=progress.planned or 1.0, completed=progress.elapsed, width=20)
+            line = Table.grid(padding=(0, 1))
+            line.add_row(bar, Text(text))
+            if self.live is None:
+                self.live = Live(line, console=self.console, refresh_per_second=4)
+                self.live.start()
+            else:
+                self.live.update(line)
+        elif final or now - self.last_plain >= self.PLAIN_EVERY:
             self.last_plain = now
             self.console.print(text, highlight=False, soft_wrap=True)
 
-    def _live_update(self, text: str) -> None:
-        from rich.live import Live
-        from rich.text import Text
-
-        if self.live is None:
-            live = Live(Text(text), console=self.console, refresh_per_second=4, transient=False)
-            live.start()
-            self.live = live
-        else:
-            assert isinstance(self.live, Live)
-            self.live.update(Text(text))
-
     def finish(self) -> None:
-        """End the current arm's live line."""
-        from rich.live import Live
-
-        if isinstance(self.live, Live):
+        """End the current arm's live line (it stays on screen)."""
+        if self.live is not None:
             self.live.stop()
         self.live = None
