@@ -702,7 +702,9 @@ def _parse_version(text: str) -> str:
 
 def _describe_client_error(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+        error = exc.os_error  # errno > 0: a socket error; otherwise e.g. a name lookup failure
+        reason = os.strerror(error.errno) if error.errno and error.errno > 0 else error.strerror
+        return f"cannot connect: {reason or error}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection without a reply"
     return f"{type(exc).__name__}: {exc}"
