@@ -27,7 +27,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 from chaos.toxiproxy._toxics import Chunk, Stage, Toxic, make_stage
 
@@ -166,6 +166,8 @@ class _Connection:
         self.server = _Side(self)
         self.up = _Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
         self.down = _Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
+        self.up.direct = False  # until the upstream is dialled, client data waits in the queue
+        self.dialed: asyncio.Future[None] = self.loop.create_future()
         self.client.in_link = self.up
         self.client.out_link = self.down
         self.server.in_link = self.down
@@ -203,7 +205,8 @@ class _Connection:
         if self.closing:
             self.close_sides()
             return
-        self.up.update_reading()
+        _resolve(self.dialed, None)
+        self.up.dialed()
 
     def side_lost(self, side: _Side) -> None:
         self._open_sides -= 1
@@ -267,7 +270,7 @@ class _Side(asyncio.Protocol):
         self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport = transport
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         self.out_link.sink_transport = transport
@@ -378,6 +381,19 @@ class _Link:
         self._queue.append((self._loop.time(), None))
         self._wake()
 
+    def dialed(self) -> None:
+        """The sink is connected: relay what arrived meanwhile, then go direct if no toxics."""
+        if self._task is None:
+            while self._queue and not self.connection.closing:
+                _read_time, data = self._queue.popleft()
+                if data is None:
+                    self.connection.close()
+                    return
+                self._queued -= len(data)
+                self.sink_transport.write(data)  # type: ignore[union-attr]
+            self.direct = True
+        self.update_reading()
+
     def update_reading(self) -> None:
         if self.connection.dialing or self.connection.closing:
             paused = self.connection.dialing
@@ -441,6 +457,8 @@ class _Link:
 
     async def _run(self) -> None:
         try:
+            if not self.connection.dialed.done():
+                await self.connection.dialed
             while True:
                 if not self._queue:
                     if not self.stages:

@@ -78,9 +78,7 @@ class ToxiproxyServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        self.port = int(runner.addresses[0][1])
         _log.info("API listening on %s", self.url)
         if self.config is not None:
             await self._load_config(self.config)
