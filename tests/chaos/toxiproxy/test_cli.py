@@ -1,0 +1,107 @@
+"""``python -m chaos.toxiproxy``: toxiproxy-server's flags, the port line, clean signal exits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.real_server
+
+_PREFIX = "toxiproxy: listening on "
+
+
+@contextmanager
+def _server(*flags: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos.toxiproxy", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(_PREFIX), (line, process.stderr.read() if process.stderr else "")
+        yield process, line[len(_PREFIX) :].strip()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+@pytest.mark.parametrize(
+    ("flags", "signum"),
+    [
+        (("-port", "0", "-seed", "1"), signal.SIGTERM),
+        (("--port=0", "--host=127.0.0.1"), signal.SIGINT),
+    ],
+)
+def test_serves_on_the_printed_port_and_exits_0_on_signal(
+    flags: tuple[str, ...], signum: signal.Signals
+) -> None:
+    with _server(*flags) as (process, url):
+        assert url.startswith("http://127.0.0.1:")
+        assert _get(url + "/version") == (200, '{"version": "2.12.0"}\n')
+        process.send_signal(signum)
+        assert process.wait(10) == 0
+
+
+def test_config_file_populates_proxies(tmp_path: Path) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text(
+        json.dumps(
+            [
+                {"name": "on", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"},
+                {
+                    "name": "off",
+                    "listen": "127.0.0.1:0",
+                    "upstream": "127.0.0.1:2",
+                    "enabled": False,
+                },
+            ]
+        )
+    )
+    with _server("-port", "0", "-config", str(config)) as (process, url):
+        status, body = _get(url + "/proxies")
+        proxies = json.loads(body)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    assert status == 200
+    assert sorted(proxies) == ["off", "on"]
+    assert proxies["on"]["enabled"] is True
+    assert not proxies["on"]["listen"].endswith(":0")  # bound
+    assert proxies["off"]["enabled"] is False
+
+
+def test_a_missing_config_file_is_logged_and_the_server_starts(tmp_path: Path) -> None:
+    with _server("-port", "0", "-config", str(tmp_path / "absent.json")) as (process, url):
+        assert _get(url + "/proxies") == (200, "{}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+
+
+def test_version_flag_prints_the_toxiproxy_version() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "chaos.toxiproxy", "-version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout) == (0, "toxiproxy-server version 2.12.0\n")
