@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -51,6 +52,9 @@ __all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ScenarioResult", "run_sce
 
 _START_MARGIN = 0.3
 """Seconds between the load process reporting ready and the first request."""
+
+_SETUP_TIMEOUT = 60.0
+"""Seconds an arm may take to start its topology, build its service and answer once."""
 
 
 @dataclass(frozen=True)
@@ -254,14 +258,14 @@ class _ArmRun:
 
     async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:
         async with AsyncExitStack() as stack:
-            for server in self.scenario.servers:
-                address = await stack.enter_async_context(_serve(server))
-                self.context.servers[server.name] = address
-            await self._create_proxies(stack)
-            self._progress("building")
-            app = await self.arm.build(self.context)
-            base_url = await stack.enter_async_context(_serve_app(app))
-            await _check_answers(base_url)
+            try:
+                async with asyncio.timeout(_SETUP_TIMEOUT):
+                    base_url = await self._set_up(stack)
+            except TimeoutError:
+                raise _HarnessError(
+                    f"arm {self.arm.name!r} was not ready within {_SETUP_TIMEOUT:.0f} s "
+                    f"(phase: {self.phase})"
+                ) from None
             process = LoadProcess(self.scenario.load, base_url, seed=self.seed)
             self.load_process = process
             stack.push_async_callback(process.close)
@@ -298,9 +302,24 @@ class _ArmRun:
             }
             return result, gauges
 
+    async def _set_up(self, stack: AsyncExitStack) -> str:
+        """Topology, proxies, the arm's service; returns the service's base URL."""
+        for server in self.scenario.servers:
+            address = await stack.enter_async_context(_serve(server))
+            self.context.servers[server.name] = address
+        await self._create_proxies(stack)
+        self.phase = "building"
+        self._progress(self.phase)
+        app = await self.arm.build(self.context)
+        base_url = await stack.enter_async_context(_serve_app(app))
+        self.phase = "checking"
+        await _check_answers(base_url)
+        return base_url
+
     async def _create_proxies(self, stack: AsyncExitStack) -> None:
+        run_id = secrets.token_hex(3)
         for proxy in self.scenario.proxies:
-            name = f"chaos-{self.scenario.name}-{self.arm.name}-{proxy.name}-{free_port()}"
+            name = f"chaos-{self.scenario.name}-{self.arm.name}-{proxy.name}-{run_id}"
             host, port = self.context.servers[proxy.upstream]
             listen = f"127.0.0.1:{free_port()}"
             info = await self.control.create_proxy(name, f"{host}:{port}", listen=listen)

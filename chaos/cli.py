@@ -222,8 +222,13 @@ async def _run(args: argparse.Namespace) -> int:
         results, exit_status=status, seed=args.seed, scale=args.scale, errors=errors
     )
     if args.report is not None:
-        json_path, html_path = write_reports(results, document, args.report)
-        print(f"chaos: wrote {json_path} and {html_path}", file=sys.stderr)
+        try:
+            json_path, html_path = write_reports(results, document, args.report)
+        except OSError as exc:
+            print(f"chaos: error: cannot write the report: {exc}", file=sys.stderr)
+            status = EXIT_HARNESS_ERROR if status == EXIT_OK else status
+        else:
+            print(f"chaos: wrote {json_path} and {html_path}", file=sys.stderr)
     if args.json:
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
