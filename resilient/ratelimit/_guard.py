@@ -13,11 +13,13 @@ because of the fault. The answer says so: ``source=FALLBACK`` and a ``reason``. 
 While the breaker is open the primary is not called at all; after the breaker's reset timeout
 one probe goes to the primary, and its success brings the guard back (``recovered`` event).
 
-The time budget runs on the injected clock, without a task or a timer per decision: a primary
-that answers without waiting (a :class:`LocalLimiter`) costs nothing extra, and a primary that
-waits is watched by one shared watchdog task per guard, which cancels what the primary waits
-on once the budget is spent (as ``asyncio.timeout`` would, without touching the caller's task).
-The watchdog ends by itself one budget after the last waiting decision.
+The time budget runs on the injected clock, without a task or a timer per decision. A primary
+that answers without waiting (a :class:`LocalLimiter`) costs no budget at all: the guard runs
+its first step by hand and gets the answer. A primary that waits (a :class:`RedisLimiter`) is
+awaited natively under a budget kept by one watchdog task per guard; a spent budget cancels
+the waiting caller exactly as ``asyncio.timeout`` would (the primary sees a cancellation where
+it waits, and the guard takes the cancellation back and answers without it). The watchdog ends
+by itself one budget after the last waiting decision.
 
 Events (source ``"ratelimit.guard"``): ``degraded`` (with the reason) when the guard starts
 answering without its primary, ``recovered`` when the primary answers again, and
@@ -32,7 +34,7 @@ import collections
 import contextlib
 import enum
 import math
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -191,6 +193,7 @@ class FailOpenGuard:
         self._clock = clock
         self._events = events
         self._watchdog = _Watchdog(clock, options.timeout)
+        self._answers_at_once = True
         self._shares: dict[Rate, Rate] = {}
         self._degraded_since: float | None = None
         self._fault_window_start = -math.inf
@@ -217,30 +220,39 @@ class FailOpenGuard:
             self.stats.breaker_open += 1
             return self._degrade(key, cost, rate, "breaker open", None)
         coroutine = self.primary.decide(key, cost=cost, rate=rate)
-        budget: _Budget | None = None
-        try:
+        pending: Awaitable[Decision] | None = None
+        if self._answers_at_once:
             # First step by hand: a primary that answers without waiting needs no budget.
-            waiting = coroutine.send(None)
-        except StopIteration as done:
-            decision = done.value
-        except Exception as error:
-            permit.failed(error)
-            return self._fault(key, cost, rate, error, budget)
-        except BaseException:
-            permit.released()
-            raise
-        else:
-            budget = self._watchdog.start()
             try:
-                decision = await self._finish(coroutine, waiting, budget)
+                waiting = coroutine.send(None)
+            except StopIteration as done:
+                decision = done.value
             except Exception as error:
                 permit.failed(error)
-                return self._fault(key, cost, rate, error, budget)
+                return self._fault(key, cost, rate, error, timed_out=False)
             except BaseException:
                 permit.released()
                 raise
-            finally:
-                budget.finished = True
+            else:
+                # It waits: finish this one by hand, and await the next ones natively.
+                self._answers_at_once = False
+                pending = _Delegate(coroutine, waiting)
+        else:
+            pending = coroutine
+        if pending is not None:
+            task = asyncio.current_task()
+            cancelling = task.cancelling() if task is not None else 0
+            budget = self._watchdog.start(task)
+            try:
+                decision = await pending
+            except BaseException as error:
+                timed_out = self._watchdog.finish(budget, cancelling)
+                if timed_out or isinstance(error, Exception):
+                    permit.failed(error)
+                    return self._fault(key, cost, rate, error, timed_out=timed_out)
+                permit.released()
+                raise
+            self._watchdog.finish(budget, cancelling)
         if type(decision) is not Decision or (
             decision.allowed is not True and _malformed(decision)
         ):
@@ -259,32 +271,13 @@ class FailOpenGuard:
         """Stop the watchdog (a waiting decision then runs without a budget)."""
         await self._watchdog.aclose()
 
-    # The slow path ---------------------------------------------------------------------------
-
-    async def _finish(
-        self, coroutine: Coroutine[Any, Any, Decision], waiting: Any, budget: _Budget
-    ) -> Decision:
-        """Run the rest of the primary's decision within ``budget``; TimeoutError past it."""
-        task = asyncio.current_task()
-        cancelling = task.cancelling() if task is not None else 0
-        try:
-            return await _Delegate(coroutine, waiting, budget)
-        except asyncio.CancelledError:
-            outside = task is not None and task.cancelling() > cancelling
-            if budget.expired and not outside:
-                raise TimeoutError(f"primary took over {self.options.timeout}s") from None
-            raise
+    # Degrading -------------------------------------------------------------------------------
 
     def _fault(
-        self,
-        key: str,
-        cost: int,
-        rate: Rate | None,
-        error: Exception,
-        budget: _Budget | None,
+        self, key: str, cost: int, rate: Rate | None, error: BaseException, *, timed_out: bool
     ) -> Decision:
         """Classify what went wrong with the primary and answer without it."""
-        if budget is not None and budget.expired:
+        if timed_out:
             self.stats.timeouts += 1
             reason = "primary timeout"
         elif isinstance(error, self.options.unavailable) or _named_unavailable(error):
@@ -296,7 +289,7 @@ class FailOpenGuard:
         return self._degrade(key, cost, rate, reason, error)
 
     def _degrade(
-        self, key: str, cost: int, rate: Rate | None, reason: str, error: Exception | None
+        self, key: str, cost: int, rate: Rate | None, reason: str, error: BaseException | None
     ) -> Decision:
         """Answer without the primary, as the mode says; the decision carries the reason."""
         if self._degraded_since is None:
@@ -406,26 +399,22 @@ def _named_unavailable(error: BaseException) -> bool:
 class _Budget:
     """The time budget of one waiting decision, watched by a :class:`_Watchdog`."""
 
-    __slots__ = ("deadline", "expired", "finished", "waiting")
+    __slots__ = ("deadline", "expired", "finished", "task")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, task: asyncio.Task[Any] | None) -> None:
         self.deadline = deadline
+        self.task = task
         self.expired = False
         self.finished = False
-        self.waiting: Any = None
-
-    def expire(self) -> None:
-        """Out of time: cancel what the primary waits on (it sees a cancellation)."""
-        self.expired = True
-        if asyncio.isfuture(self.waiting):
-            self.waiting.cancel()
 
 
 class _Watchdog:
-    """One task that expires the budgets of every waiting decision of a guard, in order.
+    """One task that enforces the budgets of every waiting decision of a guard, in order.
 
-    Every budget has the same length, so deadlines come in the order budgets start: a deque
-    suffices, and the task sleeps until the oldest unfinished deadline. It exits once no
+    A spent budget cancels the caller's task, exactly as ``asyncio.timeout`` does (the
+    primary sees a cancellation where it waits), and :meth:`finish` takes that cancellation
+    back. Every budget has the same length, so deadlines come in the order budgets start: a
+    deque suffices, and the task sleeps until the oldest unfinished deadline. It exits once no
     budget is left and is started again by the next one.
     """
 
@@ -435,14 +424,34 @@ class _Watchdog:
         self._budgets: collections.deque[_Budget] = collections.deque()
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> _Budget:
-        budget = _Budget(self._clock.monotonic() + self._seconds)
+    def start(self, task: asyncio.Task[Any] | None) -> _Budget:
+        """A budget for the decision ``task`` is about to wait for (None: no task, no budget)."""
+        budget = _Budget(self._clock.monotonic() + self._seconds, task)
+        if task is None:
+            return budget
         self._budgets.append(budget)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._watch(), name="FailOpenGuard.watchdog"
             )
         return budget
+
+    def finish(self, budget: _Budget, cancelling: int) -> bool:
+        """The decision ended; True if it ended because its budget ran out.
+
+        ``cancelling`` is the task's ``cancelling()`` count when the budget started: a spent
+        budget's cancellation is taken back, and only a task cancelled from elsewhere stays
+        cancelled. Finished budgets are dropped at once when they are the oldest (they usually
+        are), so they do not pile up between the watchdog's wake-ups.
+        """
+        budget.finished = True
+        budgets = self._budgets
+        while budgets and budgets[0].finished:
+            budgets.popleft()
+        task = budget.task
+        if not budget.expired or task is None:
+            return False
+        return task.uncancel() <= cancelling
 
     async def aclose(self) -> None:
         task = self._task
@@ -465,51 +474,37 @@ class _Watchdog:
                     await self._clock.sleep(delay)
                     continue
                 budgets.popleft()
-                head.expire()
+                head.expired = True
+                if head.task is not None:
+                    head.task.cancel("FailOpenGuard: the primary ran out of its time budget")
         finally:
             self._task = None
 
 
 class _Delegate:
-    """``await``-able that finishes a coroutine already started, within a budget.
+    """``await``-able that finishes a coroutine whose first step already ran (by hand).
 
-    It forwards every step between the event loop's task and the coroutine, as ``await``
-    does, and records what the coroutine waits on so the watchdog can cancel it. Once the
-    budget is spent, a coroutine that asks to wait again is interrupted at once: a future it
-    waits on is cancelled (a bare ``yield`` gets a CancelledError thrown in), so it unwinds
-    as if its task had been cancelled, and the guard turns that into a timeout.
+    It forwards every later step between the task and the coroutine, as ``await`` does
+    (PEP 380): values sent, exceptions thrown (a cancellation included), and close.
     """
 
-    __slots__ = ("_budget", "_coroutine", "_first")
+    __slots__ = ("_coroutine", "_first")
 
-    def __init__(
-        self, coroutine: Coroutine[Any, Any, Decision], first: Any, budget: _Budget
-    ) -> None:
+    def __init__(self, coroutine: Coroutine[Any, Any, Decision], first: Any) -> None:
         self._coroutine = coroutine
         self._first = first
-        self._budget = budget
 
     def __await__(self) -> Generator[Any, Any, Decision]:
-        coroutine, budget = self._coroutine, self._budget
+        coroutine = self._coroutine
         waiting = self._first
-        interrupted = False
         while True:
             try:
-                if budget.expired and not interrupted:
-                    interrupted = True
-                    if asyncio.isfuture(waiting):
-                        waiting.cancel()
-                        waiting = coroutine.send(None)
-                    else:
-                        waiting = coroutine.throw(asyncio.CancelledError())
-                    continue
-                budget.waiting = waiting
                 try:
                     received = yield waiting
                 except GeneratorExit:
                     coroutine.close()
                     raise
-                except BaseException as thrown:  # e.g. the caller's task is cancelled
+                except BaseException as thrown:
                     waiting = coroutine.throw(thrown)
                 else:
                     waiting = coroutine.send(received)

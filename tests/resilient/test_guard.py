@@ -340,39 +340,97 @@ async def test_one_key_denied_many_times_is_not_a_suspected_fault(
     assert recorder.named("suspected_limiter_fault") == []
 
 
-async def test_a_cancelled_caller_leaks_no_probe_slot_and_no_task() -> None:
-    clock = VirtualClock()  # manual time: the test decides when budgets run out
-    primary = FakePrimary(clock)
+def manual_guard(clock: VirtualClock, primary: FakePrimary) -> FailOpenGuard:
     breaker = CircuitBreaker(
-        "g", BreakerOptions(failure_threshold=1, reset_timeout=1.0), clock=clock
+        "g",
+        BreakerOptions(failure_threshold=1, reset_timeout=1.0),
+        clock=clock,
+        events=EventBus(log_when_unobserved=False),
     )
-    guard = FailOpenGuard(
+    return FailOpenGuard(
         primary,
         fallback=LocalLimiter(SHARE, clock=clock),
         breaker=breaker,
         clock=clock,
         events=EventBus(log_when_unobserved=False),
     )
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("warmed_up", [False, True], ids=["first-wait", "native-await"])
+async def test_a_cancelled_caller_leaks_no_probe_slot_and_no_task(warmed_up: bool) -> None:
+    clock = VirtualClock()  # manual time: the test decides when budgets run out
+    primary = FakePrimary(clock)
+    guard = manual_guard(clock, primary)
+    if warmed_up:  # the guard has seen the primary wait: later decisions are awaited natively
+        primary.hang = asyncio.Event()
+        primary.hang.set()
+        await guard.decide("warm-up")
     primary.error = OSError("down")
     await guard.decide("k")
     clock.advance(1.0)
     primary.error = None
     primary.hang = asyncio.Event()
     caller = asyncio.create_task(guard.decide("k"))
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert breaker.state is BreakerState.HALF_OPEN
-    assert not breaker.allows_call()  # the caller holds the only probe slot
+    await settle()
+    assert state_of(guard) is BreakerState.HALF_OPEN
+    assert not guard.breaker.allows_call()  # the caller holds the only probe slot
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert primary.cancelled == 1
-    assert breaker.allows_call()  # slot freed; cancellation is neither success nor failure
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert guard.breaker.allows_call()  # slot freed; cancellation is neither success nor failure
+    assert state_of(guard) is BreakerState.HALF_OPEN
     await clock.run_for(0.020)  # the watchdog sees the budget finished and ends
     assert asyncio.all_tasks() == {asyncio.current_task()}
     primary.hang = None
     assert (await guard.decide("k")).source is DecisionSource.PRIMARY
+
+
+@pytest.mark.parametrize("warmed_up", [False, True], ids=["first-wait", "native-await"])
+async def test_a_caller_cancelled_as_its_budget_runs_out_stays_cancelled(warmed_up: bool) -> None:
+    clock = VirtualClock()
+    primary = FakePrimary(clock)
+    guard = manual_guard(clock, primary)
+    primary.hang = asyncio.Event()
+    if warmed_up:
+        primary.hang.set()
+        await guard.decide("warm-up")
+        primary.hang = asyncio.Event()
+    caller = asyncio.create_task(guard.decide("k"))
+    await settle()
+    clock.advance(0.020)  # the budget runs out...
+    await asyncio.sleep(0)  # ...the watchdog cancels the caller...
+    caller.cancel()  # ...and so does its owner, before the caller runs again
+    assert caller.cancelling() == 2
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert guard.stats.fallback == 0
+
+
+async def test_the_budget_holds_on_both_wait_paths(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    task = asyncio.current_task()
+    assert task is not None
+    reasons = []
+    for delay in (0.005, 1.0, 0.005, 1.0):  # the first wait is finished by hand, later natively
+        primary.delay = delay
+        started = virtual_clock.monotonic()
+        decision = await guard.decide("k")
+        assert virtual_clock.monotonic() - started == pytest.approx(min(delay, 0.020))
+        assert task.cancelling() == 0
+        reasons.append((decision.source.value, decision.reason))
+    assert reasons == [
+        ("primary", ""),
+        ("fallback", "primary timeout"),
+        ("primary", ""),
+        ("fallback", "primary timeout"),
+    ]
 
 
 async def test_a_timed_out_caller_is_not_left_cancelled(virtual_clock: VirtualClock) -> None:
