@@ -67,10 +67,11 @@ class LocalLimiter:
     ``rate`` is the default rate; ``rates`` gives per-key rates (a mapping, or a function that
     returns a key's rate or None for the default); ``decide(rate=...)`` overrides both for one
     call. Guarantees, per key: in any window of ``period`` seconds at most ``limit + burst``
-    units are allowed, and requests of cost 1 spaced at least ``rate.emission_us``
-    microseconds apart are never denied (also while the table overflows: see the module
-    docstring). A request whose cost exceeds ``limit + burst`` is always denied, as by
-    every limiter sharing the formula.
+    units are allowed, always (the overflow included: see the module docstring); and requests
+    of cost 1 spaced at least ``rate.emission_us`` microseconds apart are never denied while
+    the key has an entry of its own, that is unless more than ``max_keys`` keys are live at
+    once. A request whose cost exceeds ``limit + burst`` is always denied, as by every
+    limiter sharing the formula.
 
     :meth:`decide_now` is the synchronous hot path; :meth:`decide` implements the
     :class:`~resilient.ratelimit.Limiter` protocol. Use one instance from one thread.
