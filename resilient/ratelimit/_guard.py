@@ -246,11 +246,14 @@ class FailOpenGuard:
             try:
                 decision = await pending
             except BaseException as error:
-                timed_out = self._watchdog.finish(budget, cancelling)
-                if timed_out or isinstance(error, Exception):
+                if self._watchdog.finish(budget, cancelling):
+                    timeout = TimeoutError(f"primary took over {self.options.timeout}s")
+                    permit.failed(timeout)
+                    return self._fault(key, cost, rate, timeout, timed_out=True)
+                if isinstance(error, Exception):
                     permit.failed(error)
-                    return self._fault(key, cost, rate, error, timed_out=timed_out)
-                permit.released()
+                    return self._fault(key, cost, rate, error, timed_out=False)
+                permit.released()  # cancelled from outside: neither success nor failure
                 raise
             self._watchdog.finish(budget, cancelling)
         if type(decision) is not Decision or (
