@@ -401,6 +401,25 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
         "<table><tr><th>arm</th><th>role</th><th>verdict</th><th>lag p99</th>"
         "<th>requests</th><th>error</th></tr>" + "".join(rows) + "</table>"
     )
+    fault_rows = "".join(
+        f"<tr><td>{html.escape(arm['name'])}</td><td>{f['at']:g} s</td>"
+        f"<td>{f['applied_at']:.3f} s</td><td>{html.escape(f['description'])}</td></tr>"
+        for arm in doc["arms"]
+        for f in arm["faults_applied"]
+    )
+    window_rows = "".join(
+        f"<tr><td>{html.escape(w['name'])}</td><td>{w['start']:g} s</td>"
+        f"<td>{w['end']:g} s</td></tr>"
+        for w in doc["windows"]
+    )
+    parts.append(
+        "<table><tr><th>window</th><th>start</th><th>end</th></tr>" + window_rows + "</table>"
+    )
+    parts.append(
+        "<table><tr><th>arm</th><th>fault planned</th><th>applied</th><th>what</th></tr>"
+        + fault_rows
+        + "</table>"
+    )
     slo_rows = []
     for arm_result in result.arms:
         for group, checks in (("hypothesis", arm_result.slos), ("signature", arm_result.signature)):
@@ -439,9 +458,11 @@ def plot_scenario(result: ScenarioResult) -> bytes:
             if name not in outcomes:
                 outcomes.append(name)
     colors = _colors(outcomes)
+    gauge_names = sorted({name for arm in arms for name in arm.gauges})
+    rows = 3 if gauge_names else 2
     fig, axes = plt.subplots(
-        2, len(arms), figsize=(6.5 * len(arms), 6.5), sharex=True, sharey="row", squeeze=False,
-        gridspec_kw={"height_ratios": [3, 2]},
+        rows, len(arms), figsize=(6.5 * len(arms), 3.25 * rows), sharex=True, sharey="row",
+        squeeze=False, gridspec_kw={"height_ratios": [3, 2, 2][:rows]},
     )  # fmt: skip
     bucket = scenario.bucket
     for column, arm in enumerate(arms):
@@ -469,8 +490,18 @@ def plot_scenario(result: ScenarioResult) -> bytes:
         latency_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         latency_ax.yaxis.set_minor_formatter(NullFormatter())
         latency_ax.set_ylabel("latency from schedule (ms)")
-        latency_ax.set_xlabel("seconds from load start")
-        for ax in (rate_ax, latency_ax):
+        panels = [rate_ax, latency_ax]
+        if gauge_names:
+            gauge_ax = axes[2][column]
+            for i, name in enumerate(gauge_names):
+                series = arm.gauges.get(name)
+                if series is not None:
+                    gauge_ax.step(series.t, series.values, where="post", label=name,
+                                  color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
+            gauge_ax.set_ylabel("gauges")
+            panels.append(gauge_ax)
+        panels[-1].set_xlabel("seconds from load start")
+        for ax in panels:
             for i, window in enumerate(scenario.windows):
                 ax.axvspan(window.start, window.end, color=f"C{i % 10}", alpha=0.08)
             for fault in arm.faults:
@@ -483,7 +514,8 @@ def plot_scenario(result: ScenarioResult) -> bytes:
                 transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
             )  # fmt: skip
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    axes[1][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    for row in range(1, rows):
+        axes[row][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle(f"{scenario.name}: {scenario.incident.summary}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
