@@ -35,7 +35,7 @@ __all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_hos
 
 _log = logging.getLogger("chaos.toxiproxy")
 
-_WRITE_HIGH_WATER: Final = 512 * 1024
+_WRITE_HIGH_WATER: Final = 64 * 1024
 """A sink transport above this many unsent bytes pauses its source (flow control)."""
 _QUEUE_HIGH_WATER: Final = 1024 * 1024
 """A link with toxics stops reading its source while this many bytes wait for the stages."""
@@ -185,7 +185,6 @@ class _Connection:
         self._open_sides += 1
         if side is self.client:
             self.proxy._connection_opened(self)
-            side.set_reading(paused=True)
             for toxic in self.proxy.toxics:
                 self.link(toxic.upstream).add_stage(toxic)
             self._dial_task = self.loop.create_task(self._dial())
@@ -395,12 +394,9 @@ class _Link:
         self.update_reading()
 
     def update_reading(self) -> None:
-        if self.connection.dialing or self.connection.closing:
-            paused = self.connection.dialing
-        elif self.direct:
-            paused = self.sink.write_paused
-        else:
-            paused = self._queued >= _QUEUE_HIGH_WATER
+        if self.connection.closing:
+            return
+        paused = self.sink.write_paused if self.direct else self._queued >= _QUEUE_HIGH_WATER
         self.source.set_reading(paused=paused)
 
     def sink_changed(self) -> None:
