@@ -14,12 +14,14 @@ While the breaker is open the primary is not called at all; after the breaker's 
 one probe goes to the primary, and its success brings the guard back (``recovered`` event).
 
 The time budget runs on the injected clock, without a task or a timer per decision. A primary
-that answers without waiting (a :class:`LocalLimiter`) costs no budget at all: the guard runs
-its first step by hand and gets the answer. A primary that waits (a :class:`RedisLimiter`) is
-awaited natively under a budget kept by one watchdog task per guard; a spent budget cancels
-the waiting caller exactly as ``asyncio.timeout`` would (the primary sees a cancellation where
-it waits, and the guard takes the cancellation back and answers without it). The watchdog ends
-by itself one budget after the last waiting decision.
+that declares ``never_waits = True`` (a :class:`LocalLimiter`) is simply awaited: it cannot
+be interrupted, so there is nothing to time. Any other primary has its first step run by
+hand: an answer given without waiting needs no budget. Once a primary has been seen waiting
+(a :class:`RedisLimiter`), it is awaited natively under a budget kept by one watchdog task
+per guard; a spent budget cancels the waiting caller exactly as ``asyncio.timeout`` would (the
+primary sees a cancellation where it waits), and the guard takes the cancellation back and
+answers without the primary. The watchdog ends by itself one budget after the last waiting
+decision.
 
 Events (source ``"ratelimit.guard"``): ``degraded`` (with the reason) when the guard starts
 answering without its primary, ``recovered`` when the primary answers again, and
@@ -193,7 +195,10 @@ class FailOpenGuard:
         self._clock = clock
         self._events = events
         self._watchdog = _Watchdog(clock, options.timeout)
-        self._answers_at_once = True
+        # False: declared never to wait (no budget); None: not known yet; True: seen waiting.
+        self._primary_waits: bool | None = (
+            False if getattr(primary, "never_waits", False) is True else None
+        )
         self._shares: dict[Rate, Rate] = {}
         self._degraded_since: float | None = None
         self._fault_window_start = -math.inf
@@ -220,42 +225,53 @@ class FailOpenGuard:
             self.stats.breaker_open += 1
             return self._degrade(key, cost, rate, "breaker open", None)
         coroutine = self.primary.decide(key, cost=cost, rate=rate)
-        pending: Awaitable[Decision] | None = None
-        if self._answers_at_once:
-            # First step by hand: a primary that answers without waiting needs no budget.
+        waits = self._primary_waits
+        if waits is False:
+            # Declared never to wait: it cannot be interrupted, so there is nothing to time.
             try:
-                waiting = coroutine.send(None)
-            except StopIteration as done:
-                decision = done.value
+                decision = await coroutine
             except Exception as error:
                 permit.failed(error)
                 return self._fault(key, cost, rate, error, timed_out=False)
             except BaseException:
                 permit.released()
                 raise
-            else:
-                # It waits: finish this one by hand, and await the next ones natively.
-                self._answers_at_once = False
-                pending = _Delegate(coroutine, waiting)
         else:
-            pending = coroutine
-        if pending is not None:
-            task = asyncio.current_task()
-            cancelling = task.cancelling() if task is not None else 0
-            budget = self._watchdog.start(task)
-            try:
-                decision = await pending
-            except BaseException as error:
-                if self._watchdog.finish(budget, cancelling):
-                    timeout = TimeoutError(f"primary took over {self.options.timeout}s")
-                    permit.failed(timeout)
-                    return self._fault(key, cost, rate, timeout, timed_out=True)
-                if isinstance(error, Exception):
+            pending: Awaitable[Decision] | None = coroutine
+            if waits is None:
+                # First step by hand: an answer without waiting needs no budget.
+                try:
+                    waiting = coroutine.send(None)
+                except StopIteration as done:
+                    decision = done.value
+                    pending = None
+                except Exception as error:
                     permit.failed(error)
                     return self._fault(key, cost, rate, error, timed_out=False)
-                permit.released()  # cancelled from outside: neither success nor failure
-                raise
-            self._watchdog.finish(budget, cancelling)
+                except BaseException:
+                    permit.released()
+                    raise
+                else:
+                    # It waits: finish this one by hand, and await the next ones natively.
+                    self._primary_waits = True
+                    pending = _Delegate(coroutine, waiting)
+            if pending is not None:
+                task = asyncio.current_task()
+                cancelling = task.cancelling() if task is not None else 0
+                budget = self._watchdog.start(task)
+                try:
+                    decision = await pending
+                except BaseException as error:
+                    if self._watchdog.finish(budget, cancelling):
+                        timeout = TimeoutError(f"primary took over {self.options.timeout}s")
+                        permit.failed(timeout)
+                        return self._fault(key, cost, rate, timeout, timed_out=True)
+                    if isinstance(error, Exception):
+                        permit.failed(error)
+                        return self._fault(key, cost, rate, error, timed_out=False)
+                    permit.released()  # cancelled from outside: neither success nor failure
+                    raise
+                self._watchdog.finish(budget, cancelling)
         if type(decision) is not Decision or (
             decision.allowed is not True and _malformed(decision)
         ):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
@@ -76,6 +77,9 @@ class LocalLimiter:
     :meth:`decide_now` is the synchronous hot path; :meth:`decide` implements the
     :class:`~resilient.ratelimit.Limiter` protocol. Use one instance from one thread.
     """
+
+    never_waits: ClassVar[bool] = True
+    """:meth:`decide` never waits, so a guard awaits it without a time budget."""
 
     def __init__(
         self,

@@ -471,3 +471,26 @@ async def test_a_bad_cost_is_the_callers_error_not_a_fault(virtual_clock: Virtua
 async def test_rate_for_is_the_primarys(virtual_clock: VirtualClock) -> None:
     guard = make_guard(virtual_clock, FakePrimary(virtual_clock))
     assert guard.rate_for("k") == GLOBAL
+
+
+class NeverWaits(FakePrimary):
+    """A primary that declares it never waits (as LocalLimiter does): awaited without a budget."""
+
+    never_waits = True
+
+
+async def test_a_primary_that_never_waits_is_still_guarded(virtual_clock: VirtualClock) -> None:
+    primary = NeverWaits(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    assert (await guard.decide("k")).source is DecisionSource.PRIMARY
+    primary.error = OSError("down")
+    assert (await guard.decide("k")).reason == "primary unavailable: OSError"
+    primary.error = None
+    primary.answer = Decision(False, 0, -1.0, 0.0)
+    assert (await guard.decide("k")).reason == "primary returned a malformed decision"
+    local = FailOpenGuard(
+        LocalLimiter(GLOBAL, clock=virtual_clock),
+        fallback=LocalLimiter(SHARE, clock=virtual_clock),
+        clock=virtual_clock,
+    )
+    assert (await local.decide("k")).source is DecisionSource.PRIMARY
