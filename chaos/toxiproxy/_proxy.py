@@ -471,6 +471,12 @@ class _Link:
                 await self._push(tuple(self.stages), 0, chunk)
                 if chunk[1] is None:
                     return
+        except Exception:
+            _log.exception(
+                "proxy %s: toxic chain failed; closing the connection", self.connection.proxy.name
+            )
+            self.connection.close()
+            return
         finally:
             self._task = None
             self._wakeup = None

@@ -4,6 +4,23 @@
 its own loop in a daemon thread, for synchronous code or to keep proxy traffic off the caller's
 loop. Both serve the same HTTP API (``/proxies``, ``/populate``, toxics, ``/reset``,
 ``/version``) and relay real TCP connections through the configured toxics.
+
+Where it differs from toxiproxy-server 2.12 (on purpose, see ``toxiproxy-api.md`` section 9):
+
+* attribute values that crash or hang Toxiproxy (negative ``rate`` or times, slicer
+  ``average_size`` 0 or ``size_variation`` above ``average_size``) get 400
+  ``invalid attribute NAME: ...`` on create and on update (after the merge), changing nothing;
+* ``seed`` makes jitter, toxicity draws and slicer cuts reproducible (per proxy name, connection
+  number and direction), where Toxiproxy ignores ``-seed``;
+* a listen address with no host (``:8080`` or empty) binds loopback, not every interface;
+* ``reset_peer`` always resets the client with a TCP RST (SO_LINGER 0), also on connections that
+  were open before the toxic was added (Toxiproxy sends a plain FIN to those);
+* removing a ``timeout`` toxic closes the connections on which it applied (its toxicity draw
+  said yes), where Toxiproxy closes every connection of the proxy;
+* the stages of one direction handle one chunk at a time, so the waits of a ``slicer`` and a
+  ``bandwidth`` in the same direction add up instead of overlapping (latency is measured from
+  the time each chunk was read, so a burst still arrives about one latency later);
+* the proxy JSON has no ``"Logger":{}`` field.
 """
 
 from __future__ import annotations
