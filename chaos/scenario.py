@@ -22,6 +22,39 @@ Every arm runs on the same timeline with the same seed (hence the same requests 
 offsets). :meth:`Scenario.scaled` shortens every offset, duration and window by one factor.
 
 The engine knows no pattern: patterns come in through the arms' code only.
+
+A scenario module (in ``chaos/scenarios/``, or any module passed to ``chaos run
+--scenarios-module``) is declarations plus arm code; ``tests/chaos/selftest_scenarios.py`` is
+a complete one. In outline::
+
+    async def guarded(ctx: ArmContext) -> web.Application:
+        limiter = make_guarded_limiter(ctx.url("redis", scheme="redis", path="0"))
+        ctx.gauge("fallback_decisions", lambda: limiter.counters.fallback)
+        return build_service(limiter)          # an aiohttp app; teardown in app.on_cleanup
+
+    SCENARIOS = [Scenario(
+        name="rate-limiter-outage",
+        incident=Incident("2026-06-02-....txt", "a sick limiter answered 429 to everyone"),
+        pattern="fail-open rate-limit guard",
+        load=Load(rate=300, duration=60, request=one_request, classify=classify),
+        servers=(RedisServer("redis"),),
+        proxies=(Proxy("redis", upstream="redis"),),
+        faults=(AddToxic(10, "redis", "latency", "slow", {"latency": 2000}),
+                RemoveToxic(20, "redis", "slow"), DisableProxy(40, "redis"),
+                EnableProxy(50, "redis")),
+        windows=(Window("before", 0, 10), Window("faults", 10, 50), Window("onset", 10, 11)),
+        arms=(Arm("naive", "naive", naive), Arm("guarded", "guarded", guarded)),
+        hypothesis=(OutcomeRatio("no-false-429", "false_429", max=0, window="faults"),
+                    OutcomeRate("abuser-capped", "ok", tag="abusive", max=12, window="faults"),
+                    LatencyPercentile("onset-p99", max=0.025, window="onset", baseline="before")),
+        breaks=("no-false-429",),
+        signature=(OutcomeRatio("mostly-429", ("false_429", "limited"), min=0.9,
+                                window="faults"),),
+    )]
+
+``one_request(i, rng)`` returns a :class:`~chaos.load.RequestSpec` (path, headers, ``tag``)
+and ``classify(spec, reply)`` names the outcome; both must be module-level functions, since
+the load runs in its own process.
 """
 
 from __future__ import annotations
