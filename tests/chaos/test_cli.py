@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -125,3 +126,21 @@ def test_exit_status_ranks_guard_failure_first(
     arms: list[tuple[str, Verdict]], harness_errors: int, status: int
 ) -> None:
     assert exit_status([_result(*arms)], harness_errors) == status
+
+
+def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_not_ok_share() -> None:
+    from chaos._engine import ArmProgress
+    from chaos.cli import _Progress
+    from chaos.load import LoadProgress
+
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    progress.update(ArmProgress("demo", "guarded", "guarded", "building", 0.0, 10.0, None))
+    done = LoadProgress(10.0, 10.0, 1000, 1000, {"ok": 900, "false_429": 100})
+    progress.update(ArmProgress("demo", "guarded", "guarded", "done", 10.0, 10.0, done))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("demo / guarded (guarded) building")
+    assert "10.0/10.0 s" in lines[1]
+    assert "100 req/s" in lines[1]
+    assert "not ok  10.0%" in lines[1]
