@@ -53,27 +53,31 @@ def make_app(collection: ProxyCollection) -> web.Application:
 
 @web.middleware
 async def _conventions(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Go's conventions: unrouted requests skip the middleware; browsers get 403; errors as text."""
+    unrouted = request.match_info.http_exception
+    if isinstance(unrouted, web.HTTPMethodNotAllowed):
+        return web.Response(status=405)
+    if unrouted is not None:
+        return web.Response(status=404, body=b"404 page not found\n", headers=dict(_ERROR_HEADERS))
+    response: web.StreamResponse
     if request.headers.get("User-Agent", "").startswith("Mozilla/"):
-        return web.Response(
+        response = web.Response(
             status=403, body=b"User agent not allowed\n", headers=dict(_ERROR_HEADERS)
         )
-    try:
-        response = await handler(request)
-    except web.HTTPNotFound:
-        return web.Response(status=404, body=b"404 page not found\n", headers=dict(_ERROR_HEADERS))
-    except web.HTTPMethodNotAllowed:
-        return web.Response(status=405)
-    except PopulateError as error:
-        response = _populate_response(error.status, error.proxies, error)
-    except ApiError as error:
-        body = json.dumps(
-            {"error": error.message, "status": error.status},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        response = web.Response(
-            status=error.status, body=(body + "\n").encode(), headers=dict(_ERROR_HEADERS)
-        )
+    else:
+        try:
+            response = await handler(request)
+        except PopulateError as error:
+            response = _populate_response(error.status, error.proxies, error)
+        except ApiError as error:
+            body = json.dumps(
+                {"error": error.message, "status": error.status},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+            response = web.Response(
+                status=error.status, body=(body + "\n").encode(), headers=dict(_ERROR_HEADERS)
+            )
     response.headers["X-Toxiproxy-Request-Id"] = f"{next(_request_ids):020d}"
     return response
 

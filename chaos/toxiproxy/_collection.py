@@ -130,6 +130,8 @@ class ProxyCollection:
         """
         try:
             value = _gojson.decode(body)
+            if value is None:
+                value = []
             if not isinstance(value, list):
                 raise BadBody(
                     f"json: cannot unmarshal {_gojson.kind(value)} into Go value of type "

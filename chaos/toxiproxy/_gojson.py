@@ -148,7 +148,9 @@ def _type_error(value: object, struct: str, path: str, go_type: str) -> BadBody:
 
 
 def as_object(value: object, go_type: str) -> dict[str, object]:
-    """``value`` as a JSON object, or Go's error for decoding it into ``go_type``."""
+    """``value`` as a JSON object (``null`` is an empty one), or Go's error for ``go_type``."""
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise BadBody(f"json: cannot unmarshal {kind(value)} into Go value of type {go_type}")
     return value

@@ -251,6 +251,10 @@ async def test_browsers_are_refused_with_403(toxiproxy: ToxiproxyApi) -> None:
         "GET", "/proxies", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
     )
     assert (reply.status, reply.text) == (403, "User agent not allowed\n")
+    unrouted = await toxiproxy.request(
+        "GET", "/nowhere", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    )
+    assert unrouted.status == 404  # Go's router answers before the user-agent check
 
 
 async def test_every_routed_reply_carries_a_request_id(toxiproxy: ToxiproxyApi) -> None:

@@ -318,3 +318,33 @@ async def test_slicer_variation_above_a_merged_average_is_refused(
         400,
         "invalid attribute size_variation: must be <= average_size (4), got 5",
     )
+
+
+async def test_populate_body_that_is_not_an_array_is_400_with_null_proxies(
+    toxiproxy: ToxiproxyApi,
+) -> None:
+    reply = await toxiproxy.request("POST", "/populate", {"name": "x"})
+    assert reply.status == 400
+    assert reply.headers["Content-Type"] == "application/json"
+    assert not reply.text.endswith("\n")
+    data = reply.json
+    assert data["error"].startswith(
+        "bad request body: json: cannot unmarshal object into Go value of type []struct"
+    )
+    assert (data["status"], data["proxies"]) == (400, None)
+
+
+async def test_null_bodies_decode_to_nothing_like_go(toxiproxy: ToxiproxyApi) -> None:
+    await _expect(toxiproxy, "POST", "/proxies", b"null", 400, "missing required field: name")
+    reply = await toxiproxy.request("POST", "/populate", raw=b"null")
+    assert (reply.status, reply.json) == (201, {"proxies": None})
+
+
+async def test_trailing_bytes_after_the_json_value_are_ignored(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    name = toxiproxy.name("trailing")
+    toxiproxy.created.add(name)
+    body = json.dumps({"name": name, "listen": "127.0.0.1:0", "upstream": echo_peer.address})
+    reply = await toxiproxy.request("POST", "/proxies", raw=(body + "}garbage").encode())
+    assert reply.status == 201
