@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
-from resilient.ratelimit._decision import new_decision
+from resilient.ratelimit._decision import DecisionSlots, new_decision
 from resilient.ratelimit._gcra import gcra
 from resilient.ratelimit._types import Decision, DecisionSource, Rate
 
@@ -48,6 +48,7 @@ _MAX_CACHED_RATES = 1024
 """Integer parameters are cached per distinct per-key rate, up to this many (then reset)."""
 
 _PRIMARY = DecisionSource.PRIMARY
+_new_object = object.__new__
 
 
 @dataclass(slots=True)
@@ -156,9 +157,16 @@ class LocalLimiter:
         allow_at = new_tat - tolerance - emission
         if allow_at <= now:
             tats[key] = new_tat
-            return new_decision(
-                True, (now - allow_at) // emission, 0.0, (new_tat - now) / 1e6, _PRIMARY, ""
-            )
+            # new_decision(True, ...), built in place: the call alone costs a tenth of a decision.
+            answer = _new_object(DecisionSlots)
+            answer.allowed = True
+            answer.remaining = (now - allow_at) // emission
+            answer.retry_after = 0.0
+            answer.reset_after = (new_tat - now) / 1e6
+            answer.source = _PRIMARY
+            answer.reason = ""
+            answer.__class__ = Decision  # type: ignore[assignment]
+            return answer  # type: ignore[return-value]
         remaining = max(0, (now - (tat - tolerance - emission)) // emission)
         return new_decision(
             False, remaining, (allow_at - now) / 1e6, (tat - now) / 1e6, _PRIMARY, ""
@@ -188,9 +196,16 @@ class LocalLimiter:
         allow_at = new_tat - tolerance - emission
         if allow_at <= now:
             tats[key] = new_tat
-            return new_decision(
-                True, (now - allow_at) // emission, 0.0, (new_tat - now) / 1e6, _PRIMARY, ""
-            )
+            # new_decision(True, ...), built in place: the call alone costs a tenth of a decision.
+            answer = _new_object(DecisionSlots)
+            answer.allowed = True
+            answer.remaining = (now - allow_at) // emission
+            answer.retry_after = 0.0
+            answer.reset_after = (new_tat - now) / 1e6
+            answer.source = _PRIMARY
+            answer.reason = ""
+            answer.__class__ = Decision  # type: ignore[assignment]
+            return answer  # type: ignore[return-value]
         remaining = max(0, (now - (tat - tolerance - emission)) // emission)
         return new_decision(
             False, remaining, (allow_at - now) / 1e6, (tat - now) / 1e6, _PRIMARY, ""
