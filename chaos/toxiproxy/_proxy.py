@@ -409,6 +409,8 @@ class _Link:
 
     def add_stage(self, toxic: Toxic) -> None:
         stage = make_stage(toxic, self)
+        if self.stages and not self.connection.closing:
+            self.stages[-1].start()  # Toxiproxy restarts the stage the new one follows
         self.stages.append(stage)
         stage.start()
         self._interrupt()
@@ -424,10 +426,13 @@ class _Link:
         self._interrupt()
 
     def remove_stage(self, toxic: Toxic) -> None:
-        for stage in list(self.stages):
+        for index, stage in enumerate(self.stages):
             if stage.toxic is toxic:
-                self.stages.remove(stage)
+                del self.stages[index]
                 stage.stop(removed=True)
+                if index > 0 and not self.connection.closing:
+                    self.stages[index - 1].start()  # as Toxiproxy, restart the one before
+                break
         self._interrupt()
 
     def stop(self) -> None:
