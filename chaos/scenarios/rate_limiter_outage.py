@@ -1,0 +1,444 @@
+"""Scenario ``rate-limiter-outage``: the rate limiter's store fails and everyone gets 429.
+
+Incident (2026-06-02): the dependency behind request rate limiting became unhealthy, and the
+service treated "the limiter could not answer" as "over the limit": callers who were nowhere
+near a limit got HTTP 429. Here the store is Redis, behind a proxy, and the service is the
+aiohttp service of ``examples/rate-limiter-outage/service.py``.
+
+Topology: one ``redis-server``, a Toxiproxy proxy in front of it, and the service under test
+(``rate_limit_middleware`` keyed by ``X-Api-Key``, every key limited to 25 requests/s).
+
+Load (open loop, constant arrivals, 375 requests/s): 300 requests/s spread round-robin over
+300 ordinary keys, so each ordinary key sends exactly one request per second, 25 times under
+its limit: *any* 429 for an ordinary key is false by construction. One abusive key sends the
+other 75 requests/s, three times its limit.
+
+Arms, both with the same 20 ms budget on the Redis call:
+
+- ``naive``: the incident's limiter: a thin wrapper that turns any error or timeout of the
+  store into a denial ("0 units granted"), the way a quota adapter did;
+- ``guarded``: :func:`build_app` of the example: a ``FailOpenGuard`` over the ``RedisLimiter``,
+  falling back to a ``LocalLimiter`` with this instance's share, with a breaker (5 faults in a
+  row open it, one probe per second).
+
+Fault timeline (default scale, seconds from load start), each fault 2 s, separated by 1.5 s of
+health so that every fault hits a recovered guard (closed breaker) and has an onset of its own:
+
+====================  ==========  ===================================================
+fault                 span        what Redis looks like
+====================  ==========  ===================================================
+``latency``           2.0-4.0     every reply 2 s late (100x the budget)
+``timeout``           5.5-7.5     black hole: the connection stays open, nothing comes back
+``reset_peer``        9.0-11.0    every connection reset at once
+``disabled``          12.5-14.5   proxy down: connections dropped, new ones refused
+recovery              14.5-17.5   healthy again; the guard must be back on Redis
+====================  ==========  ===================================================
+
+Windows and why:
+
+- ``baseline`` (0.5-2.0): healthy and warm. The first 0.5 s is left out because the load
+  generator opens its connections then; latency is measured as *added* latency: a window's
+  p99 service time (from the actual start of the request, so the generator's own lag is not
+  counted) minus the baseline's p99.
+- ``<fault>-onset`` (first 0.5 s of each fault): the breaker is closed when the fault starts,
+  so the first requests spend the whole budget before five faults open it (about 30 ms at
+  this rate: ~10 requests of the ~190 in the window, more than 1 %). Its p99 is therefore the
+  budget itself; the bound is budget + 5 ms. 0.5 s is long enough to hold the whole
+  transition (tens of ms) with room for a late fault application, and short enough that the
+  breaker's first probe (1 s after opening) falls outside it.
+- ``<fault>-open`` (the remaining 1.5 s): the breaker is open, the guard answers from its
+  fallback without calling Redis; bound 2 ms. A probe per second costs one request the budget
+  (well under 1 % of the ~560 requests in the window), so it does not move the p99.
+- ``<fault>`` (the whole 2 s): the abusive key's allowed rate, and the naive arm's share of
+  429s. ``recovered`` (the last 1.5 s, from 1.5 s after the proxy is back): long enough after
+  the breaker's next probe for the guard to be back on Redis.
+
+Outcome classes (:func:`classify`): ``ok`` (200, Redis decided), ``ok_degraded`` (200, the
+guard's fallback decided), ``limited`` (429 for the abusive key: a true limit),
+``false_429`` (429 for an ordinary key), ``error`` (any other status), plus the load's own
+``timeout`` / ``conn_error`` / ``overflow``.
+
+Hypothesis (the guarded arm keeps it; ``no-false-429`` is what the naive arm breaks): no false
+429 and no error over the whole run; the abusive key's 200s per second at most 1.2x its limit
+over the whole run and over each fault; p99 added latency within budget + 5 ms at each onset
+and within 2 ms while the breaker is open; ordinary keys decided by Redis again at the end.
+Signature of the incident (the naive arm shows it): at least 90 % of the requests during each
+fault answered 429.
+
+``--scale`` shortens every span and window (not the 2 s toxic latency, the 20 ms budget or the
+breaker's 1 s probe interval): below about 0.6 a fault may start before the breaker has
+recovered from the previous one, and the ``recovered`` window may start before its probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from aiohttp import web
+
+from chaos.load import (
+    OUTCOME_CLASSIFY_ERROR,
+    OUTCOME_CONN_ERROR,
+    OUTCOME_OVERFLOW,
+    OUTCOME_TIMEOUT,
+    Load,
+    Reply,
+    RequestSpec,
+)
+from chaos.scenario import (
+    AddToxic,
+    Arm,
+    ArmContext,
+    DisableProxy,
+    EnableProxy,
+    Fault,
+    Incident,
+    LatencyPercentile,
+    OutcomeRate,
+    OutcomeRatio,
+    Proxy,
+    RedisServer,
+    RemoveToxic,
+    Scenario,
+    SuccessRatio,
+    Window,
+)
+from resilient.events import EventBus
+from resilient.ratelimit import (
+    Decision,
+    DecisionSource,
+    FailOpenGuard,
+    Limiter,
+    Rate,
+    RedisLimiter,
+    RedisLimiterOptions,
+)
+
+__all__ = [
+    "ABUSIVE_KEY",
+    "ABUSIVE_RATE",
+    "BUDGET",
+    "KEY_LIMIT",
+    "NORMAL_KEYS",
+    "SCENARIOS",
+    "ErrorsCountAsLimited",
+    "classify",
+    "request",
+]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rate-limiter-outage" / "service.py"
+"""The example service; the guarded arm is its ``build_app``."""
+
+KEY_LIMIT = 25
+"""Every key's limit, requests per second (the example's ``RATE``; checked when an arm builds)."""
+
+KEY_BURST = 2
+"""Every key's burst (the example's ``RATE``; checked)."""
+
+BUDGET = 0.020
+"""Seconds both arms give Redis per decision (the example guard's ``timeout``; checked)."""
+
+API_KEY_HEADER = "X-Api-Key"
+SOURCE_HEADER = "X-RateLimit-Source"
+
+NORMAL_KEYS = 300
+"""Ordinary keys, served round-robin: one request per key per second at the normal rate."""
+
+NORMAL_RATE = 300
+"""Requests per second of the ordinary keys together."""
+
+ABUSIVE_RATE = 75
+"""Requests per second of the abusive key: three times its limit."""
+
+ABUSIVE_KEY = "abuser"
+
+_EVERY = (NORMAL_RATE + ABUSIVE_RATE) // ABUSIVE_RATE
+"""One request in ``_EVERY`` is the abusive key's (the last of each group)."""
+
+FAULT_LATENCY_MS = 2000
+ONSET = 0.5
+"""Seconds at the start of each fault counted as its onset (see the module docstring)."""
+
+_BASELINE = Window("baseline", 0.5, 2.0)
+_FAULT_SPAN = 2.0
+_GAP = 1.5
+_FAULT_STARTS = {
+    name: _BASELINE.end + i * (_FAULT_SPAN + _GAP)
+    for i, name in enumerate(("latency", "timeout", "reset_peer", "disabled"))
+}
+_LAST_END = _FAULT_STARTS["disabled"] + _FAULT_SPAN
+_DURATION = _LAST_END + 4.0
+_RECOVERED = Window("recovered", _LAST_END + 2.0, _DURATION)
+
+_BAD_OUTCOMES = (
+    "error",
+    OUTCOME_TIMEOUT,
+    OUTCOME_CONN_ERROR,
+    OUTCOME_OVERFLOW,
+    OUTCOME_CLASSIFY_ERROR,
+)
+_ALLOWED = ("ok", "ok_degraded")
+
+
+class ErrorsCountAsLimited:
+    """The incident's limiter: asks Redis within ``timeout`` and counts any failure as a denial.
+
+    A limiter error (timeout, connection reset, refused connection) comes back as
+    ``Decision(allowed=False)``, indistinguishable from a real over-limit answer, so the
+    middleware sends 429: "the limiter does not know" became "over the limit".
+    """
+
+    def __init__(self, limiter: Limiter, *, timeout: float) -> None:
+        self.limiter = limiter
+        self.timeout = timeout
+        self.errors = 0
+        self.failing = False
+
+    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+        try:
+            async with asyncio.timeout(self.timeout):
+                decision = await self.limiter.decide(key, cost=cost, rate=rate)
+        except Exception:
+            self.errors += 1
+            self.failing = True
+            return Decision(False, 0, 1.0, 1.0, DecisionSource.PRIMARY, "")
+        self.failing = False
+        return decision
+
+
+# -- the load --------------------------------------------------------------------------------
+
+_NORMAL_SPECS = tuple(
+    RequestSpec(headers={API_KEY_HEADER: f"user-{k:03d}"}, tag="normal") for k in range(NORMAL_KEYS)
+)
+_ABUSIVE_SPEC = RequestSpec(headers={API_KEY_HEADER: ABUSIVE_KEY}, tag="abusive")
+
+
+def request(index: int, rng: random.Random) -> RequestSpec:
+    """Request ``index``: the abusive key once per group of ``_EVERY``, else the next
+    ordinary key in round-robin order."""
+    group, slot = divmod(index, _EVERY)
+    if slot == _EVERY - 1:
+        return _ABUSIVE_SPEC
+    return _NORMAL_SPECS[(group * (_EVERY - 1) + slot) % NORMAL_KEYS]
+
+
+def classify(spec: RequestSpec, reply: Reply) -> str:
+    """``ok`` / ``ok_degraded`` (200 by Redis / by the fallback), ``limited`` (429 for the
+    abusive key), ``false_429`` (429 for an ordinary key), ``error`` (anything else)."""
+    if reply.status == 200:
+        return "ok" if reply.headers.get(SOURCE_HEADER) == "primary" else "ok_degraded"
+    if reply.status == 429:
+        return "limited" if spec.tag == "abusive" else "false_429"
+    return "error"
+
+
+_LOAD = Load(
+    rate=NORMAL_RATE + ABUSIVE_RATE,
+    duration=_DURATION,
+    request=request,
+    classify=classify,
+    timeout=5.0,
+)
+
+
+# -- the arms --------------------------------------------------------------------------------
+
+
+async def guarded(ctx: ArmContext) -> web.Application:
+    """The example's service, as it is: fail-open guard over Redis."""
+    example = _example()
+    app = example.build_app(ctx.url("redis", scheme="redis", path="0"), events=_quiet_events())
+    guard = app[example.guard_key]
+    ctx.gauge("limiter_failing", lambda: float(guard.degraded))
+    return app
+
+
+async def naive(ctx: ArmContext) -> web.Application:
+    """The same service, its limiter wrapped so that a Redis failure is a denial."""
+    example = _example()
+    redis_limiter = RedisLimiter(
+        ctx.url("redis", scheme="redis", path="0"),
+        example.rate,
+        options=example.redis_options,
+        events=_quiet_events(),
+    )
+    limiter = ErrorsCountAsLimited(redis_limiter, timeout=BUDGET)
+    ctx.gauge("limiter_failing", lambda: float(limiter.failing))
+    return example.service_app(limiter, close=(redis_limiter.aclose,))
+
+
+def _quiet_events() -> EventBus:
+    """The arms' events are not logged: log lines would interleave with the progress display."""
+    return EventBus(log_when_unobserved=False)
+
+
+@dataclass(frozen=True)
+class _Example:
+    """What the arms take from ``examples/rate-limiter-outage/service.py``."""
+
+    build_app: Callable[..., web.Application]
+    service_app: Callable[..., web.Application]
+    guard_key: web.AppKey[FailOpenGuard]
+    rate: Rate
+    redis_options: RedisLimiterOptions
+
+
+_loaded: list[_Example] = []
+
+
+def _example() -> _Example:
+    """Load the example service by path (once) and check it matches this scenario's numbers."""
+    if _loaded:
+        return _loaded[0]
+    if not EXAMPLE.is_file():
+        raise FileNotFoundError(
+            f"the rate-limiter-outage scenario runs the example service {EXAMPLE}, which is "
+            "missing: run it from a checkout of the repository"
+        )
+    module = _import_path("_chaos_example_rate_limiter_outage", EXAMPLE)
+    example = _Example(
+        build_app=module.build_app,
+        service_app=module.service_app,
+        guard_key=module.GUARD,
+        rate=module.RATE,
+        redis_options=module.REDIS_OPTIONS,
+    )
+    expected = {
+        "RATE": (example.rate, Rate(KEY_LIMIT, 1.0, KEY_BURST)),
+        "GUARD_OPTIONS.timeout": (module.GUARD_OPTIONS.timeout, BUDGET),
+        "API_KEY_HEADER": (module.API_KEY_HEADER, API_KEY_HEADER),
+        "SOURCE_HEADER": (module.SOURCE_HEADER, SOURCE_HEADER),
+    }
+    for name, (found, wanted) in expected.items():
+        if found != wanted:
+            raise ValueError(
+                f"{EXAMPLE}: {name} is {found!r}, but the scenario's load and SLOs assume "
+                f"{wanted!r}; update chaos/scenarios/rate_limiter_outage.py with it"
+            )
+    _loaded.append(example)
+    return example
+
+
+def _import_path(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+# -- timeline, windows, hypothesis -----------------------------------------------------------
+
+
+def _faults() -> list[Fault]:
+    starts = _FAULT_STARTS
+    end = {name: at + _FAULT_SPAN for name, at in starts.items()}
+    return [
+        AddToxic(starts["latency"], "redis", "latency", "slow", {"latency": FAULT_LATENCY_MS}),
+        RemoveToxic(end["latency"], "redis", "slow"),
+        AddToxic(starts["timeout"], "redis", "timeout", "black-hole", {"timeout": 0}),
+        RemoveToxic(end["timeout"], "redis", "black-hole"),
+        AddToxic(starts["reset_peer"], "redis", "reset_peer", "reset", {"timeout": 0}),
+        RemoveToxic(end["reset_peer"], "redis", "reset"),
+        DisableProxy(starts["disabled"], "redis"),
+        EnableProxy(end["disabled"], "redis"),
+    ]
+
+
+def _windows() -> list[Window]:
+    windows = [_BASELINE]
+    for name, at in _FAULT_STARTS.items():
+        windows += [
+            Window(name, at, at + _FAULT_SPAN),
+            Window(f"{name}-onset", at, at + ONSET),
+            Window(f"{name}-open", at + ONSET, at + _FAULT_SPAN),
+        ]
+    windows.append(_RECOVERED)
+    return windows
+
+
+_SLO = OutcomeRatio | OutcomeRate | LatencyPercentile | SuccessRatio
+
+_ABUSE_BOUND = 1.2 * KEY_LIMIT
+_ONSET_BOUND = BUDGET + 0.005
+_OPEN_BOUND = 0.002
+
+
+def _hypothesis() -> list[_SLO]:
+    slos: list[_SLO] = [
+        OutcomeRatio("no-false-429", "false_429", max=0.0),
+        OutcomeRatio("no-errors", _BAD_OUTCOMES, max=0.0),
+        OutcomeRate("abusive-capped", _ALLOWED, tag="abusive", max=_ABUSE_BOUND),
+    ]
+    for name in _FAULT_STARTS:
+        slos.append(
+            OutcomeRate(
+                f"abusive-capped-{name}", _ALLOWED, tag="abusive", window=name, max=_ABUSE_BOUND
+            )
+        )
+    for name in _FAULT_STARTS:
+        for phase, bound in (("onset", _ONSET_BOUND), ("open", _OPEN_BOUND)):
+            slos.append(
+                LatencyPercentile(
+                    f"{name}-{phase}-p99-added",
+                    max=bound,
+                    window=f"{name}-{phase}",
+                    baseline=_BASELINE.name,
+                    measure_from="started",
+                )
+            )
+    slos.append(
+        SuccessRatio("back-on-redis", min=0.99, window=_RECOVERED.name, success="ok", tag="normal")
+    )
+    return slos
+
+
+def _signature() -> list[_SLO]:
+    return [
+        OutcomeRatio(f"{name}-429-share", ("false_429", "limited"), min=0.9, window=name)
+        for name in _FAULT_STARTS
+    ]
+
+
+SCENARIOS = [
+    Scenario(
+        name="rate-limiter-outage",
+        incident=Incident(
+            "2026-06-02-config-rollout-connection-storm-and-429s.txt",
+            "the rate limiter's store became unhealthy and requests were rejected with 429",
+        ),
+        pattern="fail-open rate-limit guard (FailOpenGuard over RedisLimiter, breaker)",
+        description=(
+            "375 req/s over 300 ordinary keys (1 req/s each) and one abusive key (3x its "
+            "25/s limit); Redis behind a proxy gets 2 s latency, a black hole, resets, then "
+            "goes away, with 1.5 s of health between faults. Naive: a limiter error counts as "
+            "a denial. Guarded: examples/rate-limiter-outage/service.py."
+        ),
+        load=_LOAD,
+        servers=(RedisServer("redis"),),
+        proxies=(Proxy("redis", upstream="redis"),),
+        faults=_faults(),
+        windows=_windows(),
+        arms=(
+            Arm("naive", "naive", naive, "Redis errors and timeouts count as 'limited'"),
+            Arm("guarded", "guarded", guarded, "the example service: FailOpenGuard"),
+        ),
+        hypothesis=_hypothesis(),
+        breaks=("no-false-429",),
+        signature=_signature(),
+    )
+]

@@ -1,0 +1,169 @@
+"""Scenario ``rate-limiter-outage`` judged by the engine, and its example service on real Redis.
+
+The scenario runs at :data:`SCALE` of its length (every fault, gap and window shortened; the
+2 s toxic latency, the 20 ms budget and the breaker's 1 s probe interval are not), both arms on
+the same schedule: the naive limiter (errors count as "limited") must reproduce the incident,
+the example's guarded service must keep the hypothesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import numpy as np
+import pytest
+
+from chaos._engine import ArmResult, run_scenario
+from chaos._proxy_process import run_toxiproxy
+from chaos.load import schedule
+from chaos.scenarios import load_scenarios
+from chaos.scenarios.rate_limiter_outage import (
+    ABUSIVE_KEY,
+    BUDGET,
+    EXAMPLE,
+    KEY_BURST,
+    KEY_LIMIT,
+    NORMAL_KEYS,
+)
+from chaos.servers import RedisServer, free_port
+
+SCALE = 0.6
+"""The shortest scale at which each arm still sees every fault and the recovery (see the
+scenario's docstring); about 11 s of load per arm."""
+
+FAULTS = ("latency", "timeout", "reset_peer", "disabled")
+
+pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
+
+
+def _slos(arm: ArmResult) -> dict[str, float | None]:
+    return {slo.name: slo.value for slo in (*arm.slos, *arm.signature)}
+
+
+async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() -> None:
+    scenario = load_scenarios()["rate-limiter-outage"]
+    async with run_toxiproxy(None, seed=1) as control:
+        result = await run_scenario(scenario, control, seed=1, scale=SCALE)
+    naive, guarded = result.arms
+    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None)
+    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None)
+    assert naive.load is not None
+    assert guarded.load is not None
+    assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
+
+    naive_values, guarded_values = _slos(naive), _slos(guarded)
+    for fault in FAULTS:
+        share = naive_values[f"{fault}-429-share"]
+        assert share is not None
+        assert share >= 0.9
+    assert naive.load.counts().get("false_429", 0) > 0
+
+    assert guarded_values["no-false-429"] == 0.0
+    assert guarded_values["no-errors"] == 0.0
+    counts = guarded.load.counts()
+    assert counts.get("ok_degraded", 0) > 0, "the fallback never decided: no fault reached it"
+    assert counts.get("limited", 0) > 0, "the abusive key was never limited"
+    whole = guarded_values["abusive-capped"]
+    assert whole is not None
+    assert 0.8 * KEY_LIMIT <= whole <= 1.2 * KEY_LIMIT
+    for fault in FAULTS:
+        during = guarded_values[f"abusive-capped-{fault}"]
+        assert during is not None
+        assert 0.5 * KEY_LIMIT <= during <= 1.2 * KEY_LIMIT
+        onset = guarded_values[f"{fault}-onset-p99-added"]
+        opened = guarded_values[f"{fault}-open-p99-added"]
+        assert onset is not None
+        assert onset <= BUDGET + 0.005
+        assert opened is not None
+        assert opened <= 0.002
+    assert guarded_values["back-on-redis"] == pytest.approx(1.0, abs=0.01)
+
+
+# -- the example service -------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _example_service(redis_url: str) -> AsyncIterator[str]:
+    """``service.py --redis-url ... --port P`` in its own process; yields its base URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), "--redis-url", redis_url, "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                if process.returncode is not None:
+                    assert process.stderr is not None
+                    error = (await process.stderr.read()).decode(errors="replace")
+                    raise AssertionError(f"service.py exited: {error}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(base) as response:
+                        await response.read()
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("service.py did not answer within 10 s")
+        yield base
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        try:
+            async with asyncio.timeout(10):
+                await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def test_example_service_answers_200_and_limits_an_abusive_key(
+    redis_server: RedisServer,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    async with _example_service(redis_server.url) as base, aiohttp.ClientSession() as session:
+        for user in range(5):
+            headers = {"X-Api-Key": f"user-{run}-{user}"}
+            async with session.get(base, headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["X-RateLimit-Source"] == "primary"
+
+        statuses = []
+        retry_after = None
+        started = time.monotonic()
+        for _ in range(3 * KEY_LIMIT):
+            async with session.get(base, headers={"X-Api-Key": f"{ABUSIVE_KEY}-{run}"}) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    retry_after = r.headers.get("Retry-After")
+        elapsed = time.monotonic() - started
+    assert statuses[0] == 200
+    assert 429 in statuses
+    assert set(statuses) == {200, 429}
+    assert statuses.count(200) <= 1 + KEY_BURST + KEY_LIMIT * elapsed  # GCRA's bound
+    assert retry_after is not None
+    assert int(retry_after) >= 1
+
+
+def test_every_ordinary_key_is_far_under_its_limit_and_the_abusive_key_far_over() -> None:
+    """Why any 429 for an ordinary key is false: its requests are 1 s apart, its limit 25/s."""
+    scenario = load_scenarios()["rate-limiter-outage"]
+    offsets = schedule(scenario.load, seed=1)
+    rng = random.Random(1)
+    keys = [scenario.load.request(i, rng).headers or {} for i in range(len(offsets))]
+    by_key: dict[str, list[float]] = {}
+    for offset, headers in zip(offsets, keys, strict=True):
+        by_key.setdefault(headers["X-Api-Key"], []).append(float(offset))
+    abusive = by_key.pop(ABUSIVE_KEY)
+    assert len(by_key) == NORMAL_KEYS
+    assert len(offsets) / scenario.duration - len(abusive) / scenario.duration >= 300
+    assert min(float(np.diff(times).min()) for times in by_key.values()) >= 0.99
+    assert len(abusive) / scenario.duration == pytest.approx(3 * KEY_LIMIT, rel=0.01)
