@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -166,7 +168,7 @@ class _Context:
         self._seed = seed
         self.servers: dict[str, tuple[str, int]] = {}
         self.proxies: dict[str, tuple[str, int]] = {}
-        self.gauges: dict[str, Callable[[], float]] = {}
+        self.gauges: dict[str, Callable[[], float | Awaitable[float]]] = {}
 
     @property
     def seed(self) -> int:
@@ -192,7 +194,7 @@ class _Context:
         host, port = self.address(name)
         return f"{scheme}://{host}:{port}/{path.lstrip('/')}"
 
-    def gauge(self, name: str, read: Callable[[], float]) -> None:
+    def gauge(self, name: str, read: Callable[[], float | Awaitable[float]]) -> None:
         if name in self.gauges:
             raise ValueError(f"gauge {name!r} is registered twice")
         self.gauges[name] = read
@@ -278,18 +280,18 @@ class _ArmRun:
                 asyncio.create_task(self._sample_gauges(t0)),
                 asyncio.create_task(self._report_progress()),
             ]
+            result_task = asyncio.create_task(process.result())
             try:
-                result_task = asyncio.create_task(process.result())
-                timeline = tasks[0]
-                done, _ = await asyncio.wait(
-                    {result_task, timeline}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if timeline in done and timeline.exception() is not None:
-                    result_task.cancel()
-                    raise timeline.exception()  # type: ignore[misc]
-                result = await result_task
-                await timeline
+                watched: set[asyncio.Task[Any]] = {result_task, *tasks}
+                while not result_task.done():
+                    done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        if task is not result_task and task.exception() is not None:
+                            raise task.exception()  # type: ignore[misc]
+                result = result_task.result()
+                await tasks[0]  # the timeline: every fault applied (or its error raised)
             finally:
+                result_task.cancel()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -387,15 +389,24 @@ class _ArmRun:
         while True:
             now = time.monotonic() - t0
             for name, read in gauges.items():
-                try:
-                    value = float(read())
-                except Exception as exc:
-                    raise _HarnessError(
-                        f"gauge {name!r} raised {type(exc).__name__}: {exc}"
-                    ) from exc
-                self.samples[name].append((now, value))
+                self.samples[name].append((now, await self._read_gauge(name, read, interval)))
             tick += 1
             await asyncio.sleep(max(0.0, t0 + tick * interval - time.monotonic()))
+
+    async def _read_gauge(
+        self, name: str, read: Callable[[], float | Awaitable[float]], interval: float
+    ) -> float:
+        try:
+            value = read()
+            if inspect.isawaitable(value):
+                try:
+                    async with asyncio.timeout(interval):
+                        value = await value
+                except TimeoutError:
+                    return math.nan
+            return float(value)
+        except Exception as exc:
+            raise _HarnessError(f"gauge {name!r} raised {type(exc).__name__}: {exc}") from exc
 
     async def _report_progress(self) -> None:
         if self.on_progress is None:

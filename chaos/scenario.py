@@ -268,8 +268,13 @@ class ArmContext(Protocol):
         """``scheme://host:port/path`` of :meth:`address` (e.g. ``redis://...`` with ``/0``)."""
         ...
 
-    def gauge(self, name: str, read: Callable[[], float]) -> None:
-        """Sample ``read()`` on the scenario's gauge interval during the load."""
+    def gauge(self, name: str, read: Callable[[], float | Awaitable[float]]) -> None:
+        """Sample ``read()`` on the scenario's gauge interval during the load.
+
+        ``read`` may be a coroutine function (e.g. ``INFO clients`` on the server's direct
+        address); a sample it cannot give within one interval is recorded as NaN (missing),
+        so a slow dependency never stalls the other gauges.
+        """
         ...
 
 

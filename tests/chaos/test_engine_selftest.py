@@ -3,7 +3,7 @@
 An aiohttp backend behind the proxy, a 400 ms latency toxic for a while: the naive service
 (no deadline) must reproduce the slowdown, the guarded one (50 ms deadline, fallback answer)
 must mitigate it, and a "guard" whose deadline outlasts the fault must fail the run with the
-guard-failed exit status. Scaled to half length to stay short.
+guard-failed exit status. Scaled to 0.4 of their length to stay short.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from chaos.scenario import (
 from chaos.toxiproxy.control import toxiproxy_server
 from tests.chaos.selftest_scenarios import SCENARIOS
 
-SCALE = 0.5
+SCALE = 0.4
 BY_NAME: dict[str, Scenario] = {s.name: s for s in SCENARIOS}
 
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
@@ -64,7 +64,7 @@ async def test_naive_reproduces_and_guarded_mitigates_on_the_same_schedule() -> 
     assert "fallback" not in naive.load.counts()
     for arm in result.arms:
         assert [f.kind for f in arm.faults] == ["AddToxic", "RemoveToxic"]
-        assert [f.at for f in arm.faults] == [1.0, 2.0]
+        assert [f.at for f in arm.faults] == pytest.approx([0.8, 1.6])
         assert all(f.applied_at >= f.at for f in arm.faults)
         samples = arm.gauges["in_flight"]
         assert len(samples.t) >= 10
@@ -134,7 +134,19 @@ async def _reach_everything(ctx: ArmContext) -> web.Application:
         return ticks[0]
 
     ctx.gauge("ticks", tick)
+    direct = redis.asyncio.Redis.from_url(ctx.url("redis", scheme="redis", path="0"))
+
+    async def connected_clients() -> float:
+        info = await direct.info("clients")
+        return float(info["connected_clients"])
+
+    ctx.gauge("redis_clients", connected_clients)
     app = web.Application()
+
+    async def close(app: web.Application) -> None:
+        await direct.aclose()
+
+    app.on_cleanup.append(close)
     app.router.add_get("/", _ok)
     return app
 
@@ -160,7 +172,11 @@ TOPOLOGY = Scenario(
     proxies=(Proxy("redis", "redis"), Proxy("echo", "echo"), Proxy("backend", "backend")),
     faults=(DisableProxy(0.2, "echo"), EnableProxy(0.5, "echo")),
     windows=(Window("all", 0.0, 1.0),),
-    hypothesis=(SuccessRatio("all-ok", min=1.0), GaugeMin("ticked", "ticks", min=1)),
+    hypothesis=(
+        SuccessRatio("all-ok", min=1.0),
+        GaugeMin("ticked", "ticks", min=1),
+        GaugeMin("redis-seen", "redis_clients", min=1),
+    ),
     breaks=("all-ok",),
 )
 
@@ -175,6 +191,7 @@ async def test_every_server_kind_is_started_proxied_and_cleaned_up() -> None:
     assert [f.kind for f in arm.faults] == ["DisableProxy", "EnableProxy"]
     assert arm.load is not None
     assert arm.load.counts() == {"ok": 50}
+    assert [slo.passed for slo in arm.slos] == [True, True, True]
 
 
 async def test_an_arm_that_cannot_build_is_a_harness_error_not_a_guard_failure() -> None:
@@ -206,3 +223,24 @@ async def test_chaos_run_starts_the_embedded_toxiproxy_in_its_own_process_and_st
         await writer.wait_closed()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(host, int(port))
+
+
+async def test_a_gauge_that_raises_ends_the_arm_as_a_harness_error() -> None:
+    async def raising_gauge(ctx: ArmContext) -> web.Application:
+        def broken() -> float:
+            raise ZeroDivisionError("no capacity figure")
+
+        ctx.gauge("capacity", broken)
+        app = web.Application()
+        app.router.add_get("/", _ok)
+        return app
+
+    scenario = dataclasses.replace(
+        TOPOLOGY,
+        arms=(Arm("naive", "naive", raising_gauge), Arm("guarded", "guarded", raising_gauge)),
+    )
+    async with toxiproxy_server(seed=1) as control:
+        result = await run_scenario(scenario, control, seed=1, arms=["guarded"])
+    (arm,) = result.arms
+    assert arm.verdict == "error"
+    assert arm.error == "gauge 'capacity' raised ZeroDivisionError: no capacity figure"
