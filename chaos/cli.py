@@ -213,7 +213,7 @@ async def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # $TOXIPROXY_URL malformed
         raise _UsageError(str(exc)) from None
     except ToxiproxyError as exc:
-        raise _UsageError(f"Toxiproxy: {exc}") from None
+        raise _UsageError(str(exc)) from None
     except (OSError, RuntimeError) as exc:
         raise _UsageError(f"cannot start the embedded Toxiproxy: {exc}") from None
 
