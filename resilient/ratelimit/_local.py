@@ -147,8 +147,9 @@ class LocalLimiter:
         else:
             now = int(self._clock.monotonic() * 1_000_000)
         tats = self._tats
-        tat = tats.get(key)
-        if tat is None:
+        try:
+            tat = tats[key]
+        except KeyError:
             return self._decide_untracked(key, now, emission, tolerance, cost)
         # gcra(), inlined for a tracked key (tests check both give the same decisions).
         if tat < now:
@@ -186,8 +187,9 @@ class LocalLimiter:
         else:
             now = int(self._clock.monotonic() * 1_000_000)
         tats = self._tats
-        tat = tats.get(key)
-        if tat is None:
+        try:
+            tat = tats[key]
+        except KeyError:
             return self._decide_untracked(key, now, emission, tolerance, cost)
         # gcra(), inlined for a tracked key (tests check both give the same decisions).
         if tat < now:
