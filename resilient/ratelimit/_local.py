@@ -12,9 +12,11 @@ whenever the table doubles (amortised O(1) per new key). The table never holds m
 ``max_keys`` keys. When it is full of live keys (every one of them still owes time), a new key
 is not given an entry of its own: all such keys share one *overflow* entry, limited together
 as if they were one key. That never lets any key exceed its own rate (sharing an allowance is
-stricter than having one), it never touches the keys already tracked (nobody who was allowed
-becomes denied because of a flood), and once room frees up a new key starts from the overflow
-entry's debt, so passing through the overflow never resets anyone's allowance. The overflow is
+stricter than having one), it never touches a key that has an entry (a flood of new keys
+cannot deny the keys already being served), and once room frees up a new key starts from the
+overflow entry's debt, so passing through the overflow never resets anyone's allowance. New
+keys may be denied while the overflow lasts: that is the price of the bound, paid only when
+more than ``max_keys`` keys are live at once. The overflow is
 reported by an ``overflow`` event and counted in :attr:`LocalLimiter.stats`.
 """
 
