@@ -494,3 +494,23 @@ async def test_a_primary_that_never_waits_is_still_guarded(virtual_clock: Virtua
         clock=virtual_clock,
     )
     assert (await local.decide("k")).source is DecisionSource.PRIMARY
+
+
+@pytest.mark.parametrize("warmed_up", [False, True], ids=["first-wait", "native-await"])
+async def test_many_concurrent_callers_of_a_hanging_primary_all_get_answers_in_budget(
+    virtual_clock: VirtualClock, warmed_up: bool
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    if warmed_up:
+        primary.delay = 0.001
+        await guard.decide("warm-up")
+        primary.delay = 0.0
+    primary.hang = asyncio.Event()  # black-holed: never answers
+    started = virtual_clock.monotonic()
+    decisions = await asyncio.gather(*(guard.decide(f"user-{i}") for i in range(100)))
+    assert virtual_clock.monotonic() - started == pytest.approx(0.020)
+    assert all(d.allowed and d.reason == "primary timeout" for d in decisions)
+    assert primary.cancelled == 100
+    await virtual_clock.run_for(0.1)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
