@@ -211,7 +211,9 @@ async def bench_guard(sizes: Sizes) -> list[Row]:
     if local_limiter_class is None or guard_class is None:
         return [Row("FailOpenGuard overhead", float("nan"), "us", target="not built yet")]
     bare = local_limiter_class(UNLIMITED)
-    guarded = guard_class(local_limiter_class(UNLIMITED))
+    guarded = guard_class(
+        local_limiter_class(UNLIMITED), fallback=local_limiter_class(UNLIMITED.per_share(4))
+    )
     contenders: dict[str, Op] = {
         "LocalLimiter decide": partial(bare.decide, "key"),
         "FailOpenGuard(LocalLimiter) decide": partial(guarded.decide, "key"),

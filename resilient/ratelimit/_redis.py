@@ -19,7 +19,7 @@ trip each, with no timer anywhere on the path.
 
 Faults are raised, never turned into denials: a connection error, a timeout, an error reply or a
 reply that is not what the script returns raises :class:`RedisLimiterUnavailable` (a
-:class:`ConnectionError`), for a guard to degrade on.
+:class:`~resilient.ratelimit.LimiterUnavailable`), for a guard to degrade on.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from redis.exceptions import ResponseError
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
 from resilient.ratelimit._decision import new_decision
+from resilient.ratelimit._errors import LimiterUnavailable
 from resilient.ratelimit._local import RateLookup
 from resilient.ratelimit._types import Decision, DecisionSource, Rate
 
@@ -71,11 +72,12 @@ _MAX_EXACT_US = 2**52
 """Every integer the script computes stays below 2^53, where Lua's doubles are exact."""
 
 
-class RedisLimiterUnavailable(ConnectionError):
+class RedisLimiterUnavailable(LimiterUnavailable):
     """Redis could not answer a decision: connection error, timeout, error reply, bad reply.
 
-    It is a :class:`ConnectionError` (so an :class:`OSError`): a guard that degrades on
-    connection errors degrades on it. ``__cause__`` holds the underlying error when there is one.
+    A :class:`~resilient.ratelimit.LimiterUnavailable` (so a :class:`ConnectionError`): a
+    :class:`~resilient.ratelimit.FailOpenGuard` degrades on it. ``__cause__`` holds the
+    underlying error when there is one.
     """
 
 

@@ -14,7 +14,10 @@ import redis.asyncio as aredis
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
+from resilient.ratelimit._errors import LimiterUnavailable
 from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._guard import FailOpenGuard, GuardOptions
+from resilient.ratelimit._local import LocalLimiter
 from resilient.ratelimit._redis import (
     GCRA_SCRIPT,
     RedisLimiter,
@@ -145,32 +148,48 @@ async def test_clock_time_source_sends_the_injected_clock(make_limiter: LimiterF
     assert (await limiter.decide("k")).allowed
 
 
-async def test_four_limiters_sharing_one_redis_enforce_one_global_limit(
+async def test_four_guards_sharing_one_redis_enforce_one_global_limit(
     redis_server: RedisServer,
 ) -> None:
-    # Four instances (each its own client and connection) offer twice the global rate for 5 s of
-    # shared virtual time; together they allow what one limiter would, within 5%.
+    # Four guarded instances (each its own client and connection) offer twice the global rate
+    # for 5 s of shared virtual time; together they allow what one limiter would, within 5%.
     clock = VirtualClock(start=100.0)
     rate = Rate(200, 1.0, burst=10)
     prefix = f"global:{uuid.uuid4().hex}:"
-    options = RedisLimiterOptions(key_ttl_margin=3600)
-    instances = [
+    limiters = [
         RedisLimiter(
-            redis_server.url, rate, prefix=prefix, time_source="clock", clock=clock, options=options
+            redis_server.url,
+            rate,
+            prefix=prefix,
+            time_source="clock",
+            clock=clock,
+            options=RedisLimiterOptions(key_ttl_margin=3600),
         )
         for _ in range(4)
     ]
-    allowed = 0
+    guards = [
+        FailOpenGuard(
+            limiter,
+            GuardOptions(instances=4),
+            fallback=LocalLimiter(rate.per_share(4), clock=clock),
+            clock=clock,
+        )
+        for limiter in limiters
+    ]
+    decisions: list[Decision] = []
     try:
         for _ in range(500):  # every 10 ms each instance asks once: 400/s offered
-            decisions = await asyncio.gather(*(i.decide("tenant") for i in instances))
-            allowed += sum(d.allowed for d in decisions)
+            decisions += await asyncio.gather(*(guard.decide("tenant") for guard in guards))
             clock.advance(0.01)
     finally:
-        for instance in instances:
-            await instance.aclose()
+        for guard, limiter in zip(guards, limiters, strict=True):
+            await guard.aclose()
+            await limiter.aclose()
+    assert {d.source for d in decisions} == {DecisionSource.PRIMARY}
+    allowed = sum(d.allowed for d in decisions)
     expected = 200 * 5 + 10
     assert abs(allowed - expected) <= 0.05 * expected, allowed
+    assert sum(limiter.stats.round_trips for limiter in limiters) <= 4 * 500 + 4
 
 
 # -- keys, script, connections --------------------------------------------------------------------
@@ -322,6 +341,7 @@ async def test_nothing_listening_raises_unavailable() -> None:
     )
     with pytest.raises(RedisLimiterUnavailable) as raised:
         await limiter.decide("k")
+    assert isinstance(raised.value, LimiterUnavailable)
     assert isinstance(raised.value, ConnectionError)
     await limiter.aclose()
 
