@@ -91,7 +91,7 @@ class LoadError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """One request of the load: what to send, and the group it belongs to (``tag``).
+    """One request of the load: what to send (method, path, headers, body), and its group.
 
     ``tag`` names a group of requests that SLOs can filter on (e.g. ``"abusive"`` for the key
     that exceeds its limit); it is recorded per request.
@@ -101,6 +101,7 @@ class RequestSpec:
     path: str = "/"
     headers: Mapping[str, str] | None = None
     tag: str = ""
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,7 +566,11 @@ class _Recorder:
         assert self.session is not None
         try:
             async with self.session.request(
-                spec.method, self.urls[spec.path], headers=spec.headers, timeout=self.timeout
+                spec.method,
+                self.urls[spec.path],
+                headers=spec.headers,
+                data=spec.body,
+                timeout=self.timeout,
             ) as response:
                 body = await response.read()
                 status = response.status

@@ -111,6 +111,10 @@ async def _limited(request: web.Request) -> web.Response:
     return web.Response(status=429)
 
 
+async def _echo(request: web.Request) -> web.Response:
+    return web.Response(body=await request.read(), headers={"X-Method": request.method})
+
+
 async def _never(request: web.Request) -> web.Response:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
@@ -123,6 +127,7 @@ async def service() -> AsyncIterator[str]:
     app.router.add_get("/ok", _ok)
     app.router.add_get("/limited", _limited)
     app.router.add_get("/never", _never)
+    app.router.add_post("/echo", _echo)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -207,3 +212,20 @@ def test_load_process_refuses_a_function_it_cannot_send() -> None:
     load = Load(rate=10, duration=1, request=lambda i, rng: RequestSpec())
     with pytest.raises(LoadError, match=r"Load\.request"):
         LoadProcess(load, "http://127.0.0.1:1/", seed=1)
+
+
+def posted(index: int, rng: random.Random) -> RequestSpec:
+    return RequestSpec(method="POST", path="/echo", body=f"n={index}".encode())
+
+
+def echoed(spec: RequestSpec, reply: Reply) -> str:
+    ok = reply.body == spec.body and reply.headers.get("X-Method") == "POST"
+    return "ok" if ok else "error"
+
+
+@pytest.mark.real_server
+async def test_a_request_carries_its_method_and_body(service: str) -> None:
+    result = await run_load(
+        Load(rate=50, duration=0.1, request=posted, classify=echoed), service, seed=1
+    )
+    assert result.counts() == {"ok": 5}
