@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
+import trustme
 
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
@@ -259,6 +262,34 @@ async def test_url_with_password_and_database(fresh_redis_server: RedisServer) -
         await limiter.decide("k")
 
 
+async def test_tls_url_verifies_the_server_and_decides(
+    redis_server: RedisServer, client: aredis.Redis, tmp_path: Path
+) -> None:
+    # The bundled redis-server has no TLS: a TLS terminator on loopback stands in front of it.
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    prefix = f"tls:{uuid.uuid4().hex}:"
+    async with _tls_terminator(redis_server, server_context) as port:
+        trusted = RedisLimiter(
+            f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}", Rate(10, 1.0), prefix=prefix
+        )
+        assert (await trusted.decide("k")).allowed
+        await trusted.aclose()
+        untrusted = RedisLimiter(
+            f"rediss://127.0.0.1:{port}/0",
+            Rate(10, 1.0),
+            prefix=prefix,
+            options=RedisLimiterOptions(round_trip_timeout=2.0),
+        )
+        with pytest.raises(RedisLimiterUnavailable):  # a certificate nobody vouches for
+            await untrusted.decide("k")
+        await untrusted.aclose()
+    assert await client.exists(prefix + "k") == 1
+
+
 async def test_a_passed_client_stays_open_and_gets_its_connection_back(
     redis_server: RedisServer,
 ) -> None:
@@ -490,4 +521,39 @@ async def _fake_redis(
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def _tls_terminator(redis_server: RedisServer, context: ssl.SSLContext) -> AsyncIterator[int]:
+    """A loopback TLS server relaying every connection, in the clear, to ``redis_server``."""
+    pumps: set[asyncio.Task[None]] = set()
+
+    async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            sink.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            redis_server.host, redis_server.port
+        )
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(pump(source, sink))
+            pumps.add(task)
+            task.add_done_callback(pumps.discard)
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in list(pumps):
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
         await server.wait_closed()
