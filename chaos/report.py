@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from rich.table import Table
 
 from chaos._engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
@@ -115,10 +116,8 @@ def write_reports(
     return json_path, html_path
 
 
-def render_table(results: Sequence[ScenarioResult]) -> Any:
+def render_table(results: Sequence[ScenarioResult]) -> Table:
     """A ``rich`` table: scenario, arm, verdict, trust, requests and every SLO's value."""
-    from rich.table import Table
-
     table = Table(title="chaos run", show_lines=True)
     for column in ("scenario", "arm", "verdict", "lag p99", "requests", "SLOs (value / bound)"):
         table.add_column(column, overflow="fold")
