@@ -17,6 +17,9 @@ flusher task sends everything queued as one pipeline (non-transactional) as soon
 round trip has finished. A lone caller is sent at once, so sequential decisions cost one round
 trip each, with no timer anywhere on the path.
 
+Needs Redis >= 5.0 (scripts replicate their effects, so a script may read ``TIME`` and then
+write) and redis-py >= 5.3.
+
 Faults are raised, never turned into denials: a connection error, a timeout, an error reply or a
 reply that is not what the script returns raises :class:`RedisLimiterUnavailable` (a
 :class:`~resilient.ratelimit.LimiterUnavailable`), for a guard to degrade on.
