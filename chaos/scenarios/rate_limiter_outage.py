@@ -132,6 +132,8 @@ __all__ = [
     "ABUSIVE_KEY",
     "ABUSIVE_RATE",
     "BUDGET",
+    "EXAMPLE",
+    "KEY_BURST",
     "KEY_LIMIT",
     "NORMAL_KEYS",
     "SCENARIOS",
@@ -170,6 +172,8 @@ _EVERY = (NORMAL_RATE + ABUSIVE_RATE) // ABUSIVE_RATE
 """One request in ``_EVERY`` is the abusive key's (the last of each group)."""
 
 FAULT_LATENCY_MS = 2000
+"""The latency fault's delay on every Redis reply: 100 times the budget."""
+
 ONSET = 0.5
 """Seconds at the start of each fault counted as its onset (see the module docstring)."""
 
