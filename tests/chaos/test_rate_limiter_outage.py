@@ -36,7 +36,7 @@ from chaos.servers import RedisServer, free_port
 
 SCALE = 0.6
 """The shortest scale at which each arm still sees every fault and the recovery (see the
-scenario's docstring); about 11 s of load per arm."""
+scenario's docstring); about 12 s of load per arm."""
 
 FAULTS = ("latency", "timeout", "reset_peer", "disabled")
 
@@ -47,13 +47,26 @@ def _slos(arm: ArmResult) -> dict[str, float | None]:
     return {slo.name: slo.value for slo in (*arm.slos, *arm.signature)}
 
 
+def _explain(arm: ArmResult) -> str:
+    """Why an arm got its verdict: its error, trust, and every SLO with value and bound."""
+    lines = [f"{arm.name}: {arm.verdict} (error: {arm.error}, trustworthy: {arm.trustworthy})"]
+    for slo in (*arm.slos, *arm.signature):
+        mark = "PASS" if slo.passed else "FAIL"
+        lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
+    return "\n".join(lines)
+
+
 async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() -> None:
     scenario = load_scenarios()["rate-limiter-outage"]
     async with run_toxiproxy(None, seed=1) as control:
         result = await run_scenario(scenario, control, seed=1, scale=SCALE)
     naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None)
-    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None)
+    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), _explain(
+        naive
+    )
+    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
+        _explain(guarded)
+    )
     assert naive.load is not None
     assert guarded.load is not None
     assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
