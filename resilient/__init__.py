@@ -20,6 +20,7 @@ from resilient.ratelimit import (
     LimiterUnavailable,
     LocalLimiter,
     Rate,
+    RedisLimiter,
 )
 
 __version__ = "0.1.0"
@@ -43,6 +44,7 @@ __all__ = [
     "LimiterUnavailable",
     "LocalLimiter",
     "Rate",
+    "RedisLimiter",
     "Severity",
     "SystemClock",
     "VirtualClock",
