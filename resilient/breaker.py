@@ -20,6 +20,12 @@ pybreaker for what it does soundly and does the call itself:
 - every transition emits a typed event (source ``"breaker"``): ``opened``, ``half_opened``,
   ``closed``, with the breaker's name and the reason.
 
+A success while the circuit is closed and nothing counts against it (the default policy, no
+failure since the last success) changes nothing but :attr:`BreakerStats.successes`; the
+breaker knows when it is in that *quiet* state and reports such a success without touching
+pybreaker's storage, which holds a zero failure count then anyway. Any other outcome takes the
+full path through the policy and pybreaker.
+
 Outcomes are counted per *permit*. A call that started before a transition (say, while closed)
 and ends after it is ignored: it says nothing about the circuit as it is now. A call cancelled
 before it ended (``asyncio.CancelledError``, or any ``BaseException`` that is not an
@@ -214,8 +220,12 @@ class Permit:
 
     def succeeded(self) -> None:
         """The call succeeded."""
-        if not self.probe or self._settle():
-            self._breaker._on_success(self._generation)
+        breaker = self._breaker
+        if self._generation == breaker._quiet_generation:
+            # Closed, default policy, failure count zero: nothing to reset, nothing to close.
+            breaker.stats.successes += 1
+        elif not self.probe or self._settle():
+            breaker._on_success(self._generation)
 
     def failed(self, error: BaseException) -> None:
         """The call failed with ``error`` (an excluded error counts as a success)."""
@@ -281,6 +291,13 @@ class CircuitBreaker:
         self._probes = 0
         self._half_open_at = 0.0
         self._reason = ""
+        # A success of the default policy only ever resets the failure count (a custom policy
+        # may count successes: it is always told).
+        self._success_only_resets = type(self.policy) is ConsecutiveFailures
+        self._quiet_generation = -1
+        """The generation while the circuit is quiet (see the module doc), else -1: a success
+        of a permit of that generation only counts in ``stats.successes``."""
+        self._update_quiet()
 
     @property
     def state(self) -> BreakerState:
@@ -377,6 +394,7 @@ class CircuitBreaker:
                 self._transition(self._machine.close, "probe succeeded")
         else:
             self.policy.on_success(self._storage)
+            self._update_quiet()
 
     def _on_failure(self, generation: int, error: BaseException) -> None:
         if not self._machine.is_system_error(error):
@@ -391,6 +409,13 @@ class CircuitBreaker:
             self._transition(self._machine.open, f"probe failed: {cause}")
         elif self.policy.on_failure(self._storage):
             self._transition(self._machine.open, f"{self.policy!r} tripped on {cause}")
+        else:
+            self._update_quiet()
+
+    def _update_quiet(self) -> None:
+        """Mark the circuit quiet when it is: closed, default policy, failure count zero."""
+        quiet = self._state is _CLOSED and self._success_only_resets and not self._storage.counter
+        self._quiet_generation = self._generation if quiet else -1
 
     def _free_probe_slot(self, generation: int) -> None:
         if generation == self._generation:
@@ -415,6 +440,7 @@ class CircuitBreaker:
         self._probes = 0
         if state is _CLOSED:
             self._closed_permit = Permit(self, self._generation, probe=False)
+        self._update_quiet()
         attributes: dict[str, Any] = {
             "breaker": self.name,
             "previous": previous.value,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pybreaker
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilient.breaker import (
     BreakerOptions,
@@ -292,6 +295,95 @@ async def test_the_context_manager_is_one_call_through_the_circuit() -> None:
     async with breaker.calling() as permit:
         assert permit.probe
     assert state_of(breaker) is BreakerState.CLOSED
+
+
+@given(
+    threshold=st.integers(min_value=1, max_value=4),
+    outcomes=st.lists(st.booleans(), max_size=60),
+)
+def test_the_failure_count_is_exactly_the_run_of_failures_since_the_last_success(
+    threshold: int, outcomes: list[bool]
+) -> None:
+    """Successes while nothing counts against the circuit take a shortcut; the count in
+    pybreaker's storage, the trip and every counter still follow the plain model."""
+    breaker = make_breaker(VirtualClock(), failure_threshold=threshold)
+    run = successes = failures = 0
+    for succeeded in outcomes:
+        permit = breaker.try_acquire()
+        assert permit is not None
+        if succeeded:
+            permit.succeeded()
+            run = 0
+            successes += 1
+        else:
+            permit.failed(Boom())
+            run += 1
+            failures += 1
+        if run == threshold:
+            assert state_of(breaker) is BreakerState.OPEN
+            assert breaker.stats.trips == 1
+            break
+        assert state_of(breaker) is BreakerState.CLOSED
+        assert breaker.failure_count == run
+    assert (breaker.stats.successes, breaker.stats.failures) == (successes, failures)
+    assert breaker.stats.ignored == breaker.stats.cancelled == 0
+
+
+async def test_a_fault_after_many_successes_and_a_recovery_still_trips_after_the_threshold() -> (
+    None
+):
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    clock.advance(10.0)
+    assert await breaker.call(ok) == "ok"  # the probe closes the circuit
+    assert state_of(breaker) is BreakerState.CLOSED
+    for _ in range(1000):
+        await breaker.call(ok)
+    for _ in range(2):
+        with pytest.raises(Boom):
+            await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.failure_count == 2
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    assert state_of(breaker) is BreakerState.OPEN
+    assert breaker.stats.trips == 2
+    assert breaker.stats.successes == 1001
+
+
+async def test_a_closed_permit_from_before_a_trip_and_recovery_is_ignored() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    old = breaker.try_acquire()
+    assert old is not None
+    await trip(breaker)
+    clock.advance(10.0)
+    await breaker.call(ok)  # closed again, nothing counted: the quiet state of a new generation
+    successes = breaker.stats.successes
+    old.succeeded()
+    assert breaker.stats.ignored == 1
+    assert breaker.stats.successes == successes
+
+
+async def test_a_custom_policy_is_told_of_every_success() -> None:
+    class CountingPolicy:
+        def __init__(self) -> None:
+            self.successes = 0
+
+        def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
+            self.successes += 1
+
+        def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
+            return False
+
+    policy = CountingPolicy()
+    breaker = CircuitBreaker(
+        "dep", policy=policy, clock=VirtualClock(), events=EventBus(log_when_unobserved=False)
+    )
+    for _ in range(5):
+        await breaker.call(ok)
+    assert policy.successes == 5
 
 
 @pytest.mark.parametrize(
