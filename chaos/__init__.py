@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chaos._engine import ArmResult, ScenarioResult, run_scenario
     from chaos.load import Load, LoadResult, Reply, RequestSpec
     from chaos.scenario import (
+        AddedLatency,
         AddToxic,
         AiohttpServer,
         Arm,
@@ -54,7 +55,8 @@ _ENGINE_NAMES = {
     "RequestSpec": "chaos.load",
     **dict.fromkeys(
         [
-            "AddToxic", "AiohttpServer", "Arm", "ArmContext", "DisableProxy", "EnableProxy",
+            "AddedLatency", "AddToxic", "AiohttpServer", "Arm", "ArmContext", "DisableProxy",
+            "EnableProxy",
             "GaugeMax", "GaugeMin", "Incident", "LatencyPercentile", "OutcomeRate",
             "OutcomeRatio", "Proxy", "RedisServer", "RemoveToxic", "Scenario", "SuccessRatio",
             "TcpServer", "UpdateToxic", "Window",
@@ -65,6 +67,7 @@ _ENGINE_NAMES = {
 
 __all__ = [
     "AddToxic",
+    "AddedLatency",
     "AiohttpServer",
     "Arm",
     "ArmContext",

@@ -72,7 +72,10 @@ class FaultRecord:
 
 @dataclass(frozen=True)
 class ArmProgress:
-    """A live view of one arm for progress displays."""
+    """A live view of one arm for progress displays.
+
+    ``ok_outcomes`` are the scenario's good outcome classes (:attr:`Scenario.ok_outcomes`).
+    """
 
     scenario: str
     arm: str
@@ -81,6 +84,7 @@ class ArmProgress:
     elapsed: float
     planned: float
     load: LoadProgress | None
+    ok_outcomes: tuple[str, ...] = ("ok",)
 
 
 @dataclass
@@ -242,7 +246,9 @@ class _ArmRun:
         run = RunData(load, gauges, {w.name: w for w in self.scenario.windows})
         judge = judge_naive if self.arm.role == "naive" else judge_guarded
         verdict, slos, signature = judge(self.scenario, run)
-        if load.errors:
+        problems = [f"SLO {r.name!r}: {r.problem}" for r in (*slos, *signature) if r.problem]
+        errors = [*load.errors, *problems]
+        if errors:
             verdict = "error"
         self._progress("done")
         return ArmResult(
@@ -254,7 +260,7 @@ class _ArmRun:
             load=load,
             gauges=gauges,
             faults=tuple(self.faults),
-            error="; ".join(load.errors) or None,
+            error="; ".join(errors) or None,
             wall_time=time.monotonic() - started,
         )
 
@@ -428,6 +434,7 @@ class _ArmRun:
                 elapsed=min(elapsed, self.scenario.duration),
                 planned=self.scenario.duration,
                 load=self.load_process.progress if self.load_process is not None else None,
+                ok_outcomes=tuple(self.scenario.ok_outcomes),
             )
         )
 

@@ -272,7 +272,8 @@ class _Progress:
     """Live progress on stderr: a rich status line on a terminal, plain lines otherwise.
 
     Shows scenario, arm, phase, elapsed / planned seconds, and over the last second the
-    request completion rate and the share of outcomes other than ``ok``.
+    request completion rate and the share of bad outcomes: every class not in the scenario's
+    ``ok_outcomes`` (a true 429 for an abusive caller can be a good outcome).
     """
 
     PLAIN_EVERY = 5.0
@@ -285,7 +286,7 @@ class _Progress:
         self.current: tuple[str, str] | None = None
         self.mark: tuple[float, int, int] = (0.0, 0, 0)
         self.rate = 0.0
-        self.not_ok = 0.0
+        self.bad = 0.0
 
     def update(self, progress: ArmProgress) -> None:
         key = (progress.scenario, progress.arm)
@@ -294,11 +295,12 @@ class _Progress:
             self.finish()
             self.current = key
             self.mark = (now, 0, 0)
-            self.rate = self.not_ok = 0.0
+            self.rate = self.bad = 0.0
             self.last_plain = 0.0
         load = progress.load
         completed = load.completed if load is not None else 0
-        ok = load.outcomes.get("ok", 0) if load is not None else 0
+        outcomes = load.outcomes if load is not None else {}
+        ok = sum(outcomes.get(name, 0) for name in progress.ok_outcomes)
         then, completed_then, ok_then = self.mark
         final = progress.phase in ("done", "error")
         if final or now - then >= self.WINDOW:
@@ -306,12 +308,12 @@ class _Progress:
             done = completed if final else completed - completed_then
             good = ok if final else ok - ok_then
             self.rate = done / span if span > 0 else 0.0
-            self.not_ok = 1 - good / done if done else 0.0
+            self.bad = 1 - good / done if done else 0.0
             self.mark = (now, completed, ok)
         text = (
             f"{progress.scenario} / {progress.arm} ({progress.role}) {progress.phase:<8} "
             f"{progress.elapsed:5.1f}/{progress.planned:.1f} s  "
-            f"{self.rate:6.0f} req/s  not ok {self.not_ok:6.1%}"
+            f"{self.rate:6.0f} req/s  bad {self.bad:6.1%}"
         )
         if self.console.is_terminal:
             bar = ProgressBar(total=progress.planned or 1.0, completed=progress.elapsed, width=20)

@@ -271,6 +271,7 @@ def _slo_doc(slo: SLOResult) -> dict[str, Any]:
         "bound": slo.bound,
         "unit": slo.unit,
         "passed": slo.passed,
+        "problem": slo.problem,
     }
 
 

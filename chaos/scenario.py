@@ -8,7 +8,9 @@ timeline (:class:`AddToxic`, :class:`UpdateToxic`, :class:`RemoveToxic`, :class:
 named :class:`Window` s; its :class:`Arm` s (at least one ``naive`` and one ``guarded``), each
 building the service under test from an :class:`ArmContext`; and a steady-state hypothesis:
 SLOs (:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`,
-:class:`LatencyPercentile`, :class:`GaugeMax`, :class:`GaugeMin`) over the whole run or a window.
+:class:`LatencyPercentile`, :class:`AddedLatency`, :class:`GaugeMax`, :class:`GaugeMin`) over
+the whole run or a window. ``ok_outcomes`` names the outcome classes that are good for this
+scenario (progress displays count the others as bad).
 
 Verdicts:
 
@@ -16,7 +18,8 @@ Verdicts:
 - a naive arm is ``reproduced`` when it breaks every SLO named in ``breaks`` and shows every
   check of the incident's ``signature`` (e.g. "at least 90 % of requests got 429"), else
   ``not-reproduced``;
-- either is ``error`` when the harness could not run it.
+- either is ``error`` when the harness could not run it, or could not measure an SLO
+  (e.g. too few control requests in a window to estimate a percentile: ``SLOResult.problem``).
 
 Every arm runs on the same timeline with the same seed (hence the same requests at the same
 offsets). :meth:`Scenario.scaled` shortens every offset, duration and window by one factor.
@@ -44,9 +47,11 @@ a complete one. In outline::
                 EnableProxy(50, "redis")),
         windows=(Window("before", 0, 10), Window("faults", 10, 50), Window("onset", 10, 11)),
         arms=(Arm("naive", "naive", naive), Arm("guarded", "guarded", guarded)),
+        ok_outcomes=("ok", "ok_degraded", "limited"),
         hypothesis=(OutcomeRatio("no-false-429", "false_429", max=0, window="faults"),
                     OutcomeRate("abuser-capped", "ok", tag="abusive", max=12, window="faults"),
-                    LatencyPercentile("onset-p99", max=0.025, window="onset", baseline="before")),
+                    AddedLatency("onset-p99-added", window="onset", control_tag="control",
+                                 max=0.025)),
         breaks=("no-false-429",),
         signature=(OutcomeRatio("mostly-429", ("false_429", "limited"), min=0.9,
                                 window="faults"),),
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AddToxic",
+    "AddedLatency",
     "AiohttpServer",
     "Arm",
     "ArmContext",
@@ -314,14 +320,16 @@ class RunData:
     gauges: Mapping[str, GaugeSeries]
     windows: Mapping[str, Window]
 
-    def request_mask(self, window: str | None, tag: str | None = None) -> npt.NDArray[np.bool_]:
-        """Requests scheduled inside ``window`` (all when None), of group ``tag`` if given."""
+    def request_mask(
+        self, window: str | None, tag: str | Sequence[str] | None = None
+    ) -> npt.NDArray[np.bool_]:
+        """Requests scheduled inside ``window`` (all when None), of group(s) ``tag`` if given."""
         mask = np.ones(len(self.load.scheduled), dtype=np.bool_)
         if window is not None:
             w = self.windows[window]
             mask &= (self.load.scheduled >= w.start) & (self.load.scheduled < w.end)
         if tag is not None:
-            mask &= self.load.tag_mask(tag)
+            mask &= np.logical_or.reduce([self.load.tag_mask(t) for t in _names(tag)])
         return mask
 
     def span(self, window: str | None) -> float:
@@ -337,7 +345,9 @@ class SLOResult:
     """One SLO measured on one arm: value, bound, and whether it held.
 
     ``value`` is None when there was nothing to measure (no request or no sample in the
-    window); such an SLO does not hold, since nothing proves it.
+    window); such an SLO does not hold, since nothing proves it. ``problem`` says why the
+    harness could not measure it soundly (e.g. too few control requests); the engine turns an
+    arm with such an SLO into verdict ``error`` (the harness's failure, not the guard's).
     """
 
     name: str
@@ -349,6 +359,7 @@ class SLOResult:
     bound: float
     unit: str
     passed: bool
+    problem: str | None = None
 
 
 class _SLO:
@@ -367,8 +378,13 @@ class _SLO:
     def describe(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def problem(self, run: RunData) -> str | None:
+        """Why this SLO cannot be measured soundly on ``run`` (None: it can)."""
+        return None
+
     def evaluate(self, run: RunData) -> SLOResult:
-        value = self.measure(run)
+        problem = self.problem(run)
+        value = None if problem is not None else self.measure(run)
         op, bound = self.bound()
         if value is None or math.isnan(value):
             passed, value = False, None
@@ -384,6 +400,7 @@ class _SLO:
             bound=bound,
             unit=self.unit,
             passed=passed,
+            problem=problem,
         )
 
 
@@ -396,8 +413,15 @@ def _window_text(window: str | None) -> str:
     return "whole run" if window is None else f"window {window!r}"
 
 
-def _outcomes(value: str | Sequence[str]) -> tuple[str, ...]:
+def _names(value: str | Sequence[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+_outcomes = _names
+
+
+def _tags_text(tag: str | Sequence[str]) -> str:
+    return "/".join(repr(t) for t in _names(tag))
 
 
 @dataclass(frozen=True)
@@ -408,7 +432,7 @@ class SuccessRatio(_SLO):
     min: float
     window: str | None = None
     success: str | Sequence[str] = "ok"
-    tag: str | None = None
+    tag: str | Sequence[str] | None = None
 
     def measure(self, run: RunData) -> float | None:
         mask = run.request_mask(self.window, self.tag)
@@ -439,7 +463,7 @@ class OutcomeRatio(_SLO):
     max: float | None = None
     min: float | None = None
     window: str | None = None
-    tag: str | None = None
+    tag: str | Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         _bound_of(self.name, self.min, self.max)
@@ -456,7 +480,7 @@ class OutcomeRatio(_SLO):
 
     def describe(self) -> str:
         op, bound = self.bound()
-        who = f" of {self.tag!r} requests" if self.tag else ""
+        who = f" of {_tags_text(self.tag)} requests" if self.tag else ""
         return f"share{who} {'/'.join(_outcomes(self.outcome))} {op} {bound:g}, " + _window_text(
             self.window
         )
@@ -475,7 +499,7 @@ class OutcomeRate(_SLO):
     max: float | None = None
     min: float | None = None
     window: str | None = None
-    tag: str | None = None
+    tag: str | Sequence[str] | None = None
     unit: str = "req/s"
 
     def __post_init__(self) -> None:
@@ -493,7 +517,7 @@ class OutcomeRate(_SLO):
 
     def describe(self) -> str:
         op, bound = self.bound()
-        who = f" of {self.tag!r}" if self.tag else ""
+        who = f" of {_tags_text(self.tag)}" if self.tag else ""
         return f"rate{who} {'/'.join(_outcomes(self.outcome))} {op} {bound:g} req/s, " + (
             _window_text(self.window)
         )
@@ -505,17 +529,15 @@ class LatencyPercentile(_SLO):
 
     Percentiles are nearest-rank (the smallest value with at least ``q`` % of requests at or
     below it), over exact arrays. Requests never sent (``overflow``) count as infinitely slow.
-    With ``baseline`` (another window), the value is the percentile here minus the percentile
-    there: the *added* latency. ``measure_from="started"`` uses service time (from the actual
-    start) instead.
+    ``measure_from="started"`` uses service time (from the actual start) instead. For latency
+    *added* by a guard, see :class:`AddedLatency`.
     """
 
     name: str
     max: float
     q: float = 99.0
     window: str | None = None
-    baseline: str | None = None
-    tag: str | None = None
+    tag: str | Sequence[str] | None = None
     outcome: str | Sequence[str] | None = None
     measure_from: Literal["scheduled", "started"] = "scheduled"
     unit: str = "s"
@@ -524,29 +546,126 @@ class LatencyPercentile(_SLO):
         if not 0 < self.q <= 100:
             raise ScenarioError(f"SLO {self.name!r}: q must be in (0, 100], got {self.q}")
 
-    def _percentile(self, run: RunData, window: str | None) -> float | None:
-        mask = run.request_mask(window, self.tag)
+    def measure(self, run: RunData) -> float | None:
+        mask = run.request_mask(self.window, self.tag)
         if self.outcome is not None:
             mask &= run.load.outcome_mask(*_outcomes(self.outcome))
         source = run.load.latency if self.measure_from == "scheduled" else run.load.service_time
-        values = np.where(np.isnan(source), np.inf, source)[mask]
-        if len(values) == 0:
-            return None
-        return float(np.percentile(values, self.q, method="inverted_cdf"))
-
-    def measure(self, run: RunData) -> float | None:
-        value = self._percentile(run, self.window)
-        if value is None or self.baseline is None:
-            return value
-        base = self._percentile(run, self.baseline)
-        return None if base is None else value - base
+        return _percentile(source[mask], self.q)
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return "<=", self.max
 
     def describe(self) -> str:
-        added = f" added over {self.baseline!r}" if self.baseline else ""
-        return f"p{self.q:g} latency{added} <= {self.max * 1000:g} ms, " + _window_text(self.window)
+        return f"p{self.q:g} latency <= {self.max * 1000:g} ms, " + _window_text(self.window)
+
+
+DEFAULT_MIN_CONTROL = 100
+"""Fewest control requests a window needs for :class:`AddedLatency` at its default ``q`` (99):
+below 100 samples a nearest-rank 99th percentile is just the maximum."""
+
+
+@dataclass(frozen=True)
+class AddedLatency(_SLO):
+    """Latency a guard adds, against a control group measured in the same window.
+
+    The load sends a share of its requests tagged ``control_tag`` to a route of the service
+    under test that does everything the guarded route does except the guarded step (e.g. an
+    exempt health route, which the rate-limit middleware passes through). Both groups are
+    interleaved on one schedule, so a stall of the machine (GC, another process, a busy core)
+    during the window hits both alike. The value is
+
+        p(q) of the service times of the ``tag`` requests in the window
+        - p(q) of the service times of the control requests in the same window,
+
+    service time counted from each request's actual start (the generator's own lag is not the
+    service's). Percentiles are nearest-rank over exact arrays; a request never sent counts as
+    infinitely slow.
+
+    Why a difference of two percentiles, and not a percentile of paired differences (each
+    request minus a control request near it in time): a stall of a few milliseconds only
+    delays the requests in flight during it, and a control request next in the schedule is
+    rarely among them, so pairing does not cancel the stall; it adds the control request's own
+    noise to every difference, and the tail of those differences measures the spread of two
+    noisy draws rather than a shift of the tail. Comparing the tails of two samples of the
+    same window does cancel what both samples see equally often, which is what a machine-wide
+    stall is, and needs nothing but enough samples in each.
+
+    Too few control requests to estimate the percentile (fewer than ``min_control``, default
+    :data:`DEFAULT_MIN_CONTROL`), or no ``tag`` request at all, is a problem of the harness
+    (:attr:`SLOResult.problem`: the arm ends as ``error``), never a pass. ``tag`` None measures
+    every request that is not a control request.
+    """
+
+    name: str
+    max: float
+    window: str | None = None
+    control_tag: str = "control"
+    tag: str | Sequence[str] | None = None
+    q: float = 99.0
+    min_control: int = DEFAULT_MIN_CONTROL
+    unit: str = "s"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.q <= 100:
+            raise ScenarioError(f"SLO {self.name!r}: q must be in (0, 100], got {self.q}")
+        if self.min_control < 1:
+            raise ScenarioError(
+                f"SLO {self.name!r}: min_control must be >= 1, got {self.min_control}"
+            )
+        if self.tag is not None and self.control_tag in _names(self.tag):
+            raise ScenarioError(
+                f"SLO {self.name!r}: tag and control_tag are both {self.control_tag!r}"
+            )
+
+    def _masks(self, run: RunData) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        in_window = run.request_mask(self.window)
+        control = in_window & run.load.tag_mask(self.control_tag)
+        if self.tag is None:
+            measured = in_window & ~run.load.tag_mask(self.control_tag)
+        else:
+            measured = run.request_mask(self.window, self.tag)
+        return measured, control
+
+    def problem(self, run: RunData) -> str | None:
+        measured, control = self._masks(run)
+        where = _window_text(self.window)
+        if int(control.sum()) < self.min_control:
+            return (
+                f"insufficient data: {int(control.sum())} {self.control_tag!r} requests in "
+                f"{where}, need >= {self.min_control} to estimate a p{self.q:g}"
+            )
+        if not measured.any():
+            who = _tags_text(self.tag) if self.tag is not None else "non-control"
+            return f"insufficient data: no {who} request in {where}"
+        return None
+
+    def measure(self, run: RunData) -> float | None:
+        measured, control = self._masks(run)
+        service = run.load.service_time
+        value = _percentile(service[measured], self.q)
+        base = _percentile(service[control], self.q)
+        if value is None or base is None:
+            return None
+        return value - base
+
+    def bound(self) -> tuple[Literal["<=", ">="], float]:
+        return "<=", self.max
+
+    def describe(self) -> str:
+        who = _tags_text(self.tag) if self.tag is not None else "guarded"
+        return (
+            f"p{self.q:g} service time of {who} requests minus that of {self.control_tag!r} "
+            f"requests <= {self.max * 1000:g} ms, " + _window_text(self.window)
+        )
+
+
+def _percentile(values: npt.NDArray[np.float64], q: float) -> float | None:
+    """Nearest-rank ``q``-th percentile; NaN (never sent) counts as infinite; None if empty."""
+    if len(values) == 0:
+        return None
+    finite = np.where(np.isnan(values), np.inf, values)
+    return float(np.percentile(finite, q, method="inverted_cdf"))
 
 
 @dataclass(frozen=True)
@@ -600,7 +719,15 @@ def _gauge_values(run: RunData, gauge: str, window: str | None) -> npt.NDArray[n
     return values[~np.isnan(values)]
 
 
-SLO = SuccessRatio | OutcomeRatio | OutcomeRate | LatencyPercentile | GaugeMax | GaugeMin
+SLO = (
+    SuccessRatio
+    | OutcomeRatio
+    | OutcomeRate
+    | LatencyPercentile
+    | AddedLatency
+    | GaugeMax
+    | GaugeMin
+)
 
 
 # -- the scenario ----------------------------------------------------------------------------
@@ -619,6 +746,8 @@ class Scenario:
     ``hypothesis`` is what every guarded arm must keep. ``breaks`` names the hypothesis SLOs a
     naive arm must break, and ``signature`` lists extra checks the naive arm must show, so that
     "reproduced" means the incident happened the way it did, not just any failure.
+    ``ok_outcomes`` are the outcome classes that are good answers in this scenario (e.g. a true
+    429 for an abusive caller); progress displays count every other class as bad.
     """
 
     name: str
@@ -636,9 +765,23 @@ class Scenario:
     gauge_interval: float = DEFAULT_GAUGE_INTERVAL
     bucket: float = DEFAULT_BUCKET
     description: str = ""
+    ok_outcomes: Sequence[str] = ("ok",)
 
     def __post_init__(self) -> None:
-        for name in ("arms", "hypothesis", "breaks", "signature", "servers", "proxies"):
+        if isinstance(self.ok_outcomes, str):
+            raise ScenarioError(
+                f"scenario {self.name!r}: ok_outcomes: give a sequence of outcome classes, "
+                f"e.g. ({self.ok_outcomes!r},), not the string {self.ok_outcomes!r}"
+            )
+        for name in (
+            "arms",
+            "hypothesis",
+            "breaks",
+            "signature",
+            "servers",
+            "proxies",
+            "ok_outcomes",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "faults", tuple(sorted(self.faults, key=lambda f: f.at)))
         object.__setattr__(self, "windows", tuple(self.windows))
@@ -723,15 +866,15 @@ def _validate(s: Scenario) -> None:
         fail("hypothesis", "needs at least one SLO")
     for group, slos in (("hypothesis", s.hypothesis), ("signature", s.signature)):
         for i, slo in enumerate(slos):
-            for attr in ("window", "baseline"):
-                name = getattr(slo, attr, None)
-                if name is not None and name not in windows:
-                    fail(f"{group}[{i}].{attr}", f"{name!r} is not a declared window")
+            if slo.window is not None and slo.window not in windows:
+                fail(f"{group}[{i}].window", f"{slo.window!r} is not a declared window")
     if not s.breaks:
         fail("breaks", "name at least one hypothesis SLO the naive arm must break")
     for i, name in enumerate(s.breaks):
         if name not in slo_names:
             fail(f"breaks[{i}]", f"{name!r} is not an SLO of the hypothesis")
+    if not s.ok_outcomes:
+        fail("ok_outcomes", "name at least one outcome class (e.g. ('ok',))")
     if not s.gauge_interval > 0:
         fail("gauge_interval", f"must be positive, got {s.gauge_interval}")
     if not s.bucket > 0:

@@ -7,7 +7,8 @@ black-holed, resetting or gone, the guard answers from this instance's share of 
 (a :class:`~resilient.ratelimit.LocalLimiter`), so an abusive key is still limited and nobody
 else is refused; after five faults in a row its breaker stops asking Redis at all, and probes
 it once a second until it answers again. A 429 therefore always means a real over-limit
-decision. Each answer names who decided in the ``X-RateLimit-Source`` header.
+decision. Each answer names who decided in the ``X-RateLimit-Source`` header. ``/healthz`` is
+not limited (nor counted): a health check must not spend anybody's allowance.
 
 Run it (a redis-server on localhost:6379)::
 
@@ -56,6 +57,9 @@ REDIS_OPTIONS = RedisLimiterOptions(round_trip_timeout=0.25)
 API_KEY_HEADER = "X-Api-Key"
 """The header that names the caller; requests without it are limited by client address."""
 
+HEALTH_PATH = "/healthz"
+"""The health route: exempt from the limit, otherwise served like every other route."""
+
 SOURCE_HEADER = "X-RateLimit-Source"
 """Response header naming who decided: ``primary``, ``fallback`` or ``pass_through``."""
 
@@ -95,9 +99,12 @@ def service_app(
 ) -> web.Application:
     """The service itself, limited by ``limiter`` per API key; ``close`` runs at cleanup."""
     app = web.Application(
-        middlewares=[rate_limit_middleware(limiter, key=header_key(API_KEY_HEADER))]
+        middlewares=[
+            rate_limit_middleware(limiter, key=header_key(API_KEY_HEADER), exempt=(HEALTH_PATH,))
+        ]
     )
     app.router.add_get("/", answer)
+    app.router.add_get(HEALTH_PATH, health)
 
     async def close_all(app: web.Application) -> None:
         for step in close:
@@ -112,6 +119,11 @@ async def answer(request: web.Request) -> web.Response:
     decision = request.get(DECISION_KEY)
     source = decision.source.value if decision is not None else "exempt"
     return web.Response(text="ok\n", headers={SOURCE_HEADER: source})
+
+
+async def health(request: web.Request) -> web.Response:
+    """The service is up (it answers; the limiter is not asked)."""
+    return web.Response(text="ok\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -128,7 +128,7 @@ def test_exit_status_ranks_guard_failure_first(
     assert exit_status([_result(*arms)], harness_errors) == status
 
 
-def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_not_ok_share() -> None:
+def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_bad_share() -> None:
     from chaos._engine import ArmProgress
     from chaos.cli import _Progress
     from chaos.load import LoadProgress
@@ -143,4 +143,20 @@ def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_not_ok_share()
     assert lines[0].startswith("demo / guarded (guarded) building")
     assert "10.0/10.0 s" in lines[1]
     assert "100 req/s" in lines[1]
-    assert "not ok  10.0%" in lines[1]
+    assert "bad  10.0%" in lines[1]
+
+
+def test_progress_counts_the_scenarios_ok_outcomes_as_good() -> None:
+    from chaos._engine import ArmProgress
+    from chaos.cli import _Progress
+    from chaos.load import LoadProgress
+
+    stream = io.StringIO()
+    good = ("ok", "ok_degraded", "limited")
+    done = LoadProgress(
+        10.0, 10.0, 1000, 1000, {"ok": 300, "ok_degraded": 400, "limited": 200, "error": 100}
+    )
+    _Progress(stream).update(
+        ArmProgress("demo", "guarded", "guarded", "done", 10.0, 10.0, done, good)
+    )
+    assert "bad  10.0%" in stream.getvalue()

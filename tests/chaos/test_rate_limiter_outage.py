@@ -27,6 +27,8 @@ from chaos.scenarios import load_scenarios
 from chaos.scenarios.rate_limiter_outage import (
     ABUSIVE_KEY,
     BUDGET,
+    CONTROL_PATH,
+    CONTROL_RATE,
     EXAMPLE,
     KEY_BURST,
     KEY_LIMIT,
@@ -150,6 +152,10 @@ async def test_example_service_answers_200_and_limits_an_abusive_key(
             async with session.get(base, headers=headers) as response:
                 assert response.status == 200
                 assert response.headers["X-RateLimit-Source"] == "primary"
+        for _ in range(3 * KEY_LIMIT):  # the control route: never limited, never counted
+            async with session.get(base + CONTROL_PATH.lstrip("/")) as response:
+                assert response.status == 200
+                assert "X-RateLimit-Source" not in response.headers
 
         statuses = []
         retry_after = None
@@ -173,12 +179,19 @@ def test_every_ordinary_key_is_far_under_its_limit_and_the_abusive_key_far_over(
     scenario = load_scenarios()["rate-limiter-outage"]
     offsets = schedule(scenario.load, seed=1)
     rng = random.Random(1)
-    keys = [scenario.load.request(i, rng).headers or {} for i in range(len(offsets))]
+    specs = [scenario.load.request(i, rng) for i in range(len(offsets))]
     by_key: dict[str, list[float]] = {}
-    for offset, headers in zip(offsets, keys, strict=True):
-        by_key.setdefault(headers["X-Api-Key"], []).append(float(offset))
+    control = 0
+    for offset, spec in zip(offsets, specs, strict=True):
+        if spec.tag == "control":
+            assert (spec.path, spec.headers) == (CONTROL_PATH, None)
+            control += 1
+            continue
+        assert spec.path == "/"
+        by_key.setdefault((spec.headers or {})["X-Api-Key"], []).append(float(offset))
     abusive = by_key.pop(ABUSIVE_KEY)
     assert len(by_key) == NORMAL_KEYS
-    assert len(offsets) / scenario.duration - len(abusive) / scenario.duration >= 300
+    assert sum(map(len, by_key.values())) / scenario.duration >= 300
     assert min(float(np.diff(times).min()) for times in by_key.values()) >= 0.99
     assert len(abusive) / scenario.duration == pytest.approx(3 * KEY_LIMIT, rel=0.01)
+    assert control / scenario.duration == pytest.approx(CONTROL_RATE, rel=0.01)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from chaos.load import Load, LoadResult
 from chaos.scenario import (
+    AddedLatency,
     AddToxic,
     AiohttpServer,
     Arm,
@@ -61,7 +62,7 @@ def make_scenario(**changes: object) -> Scenario:
         "windows": (Window("before", 0, 2), Window("fault", 2, 8)),
         "hypothesis": (
             OutcomeRatio("no-false-429", "false_429", max=0.0, window="fault"),
-            LatencyPercentile("p99", max=0.1, window="fault", baseline="before"),
+            LatencyPercentile("p99", max=0.1, window="fault"),
         ),
         "breaks": ("no-false-429",),
         "signature": (OutcomeRatio("mostly-429", "false_429", min=0.9, window="fault"),),
@@ -124,9 +125,11 @@ def test_faults_are_sorted_by_offset() -> None:
             r"signature\[0\]\.window: 'later'",
         ),
         (
-            {"hypothesis": (LatencyPercentile("p", max=1, window="fault", baseline="gone"),)},
-            r"hypothesis\[0\]\.baseline: 'gone'",
+            {"hypothesis": (AddedLatency("p", max=1, window="gone"),)},
+            r"hypothesis\[0\]\.window: 'gone'",
         ),
+        ({"ok_outcomes": ()}, "ok_outcomes"),
+        ({"ok_outcomes": "ok"}, "ok_outcomes"),
         ({"name": "has space"}, "name"),
     ],
 )
@@ -212,21 +215,77 @@ def test_latency_percentile_counts_never_sent_requests_as_infinitely_slow() -> N
     assert not result.passed
 
 
-def test_latency_percentile_with_baseline_is_the_added_latency() -> None:
-    before = [0.010] * 100
-    fault = [0.030] * 99 + [0.500]
-    load = load_result(
-        scheduled=list(np.linspace(0, 1.9, 100)) + list(np.linspace(2, 7.9, 100)),
-        outcomes=["ok"] * 200,
-        latency=before + fault,
-    )
-    p99 = LatencyPercentile("added", max=0.025, q=99, window="fault", baseline="before")
-    result = p99.evaluate(run_of(load))
-    assert result.value == pytest.approx(0.020)
-    assert result.passed
+def test_latency_percentile_is_nearest_rank() -> None:
+    load = load_result(list(np.linspace(2, 7.9, 100)), ["ok"] * 100, [0.030] * 99 + [0.500])
+    p99 = LatencyPercentile("p99", max=0.025, q=99, window="fault").evaluate(run_of(load))
+    assert p99.value == pytest.approx(0.030)
     p100 = LatencyPercentile("max", max=0.1, q=100, window="fault").evaluate(run_of(load))
     assert p100.value == pytest.approx(0.5)
     assert not p100.passed
+
+
+def _with_control(guarded: Sequence[float], control: Sequence[float]) -> LoadResult:
+    """Guarded and control requests interleaved over the window ``fault`` (2-8 s)."""
+    n = len(guarded) + len(control)
+    scheduled = list(np.linspace(2, 7.9, n))
+    tags = ["normal", "control"] * (n // 2)
+    latency: list[float] = []
+    g, c = iter(guarded), iter(control)
+    for tag in tags:
+        latency.append(next(c) if tag == "control" else next(g))
+    return load_result(scheduled, ["ok"] * n, latency, tags)
+
+
+def test_added_latency_is_the_percentile_minus_the_control_groups_in_the_same_window() -> None:
+    # a stall of the machine (+3 ms) hits 5 % of both groups: it is not the guard's
+    stalled = [0.003] * 5 + [0.0] * 95
+    guarded = [0.001 + 0.020 + s for s in stalled] * 2
+    control = [0.001 + s for s in stalled] * 2
+    result = AddedLatency("added", max=0.025, window="fault").evaluate(
+        run_of(_with_control(guarded, control))
+    )
+    assert result.value == pytest.approx(0.020)
+    assert result.passed
+    assert result.problem is None
+    assert result.unit == "s"
+
+
+def test_added_latency_over_its_bound_fails() -> None:
+    load = _with_control([0.030] * 200, [0.001] * 200)
+    result = AddedLatency("added", max=0.002, window="fault").evaluate(run_of(load))
+    assert result.value == pytest.approx(0.029)
+    assert not result.passed
+
+
+def test_added_latency_measures_every_non_control_request_unless_tag_is_given() -> None:
+    tags = ["normal", "control", "abusive", "control"] * 100
+    latency = {"normal": 0.005, "abusive": 0.050, "control": 0.001}
+    load = load_result(
+        list(np.linspace(2, 7.9, len(tags))), ["ok"] * len(tags), [latency[t] for t in tags], tags
+    )
+    run = run_of(load)
+    assert AddedLatency("all", max=1, window="fault").evaluate(run).value == pytest.approx(0.049)
+    normal = AddedLatency("normal", max=1, window="fault", tag="normal").evaluate(run)
+    assert normal.value == pytest.approx(0.004)
+    nobody = AddedLatency("nobody", max=1, window="fault", tag="nobody").evaluate(run)
+    assert nobody.value is None
+    assert nobody.problem is not None
+    assert "no 'nobody' request" in nobody.problem
+
+
+def test_added_latency_with_too_few_control_requests_is_a_harness_problem_not_a_pass() -> None:
+    load = _with_control([0.001] * 99, [0.001] * 99)
+    result = AddedLatency("added", max=0.002, window="fault").evaluate(run_of(load))
+    assert result.value is None
+    assert not result.passed
+    assert result.problem is not None
+    assert "insufficient data: 99 'control' requests" in result.problem
+    assert "need >= 100" in result.problem
+
+
+def test_added_latency_refuses_a_control_group_equal_to_the_measured_one() -> None:
+    with pytest.raises(ScenarioError, match=r"'added'.*both 'control'"):
+        AddedLatency("added", max=1, tag="control")
 
 
 def test_empty_window_does_not_hold() -> None:
