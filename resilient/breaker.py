@@ -22,9 +22,9 @@ pybreaker for what it does soundly and does the call itself:
 
 A success while the circuit is closed and nothing counts against it (the default policy, no
 failure since the last success) changes nothing but :attr:`BreakerStats.successes`; the
-breaker knows when it is in that *quiet* state and reports such a success without touching
-pybreaker's storage, which holds a zero failure count then anyway. Any other outcome takes the
-full path through the policy and pybreaker.
+breaker knows when it is in that *quiet* state (:attr:`CircuitBreaker.quiet_permit`) and
+counts such a success without touching pybreaker's storage, whose failure count is zero then
+anyway. Any other outcome takes the full path through the policy and pybreaker.
 
 Outcomes are counted per *permit*. A call that started before a transition (say, while closed)
 and ends after it is ignored: it says nothing about the circuit as it is now. A call cancelled
@@ -221,7 +221,7 @@ class Permit:
     def succeeded(self) -> None:
         """The call succeeded."""
         breaker = self._breaker
-        if self._generation == breaker._quiet_generation:
+        if self is breaker.quiet_permit:
             # Closed, default policy, failure count zero: nothing to reset, nothing to close.
             breaker.stats.successes += 1
         elif not self.probe or self._settle():
@@ -294,9 +294,11 @@ class CircuitBreaker:
         # A success of the default policy only ever resets the failure count (a custom policy
         # may count successes: it is always told).
         self._success_only_resets = type(self.policy) is ConsecutiveFailures
-        self._quiet_generation = -1
-        """The generation while the circuit is quiet (see the module doc), else -1: a success
-        of a permit of that generation only counts in ``stats.successes``."""
+        self.quiet_permit: Permit | None = None
+        """Read-only. The shared permit of the closed circuit while it is quiet (see the module
+        doc), None otherwise. The hot path ``breaker.quiet_permit or breaker.try_acquire()``
+        gets a permit without a call; while a permit is still ``breaker.quiet_permit``, its
+        success does nothing but ``stats.successes += 1``, which a caller may do inline."""
         self._update_quiet()
 
     @property
@@ -415,7 +417,7 @@ class CircuitBreaker:
     def _update_quiet(self) -> None:
         """Mark the circuit quiet when it is: closed, default policy, failure count zero."""
         quiet = self._state is _CLOSED and self._success_only_resets and not self._storage.counter
-        self._quiet_generation = self._generation if quiet else -1
+        self.quiet_permit = self._closed_permit if quiet else None
 
     def _free_probe_slot(self, generation: int) -> None:
         if generation == self._generation:

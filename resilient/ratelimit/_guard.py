@@ -10,7 +10,9 @@ because of the fault. The answer says so: ``source=FALLBACK`` and a ``reason``. 
 (raising :class:`LimiterUnavailable`, never a denial) exists only as the explicit opt-in
 ``mode=FAIL_CLOSED``.
 
-While the breaker is open the primary is not called at all; after the breaker's reset timeout
+While the breaker is quiet (closed, no fault counted since the last success), a healthy
+decision costs it one counter and no call (:attr:`CircuitBreaker.quiet_permit`). While the
+breaker is open the primary is not called at all; after the breaker's reset timeout
 one probe goes to the primary, and its success brings the guard back (``recovered`` event).
 
 The time budget runs on the injected clock, without a task or a timer per decision. A primary
@@ -220,7 +222,8 @@ class FailOpenGuard:
         """Decide one request: the primary's answer, or a degraded one that says why."""
         if cost != 1 and (type(cost) is not int or cost < 0):
             raise ValueError(f"cost must be an int >= 0, got {cost!r}")
-        permit = self.breaker.try_acquire()
+        breaker = self.breaker
+        permit = breaker.quiet_permit or breaker.try_acquire()  # no call while healthy
         if permit is None:
             self.stats.breaker_open += 1
             return self._degrade(key, cost, rate, "breaker open", None)
@@ -278,7 +281,10 @@ class FailOpenGuard:
             permit.failed(_Malformed(f"primary returned {decision!r}"))
             self.stats.malformed += 1
             return self._degrade(key, cost, rate, "primary returned a malformed decision", None)
-        permit.succeeded()
+        if permit is breaker.quiet_permit:
+            breaker.stats.successes += 1  # all a success does to a quiet breaker, without a call
+        else:
+            permit.succeeded()
         self.stats.primary += 1
         if self._degraded_since is not None:
             self._recovered()

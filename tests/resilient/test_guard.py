@@ -514,3 +514,79 @@ async def test_many_concurrent_callers_of_a_hanging_primary_all_get_answers_in_b
     assert primary.cancelled == 100
     await virtual_clock.run_for(0.1)
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.parametrize("primary_kind", ["never-waits", "may-wait"])
+async def test_a_success_after_faults_resets_the_count_and_the_next_faults_trip_after_n(
+    virtual_clock: VirtualClock, primary_kind: str
+) -> None:
+    primary = (NeverWaits if primary_kind == "never-waits" else FakePrimary)(virtual_clock)
+    guard = make_guard(virtual_clock, primary)  # trips after 5 faults in a row
+    breaker = guard.breaker
+    for _ in range(1000):  # healthy: the quiet breaker's shortcut
+        await guard.decide("k")
+    primary.error = OSError("down")
+    for _ in range(4):
+        await guard.decide("k")
+    assert breaker.failure_count == 4
+    primary.error = None
+    assert (await guard.decide("k")).source is DecisionSource.PRIMARY
+    assert breaker.failure_count == 0  # one success breaks the run, in pybreaker's storage too
+    for _ in range(1000):
+        await guard.decide("k")
+    primary.error = OSError("down")
+    for _ in range(4):
+        await guard.decide("k")
+    assert state_of(guard) is BreakerState.CLOSED
+    await guard.decide("k")
+    assert state_of(guard) is BreakerState.OPEN
+    assert breaker.stats.trips == 1
+    assert (breaker.stats.successes, breaker.stats.failures) == (2001, 9)
+    assert (guard.stats.primary, guard.stats.fallback) == (2001, 9)
+
+
+async def test_a_success_that_ends_after_faults_began_still_resets_the_count(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    guard = make_guard(virtual_clock, primary)
+    primary.delay = 0.010
+    slow = asyncio.create_task(guard.decide("slow"))  # permit taken while the breaker is quiet
+    await asyncio.sleep(0)
+    primary.delay = 0.0
+    primary.error = OSError("down")
+    for _ in range(4):
+        await guard.decide("k")
+    assert guard.breaker.failure_count == 4
+    primary.error = None
+    assert (await slow).source is DecisionSource.PRIMARY
+    assert guard.breaker.failure_count == 0
+
+
+async def test_a_success_from_before_a_trip_and_recovery_counts_for_nothing() -> None:
+    clock = VirtualClock()  # manual time: the slow call's 20 ms budget never runs out here
+    primary = FakePrimary(clock)
+    bus = EventBus(log_when_unobserved=False)
+    breaker = CircuitBreaker(
+        "g", BreakerOptions(failure_threshold=1, reset_timeout=0.005), clock=clock, events=bus
+    )
+    guard = FailOpenGuard(
+        primary, fallback=LocalLimiter(SHARE, clock=clock), breaker=breaker, clock=clock, events=bus
+    )
+    release = primary.hang = asyncio.Event()
+    slow = asyncio.create_task(guard.decide("slow"))  # permit of the first closed generation
+    await settle()
+    primary.hang = None
+    primary.error = OSError("down")
+    await guard.decide("k")
+    assert state_of(guard) is BreakerState.OPEN
+    clock.advance(0.005)
+    primary.error = None
+    await guard.decide("k")  # the probe closes the circuit: a new, quiet generation
+    assert state_of(guard) is BreakerState.CLOSED
+    successes = breaker.stats.successes
+    release.set()
+    assert (await slow).source is DecisionSource.PRIMARY
+    assert breaker.stats.ignored == 1  # it says nothing about the circuit as it is now
+    assert breaker.stats.successes == successes
+    await guard.aclose()
