@@ -35,7 +35,7 @@ __all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_hos
 
 _log = logging.getLogger("chaos.toxiproxy")
 
-_WRITE_HIGH_WATER: Final = 64 * 1024
+_WRITE_HIGH_WATER: Final = 256 * 1024
 """A sink transport above this many unsent bytes pauses its source (flow control)."""
 _QUEUE_HIGH_WATER: Final = 1024 * 1024
 """A link with toxics stops reading its source while this many bytes wait for the stages."""
