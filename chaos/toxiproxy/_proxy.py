@@ -66,6 +66,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._accepted = 0
+        self._generation = 0  # bumped by stop: a connection accepted before it must not live on
 
     def to_json(self) -> dict[str, object]:
         """The proxy as the API returns it: upstream toxics first, then downstream."""
@@ -105,6 +106,7 @@ class Proxy:
     async def stop(self, *, abort: bool = False) -> None:
         """Close the listener and every live connection (``abort``: without flushing)."""
         self.enabled = False
+        self._generation += 1
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -142,7 +144,7 @@ class Proxy:
 
     def _accept(self) -> _Side:
         self._accepted += 1
-        return _Connection(self, self._accepted).client
+        return _Connection(self, self._accepted, self._generation).client
 
     def _link_rng(self, number: int, direction: str) -> random.Random:
         if self._seed is None:
@@ -159,8 +161,9 @@ class Proxy:
 class _Connection:
     """A client connection, the upstream connection dialled for it, and the two links."""
 
-    def __init__(self, proxy: Proxy, number: int) -> None:
+    def __init__(self, proxy: Proxy, number: int, generation: int) -> None:
         self.proxy = proxy
+        self.generation = generation
         self.loop = asyncio.get_running_loop()
         self.client = _Side(self)
         self.server = _Side(self)
@@ -184,6 +187,10 @@ class _Connection:
     def side_made(self, side: _Side) -> None:
         self._open_sides += 1
         if side is self.client:
+            if self.generation != self.proxy._generation:  # accepted just before a stop
+                self.dialing = False
+                self.close()
+                return
             self.proxy._connection_opened(self)
             for toxic in self.proxy.toxics:
                 self.link(toxic.upstream).add_stage(toxic)
