@@ -232,12 +232,12 @@ async def test_toxicity_zero_never_applies_and_one_always_does(
     toxiproxy: ToxiproxyApi, echo_peer: Peer
 ) -> None:
     proxy = await toxiproxy.create_proxy("toxicity", echo_peer.address)
-    await proxy.add_toxic("latency", toxicity=0, attributes={"latency": 100})
+    await proxy.add_toxic("latency", toxicity=0, attributes={"latency": 200})
     never = [await _median_round_trip(proxy.port, 1) for _ in range(5)]
     await proxy.update_toxic("latency_downstream", toxicity=1)
     always = [await _median_round_trip(proxy.port, 1) for _ in range(5)]
-    assert max(never) < 0.05, never
-    assert min(always) >= 0.1, always
+    assert max(never) < 0.15, never  # far below the latency, even on a busy machine
+    assert min(always) >= 0.2, always
 
 
 async def test_toxics_added_and_updated_take_effect_on_an_open_connection(
