@@ -110,12 +110,14 @@ class Proxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        tasks = [task for connection in self._connections for task in connection.tasks()]
         for connection in list(self._connections):
             if abort:
                 connection.abort()
             else:
                 connection.close()
         if abort:
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.wait_connections_closed()
 
     async def wait_connections_closed(self, timeout: float = 5.0) -> None:
@@ -183,6 +185,11 @@ class _Connection:
 
     def link(self, upstream: bool) -> _Link:
         return self.up if upstream else self.down
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The connection's running tasks (upstream dial, links with toxics)."""
+        candidates = (self._dial_task, self.up.task, self.down.task)
+        return [task for task in candidates if task is not None]
 
     def side_made(self, side: _Side) -> None:
         self._open_sides += 1
@@ -441,6 +448,11 @@ class _Link:
                     self.stages[index - 1].start()  # as Toxiproxy, restart the one before
                 break
         self._interrupt()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running the stages, while the link has toxics (or is draining)."""
+        return self._task
 
     def stop(self) -> None:
         """The connection closes: stop the task and every stage's timers."""

@@ -124,3 +124,31 @@ async def _reset_client(proxy: Proxy) -> None:
     writer.close()
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
+
+
+async def test_stop_closes_every_connection_and_leaves_no_task_or_fd(echo_peer: Peer) -> None:
+    fds, tasks = _open_fds(), len(asyncio.all_tasks())
+    server = ToxiproxyServer()
+    await server.start()
+    clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    async with aiohttp.ClientSession() as session:
+        api = ToxiproxyApi(session, server.url)
+        proxy = await api.create_proxy("stop", echo_peer.address)
+        await proxy.add_toxic("latency", attributes={"latency": 10_000})  # holds the echoes
+        for _ in range(5):
+            reader, writer = await proxy.connect()
+            writer.write(PAYLOAD)
+            clients.append((reader, writer))
+        await asyncio.sleep(0.05)
+    await server.stop()
+    for reader, writer in clients:
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    for _ in range(200):  # the echo peer closes its side of each connection
+        if (_open_fds(), len(asyncio.all_tasks())) == (fds, tasks):
+            break
+        await asyncio.sleep(0.01)
+    assert (_open_fds(), len(asyncio.all_tasks())) == (fds, tasks)
