@@ -1,17 +1,21 @@
-"""``python -m chaos.toxiproxy``: toxiproxy-server's flags, the port line, clean signal exits."""
+"""The command-line server (flags, port line, signals), config files, the background server."""
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from chaos.toxiproxy import BackgroundToxiproxy, ToxiproxyServer
 
 pytestmark = pytest.mark.real_server
 
@@ -105,3 +109,34 @@ def test_version_flag_prints_the_toxiproxy_version() -> None:
         check=False,
     )
     assert (completed.returncode, completed.stdout) == (0, "toxiproxy-server version 2.12.0\n")
+
+
+async def test_config_loading_stops_at_the_first_failure_keeping_earlier_proxies(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        config = tmp_path / "proxies.json"
+        config.write_text(
+            json.dumps(
+                [
+                    {"name": "first", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"},
+                    {"name": "clash", "listen": f"127.0.0.1:{taken}", "upstream": "127.0.0.1:1"},
+                    {"name": "never", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"},
+                ]
+            )
+        )
+        async with ToxiproxyServer(config=config) as server:
+            assert list(server.collection.all()) == ["first"]
+
+
+def test_background_server_serves_from_its_own_thread_and_stops() -> None:
+    threads = threading.active_count()
+    with BackgroundToxiproxy(seed=3) as background:
+        assert _get(background.url + "/version") == (200, '{"version": "2.12.0"}\n')
+        port = background.port
+    assert threading.active_count() == threads
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
+        pass
