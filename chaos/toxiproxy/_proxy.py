@@ -131,18 +131,21 @@ class Proxy:
         """Add ``toxic``; it starts at once on every open connection."""
         self.toxics.append(toxic)
         for connection in list(self._connections):
-            connection.link(toxic.upstream).add_stage(toxic)
+            if not connection.closing:
+                connection.link(toxic.upstream).add_stage(toxic)
 
     def update_toxic(self, toxic: Toxic) -> None:
         """``toxic``'s attributes changed: restart its stage on every open connection."""
         for connection in list(self._connections):
-            connection.link(toxic.upstream).restart_stage(toxic)
+            if not connection.closing:
+                connection.link(toxic.upstream).restart_stage(toxic)
 
     def remove_toxic(self, toxic: Toxic) -> None:
         """Remove ``toxic``; its stages flush what they hold (a timeout closes its connections)."""
         self.toxics.remove(toxic)
         for connection in list(self._connections):
-            connection.link(toxic.upstream).remove_stage(toxic)
+            if not connection.closing:
+                connection.link(toxic.upstream).remove_stage(toxic)
 
     def _accept(self) -> _Side:
         self._accepted += 1
