@@ -163,7 +163,11 @@ class TripPolicy(Protocol):
 
 
 class ConsecutiveFailures:
-    """Trip after ``threshold`` failures in a row (pybreaker's failure counter)."""
+    """Trip after ``threshold`` failures in a row (pybreaker's failure counter).
+
+    A :class:`CircuitBreaker` does not call :meth:`on_success` of this exact class while the
+    count is zero: it would change nothing (see :attr:`CircuitBreaker.quiet_permit`).
+    """
 
     def __init__(self, threshold: int) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
@@ -292,7 +296,8 @@ class CircuitBreaker:
         self._half_open_at = 0.0
         self._reason = ""
         # A success of the default policy only ever resets the failure count (a custom policy
-        # may count successes: it is always told).
+        # may count successes: it is always told). The storage is this breaker's own, so the
+        # count cannot change behind its back; a shared storage must not take the shortcut.
         self._success_only_resets = type(self.policy) is ConsecutiveFailures
         self.quiet_permit: Permit | None = None
         """Read-only. The shared permit of the closed circuit while it is quiet (see the module
