@@ -320,10 +320,12 @@ class _Progress:
             line = Table.grid(padding=(0, 1))
             line.add_row(bar, Text(text))
             if self.live is None:
-                self.live = Live(line, console=self.console, refresh_per_second=4)
-                self.live.start()
+                # No refresh thread: it would contend for the interpreter lock with the service
+                # under test (same process); update() is called 4 times a second anyway.
+                self.live = Live(line, console=self.console, auto_refresh=False)
+                self.live.start(refresh=True)
             else:
-                self.live.update(line)
+                self.live.update(line, refresh=True)
         elif final or now - self.last_plain >= self.PLAIN_EVERY:
             self.last_plain = now
             self.console.print(text, highlight=False, soft_wrap=True)

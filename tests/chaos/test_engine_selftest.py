@@ -26,6 +26,7 @@ from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
 from chaos.load import Load, schedule
 from chaos.report import load_schema
 from chaos.scenario import (
+    AddedLatency,
     AiohttpServer,
     Arm,
     ArmContext,
@@ -244,3 +245,17 @@ async def test_a_gauge_that_raises_ends_the_arm_as_a_harness_error() -> None:
     (arm,) = result.arms
     assert arm.verdict == "error"
     assert arm.error == "gauge 'capacity' raised ZeroDivisionError: no capacity figure"
+
+
+async def test_too_few_control_requests_for_an_added_latency_is_a_harness_error() -> None:
+    scenario = dataclasses.replace(
+        TOPOLOGY,
+        hypothesis=(*TOPOLOGY.hypothesis, AddedLatency("added", max=1.0, window="all")),
+    )
+    async with toxiproxy_server(seed=1) as control:
+        result = await run_scenario(scenario, control, seed=1, arms=["guarded"])
+    (arm,) = result.arms
+    assert arm.verdict == "error"
+    assert arm.error is not None
+    assert "SLO 'added': insufficient data: 0 'control' requests" in arm.error
+    assert exit_status([result]) == EXIT_HARNESS_ERROR
