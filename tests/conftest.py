@@ -7,6 +7,7 @@ failed run: a missing Redis or proxy must never pass quietly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,17 +22,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _skipped(config: pytest.Config) -> int:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = _skipped(config)
+    if skipped and config.getoption("--fail-on-skip"):
+        terminalreporter.write_line(
+            f"--fail-on-skip: {skipped} test(s) skipped; the run fails", red=True
+        )
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not session.config.getoption("--fail-on-skip"):
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
-    if skipped and exitstatus == 0:
-        if reporter is not None:
-            reporter.write_line(
-                f"--fail-on-skip: {skipped} test(s) skipped; failing the run", red=True
-            )
+    if session.config.getoption("--fail-on-skip") and _skipped(session.config) and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
