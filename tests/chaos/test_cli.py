@@ -160,3 +160,29 @@ def test_progress_counts_the_scenarios_ok_outcomes_as_good() -> None:
         ArmProgress("demo", "guarded", "guarded", "done", 10.0, 10.0, done, good)
     )
     assert "bad  10.0%" in stream.getvalue()
+
+
+_WITHOUT_RICH = """
+import importlib.abc, sys
+
+class NoRich(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "rich":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoRich())
+from chaos.__main__ import main
+sys.exit(main())
+"""
+
+
+def test_without_the_chaos_extra_the_command_says_what_to_install() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_RICH, "list"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "chaos: error: rich is not installed; the harness needs the 'chaos' extra: "
+        "pip install 'resilient-chaos[chaos]'"
+    )
