@@ -23,7 +23,7 @@ from resilient.ratelimit._redis import (
     RedisLimiterStats,
     RedisLimiterUnavailable,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate
+from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate, RateLookup
 
 __all__ = [
     "DEFAULT_GUARD_OPTIONS",
@@ -40,6 +40,7 @@ __all__ = [
     "LocalLimiter",
     "LocalLimiterStats",
     "Rate",
+    "RateLookup",
     "RedisLimiter",
     "RedisLimiterOptions",
     "RedisLimiterStats",

@@ -23,7 +23,7 @@ reported by an ``overflow`` event and counted in :attr:`LocalLimiter.stats`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,15 +31,12 @@ from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
 from resilient.ratelimit._decision import DecisionSlots, new_decision
 from resilient.ratelimit._gcra import gcra
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
 
-__all__ = ["DEFAULT_MAX_KEYS", "LocalLimiter", "LocalLimiterStats", "RateLookup"]
+__all__ = ["DEFAULT_MAX_KEYS", "LocalLimiter", "LocalLimiterStats"]
 
 DEFAULT_MAX_KEYS = 100_000
 """Keys a :class:`LocalLimiter` tracks at most unless told otherwise (a few MB of memory)."""
-
-RateLookup = Mapping[str, Rate] | Callable[[str], Rate | None]
-"""Per-key rates: a mapping, or a function returning a key's rate (None: the default rate)."""
 
 EVENT_SOURCE = "ratelimit.local"
 
@@ -124,11 +121,7 @@ class LocalLimiter:
 
     def rate_for(self, key: str) -> Rate:
         """The rate ``key`` is limited to when ``decide`` is not given one."""
-        rates = self._rates
-        if rates is None:
-            return self.rate
-        found = rates.get(key) if isinstance(rates, Mapping) else rates(key)
-        return self.rate if found is None else found
+        return rate_for_key(self._rates, self.rate, key)
 
     async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """Decide one request of ``cost`` units for ``key`` (source PRIMARY); never waits.

@@ -44,8 +44,7 @@ from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
 from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._errors import LimiterUnavailable
-from resilient.ratelimit._local import RateLookup
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -283,11 +282,7 @@ class RedisLimiter:
 
     def rate_for(self, key: str) -> Rate:
         """The rate ``key`` is limited to when ``decide`` is not given one."""
-        rates = self._rates
-        if rates is None:
-            return self.rate
-        found = rates.get(key) if isinstance(rates, Mapping) else rates(key)
-        return self.rate if found is None else found
+        return rate_for_key(self._rates, self.rate, key)
 
     async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """Decide one request of ``cost`` units for ``key`` (source PRIMARY).

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Decision", "DecisionSource", "Limiter", "Rate"]
+__all__ = ["Decision", "DecisionSource", "Limiter", "Rate", "RateLookup", "rate_for_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,18 @@ class Rate:
     def __str__(self) -> str:
         extra = f" (+{self.burst} burst)" if self.burst else ""
         return f"{self.limit}/{self.period:g}s{extra}"
+
+
+RateLookup = Mapping[str, Rate] | Callable[[str], Rate | None]
+"""Per-key rates: a mapping, or a function returning a key's rate (None: the default rate)."""
+
+
+def rate_for_key(rates: RateLookup | None, default: Rate, key: str) -> Rate:
+    """The rate ``key`` is limited to: its entry in ``rates``, else ``default``."""
+    if rates is None:
+        return default
+    found = rates.get(key) if isinstance(rates, Mapping) else rates(key)
+    return default if found is None else found
 
 
 class DecisionSource(enum.Enum):
