@@ -361,17 +361,8 @@ class CircuitBreaker:
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through the circuit; raise :class:`CircuitOpenError`
         without calling ``fn`` when the circuit refuses the call."""
-        permit = self.acquire()
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as error:
-            permit.failed(error)
-            raise
-        except BaseException:
-            permit.released()
-            raise
-        permit.succeeded()
-        return result
+        async with self.calling():
+            return await fn(*args, **kwargs)
 
     @contextlib.asynccontextmanager
     async def calling(self) -> AsyncIterator[Permit]:
