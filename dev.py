@@ -96,20 +96,9 @@ def cmd_chaos(args: list[str]) -> None:
         say("no scenario registered yet: running the embedded proxy self-check")
         run(PYTHON, "-m", "chaos.toxiproxy.selfcheck", *args)
         return
-    # Scenario names are the positionals no option consumes; without any, run "all".
-    with_value = {"--toxiproxy", "--seed", "--scale", "--report", "--scenarios-module"}
-    names: list[str] = []
-    taking: str | None = None  # the option the next arguments are values of
-    for arg in args:
-        if arg.startswith("-"):
-            option, inline = arg.split("=", 1)[0], "=" in arg
-            taking = option if not inline and (option in with_value or option == "--arms") else None
-        elif taking in with_value:
-            taking = None
-        elif taking != "--arms":  # --arms takes every value up to the next option
-            names.append(arg)
-    say(f"chaos run {' '.join(names) or 'all'} (embedded Toxiproxy unless $TOXIPROXY_URL is set)")
-    run(PYTHON, "-m", "chaos", "run", *([] if names else ["all"]), *args)
+    # `chaos run` with no scenario name runs them all.
+    say("chaos run (embedded Toxiproxy unless $TOXIPROXY_URL is set)")
+    run(PYTHON, "-m", "chaos", "run", *args)
 
 
 def main() -> None:
