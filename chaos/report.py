@@ -32,7 +32,7 @@ from rich.table import Table
 
 from chaos._engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
-from chaos.scenario import SLOResult
+from chaos.scenario import SLOResult, Window
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -508,10 +508,11 @@ def plot_scenario(result: ScenarioResult) -> bytes:
                 ax.axvline(fault.applied_at, color="#555", linestyle=":", linewidth=1)
             ax.set_xlim(0, scenario.duration)
             ax.grid(alpha=0.3)
-        for i, window in enumerate(scenario.windows):
+        label_rows = _label_rows(scenario.windows, scenario.duration)
+        for i, (window, row) in enumerate(zip(scenario.windows, label_rows, strict=True)):
             rate_ax.text(
-                (window.start + window.end) / 2, 1.0, window.name, ha="center", va="top",
-                transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
+                (window.start + window.end) / 2, 1.0 - 0.07 * row, window.name, ha="center",
+                va="top", transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
             )  # fmt: skip
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     for row in range(1, rows):
@@ -522,6 +523,35 @@ def plot_scenario(result: ScenarioResult) -> bytes:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _label_rows(windows: Sequence[Window], duration: float) -> list[int]:
+    """A text row per window label, so that labels never print over each other: each label
+    (centred on its window, about ``_LABEL_CHAR_WIDTH`` of the axis per character) takes the
+    first row where it is clear of every label already placed."""
+    taken: list[list[tuple[float, float]]] = []
+    rows = []
+    for window in windows:
+        half = len(window.name) * _LABEL_CHAR_WIDTH * duration / 2
+        centre = (window.start + window.end) / 2
+        left, right = centre - half, centre + half
+        row = next(
+            (
+                row
+                for row, spans in enumerate(taken)
+                if all(right <= start or left >= end for start, end in spans)
+            ),
+            len(taken),
+        )
+        if row == len(taken):
+            taken.append([])
+        taken[row].append((left, right))
+        rows.append(row)
+    return rows
+
+
+_LABEL_CHAR_WIDTH = 0.012
+"""Share of a timeline axis one character of a window label takes (font size 8)."""
 
 
 def _colors(outcomes: Sequence[str]) -> dict[str, str]:

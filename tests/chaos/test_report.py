@@ -111,3 +111,18 @@ def test_terminal_table_shows_verdicts_and_slo_values() -> None:
     assert "FAIL no-false-429" in text
     assert "(must fail)" in text
     assert "PASS p99" in text
+
+
+def test_window_labels_that_would_overlap_get_their_own_rows() -> None:
+    from chaos.report import _label_rows
+    from chaos.scenario import Window
+
+    windows = [
+        Window("fault", 30.0, 55.0),
+        Window("fault-onset", 30.0, 37.5),
+        Window("fault-open", 37.5, 55.0),
+        Window("later", 70.0, 80.0),
+        Window("whole", 0.0, 100.0),
+        Window("far", 95.0, 100.0),
+    ]
+    assert _label_rows(windows, duration=100.0) == [0, 1, 2, 0, 0, 0]
