@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from chaos.toxiproxy.control import (
     TOXIPROXY_URL_ENV,
     ToxiproxyControl,
+    open_control,
     toxiproxy_server,
 )
 
@@ -52,12 +53,8 @@ async def run_toxiproxy(url: str | None, *, seed: int) -> AsyncIterator[Toxiprox
         embedded_url = await _wait_listening(process, stderr_tail)
         assert process.stdout is not None
         drains.append(asyncio.create_task(_drain(process.stdout, deque(maxlen=1))))
-        control = ToxiproxyControl(embedded_url, embedded=True)
-        try:
-            await control.version()
+        async with open_control(embedded_url, embedded=True) as control:
             yield control
-        finally:
-            await control.aclose()
     finally:
         for drain in drains:
             drain.cancel()

@@ -19,6 +19,7 @@ from chaos.toxiproxy.control import (
     ToxiproxyError,
     ToxiproxyUnavailable,
     normalize_toxiproxy_url,
+    open_control,
     running_toxiproxy,
     toxiproxy_server,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ToxiproxyServer",
     "ToxiproxyUnavailable",
     "normalize_toxiproxy_url",
+    "open_control",
     "running_toxiproxy",
     "toxiproxy_server",
 ]

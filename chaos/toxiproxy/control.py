@@ -67,6 +67,7 @@ __all__ = [
     "ToxiproxyError",
     "ToxiproxyUnavailable",
     "normalize_toxiproxy_url",
+    "open_control",
     "running_toxiproxy",
     "toxiproxy_server",
 ]
@@ -529,12 +530,8 @@ async def toxiproxy_server(
     """
     chosen, source = _chosen_url(url)
     if chosen is not None:
-        control = ToxiproxyControl(chosen, timeout=timeout)
-        try:
-            await _check_answers(control, source)
+        async with open_control(chosen, timeout=timeout, source=source) as control:
             yield control
-        finally:
-            await control.aclose()
         return
 
     from chaos.toxiproxy.server import BackgroundToxiproxy
@@ -542,14 +539,35 @@ async def toxiproxy_server(
     server = BackgroundToxiproxy(seed=seed)
     await asyncio.to_thread(server.start)
     try:
-        control = ToxiproxyControl(server.url, timeout=timeout, embedded=True)
-        try:
-            await control.version()
+        async with open_control(server.url, timeout=timeout, embedded=True) as control:
             yield control
-        finally:
-            await control.aclose()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def open_control(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    embedded: bool = False,
+    source: str | None = None,
+) -> AsyncIterator[ToxiproxyControl]:
+    """A control of the server at ``url``, proven to answer (``GET /version``, which sets
+    ``server_version``) and closed when the block exits. ``source`` says where ``url`` came
+    from; the :class:`ToxiproxyUnavailable` raised when the server does not answer names it.
+    """
+    control = ToxiproxyControl(url, timeout=timeout, embedded=embedded)
+    try:
+        try:
+            await control.version()
+        except ToxiproxyUnavailable as exc:
+            if source is None:
+                raise
+            raise _naming_source(exc, source) from None
+        yield control
+    finally:
+        await control.aclose()
 
 
 @contextmanager
@@ -627,13 +645,6 @@ def _chosen_url(url: str | None) -> tuple[str | None, str]:
         return normalize_toxiproxy_url(from_env), f"${TOXIPROXY_URL_ENV}"
     except ValueError as exc:
         raise ValueError(f"${TOXIPROXY_URL_ENV}: {exc}") from None
-
-
-async def _check_answers(control: ToxiproxyControl, source: str) -> None:
-    try:
-        await control.version()
-    except ToxiproxyUnavailable as exc:
-        raise _naming_source(exc, source) from None
 
 
 def _naming_source(exc: ToxiproxyUnavailable, source: str) -> ToxiproxyUnavailable:
