@@ -2,49 +2,114 @@
 
 Layers (imports point down only):
 
-    patterns      ratelimit, breaker, ...   (each knows clock and events, never an adapter)
-    foundations   clock, events             (know no pattern)
+    adapters      aiohttp                   (know patterns; no pattern knows them)
+    patterns      ratelimit, breaker, ...   (each knows the foundations, never an adapter)
+    foundations   clock, events, errors     (know no pattern)
 
-``resilient`` never imports ``chaos``.
+Every pattern has the same parts: its options (a frozen dataclass, every default named, and
+a ``DEFAULT_<PATTERN>_OPTIONS``), the pattern ``Pattern(dependency, options, *,
+collaborators..., clock, events)``, its events (one typed attributes class each), its stats,
+and its errors in :mod:`resilient.errors`.
+
+``import resilient`` imports no third-party package: names whose module needs redis-py or
+pybreaker are imported when first used. ``resilient`` never imports ``chaos``.
 """
 
-from resilient.breaker import BreakerOptions, BreakerState, CircuitBreaker, CircuitOpenError
+from typing import TYPE_CHECKING
+
+from resilient._lazy import lazy_exports
+from resilient.breaker import DEFAULT_BREAKER_OPTIONS, BreakerOptions
 from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
-from resilient.events import DEFAULT_EVENTS, Event, EventBus, EventRecorder, Severity
+from resilient.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ArgumentValueError,
+    CircuitOpenError,
+    LimiterUnavailable,
+    RedisLimiterUnavailable,
+    ResilientError,
+)
+from resilient.events import (
+    DEFAULT_EVENTS,
+    Event,
+    EventAttributes,
+    EventBus,
+    EventRecorder,
+    Severity,
+)
 from resilient.ratelimit import (
+    DEFAULT_GUARD_OPTIONS,
+    DEFAULT_LOCAL_LIMITER_OPTIONS,
+    DEFAULT_REDIS_LIMITER_OPTIONS,
+    GUARD_BREAKER_OPTIONS,
     Decision,
     DecisionSource,
-    FailOpenGuard,
     GuardMode,
     GuardOptions,
-    LimiterUnavailable,
+    Limiter,
     LocalLimiter,
+    LocalLimiterOptions,
+    LocalLimiterStats,
     Rate,
-    RedisLimiter,
+    RedisLimiterOptions,
 )
+
+if TYPE_CHECKING:
+    from resilient.breaker import BreakerState, BreakerStats, CircuitBreaker
+    from resilient.ratelimit import FailOpenGuard, GuardStats, RedisLimiter, RedisLimiterStats
 
 __version__ = "0.1.0"
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        **dict.fromkeys(
+            ("BreakerState", "BreakerStats", "CircuitBreaker"), "resilient.breaker._breaker"
+        ),
+        **dict.fromkeys(("FailOpenGuard", "GuardStats"), "resilient.ratelimit._guard"),
+        **dict.fromkeys(("RedisLimiter", "RedisLimiterStats"), "resilient.ratelimit._redis"),
+    },
+)
+
 __all__ = [
+    "DEFAULT_BREAKER_OPTIONS",
     "DEFAULT_EVENTS",
+    "DEFAULT_GUARD_OPTIONS",
+    "DEFAULT_LOCAL_LIMITER_OPTIONS",
+    "DEFAULT_REDIS_LIMITER_OPTIONS",
+    "GUARD_BREAKER_OPTIONS",
     "SYSTEM_CLOCK",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
     "BreakerOptions",
     "BreakerState",
+    "BreakerStats",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
     "Decision",
     "DecisionSource",
     "Event",
+    "EventAttributes",
     "EventBus",
     "EventRecorder",
     "FailOpenGuard",
     "GuardMode",
     "GuardOptions",
+    "GuardStats",
+    "Limiter",
     "LimiterUnavailable",
     "LocalLimiter",
+    "LocalLimiterOptions",
+    "LocalLimiterStats",
     "Rate",
     "RedisLimiter",
+    "RedisLimiterOptions",
+    "RedisLimiterStats",
+    "RedisLimiterUnavailable",
+    "ResilientError",
     "Severity",
     "SystemClock",
     "VirtualClock",

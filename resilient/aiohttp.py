@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from resilient.ratelimit._errors import LimiterUnavailable
+from resilient.errors import LimiterUnavailable
 from resilient.ratelimit._types import Decision, Limiter, Rate
 
 __all__ = [

@@ -2,8 +2,15 @@
 
 Every guard reports what it did (degraded, recovered, tripped, dropped, rolled back) as an
 :class:`Event`: the ``source`` that emitted it (e.g. ``"ratelimit.guard"``), a ``name``
-(e.g. ``"degraded"``), a :class:`Severity`, and free ``attributes``. One dashboard can show them
+(e.g. ``"degraded"``), a :class:`Severity`, and its ``attributes``. One dashboard can show them
 all because they all look the same.
+
+A pattern's events are declared in its ``_events`` module: one frozen
+:class:`EventAttributes` class per event, which carries the event's name and severity, so
+``event.attributes.reason`` is typed. Attributes are also a read-only mapping
+(``event.attributes["reason"]``, ``dict(event.attributes)``), so a sink (logging, metrics)
+handles every event the same way. A pattern emits through an :class:`Emitter`, bound to its
+source, bus and clock.
 
 An :class:`EventBus` delivers each event to its listeners in registration order. A bus with no
 listener logs the event through :mod:`logging` (logger ``resilient.<source>``), so nothing a
@@ -13,16 +20,22 @@ that emitted the event.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from resilient.clock import Clock
 
 __all__ = [
     "DEFAULT_EVENTS",
+    "Emitter",
     "Event",
+    "EventAttributes",
     "EventBus",
     "EventListener",
     "EventRecorder",
@@ -41,6 +54,33 @@ class Severity(enum.IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class EventAttributes(Mapping[str, Any]):
+    """The typed attributes of one kind of event; subclasses name the event.
+
+    A subclass is a frozen dataclass whose fields are the event's attributes, with the class
+    variables ``NAME`` (the event's name) and ``SEVERITY``. As a read-only mapping it yields
+    its fields in declaration order.
+    """
+
+    NAME: ClassVar[str] = ""
+    SEVERITY: ClassVar[Severity] = Severity.INFO
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One thing a pattern did. ``time`` is read from the emitting pattern's clock."""
 
@@ -55,11 +95,39 @@ class Event:
             raise ValueError("Event.source must not be empty")
         if not self.name:
             raise ValueError("Event.name must not be empty")
-        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
+        if not isinstance(self.attributes, EventAttributes):
+            # A plain mapping (a user's own event) is copied and frozen.
+            object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
 
 
 EventListener = Callable[[Event], None]
 """A callable that receives every event of a bus; it must not block."""
+
+
+class Emitter:
+    """How a pattern emits: events of one ``source`` to ``bus``, stamped with ``clock``'s time.
+
+    ``emitter(attributes)`` emits one :class:`Event` named ``attributes.NAME`` at severity
+    ``attributes.SEVERITY``.
+    """
+
+    __slots__ = ("bus", "clock", "source")
+
+    def __init__(self, source: str, bus: EventBus, clock: Clock) -> None:
+        self.source = source
+        self.bus = bus
+        self.clock = clock
+
+    def __call__(self, attributes: EventAttributes) -> None:
+        self.bus.emit(
+            Event(
+                self.source,
+                attributes.NAME,
+                attributes.SEVERITY,
+                attributes,
+                self.clock.monotonic(),
+            )
+        )
 
 
 def logging_listener(event: Event) -> None:

@@ -17,7 +17,8 @@ cannot deny the keys already being served), and once room frees up a new key sta
 overflow entry's debt, so passing through the overflow never resets anyone's allowance. New
 keys may be denied while the overflow lasts: that is the price of the bound, paid only when
 more than ``max_keys`` keys are live at once. The overflow is
-reported by an ``overflow`` event and counted in :attr:`LocalLimiter.stats`.
+reported by an ``overflow`` event (:class:`~resilient.ratelimit.LocalLimiterOverflow`) and
+counted in :attr:`LocalLimiter.stats`.
 """
 
 from __future__ import annotations
@@ -27,18 +28,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from resilient._validate import Instance, Integer, check
 from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
-from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+from resilient.errors import ArgumentTypeError
+from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._decision import DecisionSlots, new_decision
+from resilient.ratelimit._events import LOCAL_EVENT_SOURCE, LocalLimiterOverflow
 from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._options import DEFAULT_LOCAL_LIMITER_OPTIONS, LocalLimiterOptions
 from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
 
-__all__ = ["DEFAULT_MAX_KEYS", "LocalLimiter", "LocalLimiterStats"]
-
-DEFAULT_MAX_KEYS = 100_000
-"""Keys a :class:`LocalLimiter` tracks at most unless told otherwise (a few MB of memory)."""
-
-EVENT_SOURCE = "ratelimit.local"
+__all__ = ["LocalLimiter", "LocalLimiterStats"]
 
 _FIRST_SWEEP_AT = 1024
 """Below this many keys the table is never swept (sweeping a small table buys nothing)."""
@@ -63,7 +63,7 @@ class LocalLimiterStats:
 
 
 class LocalLimiter:
-    """GCRA rate limits per key, in this process, in at most ``max_keys`` entries.
+    """GCRA rate limits per key, in this process, in at most ``options.max_keys`` entries.
 
     ``rate`` is the default rate; ``rates`` gives per-key rates (a mapping, or a function that
     returns a key's rate or None for the default); ``decide(rate=...)`` overrides both for one
@@ -84,24 +84,26 @@ class LocalLimiter:
     def __init__(
         self,
         rate: Rate,
+        options: LocalLimiterOptions = DEFAULT_LOCAL_LIMITER_OPTIONS,
         *,
         rates: RateLookup | None = None,
-        max_keys: int = DEFAULT_MAX_KEYS,
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus = DEFAULT_EVENTS,
     ) -> None:
-        if not isinstance(rate, Rate):
-            raise TypeError(f"LocalLimiter.rate must be a Rate, got {rate!r}")
+        self.rate = check("LocalLimiter.rate", rate, Instance(Rate, "a Rate"))
+        self.options = check(
+            "LocalLimiter.options", options, Instance(LocalLimiterOptions, "a LocalLimiterOptions")
+        )
         if rates is not None and not (isinstance(rates, Mapping) or callable(rates)):
-            raise TypeError(f"LocalLimiter.rates must be a mapping or a callable, got {rates!r}")
-        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
-            raise ValueError(f"LocalLimiter.max_keys must be an int >= 1, got {max_keys!r}")
-        self.rate = rate
+            raise ArgumentTypeError(
+                f"LocalLimiter.rates must be a mapping or a callable, got {rates!r}"
+            )
+        max_keys = options.max_keys
         self.max_keys = max_keys
         self.stats = LocalLimiterStats()
         self._rates = rates
         self._clock = clock
-        self._events = events
+        self._emit = Emitter(LOCAL_EVENT_SOURCE, events, clock)
         # The system clock is read as integer nanoseconds (exact, and faster than a float).
         self._monotonic_ns = time.monotonic_ns if type(clock) is SystemClock else None
         self._emission_us = rate.emission_us
@@ -126,47 +128,11 @@ class LocalLimiter:
     async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """Decide one request of ``cost`` units for ``key`` (source PRIMARY); never waits.
 
-        ``cost`` 0 reads the key's state without consuming anything. Raises ValueError for a
-        cost that is not an int >= 0, and never on a fault (there is none to have).
+        ``cost`` 0 reads the key's state without consuming anything. Raises
+        :class:`~resilient.errors.ArgumentValueError` for a cost that is not an int >= 0, and
+        never on a fault (there is none to have).
         """
-        # The body is decide_now's, repeated: one extra call would cost a third of a decision.
-        if rate is None and self._rates is None:
-            emission, tolerance = self._emission_us, self._tolerance_us
-        else:
-            emission, tolerance = self._params_for(key, rate)
-        if cost != 1:
-            _check_cost(cost)
-        monotonic_ns = self._monotonic_ns
-        if monotonic_ns is not None:
-            now = monotonic_ns() // 1000
-        else:
-            now = int(self._clock.monotonic() * 1_000_000)
-        tats = self._tats
-        try:
-            tat = tats[key]
-        except KeyError:
-            return self._decide_untracked(key, now, emission, tolerance, cost)
-        # gcra(), inlined for a tracked key (tests check both give the same decisions).
-        if tat < now:
-            tat = now
-        new_tat = tat + emission * cost
-        allow_at = new_tat - tolerance - emission
-        if allow_at <= now:
-            tats[key] = new_tat
-            # new_decision(True, ...), built in place: the call alone costs a tenth of a decision.
-            answer = _new_object(DecisionSlots)
-            answer.allowed = True
-            answer.remaining = (now - allow_at) // emission
-            answer.retry_after = 0.0
-            answer.reset_after = (new_tat - now) / 1e6
-            answer.source = _PRIMARY
-            answer.reason = ""
-            answer.__class__ = Decision  # type: ignore[assignment]
-            return answer  # type: ignore[return-value]
-        remaining = max(0, (now - (tat - tolerance - emission)) // emission)
-        return new_decision(
-            False, remaining, (allow_at - now) / 1e6, (tat - now) / 1e6, _PRIMARY, ""
-        )
+        return self.decide_now(key, cost=cost, rate=rate)
 
     def decide_now(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """:meth:`decide`, synchronously: the hot path for callers outside a coroutine."""
@@ -258,15 +224,7 @@ class LocalLimiter:
         if full:
             self._full_until = min(live.values())
             if not self._overflowing:
-                self._events.emit(
-                    Event(
-                        EVENT_SOURCE,
-                        "overflow",
-                        Severity.WARNING,
-                        {"max_keys": self.max_keys, "live_keys": len(live)},
-                        self._clock.monotonic(),
-                    )
-                )
+                self._emit(LocalLimiterOverflow(self.max_keys, len(live)))
         self._overflowing = full
 
     def _params_for(self, key: str, rate: Rate | None) -> tuple[int, int]:
@@ -277,7 +235,7 @@ class LocalLimiter:
         if cached is not None and cached[0] is rate:
             return cached[1], cached[2]
         if not isinstance(rate, Rate):
-            raise TypeError(f"rate for key {key!r} must be a Rate, got {rate!r}")
+            raise ArgumentTypeError(f"rate for key {key!r} must be a Rate, got {rate!r}")
         if len(self._params) >= _MAX_CACHED_RATES:
             self._params.clear()
         # The cached entry keeps ``rate`` alive, so its id cannot be reused while cached.
@@ -288,6 +246,8 @@ class LocalLimiter:
         return f"LocalLimiter(rate={self.rate}, keys={len(self._tats)}, max_keys={self.max_keys})"
 
 
+_COST = Integer(min=0)
+
+
 def _check_cost(cost: int) -> None:
-    if type(cost) is not int or cost < 0:
-        raise ValueError(f"cost must be an int >= 0, got {cost!r}")
+    check("LocalLimiter.decide(cost)", cost, _COST)

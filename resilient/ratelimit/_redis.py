@@ -7,9 +7,9 @@ theoretical arrival time and expires when the key is back to its full allowance,
 vanish by themselves.
 
 Time comes from the Redis server (``TIME`` inside the script) by default, so instances whose
-clocks disagree still share one limit. ``time_source="clock"`` sends the injected clock's time
-instead, as ``int(clock.monotonic() * 1_000_000)`` microseconds exactly as
-:class:`~resilient.ratelimit.LocalLimiter` reads it (virtual time in tests; every instance
+clocks disagree still share one limit. ``RedisLimiterOptions.time_source="clock"`` sends the
+injected clock's time instead, as ``int(clock.monotonic() * 1_000_000)`` microseconds exactly
+as :class:`~resilient.ratelimit.LocalLimiter` reads it (virtual time in tests; every instance
 sharing the keys must then share that clock).
 
 Concurrent callers in one process are coalesced: each caller queues its command and waits; one
@@ -34,36 +34,30 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
+from resilient._validate import Instance, Integer, check
 from resilient.clock import SYSTEM_CLOCK, Clock
-from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+from resilient.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    RedisLimiterUnavailable,
+)
+from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._decision import new_decision
-from resilient.ratelimit._errors import LimiterUnavailable
+from resilient.ratelimit._events import (
+    REDIS_EVENT_SOURCE,
+    RedisRoundTripFailed,
+    RedisScriptReloaded,
+)
+from resilient.ratelimit._options import DEFAULT_REDIS_LIMITER_OPTIONS, RedisLimiterOptions
 from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
 
-__all__ = [
-    "DEFAULT_PREFIX",
-    "DEFAULT_REDIS_LIMITER_OPTIONS",
-    "GCRA_SCRIPT",
-    "RedisLimiter",
-    "RedisLimiterOptions",
-    "RedisLimiterStats",
-    "RedisLimiterUnavailable",
-    "TimeSource",
-]
-
-DEFAULT_PREFIX = "rl:"
-"""The key prefix of a :class:`RedisLimiter` unless given its own."""
-
-TimeSource = Literal["server", "clock"]
-"""Where a :class:`RedisLimiter` reads the time: the Redis server, or its injected clock."""
-
-EVENT_SOURCE = "ratelimit.redis"
+__all__ = ["GCRA_SCRIPT", "RedisLimiter", "RedisLimiterStats"]
 
 _PRIMARY = DecisionSource.PRIMARY
 
@@ -72,68 +66,6 @@ _MAX_CACHED_RATES = 1024
 
 _MAX_EXACT_US = 2**52
 """Every integer the script computes stays below 2^53, where Lua's doubles are exact."""
-
-
-class RedisLimiterUnavailable(LimiterUnavailable):
-    """Redis could not answer a decision: connection error, timeout, error reply, bad reply.
-
-    A :class:`~resilient.ratelimit.LimiterUnavailable` (so a :class:`ConnectionError`): a
-    :class:`~resilient.ratelimit.FailOpenGuard` degrades on it. ``__cause__`` holds the
-    underlying error when there is one.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class RedisLimiterOptions:
-    """How a :class:`RedisLimiter` talks to Redis.
-
-    ``round_trip_timeout``: seconds of real time one pipelined round trip may take, including a
-    reconnect and a script reload; past it every decision of the batch raises
-    :class:`RedisLimiterUnavailable` and the connection is dropped (a black-holed Redis cannot
-    hold callers forever). A guard's own, shorter budget applies to each caller on top.
-
-    ``max_batch``: at most this many decisions go in one pipeline; more wait for the next.
-
-    ``key_ttl_margin``: seconds a key outlives its reset time. Redis expires keys in real time,
-    so with ``time_source="clock"`` and a clock slower than real time (a virtual clock in tests)
-    raise it above the real duration of the run, or a key may vanish while it still matters.
-    """
-
-    round_trip_timeout: float = 1.0
-    max_batch: int = 512
-    key_ttl_margin: float = 0.0
-
-    def __post_init__(self) -> None:
-        timeout = self.round_trip_timeout
-        if not (
-            isinstance(timeout, (int, float))
-            and not isinstance(timeout, bool)
-            and math.isfinite(timeout)
-            and timeout > 0
-        ):
-            raise ValueError(
-                "RedisLimiterOptions.round_trip_timeout must be a finite number of seconds > 0, "
-                f"got {self.round_trip_timeout!r}"
-            )
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int):
-            raise ValueError(
-                f"RedisLimiterOptions.max_batch must be an int, got {self.max_batch!r}"
-            )
-        if self.max_batch < 1:
-            raise ValueError(f"RedisLimiterOptions.max_batch must be >= 1, got {self.max_batch!r}")
-        if not (
-            isinstance(self.key_ttl_margin, (int, float))
-            and math.isfinite(self.key_ttl_margin)
-            and self.key_ttl_margin >= 0
-        ):
-            raise ValueError(
-                "RedisLimiterOptions.key_ttl_margin must be a finite number of seconds >= 0, "
-                f"got {self.key_ttl_margin!r}"
-            )
-
-
-DEFAULT_REDIS_LIMITER_OPTIONS = RedisLimiterOptions()
-"""Round trips time out after 1 s, batches hold up to 512 decisions, keys expire at reset."""
 
 
 @dataclass(slots=True)
@@ -216,35 +148,32 @@ class RedisLimiter:
 
     ``rate`` is the default rate; ``rates`` gives per-key rates (a mapping, or a function that
     returns a key's rate or None for the default), and ``decide(rate=...)`` overrides both for
-    one call. Keys are stored as ``prefix + key`` (UTF-8).
+    one call. Keys are stored as ``options.prefix + key`` (UTF-8).
 
     Use it from one event loop; close it with :meth:`aclose` (or ``async with``).
     """
+
+    never_waits: ClassVar[bool] = False
+    """Every decision waits for a round trip to Redis."""
 
     def __init__(
         self,
         redis_or_url: aredis.Redis | str,
         rate: Rate,
+        options: RedisLimiterOptions = DEFAULT_REDIS_LIMITER_OPTIONS,
         *,
         rates: RateLookup | None = None,
-        prefix: str = DEFAULT_PREFIX,
-        time_source: TimeSource = "server",
-        options: RedisLimiterOptions = DEFAULT_REDIS_LIMITER_OPTIONS,
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus = DEFAULT_EVENTS,
     ) -> None:
-        if not isinstance(rate, Rate):
-            raise TypeError(f"RedisLimiter.rate must be a Rate, got {rate!r}")
+        check("RedisLimiter.rate", rate, Instance(Rate, "a Rate"))
+        check(
+            "RedisLimiter.options", options, Instance(RedisLimiterOptions, "a RedisLimiterOptions")
+        )
         if rates is not None and not (isinstance(rates, Mapping) or callable(rates)):
-            raise TypeError(f"RedisLimiter.rates must be a mapping or a callable, got {rates!r}")
-        if not isinstance(prefix, str):
-            raise TypeError(f"RedisLimiter.prefix must be a str, got {prefix!r}")
-        if time_source not in ("server", "clock"):
-            raise ValueError(
-                f"RedisLimiter.time_source must be 'server' or 'clock', got {time_source!r}"
+            raise ArgumentTypeError(
+                f"RedisLimiter.rates must be a mapping or a callable, got {rates!r}"
             )
-        if not isinstance(options, RedisLimiterOptions):
-            raise TypeError(f"RedisLimiter.options must be RedisLimiterOptions, got {options!r}")
         if isinstance(redis_or_url, str):
             self._client: aredis.Redis = aredis.Redis.from_url(redis_or_url)
             self._owns_client = True
@@ -252,21 +181,20 @@ class RedisLimiter:
             self._client = redis_or_url
             self._owns_client = False
         else:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "RedisLimiter.redis_or_url must be a redis.asyncio.Redis or a URL, "
                 f"got {redis_or_url!r}"
             )
         self.rate = rate
-        self.prefix = prefix
-        self.time_source: TimeSource = time_source
         self.options = options
         self.stats = RedisLimiterStats()
         self._rates = rates
         self._clock = clock
-        self._events = events
-        self._prefix = prefix.encode()
+        self._emit = Emitter(REDIS_EVENT_SOURCE, events, clock)
+        self._prefix = options.prefix.encode()
+        self._clock_time = options.time_source == "clock"
         self._margin_arg = _bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
-        self._head = _array_head(9 if time_source == "clock" else 8)
+        self._head = _array_head(9 if self._clock_time else 8)
         self._rate_args: dict[Rate, tuple[bytes, int]] = {}
         self._pending: list[_Request] = []
         self._wakeup: asyncio.Future[None] | None = None
@@ -336,8 +264,8 @@ class RedisLimiter:
 
     def __repr__(self) -> str:
         return (
-            f"RedisLimiter(rate={self.rate}, prefix={self.prefix!r}, "
-            f"time_source={self.time_source!r})"
+            f"RedisLimiter(rate={self.rate}, prefix={self.options.prefix!r}, "
+            f"time_source={self.options.time_source!r})"
         )
 
     # -- the caller's side ----------------------------------------------------------------------
@@ -349,10 +277,10 @@ class RedisLimiter:
             rate_args = self._cache_rate(rate)
         packed_rate, max_cost = rate_args
         if type(cost) is not int or not 0 <= cost <= max_cost:
-            if type(cost) is not int or cost < 0:
-                raise ValueError(f"cost must be an int >= 0, got {cost!r}")
-            raise ValueError(
-                f"cost {cost} at rate {rate} spans more than 2^52 us, beyond exact arithmetic"
+            check("RedisLimiter.decide(cost)", cost, _COST)
+            raise ArgumentValueError(
+                f"RedisLimiter.decide(cost) {cost} at rate {rate} spans more than 2^52 us, "
+                "beyond exact arithmetic"
             )
         packed_key = self._prefix + key.encode()
         cost_arg = _COST_ARGS[cost] if cost < len(_COST_ARGS) else _bulk(b"%d" % cost)
@@ -364,16 +292,18 @@ class RedisLimiter:
             cost_arg,
             self._margin_arg,
         )
-        if self.time_source == "clock":
+        if self._clock_time:
             now_us = int(self._clock.monotonic() * 1_000_000)
             if not 0 <= now_us < _MAX_EXACT_US:
-                raise ValueError(f"clock time must be in [0, 2^52) us, got {now_us} us")
+                raise ArgumentValueError(
+                    f"RedisLimiter.clock time must be in [0, 2^52) us, got {now_us} us"
+                )
             command += _bulk(b"%d" % now_us)
         return command
 
     def _cache_rate(self, rate: Rate) -> tuple[bytes, int]:
         if not isinstance(rate, Rate):
-            raise TypeError(f"rate must be a Rate, got {rate!r}")
+            raise ArgumentTypeError(f"RedisLimiter.decide(rate) must be a Rate, got {rate!r}")
         if len(self._rate_args) >= _MAX_CACHED_RATES:
             self._rate_args.clear()
         emission_us, tolerance_us = rate.emission_us, rate.tolerance_us
@@ -446,15 +376,7 @@ class RedisLimiter:
             reason = _describe(error)
             self._fail_all(batch, f"Redis round trip failed: {reason}", cause=error)
             await self._drop_connection()
-            self._events.emit(
-                Event(
-                    EVENT_SOURCE,
-                    "round_trip_failed",
-                    Severity.WARNING,
-                    {"reason": reason, "decisions": len(batch)},
-                    self._clock.monotonic(),
-                )
-            )
+            self._emit(RedisRoundTripFailed(reason, len(batch)))
             return
         stats = self.stats
         for request, reply in zip(batch, replies, strict=True):
@@ -518,15 +440,7 @@ class RedisLimiter:
         if sha != _SCRIPT_SHA:
             raise RedisLimiterUnavailable(f"SCRIPT LOAD answered {sha!r}, not the script's SHA1")
         if reloaded:
-            self._events.emit(
-                Event(
-                    EVENT_SOURCE,
-                    "script_reloaded",
-                    Severity.INFO,
-                    {"reason": "NOSCRIPT"},
-                    self._clock.monotonic(),
-                )
-            )
+            self._emit(RedisScriptReloaded("NOSCRIPT"))
 
     async def _drop_connection(self) -> None:
         """Close the connection after a failed round trip: its state is unknown. It reconnects
@@ -544,6 +458,8 @@ class RedisLimiter:
                 error.__cause__ = cause
                 request.future.set_exception(error)
 
+
+_COST = Integer(min=0)
 
 _Reply = tuple[int, int, int, int]
 """(allowed 1/0, remaining, retry_after_us, reset_after_us) as the script returns them."""

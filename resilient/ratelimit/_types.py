@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from resilient._validate import Integer, Number, check
+
 __all__ = ["Decision", "DecisionSource", "Limiter", "Rate", "RateLookup", "rate_for_key"]
 
 
@@ -24,14 +26,9 @@ class Rate:
     burst: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
-            raise ValueError(f"Rate.limit must be an int >= 1, got {self.limit!r}")
-        if not isinstance(self.period, (int, float)) or not math.isfinite(self.period):
-            raise ValueError(f"Rate.period must be a finite number of seconds, got {self.period!r}")
-        if self.period <= 0:
-            raise ValueError(f"Rate.period must be > 0 seconds, got {self.period!r}")
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 0:
-            raise ValueError(f"Rate.burst must be an int >= 0, got {self.burst!r}")
+        check("Rate.limit", self.limit, Integer(min=1))
+        check("Rate.period", self.period, Number(min=0, min_open=True, unit="seconds"))
+        check("Rate.burst", self.burst, Integer(min=0))
 
     @property
     def emission_us(self) -> int:
@@ -45,8 +42,7 @@ class Rate:
 
     def per_share(self, shares: int) -> Rate:
         """This rate divided among ``shares`` instances (each gets at least 1 per period)."""
-        if shares < 1:
-            raise ValueError(f"shares must be >= 1, got {shares!r}")
+        check("Rate.per_share(shares)", shares, Integer(min=1))
         return Rate(max(1, self.limit // shares), self.period, self.burst // shares)
 
     def __str__(self) -> str:
@@ -97,7 +93,17 @@ class Decision:
 
 
 class Limiter(Protocol):
-    """Anything that decides rate limits: :class:`LocalLimiter`, :class:`RedisLimiter`, a guard."""
+    """Anything that decides rate limits: :class:`LocalLimiter`, :class:`RedisLimiter`, a guard.
+
+    A class that subclasses this protocol inherits ``never_waits = False``; one that only
+    matches it structurally declares ``never_waits`` itself.
+    """
+
+    @property
+    def never_waits(self) -> bool:
+        """True only if ``decide`` answers without ever suspending (so a guard can await it
+        without a time budget: there would be nothing to interrupt)."""
+        return False
 
     async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """Decide one request of ``cost`` units for ``key`` under ``rate`` (default: the

@@ -13,9 +13,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from resilient.aiohttp import DECISION_KEY, header_key, rate_limit_middleware
 from resilient.clock import VirtualClock
 from resilient.events import EventBus
-from resilient.ratelimit._guard import FailOpenGuard, GuardMode, GuardOptions
-from resilient.ratelimit._local import LocalLimiter
-from resilient.ratelimit._types import Decision, Limiter, Rate
+from resilient.ratelimit import (
+    Decision,
+    FailOpenGuard,
+    GuardMode,
+    GuardOptions,
+    Limiter,
+    LocalLimiter,
+    Rate,
+)
 
 RATE = Rate(2, 1.0)  # 1 at once, then 1 every 0.5 s
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pybreaker
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +13,7 @@ from resilient.breaker import (
     BreakerState,
     CircuitBreaker,
     CircuitOpenError,
+    TripState,
 )
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
@@ -371,10 +371,10 @@ async def test_a_custom_policy_is_told_of_every_success() -> None:
         def __init__(self) -> None:
             self.successes = 0
 
-        def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
+        def on_success(self, state: TripState) -> None:
             self.successes += 1
 
-        def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
+        def on_failure(self, state: TripState) -> bool:
             return False
 
     policy = CountingPolicy()
@@ -393,9 +393,21 @@ async def test_a_custom_policy_is_told_of_every_success() -> None:
         ({"half_open_max_calls": 0}, "half_open_max_calls"),
         ({"reset_timeout": -1.0}, "reset_timeout"),
         ({"reset_timeout": float("inf")}, "reset_timeout"),
-        ({"exclude": [Boom]}, "exclude"),
     ],
 )
 def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=f"BreakerOptions.{field}"):
+        BreakerOptions(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"exclude": [Boom]}, "exclude"),
+        ({"failure_threshold": 2.0}, "failure_threshold"),
+        ({"reset_timeout": True}, "reset_timeout"),
+    ],
+)
+def test_options_of_the_wrong_type_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(TypeError, match=f"BreakerOptions.{field}"):
         BreakerOptions(**options)  # type: ignore[arg-type]

@@ -11,17 +11,24 @@ import pytest
 from resilient.breaker import BreakerOptions, BreakerState, CircuitBreaker
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
-from resilient.ratelimit._errors import LimiterUnavailable
-from resilient.ratelimit._guard import FailOpenGuard, GuardMode, GuardOptions
-from resilient.ratelimit._local import LocalLimiter
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit import (
+    Decision,
+    DecisionSource,
+    FailOpenGuard,
+    GuardMode,
+    GuardOptions,
+    LimiterUnavailable,
+    LocalLimiter,
+    Rate,
+)
 
 GLOBAL = Rate(100, 1.0, burst=3)
 SHARE = GLOBAL.per_share(4)  # 25/s, no burst
 
 
 class RedisErrors:
-    """Errors named like redis-py's: its ConnectionError is no OSError."""
+    """Errors named like redis-py's: its ConnectionError is no OSError (name it in
+    ``GuardOptions.unavailable`` to have it reported as unavailability)."""
 
     class ConnectionError(Exception):
         pass
@@ -125,7 +132,7 @@ async def test_a_slow_primary_is_cut_off_at_the_budget(virtual_clock: VirtualClo
         (OSError("connection refused"), "primary unavailable: OSError"),
         (ConnectionResetError(), "primary unavailable: ConnectionResetError"),
         (LimiterUnavailable("down"), "primary unavailable: LimiterUnavailable"),
-        (RedisErrors.ConnectionError("redis-py style"), "primary unavailable: ConnectionError"),
+        (RedisErrors.ConnectionError("redis-py style"), "primary error: ConnectionError"),
         (ValueError("garbage reply"), "primary error: ValueError"),
         (KeyError("x"), "primary error: KeyError"),
     ],
@@ -140,6 +147,24 @@ async def test_a_raising_primary_gets_a_fallback_decision_with_the_reason(
     assert decision.allowed
     assert decision.source is DecisionSource.FALLBACK
     assert decision.reason == reason
+
+
+async def test_a_clients_own_connection_error_is_named_unavailable_when_listed(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = RedisErrors.ConnectionError("redis-py style")
+    guard = make_guard(
+        virtual_clock,
+        primary,
+        unavailable=(OSError, LimiterUnavailable, RedisErrors.ConnectionError),
+    )
+    decision = await guard.decide("k")
+    assert (decision.source, decision.reason) == (
+        DecisionSource.FALLBACK,
+        "primary unavailable: ConnectionError",
+    )
+    assert guard.stats.unavailable == 1
 
 
 @pytest.mark.parametrize(
@@ -452,12 +477,23 @@ async def test_a_timed_out_caller_is_not_left_cancelled(virtual_clock: VirtualCl
         ({"instances": 0}, "instances"),
         ({"fault_keys": 0}, "fault_keys"),
         ({"fault_window": -1.0}, "fault_window"),
-        ({"mode": "fallback"}, "mode"),
-        ({"unavailable": (OSError, 3)}, "unavailable"),
     ],
 )
 def test_bad_options_name_the_field(options: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=f"GuardOptions.{field}"):
+        GuardOptions(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"mode": "fallback"}, "mode"),
+        ({"unavailable": (OSError, 3)}, "unavailable"),
+        ({"timeout": True}, "timeout"),
+    ],
+)
+def test_options_of_the_wrong_type_name_the_field(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(TypeError, match=f"GuardOptions.{field}"):
         GuardOptions(**options)
 
 

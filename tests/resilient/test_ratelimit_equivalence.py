@@ -1,7 +1,7 @@
 """LocalLimiter and RedisLimiter decide alike: same arrivals at the same times, same decisions.
 
-Both read one VirtualClock (``RedisLimiter(time_source="clock")``), so the only difference left
-is where the formula runs: in Python, or in the Lua script on a real redis-server.
+Both read one VirtualClock (``RedisLimiterOptions(time_source="clock")``), so the only
+difference left is where the formula runs: in Python, or in the Lua script on a real redis-server.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
-from resilient.ratelimit._local import LocalLimiter
-from resilient.ratelimit._redis import RedisLimiter, RedisLimiterOptions
-from resilient.ratelimit._types import Decision, Rate
+from resilient.ratelimit import Decision, LocalLimiter, Rate, RedisLimiter, RedisLimiterOptions
 
 pytestmark = pytest.mark.real_server
 
@@ -88,10 +86,10 @@ def test_local_and_redis_limiters_give_identical_decisions(
         client,
         default_rate,
         rates=per_key,
-        prefix=f"equivalence:{uuid.uuid4().hex}:",
-        time_source="clock",
+        options=RedisLimiterOptions(
+            prefix=f"equivalence:{uuid.uuid4().hex}:", time_source="clock", key_ttl_margin=3600
+        ),
         clock=clock,
-        options=RedisLimiterOptions(key_ttl_margin=3600),  # keys outlive the (virtual) run
     )
 
     async def run() -> list[tuple[Decision, Decision]]:
@@ -122,10 +120,10 @@ def test_concurrent_batched_decisions_equal_sequential_local_ones(
     remote = RedisLimiter(
         client,
         rate,
-        prefix=f"equivalence:{uuid.uuid4().hex}:",
-        time_source="clock",
+        options=RedisLimiterOptions(
+            prefix=f"equivalence:{uuid.uuid4().hex}:", time_source="clock", key_ttl_margin=3600
+        ),
         clock=clock,
-        options=RedisLimiterOptions(key_ttl_margin=3600),
     )
     calls = [(KEYS[i % 3], 1 + i % 2) for i in range(100)]
 

@@ -21,10 +21,17 @@ from chaos.servers import RedisServer
 from chaos.toxiproxy.control import ToxiproxyControl
 from resilient.breaker import BreakerOptions, CircuitBreaker
 from resilient.events import Event, EventBus, EventRecorder
-from resilient.ratelimit._guard import FailOpenGuard, GuardMode, GuardOptions
-from resilient.ratelimit._local import LocalLimiter
-from resilient.ratelimit._redis import RedisLimiter, RedisLimiterOptions
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit import (
+    Decision,
+    DecisionSource,
+    FailOpenGuard,
+    GuardMode,
+    GuardOptions,
+    LocalLimiter,
+    Rate,
+    RedisLimiter,
+    RedisLimiterOptions,
+)
 
 pytestmark = [pytest.mark.real_server, pytest.mark.chaos]
 
@@ -71,8 +78,7 @@ async def make_rig(
         limiter = RedisLimiter(
             f"redis://127.0.0.1:{proxy.listen_port}/0",
             GLOBAL_RATE,
-            prefix=f"faults:{uuid.uuid4().hex}:",
-            options=RedisLimiterOptions(round_trip_timeout=0.25),
+            RedisLimiterOptions(prefix=f"faults:{uuid.uuid4().hex}:", round_trip_timeout=0.25),
             events=bus,
         )
         guard = FailOpenGuard(

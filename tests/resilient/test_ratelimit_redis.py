@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import ssl
 import uuid
@@ -17,17 +18,21 @@ import trustme
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
-from resilient.ratelimit._errors import LimiterUnavailable
-from resilient.ratelimit._gcra import gcra
-from resilient.ratelimit._guard import FailOpenGuard, GuardOptions
-from resilient.ratelimit._local import LocalLimiter
-from resilient.ratelimit._redis import (
-    GCRA_SCRIPT,
+from resilient.ratelimit import (
+    DEFAULT_PREFIX,
+    Decision,
+    DecisionSource,
+    FailOpenGuard,
+    GuardOptions,
+    LimiterUnavailable,
+    LocalLimiter,
+    Rate,
     RedisLimiter,
     RedisLimiterOptions,
     RedisLimiterUnavailable,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._redis import GCRA_SCRIPT
 
 pytestmark = pytest.mark.real_server
 
@@ -48,8 +53,12 @@ async def make_limiter(client: aredis.Redis) -> AsyncIterator[LimiterFactory]:
     prefix = f"test:{uuid.uuid4().hex}:"
 
     async def make(rate: Rate, **kwargs: object) -> RedisLimiter:
-        kwargs.setdefault("prefix", prefix)
-        limiter = RedisLimiter(kwargs.pop("redis", client), rate, **kwargs)  # type: ignore[arg-type]
+        options = kwargs.pop("options", RedisLimiterOptions())
+        assert isinstance(options, RedisLimiterOptions)
+        if options.prefix == DEFAULT_PREFIX:
+            options = dataclasses.replace(options, prefix=prefix)
+        redis = kwargs.pop("redis", client)
+        limiter = RedisLimiter(redis, rate, options, **kwargs)  # type: ignore[arg-type]
         made.append(limiter)
         return limiter
 
@@ -86,9 +95,8 @@ async def test_decisions_equal_the_gcra_formula_step_by_step(make_limiter: Limit
     limiter = await make_limiter(
         Rate(5, 1.0, burst=2),
         rates=rates,
-        time_source="clock",
         clock=clock,
-        options=RedisLimiterOptions(key_ttl_margin=3600),
+        options=RedisLimiterOptions(time_source="clock", key_ttl_margin=3600),
     )
     rng = random.Random(4)
     state: dict[str, int] = {}
@@ -107,7 +115,10 @@ async def test_decisions_equal_the_gcra_formula_step_by_step(make_limiter: Limit
 async def test_rate_given_per_call_overrides_per_key_rates(make_limiter: LimiterFactory) -> None:
     clock = VirtualClock(start=50.0)
     limiter = await make_limiter(
-        Rate(100, 1.0), rates=lambda key: Rate(1, 60.0), time_source="clock", clock=clock
+        Rate(100, 1.0),
+        rates=lambda key: Rate(1, 60.0),
+        clock=clock,
+        options=RedisLimiterOptions(time_source="clock"),
     )
     assert limiter.rate_for("anything") == Rate(1, 60.0)
     assert (await limiter.decide("k")).allowed
@@ -122,7 +133,7 @@ async def test_cost_above_the_burst_is_denied_without_touching_the_key(
     decision = await limiter.decide("big", cost=7)
     assert not decision.allowed
     assert decision.retry_after > 0
-    assert await client.exists(limiter.prefix + "big") == 0
+    assert await client.exists(limiter.options.prefix + "big") == 0
 
 
 # -- time ----------------------------------------------------------------------------------------
@@ -133,8 +144,9 @@ async def test_server_time_makes_limiters_with_skewed_clocks_share_one_limit(
 ) -> None:
     rate = Rate(1, 60.0, burst=4)
     prefix = f"skew:{uuid.uuid4().hex}:"
-    early = await make_limiter(rate, prefix=prefix, clock=VirtualClock(start=0.0))
-    late = await make_limiter(rate, prefix=prefix, clock=VirtualClock(start=7 * 60.0))
+    options = RedisLimiterOptions(prefix=prefix)
+    early = await make_limiter(rate, options=options, clock=VirtualClock(start=0.0))
+    late = await make_limiter(rate, options=options, clock=VirtualClock(start=7 * 60.0))
     outcomes = [await (early if i % 2 else late).decide("shared") for i in range(8)]
     assert [d.allowed for d in outcomes] == [True] * 5 + [False] * 3
     # Both read the same TAT from the same server clock: their views of the key agree.
@@ -143,7 +155,9 @@ async def test_server_time_makes_limiters_with_skewed_clocks_share_one_limit(
 
 async def test_clock_time_source_sends_the_injected_clock(make_limiter: LimiterFactory) -> None:
     clock = VirtualClock(start=10.0)
-    limiter = await make_limiter(Rate(1, 10.0), time_source="clock", clock=clock)
+    limiter = await make_limiter(
+        Rate(1, 10.0), options=RedisLimiterOptions(time_source="clock"), clock=clock
+    )
     assert (await limiter.decide("k")).allowed
     denied = await limiter.decide("k")
     assert (denied.allowed, denied.retry_after) == (False, 10.0)
@@ -163,10 +177,8 @@ async def test_four_guards_sharing_one_redis_enforce_one_global_limit(
         RedisLimiter(
             redis_server.url,
             rate,
-            prefix=prefix,
-            time_source="clock",
+            RedisLimiterOptions(prefix=prefix, time_source="clock", key_ttl_margin=3600),
             clock=clock,
-            options=RedisLimiterOptions(key_ttl_margin=3600),
         )
         for _ in range(4)
     ]
@@ -203,7 +215,9 @@ async def test_key_is_prefixed_holds_the_tat_and_expires_at_reset(
 ) -> None:
     clock = VirtualClock(start=20.0)
     limiter = await make_limiter(
-        Rate(10, 1.0, burst=4), prefix="custom:prefix:", time_source="clock", clock=clock
+        Rate(10, 1.0, burst=4),
+        options=RedisLimiterOptions(prefix="custom:prefix:", time_source="clock"),
+        clock=clock,
     )
     await client.delete("custom:prefix:user-1")
     decision = await limiter.decide("user-1", cost=3)
@@ -224,7 +238,7 @@ async def test_key_ttl_margin_extends_the_expiry(
 ) -> None:
     limiter = await make_limiter(Rate(10, 1.0), options=RedisLimiterOptions(key_ttl_margin=60))
     await limiter.decide("k")
-    assert 60_000 < await client.pttl(limiter.prefix + "k") <= 60_100
+    assert 60_000 < await client.pttl(limiter.options.prefix + "k") <= 60_100
 
 
 async def test_script_is_reloaded_after_script_flush(
@@ -249,7 +263,9 @@ async def test_url_with_password_and_database(fresh_redis_server: RedisServer) -
     await admin.config_set("requirepass", "s3cret")
     await admin.aclose()
     host, port = fresh_redis_server.host, fresh_redis_server.port
-    limiter = RedisLimiter(f"redis://:s3cret@{host}:{port}/3", Rate(10, 1.0), prefix="p:")
+    limiter = RedisLimiter(
+        f"redis://:s3cret@{host}:{port}/3", Rate(10, 1.0), RedisLimiterOptions(prefix="p:")
+    )
     assert (await limiter.decide("k")).allowed
     await limiter.aclose()
     check = aredis.Redis(host=host, port=port, password="s3cret", db=3)
@@ -274,15 +290,16 @@ async def test_tls_url_verifies_the_server_and_decides(
     prefix = f"tls:{uuid.uuid4().hex}:"
     async with _tls_terminator(redis_server, server_context) as port:
         trusted = RedisLimiter(
-            f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}", Rate(10, 1.0), prefix=prefix
+            f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}",
+            Rate(10, 1.0),
+            RedisLimiterOptions(prefix=prefix),
         )
         assert (await trusted.decide("k")).allowed
         await trusted.aclose()
         untrusted = RedisLimiter(
             f"rediss://127.0.0.1:{port}/0",
             Rate(10, 1.0),
-            prefix=prefix,
-            options=RedisLimiterOptions(round_trip_timeout=2.0),
+            options=RedisLimiterOptions(prefix=prefix, round_trip_timeout=2.0),
         )
         with pytest.raises(RedisLimiterUnavailable):  # a certificate nobody vouches for
             await untrusted.decide("k")
@@ -295,7 +312,9 @@ async def test_a_passed_client_stays_open_and_gets_its_connection_back(
 ) -> None:
     client = aredis.Redis.from_url(redis_server.url)
     pool = client.connection_pool
-    limiter = RedisLimiter(client, Rate(10, 1.0), prefix=f"own:{uuid.uuid4().hex}:")
+    limiter = RedisLimiter(
+        client, Rate(10, 1.0), RedisLimiterOptions(prefix=f"own:{uuid.uuid4().hex}:")
+    )
     await limiter.decide("k")
     assert len(pool._in_use_connections) == 1
     await limiter.aclose()
@@ -400,7 +419,7 @@ async def test_error_reply_raises_unavailable(
     make_limiter: LimiterFactory, client: aredis.Redis
 ) -> None:
     limiter = await make_limiter(Rate(10, 1.0))
-    await client.rpush(limiter.prefix + "a-list", "x")  # WRONGTYPE inside the script
+    await client.rpush(limiter.options.prefix + "a-list", "x")  # WRONGTYPE inside the script
     with pytest.raises(RedisLimiterUnavailable):
         await limiter.decide("a-list")
     assert (await limiter.decide("fine")).allowed
@@ -420,7 +439,9 @@ GARBAGE = [
 @pytest.mark.parametrize("reply", GARBAGE)
 async def test_protocol_garbage_raises_unavailable(reply: bytes) -> None:
     async with _fake_redis(lambda: reply) as url:
-        limiter = RedisLimiter(url, Rate(10, 1.0), options=RedisLimiterOptions(0.5))
+        limiter = RedisLimiter(
+            url, Rate(10, 1.0), options=RedisLimiterOptions(round_trip_timeout=0.5)
+        )
         with pytest.raises(RedisLimiterUnavailable):
             await limiter.decide("k")
         await limiter.aclose()
@@ -444,7 +465,6 @@ async def test_a_reply_arriving_byte_by_byte_is_read_whole() -> None:
         ({"round_trip_timeout": 0}, "round_trip_timeout"),
         ({"round_trip_timeout": float("inf")}, "round_trip_timeout"),
         ({"max_batch": 0}, "max_batch"),
-        ({"max_batch": 1.5}, "max_batch"),
         ({"key_ttl_margin": -1}, "key_ttl_margin"),
     ],
 )
@@ -453,14 +473,21 @@ def test_bad_options_name_the_field(kwargs: dict[str, float], field: str) -> Non
         RedisLimiterOptions(**kwargs)  # type: ignore[arg-type]
 
 
+def test_options_of_the_wrong_type_name_the_field() -> None:
+    with pytest.raises(TypeError, match=r"RedisLimiterOptions\.max_batch"):
+        RedisLimiterOptions(max_batch=1.5)  # type: ignore[arg-type]
+
+
 async def test_bad_arguments_name_the_field(make_limiter: LimiterFactory) -> None:
     with pytest.raises(ValueError, match="time_source"):
-        RedisLimiter("redis://127.0.0.1:1/0", Rate(1, 1.0), time_source="wall")  # type: ignore[arg-type]
+        RedisLimiterOptions(time_source="wall")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="rate"):
         RedisLimiter("redis://127.0.0.1:1/0", 5)  # type: ignore[arg-type]
     limiter = await make_limiter(Rate(1, 1.0))
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="cost"):
+    with pytest.raises(ValueError, match="cost"):
+        await limiter.decide("k", cost=-1)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match="cost"):
             await limiter.decide("k", cost=bad)  # type: ignore[arg-type]
     assert limiter.pending == 0
 

@@ -17,14 +17,14 @@ pybreaker for what it does soundly and does the call itself:
 - when to trip is a :class:`TripPolicy`, the seam later patterns extend (failure-rate windows,
   slow calls). The default, :class:`ConsecutiveFailures`, trips after
   ``failure_threshold`` failures in a row;
-- every transition emits a typed event (source ``"breaker"``): ``opened``, ``half_opened``,
-  ``closed``, with the breaker's name and the reason.
+- every transition emits a typed event (source ``"breaker"``, see ``_events.py``):
+  ``opened``, ``half_opened``, ``closed``, with the breaker's name and the reason.
 
 A success while the circuit is closed and nothing counts against it (the default policy, no
 failure since the last success) changes nothing but :attr:`BreakerStats.successes`; the
-breaker knows when it is in that *quiet* state (:attr:`CircuitBreaker.quiet_permit`) and
-counts such a success without touching pybreaker's storage, whose failure count is zero then
-anyway. Any other outcome takes the full path through the policy and pybreaker.
+breaker knows when it is in that *quiet* state and counts such a success without touching
+pybreaker's storage, whose failure count is zero then anyway. Any other outcome takes the
+full path through the policy and pybreaker.
 
 Outcomes are counted per *permit*. A call that started before a transition (say, while closed)
 and ends after it is ignored: it says nothing about the circuit as it is now. A call cancelled
@@ -40,35 +40,29 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import ParamSpec, TypeVar
 
 import pybreaker
 
+from resilient._validate import Instance, Text, check
+from resilient.breaker._events import (
+    BREAKER_EVENT_SOURCE,
+    BreakerClosed,
+    BreakerHalfOpened,
+    BreakerOpened,
+)
+from resilient.breaker._options import DEFAULT_BREAKER_OPTIONS, BreakerOptions
+from resilient.breaker._policy import ConsecutiveFailures, TripPolicy, TripState
 from resilient.clock import SYSTEM_CLOCK, Clock
-from resilient.events import DEFAULT_EVENTS, Event, EventBus, Severity
+from resilient.errors import CircuitOpenError
+from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 
-__all__ = [
-    "DEFAULT_BREAKER_OPTIONS",
-    "BreakerOptions",
-    "BreakerState",
-    "BreakerStats",
-    "CircuitBreaker",
-    "CircuitOpenError",
-    "ConsecutiveFailures",
-    "Permit",
-    "TripPolicy",
-]
-
-EVENT_SOURCE = "breaker"
+__all__ = ["BreakerState", "BreakerStats", "CircuitBreaker", "Permit"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-Exclusion = type[BaseException] | Callable[[BaseException], bool]
-"""An exception type, or a predicate on the exception, that does not count as a failure."""
 
 
 class BreakerState(enum.Enum):
@@ -83,109 +77,6 @@ class BreakerState(enum.Enum):
 _CLOSED = BreakerState.CLOSED
 _OPEN = BreakerState.OPEN
 _HALF_OPEN = BreakerState.HALF_OPEN
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerOptions:
-    """How a :class:`CircuitBreaker` trips and recovers.
-
-    ``failure_threshold``: consecutive failures (while closed) that open the circuit (5).
-    ``reset_timeout``: seconds, on the breaker's clock, the circuit stays open before it lets
-    probes through (30.0).
-    ``half_open_max_calls``: probes allowed at once while half-open (1); one success closes
-    the circuit, one failure opens it again.
-    ``exclude``: exception types or predicates that are not failures (they count as successes).
-    """
-
-    failure_threshold: int = 5
-    reset_timeout: float = 30.0
-    half_open_max_calls: int = 1
-    exclude: tuple[Exclusion, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("failure_threshold", "half_open_max_calls"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BreakerOptions.{name} must be an int >= 1, got {value!r}")
-        timeout = self.reset_timeout
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
-            raise ValueError(
-                f"BreakerOptions.reset_timeout must be a finite number of seconds >= 0, "
-                f"got {timeout!r}"
-            )
-        if not isinstance(self.exclude, tuple) or not all(callable(item) for item in self.exclude):
-            raise ValueError(
-                "BreakerOptions.exclude must be a tuple of exception types or predicates, "
-                f"got {self.exclude!r}"
-            )
-
-
-DEFAULT_BREAKER_OPTIONS = BreakerOptions()
-"""Trip after 5 consecutive failures, probe after 30 s, one probe at a time, exclude nothing."""
-
-
-class CircuitOpenError(Exception):
-    """The circuit did not let this call through: it is open, or half-open with every probe
-    slot taken. ``retry_after`` is the seconds until it lets probes through (0 if it already
-    does, but all probe slots are taken)."""
-
-    def __init__(self, name: str, state: BreakerState, retry_after: float) -> None:
-        self.name = name
-        self.state = state
-        self.retry_after = retry_after
-        if state is BreakerState.OPEN:
-            detail = f"open; probes in {retry_after:.3f}s"
-        else:
-            detail = "half-open; every probe slot is taken"
-        super().__init__(f"circuit {name!r} is {detail}")
-
-
-class TripPolicy(Protocol):
-    """Decides, from the outcomes of calls made while the circuit is closed, when it trips.
-
-    It keeps its counts in the breaker's pybreaker storage (so a shared storage shares them).
-    Counters are reset by pybreaker when the circuit closes. A policy that needs time (a
-    failure-rate window, slow calls) takes the breaker's clock when it is made.
-    """
-
-    def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
-        """A call made while closed succeeded (the hot path: keep it cheap)."""
-        ...
-
-    def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
-        """A call made while closed failed; True to open the circuit."""
-        ...
-
-
-class ConsecutiveFailures:
-    """Trip after ``threshold`` failures in a row (pybreaker's failure counter).
-
-    A :class:`CircuitBreaker` does not call :meth:`on_success` of this exact class while the
-    count is zero: it would change nothing (see :attr:`CircuitBreaker.quiet_permit`).
-    """
-
-    def __init__(self, threshold: int) -> None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-            raise ValueError(
-                f"ConsecutiveFailures.threshold must be an int >= 1, got {threshold!r}"
-            )
-        self.threshold = threshold
-
-    def on_success(self, storage: pybreaker.CircuitBreakerStorage) -> None:
-        if storage.counter:
-            storage.reset_counter()
-
-    def on_failure(self, storage: pybreaker.CircuitBreakerStorage) -> bool:
-        storage.increment_counter()
-        return storage.counter >= self.threshold
-
-    def __repr__(self) -> str:
-        return f"ConsecutiveFailures({self.threshold})"
 
 
 @dataclass(slots=True)
@@ -225,7 +116,7 @@ class Permit:
     def succeeded(self) -> None:
         """The call succeeded."""
         breaker = self._breaker
-        if self is breaker.quiet_permit:
+        if self is breaker._quiet_permit:
             # Closed, default policy, failure count zero: nothing to reset, nothing to close.
             breaker.stats.successes += 1
         elif not self.probe or self._settle():
@@ -270,17 +161,16 @@ class CircuitBreaker:
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus = DEFAULT_EVENTS,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"CircuitBreaker.name must be a non-empty str, got {name!r}")
-        if not isinstance(options, BreakerOptions):
-            raise TypeError(f"CircuitBreaker.options must be BreakerOptions, got {options!r}")
-        self.name = name
-        self.options = options
+        self.name = check("CircuitBreaker.name", name, Text(non_empty=True))
+        self.options = check(
+            "CircuitBreaker.options", options, Instance(BreakerOptions, "a BreakerOptions")
+        )
         self.policy: TripPolicy = policy or ConsecutiveFailures(options.failure_threshold)
         self.stats = BreakerStats()
         self._clock = clock
-        self._events = events
+        self._emit = Emitter(BREAKER_EVENT_SOURCE, events, clock)
         self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+        self._trip_state = TripState(self._storage)
         self._machine = pybreaker.CircuitBreaker(
             fail_max=options.failure_threshold,
             reset_timeout=options.reset_timeout,
@@ -299,11 +189,9 @@ class CircuitBreaker:
         # may count successes: it is always told). The storage is this breaker's own, so the
         # count cannot change behind its back; a shared storage must not take the shortcut.
         self._success_only_resets = type(self.policy) is ConsecutiveFailures
-        self.quiet_permit: Permit | None = None
-        """Read-only. The shared permit of the closed circuit while it is quiet (see the module
-        doc), None otherwise. The hot path ``breaker.quiet_permit or breaker.try_acquire()``
-        gets a permit without a call; while a permit is still ``breaker.quiet_permit``, its
-        success does nothing but ``stats.successes += 1``, which a caller may do inline."""
+        # The shared permit of the closed circuit while it is quiet (see the module doc), else
+        # None: while a permit is the quiet one, its success only counts in the stats.
+        self._quiet_permit: Permit | None = None
         self._update_quiet()
 
     @property
@@ -391,7 +279,7 @@ class CircuitBreaker:
             if self._storage.success_counter >= self._machine.success_threshold:
                 self._transition(self._machine.close, "probe succeeded")
         else:
-            self.policy.on_success(self._storage)
+            self.policy.on_success(self._trip_state)
             self._update_quiet()
 
     def _on_failure(self, generation: int, error: BaseException) -> None:
@@ -405,7 +293,7 @@ class CircuitBreaker:
         cause = type(error).__name__
         if self._state is _HALF_OPEN:
             self._transition(self._machine.open, f"probe failed: {cause}")
-        elif self.policy.on_failure(self._storage):
+        elif self.policy.on_failure(self._trip_state):
             self._transition(self._machine.open, f"{self.policy!r} tripped on {cause}")
         else:
             self._update_quiet()
@@ -413,7 +301,7 @@ class CircuitBreaker:
     def _update_quiet(self) -> None:
         """Mark the circuit quiet when it is: closed, default policy, failure count zero."""
         quiet = self._state is _CLOSED and self._success_only_resets and not self._storage.counter
-        self.quiet_permit = self._closed_permit if quiet else None
+        self._quiet_permit = self._closed_permit if quiet else None
 
     def _free_probe_slot(self, generation: int) -> None:
         if generation == self._generation:
@@ -424,14 +312,13 @@ class CircuitBreaker:
     def _half_open(self) -> None:
         self._transition(self._machine.half_open, "reset timeout elapsed")
 
-    def _transition(self, step: Callable[[], Any], reason: str) -> None:
+    def _transition(self, step: Callable[[], object], reason: str) -> None:
         """Run one pybreaker transition; :class:`_Transitions` sees it and updates us."""
         self._reason = reason
         step()
 
     def _entered(self, state: BreakerState, previous: BreakerState) -> None:
         """pybreaker moved the circuit to ``state``: start a new generation, tell the bus."""
-        now = self._clock.monotonic()
         failures = self.failure_count
         self._state = state
         self._generation += 1
@@ -439,22 +326,26 @@ class CircuitBreaker:
         if state is _CLOSED:
             self._closed_permit = Permit(self, self._generation, probe=False)
         self._update_quiet()
-        attributes: dict[str, Any] = {
-            "breaker": self.name,
-            "previous": previous.value,
-            "reason": self._reason,
-        }
         if state is _OPEN:
             self.stats.trips += 1
-            self._half_open_at = now + self.options.reset_timeout
-            attributes["failures"] = failures
-            attributes["reset_timeout"] = self.options.reset_timeout
-            self._events.emit(Event(EVENT_SOURCE, "opened", Severity.WARNING, attributes, now))
+            self._half_open_at = self._clock.monotonic() + self.options.reset_timeout
+            self._emit(
+                BreakerOpened(
+                    self.name,
+                    previous.value,
+                    self._reason,
+                    failures,
+                    self.options.reset_timeout,
+                )
+            )
         elif state is _HALF_OPEN:
-            attributes["max_probes"] = self.options.half_open_max_calls
-            self._events.emit(Event(EVENT_SOURCE, "half_opened", Severity.INFO, attributes, now))
+            self._emit(
+                BreakerHalfOpened(
+                    self.name, previous.value, self._reason, self.options.half_open_max_calls
+                )
+            )
         else:
-            self._events.emit(Event(EVENT_SOURCE, "closed", Severity.INFO, attributes, now))
+            self._emit(BreakerClosed(self.name, previous.value, self._reason))
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self._state.value})"

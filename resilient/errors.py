@@ -1,0 +1,94 @@
+"""Every error the library raises on purpose, in one tree.
+
+::
+
+    Exception
+     └── ResilientError                  anything this library raises on purpose
+          ├── ArgumentError              a value given to the library is wrong; nothing changed
+          │    ├── ArgumentTypeError     ... it has the wrong type     (also a TypeError)
+          │    └── ArgumentValueError    ... its value is out of range (also a ValueError)
+          ├── LimiterUnavailable         a rate limiter could not decide (also a ConnectionError)
+          │    └── RedisLimiterUnavailable     Redis could not answer a decision
+          └── CircuitOpenError           a circuit breaker refused a call
+
+Catch :class:`ResilientError` for everything, or the leaf you handle. Each error also derives
+from the builtin exception it has always been, so an ``except ValueError``, ``except TypeError``
+or ``except ConnectionError`` written against an earlier version still catches it.
+
+What each means for a caller:
+
+- :class:`ArgumentError`: the caller's mistake, raised before anything was built or changed
+  (no breaker, budget or shared state saw the value). The message names ``Class.field`` and
+  the value given.
+- :class:`LimiterUnavailable`: "the limiter does not know". Never "over the limit": an HTTP
+  front answers 503, not 429. A :class:`~resilient.ratelimit.FailOpenGuard` degrades on it.
+- :class:`CircuitOpenError`: the call was not made. ``retry_after`` says when probes go through.
+
+This module imports nothing but the standard library, so catching an error never costs an
+import of a pattern's dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resilient.breaker import BreakerState
+
+__all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
+    "CircuitOpenError",
+    "LimiterUnavailable",
+    "RedisLimiterUnavailable",
+    "ResilientError",
+]
+
+
+class ResilientError(Exception):
+    """The base of every error this library raises on purpose."""
+
+
+class ArgumentError(ResilientError):
+    """A value given to the library is wrong; nothing was built or changed.
+
+    The message names ``Class.field`` (or ``Class.method(argument)``) and the value given.
+    """
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A value has the wrong type (a bool where a number belongs, a str for a Rate, ...)."""
+
+
+class ArgumentValueError(ArgumentError, ValueError):
+    """A value has the right type but is out of range (negative, NaN, infinite, empty, ...)."""
+
+
+class LimiterUnavailable(ResilientError, ConnectionError):
+    """A limiter could not decide: its store is down, slow, or answered garbage.
+
+    Raised by a limiter on a fault (a guard degrades on it), and by a
+    :class:`~resilient.ratelimit.FailOpenGuard` in its opt-in fail-closed mode. It never means
+    "over the limit". ``__cause__`` holds the underlying error when there is one.
+    """
+
+
+class RedisLimiterUnavailable(LimiterUnavailable):
+    """Redis could not answer a decision: connection error, timeout, error reply, bad reply."""
+
+
+class CircuitOpenError(ResilientError):
+    """The circuit did not let this call through: it is open, or half-open with every probe
+    slot taken. ``retry_after`` is the seconds until it lets probes through (0 if it already
+    does, but all probe slots are taken)."""
+
+    def __init__(self, name: str, state: BreakerState, retry_after: float) -> None:
+        self.name = name
+        self.state = state
+        self.retry_after = retry_after
+        if state.value == "open":
+            detail = f"open; probes in {retry_after:.3f}s"
+        else:
+            detail = "half-open; every probe slot is taken"
+        super().__init__(f"circuit {name!r} is {detail}")
