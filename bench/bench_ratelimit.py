@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib
 import statistics
 import sys
 import time
@@ -37,8 +36,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from chaos.servers import RedisServer
-from resilient.ratelimit._redis import RedisLimiter
-from resilient.ratelimit._types import Rate
+from resilient.ratelimit import FailOpenGuard, LocalLimiter, Rate, RedisLimiter, RedisLimiterOptions
 
 TASKS = 64
 """Concurrent tasks of the throughput comparison."""
@@ -98,17 +96,14 @@ async def main(sizes: Sizes) -> int:
 async def bench_local(sizes: Sizes) -> list[Row]:
     from aiolimiter import AsyncLimiter
 
-    local_limiter_class = _optional("resilient.ratelimit._local", "LocalLimiter")
     peer = AsyncLimiter(10**9, 1.0)
-    contenders: dict[str, Op] = {"aiolimiter acquire": peer.acquire}
-    if local_limiter_class is not None:
-        local = local_limiter_class(UNLIMITED)
-        contenders["LocalLimiter decide"] = partial(local.decide, "key")
+    local = LocalLimiter(UNLIMITED)
+    contenders: dict[str, Op] = {
+        "aiolimiter acquire": peer.acquire,
+        "LocalLimiter decide": partial(local.decide, "key"),
+    }
     best = await _best_per_op_us(contenders, sizes.local_ops, sizes.rounds)
     rows = [Row("aiolimiter acquire", best["aiolimiter acquire"], "us")]
-    if local_limiter_class is None:
-        rows.append(Row("LocalLimiter decide", float("nan"), "us", target="not built yet"))
-        return rows
     ours = best["LocalLimiter decide"]
     ratio = ours / best["aiolimiter acquire"]
     rows.append(
@@ -122,7 +117,9 @@ async def bench_local(sizes: Sizes) -> list[Row]:
 
 async def bench_redis_sequential(url: str, sizes: Sizes) -> list[Row]:
     client = aredis.Redis.from_url(url)
-    limiter = RedisLimiter(client, UNLIMITED, prefix=f"bench:{uuid.uuid4().hex}:")
+    limiter = RedisLimiter(
+        client, UNLIMITED, RedisLimiterOptions(prefix=f"bench:{uuid.uuid4().hex}:")
+    )
     try:
         sha = await client.script_load("return 1")
         contenders: dict[str, Op] = {
@@ -158,7 +155,9 @@ async def bench_redis_concurrent(url: str, sizes: Sizes) -> list[Row]:
     from limits.storage import storage_from_string
 
     client = aredis.Redis.from_url(url, max_connections=TASKS + 4)
-    limiter = RedisLimiter(client, UNLIMITED, prefix=f"bench:{uuid.uuid4().hex}:")
+    limiter = RedisLimiter(
+        client, UNLIMITED, RedisLimiterOptions(prefix=f"bench:{uuid.uuid4().hex}:")
+    )
     sha = await client.script_load("return 1")
     storage_url = url.replace("redis://", "async+redis://")
     coredis_storage = storage_from_string(storage_url)
@@ -213,14 +212,8 @@ def _limits_hit(strategy: Any, item: Any, *, key: str) -> Op:
 
 
 async def bench_guard(sizes: Sizes) -> list[Row]:
-    local_limiter_class = _optional("resilient.ratelimit._local", "LocalLimiter")
-    guard_class = _optional("resilient.ratelimit._guard", "FailOpenGuard")
-    if local_limiter_class is None or guard_class is None:
-        return [Row("FailOpenGuard overhead", float("nan"), "us", target="not built yet")]
-    bare = local_limiter_class(UNLIMITED)
-    guarded = guard_class(
-        local_limiter_class(UNLIMITED), fallback=local_limiter_class(UNLIMITED.per_share(4))
-    )
+    bare = LocalLimiter(UNLIMITED)
+    guarded = FailOpenGuard(LocalLimiter(UNLIMITED), fallback=LocalLimiter(UNLIMITED.per_share(4)))
     contenders: dict[str, Op] = {
         "LocalLimiter decide": partial(bare.decide, "key"),
         "FailOpenGuard(LocalLimiter) decide": partial(guarded.decide, "key"),
@@ -305,14 +298,6 @@ async def _best_concurrent_per_op_us(
         for name, op in contenders.items():
             samples[name].append(await run(op))
     return {name: min(values) for name, values in samples.items()}
-
-
-def _optional(module: str, name: str) -> Any:
-    """``module.name``, or None while that part of the library is not built yet."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 # -- output --------------------------------------------------------------------------------------

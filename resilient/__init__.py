@@ -11,64 +11,114 @@ a ``DEFAULT_<PATTERN>_OPTIONS``), the pattern ``Pattern(dependency, options, *,
 collaborators..., clock, events)``, its events (one typed attributes class each), its stats,
 and its errors in :mod:`resilient.errors`.
 
-``import resilient`` imports no third-party package: names whose module needs redis-py or
-pybreaker are imported when first used. ``resilient`` never imports ``chaos``.
+``import resilient`` imports nothing but itself: every public name is imported when first
+used, and names whose module needs redis-py or pybreaker (``RedisLimiter``, ``FailOpenGuard``,
+``CircuitBreaker``) only then bring those in. ``resilient`` never imports ``chaos``.
 """
 
 from typing import TYPE_CHECKING
 
 from resilient._lazy import lazy_exports
-from resilient.breaker import DEFAULT_BREAKER_OPTIONS, BreakerOptions
-from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
-from resilient.errors import (
-    ArgumentError,
-    ArgumentTypeError,
-    ArgumentValueError,
-    CircuitOpenError,
-    LimiterUnavailable,
-    RedisLimiterUnavailable,
-    ResilientError,
-)
-from resilient.events import (
-    DEFAULT_EVENTS,
-    Event,
-    EventAttributes,
-    EventBus,
-    EventRecorder,
-    Severity,
-)
-from resilient.ratelimit import (
-    DEFAULT_GUARD_OPTIONS,
-    DEFAULT_LOCAL_LIMITER_OPTIONS,
-    DEFAULT_REDIS_LIMITER_OPTIONS,
-    GUARD_BREAKER_OPTIONS,
-    Decision,
-    DecisionSource,
-    GuardMode,
-    GuardOptions,
-    Limiter,
-    LocalLimiter,
-    LocalLimiterOptions,
-    LocalLimiterStats,
-    Rate,
-    RedisLimiterOptions,
-)
 
 if TYPE_CHECKING:
-    from resilient.breaker import BreakerState, BreakerStats, CircuitBreaker
-    from resilient.ratelimit import FailOpenGuard, GuardStats, RedisLimiter, RedisLimiterStats
+    from resilient.breaker import (
+        DEFAULT_BREAKER_OPTIONS,
+        BreakerOptions,
+        BreakerState,
+        BreakerStats,
+        CircuitBreaker,
+    )
+    from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
+    from resilient.errors import (
+        ArgumentError,
+        ArgumentTypeError,
+        ArgumentValueError,
+        CircuitOpenError,
+        LimiterUnavailable,
+        RedisLimiterUnavailable,
+        ResilientError,
+    )
+    from resilient.events import (
+        DEFAULT_EVENTS,
+        Event,
+        EventAttributes,
+        EventBus,
+        EventRecorder,
+        Severity,
+    )
+    from resilient.ratelimit import (
+        DEFAULT_GUARD_OPTIONS,
+        DEFAULT_LOCAL_LIMITER_OPTIONS,
+        DEFAULT_REDIS_LIMITER_OPTIONS,
+        GUARD_BREAKER_OPTIONS,
+        Decision,
+        DecisionSource,
+        FailOpenGuard,
+        GuardMode,
+        GuardOptions,
+        GuardStats,
+        Limiter,
+        LocalLimiter,
+        LocalLimiterOptions,
+        LocalLimiterStats,
+        Rate,
+        RedisLimiter,
+        RedisLimiterOptions,
+        RedisLimiterStats,
+    )
 
 __version__ = "0.1.0"
 
+# Every name is imported on first use: a program pays only for what it touches.
 __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
-        **dict.fromkeys(
-            ("BreakerState", "BreakerStats", "CircuitBreaker"), "resilient.breaker._breaker"
-        ),
-        **dict.fromkeys(("FailOpenGuard", "GuardStats"), "resilient.ratelimit._guard"),
-        **dict.fromkeys(("RedisLimiter", "RedisLimiterStats"), "resilient.ratelimit._redis"),
+        "resilient.breaker": [
+            "DEFAULT_BREAKER_OPTIONS",
+            "BreakerOptions",
+            "BreakerState",
+            "BreakerStats",
+            "CircuitBreaker",
+        ],
+        "resilient.clock": ["SYSTEM_CLOCK", "Clock", "SystemClock", "VirtualClock"],
+        "resilient.errors": [
+            "ArgumentError",
+            "ArgumentTypeError",
+            "ArgumentValueError",
+            "CircuitOpenError",
+            "LimiterUnavailable",
+            "RedisLimiterUnavailable",
+            "ResilientError",
+        ],
+        "resilient.events": [
+            "DEFAULT_EVENTS",
+            "Event",
+            "EventAttributes",
+            "EventBus",
+            "EventRecorder",
+            "Severity",
+        ],
+        "resilient.ratelimit": [
+            "DEFAULT_GUARD_OPTIONS",
+            "DEFAULT_LOCAL_LIMITER_OPTIONS",
+            "DEFAULT_REDIS_LIMITER_OPTIONS",
+            "GUARD_BREAKER_OPTIONS",
+            "Decision",
+            "DecisionSource",
+            "FailOpenGuard",
+            "GuardMode",
+            "GuardOptions",
+            "GuardStats",
+            "Limiter",
+            "LocalLimiter",
+            "LocalLimiterOptions",
+            "LocalLimiterStats",
+            "Rate",
+            "RedisLimiter",
+            "RedisLimiterOptions",
+            "RedisLimiterStats",
+        ],
     },
 )
 

@@ -32,13 +32,8 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
-        **dict.fromkeys(
-            ("BreakerState", "BreakerStats", "CircuitBreaker", "Permit"),
-            "resilient.breaker._breaker",
-        ),
-        **dict.fromkeys(
-            ("ConsecutiveFailures", "TripPolicy", "TripState"), "resilient.breaker._policy"
-        ),
+        "resilient.breaker._breaker": ["BreakerState", "BreakerStats", "CircuitBreaker", "Permit"],
+        "resilient.breaker._policy": ["ConsecutiveFailures", "TripPolicy", "TripState"],
     },
 )
 

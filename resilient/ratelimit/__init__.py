@@ -56,10 +56,8 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
-        "FailOpenGuard": "resilient.ratelimit._guard",
-        "GuardStats": "resilient.ratelimit._guard",
-        "RedisLimiter": "resilient.ratelimit._redis",
-        "RedisLimiterStats": "resilient.ratelimit._redis",
+        "resilient.ratelimit._guard": ["FailOpenGuard", "GuardStats"],
+        "resilient.ratelimit._redis": ["RedisLimiter", "RedisLimiterStats"],
     },
 )
 

@@ -111,6 +111,7 @@ class FailOpenGuard:
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus = DEFAULT_EVENTS,
     ) -> None:
+        self._primary_never_waits = _never_waits("FailOpenGuard.primary", primary)
         self.options = check(
             "FailOpenGuard.options", options, Instance(GuardOptions, "a GuardOptions")
         )
@@ -119,7 +120,6 @@ class FailOpenGuard:
                 "FailOpenGuard.fallback is required in mode FALLBACK: give it "
                 "LocalLimiter(rate.per_share(instances)), or choose another GuardOptions.mode"
             )
-        self._primary_never_waits = _never_waits("FailOpenGuard.primary", primary)
         self._fallback_never_waits = fallback is not None and _never_waits(
             "FailOpenGuard.fallback", fallback
         )

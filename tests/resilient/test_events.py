@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
-from resilient.events import Event, EventBus, EventRecorder, Severity
+from resilient.clock import VirtualClock
+from resilient.events import Emitter, Event, EventAttributes, EventBus, EventRecorder, Severity
 
 
 def test_event_attributes_are_frozen_copies() -> None:
@@ -57,3 +60,49 @@ def test_failing_listener_is_logged_and_others_still_run(caplog: pytest.LogCaptu
         bus.emit(Event("a", "b"))
     assert len(recorder.events) == 1
     assert "listener" in caplog.records[0].getMessage()
+
+
+@dataclass(frozen=True, slots=True)
+class Tripped(EventAttributes):
+    NAME: ClassVar[str] = "tripped"
+    SEVERITY: ClassVar[Severity] = Severity.WARNING
+
+    failures: int
+    reason: str
+
+
+def test_typed_attributes_are_frozen_and_read_as_a_mapping() -> None:
+    attributes = Tripped(3, "boom")
+    assert attributes.failures == 3
+    assert attributes["reason"] == "boom"
+    assert dict(attributes) == {"failures": 3, "reason": "boom"}
+    assert list(attributes) == ["failures", "reason"]
+    assert len(attributes) == 2
+    with pytest.raises(KeyError):
+        attributes["NAME"]
+    with pytest.raises(AttributeError):
+        attributes.failures = 4  # type: ignore[misc]
+
+
+def test_an_emitter_names_the_event_after_its_attributes() -> None:
+    bus, recorder, clock = EventBus(), EventRecorder(), VirtualClock(start=7.0)
+    bus.subscribe(recorder)
+    emit = Emitter("breaker", bus, clock)
+    emit(Tripped(3, "boom"))
+    (event,) = recorder.events
+    assert (event.source, event.name, event.severity, event.time) == (
+        "breaker",
+        "tripped",
+        Severity.WARNING,
+        7.0,
+    )
+    assert event.attributes == Tripped(3, "boom")
+
+
+def test_unobserved_typed_events_are_logged_field_by_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emit = Emitter("breaker", EventBus(), VirtualClock())
+    with caplog.at_level(logging.INFO, logger="resilient"):
+        emit(Tripped(5, "x"))
+    assert "tripped failures=5 reason='x'" in caplog.records[0].getMessage()

@@ -626,3 +626,59 @@ async def test_a_success_from_before_a_trip_and_recovery_counts_for_nothing() ->
     assert breaker.stats.ignored == 1  # it says nothing about the circuit as it is now
     assert breaker.stats.successes == successes
     await guard.aclose()
+
+
+async def test_the_fallback_may_be_any_limiter(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    fallback = FakePrimary(virtual_clock, SHARE)  # waits, so it gets the budget too
+    fallback.delay = 0.005
+    guard = FailOpenGuard(
+        primary,
+        fallback=fallback,
+        clock=virtual_clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    decision = await guard.decide("k")
+    assert (decision.source, decision.reason) == (
+        DecisionSource.FALLBACK,
+        "primary unavailable: OSError",
+    )
+    assert fallback.calls == 1
+
+
+@pytest.mark.parametrize("failure", ["raises", "hangs", "garbage"])
+async def test_a_failing_fallback_allows_and_says_so(
+    virtual_clock: VirtualClock, failure: str
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    fallback = FakePrimary(virtual_clock, SHARE)
+    if failure == "raises":
+        fallback.error = RuntimeError("fallback bug")
+    elif failure == "hangs":
+        fallback.hang = asyncio.Event()
+    else:
+        fallback.answer = "no"
+    guard = FailOpenGuard(
+        primary,
+        fallback=fallback,
+        clock=virtual_clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    started = virtual_clock.monotonic()
+    decision = await guard.decide("k")
+    assert decision.allowed
+    assert decision.source is DecisionSource.PASS_THROUGH
+    assert decision.reason == "primary unavailable: OSError; fallback failed"
+    assert guard.stats.fallback_failures == 1
+    assert virtual_clock.monotonic() - started <= 0.020 + 1e-9
+    await guard.aclose()
+
+
+def test_a_primary_whose_never_waits_is_no_bool_is_refused(virtual_clock: VirtualClock) -> None:
+    class Odd(FakePrimary):
+        never_waits = "yes"
+
+    with pytest.raises(TypeError, match=r"FailOpenGuard\.primary\.never_waits must be a bool"):
+        FailOpenGuard(Odd(virtual_clock), fallback=LocalLimiter(SHARE))

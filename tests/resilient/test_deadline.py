@@ -1,0 +1,119 @@
+"""Deadlines on the injected clock behave as asyncio.timeout, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resilient._deadline import Deadlines
+from resilient.clock import VirtualClock
+
+
+def watchdogs() -> list[str]:
+    """Watchdog tasks still alive (the virtual clock's own autojump task aside)."""
+    return [task.get_name() for task in asyncio.all_tasks() if "watchdog" in task.get_name()]
+
+
+async def test_a_block_that_ends_in_time_is_untouched(virtual_clock: VirtualClock) -> None:
+    deadlines = Deadlines(virtual_clock)
+    async with deadlines.within(1.0) as scope:
+        await virtual_clock.sleep(0.5)
+    assert not scope.expired
+    await virtual_clock.sleep(2.0)  # would raise if a cancellation were left behind
+    assert virtual_clock.monotonic() == pytest.approx(2.5)
+    assert not watchdogs()  # the watchdog ended with the last deadline
+
+
+async def test_a_block_over_time_raises_timeout_at_the_deadline(
+    virtual_clock: VirtualClock,
+) -> None:
+    deadlines = Deadlines(virtual_clock)
+    scope = deadlines.within(0.020)
+    cancelled_inside = []
+
+    async def body() -> None:
+        async with scope:
+            try:
+                await virtual_clock.sleep(10.0)
+            except asyncio.CancelledError:
+                cancelled_inside.append(True)
+                raise
+
+    with pytest.raises(TimeoutError):
+        await body()
+    assert cancelled_inside == [True]
+    assert scope.expired
+    assert virtual_clock.monotonic() == pytest.approx(0.020)
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+    await asyncio.sleep(0)
+
+
+async def test_deadlines_of_different_lengths_each_expire_on_time(
+    virtual_clock: VirtualClock,
+) -> None:
+    deadlines = Deadlines(virtual_clock)
+    ended: dict[str, float] = {}
+
+    async def wait(name: str, seconds: float) -> None:
+        try:
+            async with deadlines.within(seconds):
+                await asyncio.Event().wait()
+        except TimeoutError:
+            ended[name] = virtual_clock.monotonic()
+
+    late = asyncio.create_task(wait("late", 5.0))
+    await asyncio.sleep(0)
+    early = asyncio.create_task(wait("early", 1.0))  # an earlier deadline, added later
+    await asyncio.gather(late, early)
+    assert ended == {"early": pytest.approx(1.0), "late": pytest.approx(5.0)}
+    await asyncio.sleep(0)
+    assert not watchdogs()
+
+
+async def test_a_cancellation_from_elsewhere_passes_through(virtual_clock: VirtualClock) -> None:
+    deadlines = Deadlines(virtual_clock)
+    entered = asyncio.Event()
+
+    async def body() -> None:
+        async with deadlines.within(5.0):
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(body())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert deadlines.pending == 0
+
+
+async def test_an_error_inside_is_not_turned_into_a_timeout(virtual_clock: VirtualClock) -> None:
+    deadlines = Deadlines(virtual_clock)
+
+    async def body() -> None:
+        async with deadlines.within(1.0):
+            raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        await body()
+
+
+async def test_aclose_stops_the_watchdog() -> None:
+    clock = VirtualClock()
+    deadlines = Deadlines(clock)
+    entered = asyncio.Event()
+
+    async def body() -> None:
+        async with deadlines.within(1.0):
+            entered.set()
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(body())
+    await entered.wait()
+    await deadlines.aclose()
+    clock.advance(5.0)  # no watchdog left: the block runs without a deadline
+    await task
+    assert not watchdogs()

@@ -1,0 +1,77 @@
+"""Import only what is used: which heavy third-party packages each public entry point loads.
+
+Each case runs in a fresh interpreter (a module once imported stays in ``sys.modules``).
+``import resilient`` and the local limiter must pay for none of redis-py, pybreaker and
+aiohttp; they come in with the first use of a class that needs them. pybreaker itself imports
+redis-py (for its optional Redis storage), so whatever needs pybreaker brings redis-py too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import resilient
+
+HEAVY = {"redis", "pybreaker", "aiohttp", "tenacity", "toxiproxy", "hiredis", "numpy", "rich"}
+
+CASES = {
+    "import resilient": ("import resilient", set()),
+    "import resilient.clock": ("import resilient.clock", set()),
+    "import resilient.events": ("import resilient.events", set()),
+    "import resilient.errors": ("import resilient.errors", set()),
+    "import resilient.ratelimit": ("import resilient.ratelimit", set()),
+    "import resilient.breaker": ("import resilient.breaker", set()),
+    "every options class and default": (
+        "import resilient; [getattr(resilient, n) for n in resilient.__all__ "
+        "if n.endswith('Options') or n.endswith('_OPTIONS')]",
+        set(),
+    ),
+    "a LocalLimiter decision": (
+        "import asyncio; from resilient import LocalLimiter, Rate; "
+        "asyncio.run(LocalLimiter(Rate(1, 1.0)).decide('k'))",
+        set(),
+    ),
+    "resilient.CircuitBreaker": (
+        "import resilient; resilient.CircuitBreaker",
+        {"pybreaker", "redis"},
+    ),
+    "resilient.FailOpenGuard": (
+        "import resilient; resilient.FailOpenGuard",
+        {"pybreaker", "redis"},
+    ),
+    "resilient.RedisLimiter": ("import resilient; resilient.RedisLimiter", {"redis"}),
+    "import resilient.aiohttp": ("import resilient.aiohttp", {"aiohttp"}),
+}
+
+
+def heavy_after(program: str) -> set[str]:
+    report = "import json, sys; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{program}\n{report}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1])) & HEAVY
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_entry_point_loads_only_what_it_needs(case: str) -> None:
+    program, expected = CASES[case]
+    assert heavy_after(program) == expected
+
+
+def test_every_public_name_resolves() -> None:
+    for name in resilient.__all__:
+        assert getattr(resilient, name) is not None, name
+    assert set(resilient.__all__) <= set(dir(resilient))
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        resilient.Nope  # type: ignore[attr-defined]  # noqa: B018

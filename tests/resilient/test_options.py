@@ -1,0 +1,226 @@
+"""Every options class refuses a wrong type with TypeError and a bad value with ValueError.
+
+For every public options class and every field: a random value of a wrong type raises
+``TypeError``, a random value of the right type outside the field's rule raises
+``ValueError``; each message names ``Class.field`` and the value given, and nothing is built.
+A bool is never a number, NaN never, infinity only where a rule allows it. The pattern
+constructors check their own arguments the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import resilient
+from resilient._validate import Choice, Integer, Number, Rule, Text, rule_of
+from resilient.errors import ArgumentTypeError, ArgumentValueError
+
+OPTIONS = sorted(
+    (getattr(resilient, name) for name in resilient.__all__ if name.endswith("Options")),
+    key=lambda cls: cls.__name__,
+)
+FIELDS = [(cls, field.name) for cls in OPTIONS for field in dataclasses.fields(cls)]
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.tuples(st.integers()),
+    st.builds(object),
+)
+
+
+def accepts_type(annotation: Any, value: object) -> bool:
+    """Whether ``value`` has a type the annotation allows (judged apart from the rules)."""
+    if isinstance(value, bool) and annotation in (int, float):
+        return False  # a bool is never a number
+    if annotation is float:
+        return isinstance(value, (int, float))
+    if typing.get_origin(annotation) is typing.Literal:
+        return isinstance(value, str)
+    if typing.get_origin(annotation) is tuple:
+        return isinstance(value, tuple) and all(callable(item) for item in value)
+    return isinstance(value, annotation)
+
+
+def annotation_of(cls: type, name: str) -> Any:
+    hints = typing.get_type_hints(cls, vars(resilient.ratelimit) | vars(resilient.breaker))
+    return hints[name]
+
+
+def bad_values(rule: Rule) -> st.SearchStrategy[object] | None:
+    """Values of the right type that break ``rule``; None when the rule has no such value."""
+    if isinstance(rule, Integer):
+        below = st.integers(max_value=rule.min - 1) if rule.min is not None else st.nothing()
+        above = st.integers(min_value=rule.max + 1) if rule.max is not None else st.nothing()
+        return st.one_of(below, above)
+    if isinstance(rule, Number):
+        specials: list[float] = [math.nan]
+        if rule.finite:
+            specials += [math.inf, -math.inf]
+        below: st.SearchStrategy[float] = st.nothing()
+        if rule.min is not None:
+            below = st.floats(
+                max_value=rule.min, exclude_max=not rule.min_open, allow_nan=False
+            ).filter(math.isfinite)
+        return st.one_of(st.sampled_from(specials), below)
+    if isinstance(rule, Choice) and rule.enum is None:
+        return st.text(max_size=8).filter(lambda text: text not in rule.values)
+    if isinstance(rule, Text) and rule.non_empty:
+        return st.just("")
+    return None
+
+
+def field_rule(cls: type, name: str) -> Rule:
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    rule = rule_of(field)
+    assert rule is not None
+    return rule
+
+
+def test_every_options_class_is_covered() -> None:
+    names = {cls.__name__ for cls in OPTIONS}
+    assert {"BreakerOptions", "GuardOptions", "LocalLimiterOptions", "RedisLimiterOptions"} <= names
+
+
+@pytest.mark.parametrize(("cls", "name"), FIELDS, ids=lambda v: getattr(v, "__name__", v))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_wrong_type_is_a_type_error_naming_the_field(
+    cls: type, name: str, data: st.DataObject
+) -> None:
+    annotation = annotation_of(cls, name)
+    value = data.draw(ANY_VALUE.filter(lambda v: not accepts_type(annotation, v)))
+    with pytest.raises(ArgumentTypeError) as raised:
+        cls(**{name: value})
+    assert isinstance(raised.value, TypeError)
+    assert f"{cls.__name__}.{name} must be" in str(raised.value)
+    assert str(raised.value).endswith(f"got {value!r}")
+
+
+@pytest.mark.parametrize(("cls", "name"), FIELDS, ids=lambda v: getattr(v, "__name__", v))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_bad_value_is_a_value_error_naming_the_field(
+    cls: type, name: str, data: st.DataObject
+) -> None:
+    strategy = bad_values(field_rule(cls, name))
+    if strategy is None:
+        return  # every value of the right type is fine (e.g. any str as a key prefix)
+    value = data.draw(strategy)
+    with pytest.raises(ArgumentValueError) as raised:
+        cls(**{name: value})
+    assert isinstance(raised.value, ValueError)
+    assert f"{cls.__name__}.{name} must be" in str(raised.value)
+    assert str(raised.value).endswith(f"got {value!r}")
+
+
+@pytest.mark.parametrize(("cls", "name"), FIELDS, ids=lambda v: getattr(v, "__name__", v))
+def test_the_default_passes_its_own_rule(cls: type, name: str) -> None:
+    default = getattr(cls(), name)
+    field_rule(cls, name).check(f"{cls.__name__}.{name}", default)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "error"),
+    [
+        (Integer(min=1), True, TypeError),
+        (Integer(min=1), 1.0, TypeError),
+        (Integer(min=1, max=3), 4, ValueError),
+        (Number(min=0), False, TypeError),
+        (Number(min=0), "1", TypeError),
+        (Number(min=0), math.nan, ValueError),
+        (Number(min=0), math.inf, ValueError),
+        (Number(min=0, min_open=True), 0, ValueError),
+        (Number(min=0, max=1), 1.5, ValueError),
+        (Choice(Colour), "red", TypeError),
+        (Choice(values=("a",)), 1, TypeError),
+        (Choice(values=("a",)), "b", ValueError),
+        (Text(non_empty=True), "", ValueError),
+        (Text(), b"x", TypeError),
+    ],
+)
+def test_the_rules(rule: Rule, value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"^Thing\.field must be .*, got "):
+        rule.check("Thing.field", value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "value"),
+    [
+        (Integer(min=1), 1),
+        (Number(min=0), 0),
+        (Number(min=0, finite=False), math.inf),
+        (Number(min=0, min_open=True), 1e-300),
+        (Choice(Colour), Colour.RED),
+        (Choice(values=("a",)), "a"),
+        (Text(), ""),
+    ],
+)
+def test_the_rules_accept_what_they_allow(rule: Rule, value: object) -> None:
+    rule.check("Thing.field", value)
+
+
+def _constructors() -> dict[str, Callable[[object], object]]:
+    rate = resilient.Rate(1, 1.0)
+    local = resilient.LocalLimiter(rate)
+    return {
+        "LocalLimiter": lambda options: resilient.LocalLimiter(rate, options),  # type: ignore[arg-type]
+        "RedisLimiter": lambda options: resilient.RedisLimiter(
+            "redis://127.0.0.1:1/0",
+            rate,
+            options,  # type: ignore[arg-type]
+        ),
+        "FailOpenGuard": lambda options: resilient.FailOpenGuard(
+            local,
+            options,  # type: ignore[arg-type]
+            fallback=local,
+        ),
+        "CircuitBreaker": lambda options: resilient.CircuitBreaker("b", options),  # type: ignore[arg-type]
+    }
+
+
+@pytest.mark.parametrize("pattern", list(_constructors()))
+@pytest.mark.parametrize("options", [None, {"timeout": 1}, "fast", resilient.Rate(1, 1.0)])
+def test_a_pattern_refuses_options_of_another_type(pattern: str, options: object) -> None:
+    with pytest.raises(ArgumentTypeError, match=rf"^{pattern}\.options must be a "):
+        _constructors()[pattern](options)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "where"),
+    [
+        (lambda: resilient.Rate(True, 1.0), TypeError, "Rate.limit"),  # type: ignore[arg-type]
+        (lambda: resilient.Rate(1, math.nan), ValueError, "Rate.period"),
+        (lambda: resilient.Rate(1, math.inf), ValueError, "Rate.period"),
+        (lambda: resilient.Rate(1, True), TypeError, "Rate.period"),  # type: ignore[arg-type]
+        (lambda: resilient.Rate(1, 1.0, burst=-1), ValueError, "Rate.burst"),
+        (lambda: resilient.Rate(1, 1.0).per_share(0), ValueError, "Rate.per_share"),
+        (lambda: resilient.CircuitBreaker(""), ValueError, "CircuitBreaker.name"),
+        (lambda: resilient.CircuitBreaker(3), TypeError, "CircuitBreaker.name"),  # type: ignore[arg-type]
+        (lambda: resilient.LocalLimiter("10/s"), TypeError, "LocalLimiter.rate"),  # type: ignore[arg-type]
+        (lambda: resilient.FailOpenGuard(object()), TypeError, "FailOpenGuard.primary"),  # type: ignore[arg-type]
+    ],
+)
+def test_constructor_arguments_are_checked_the_same_way(
+    build: Callable[[], object], error: type[Exception], where: str
+) -> None:
+    with pytest.raises(error, match=rf"^{where}"):
+        build()
