@@ -44,8 +44,12 @@ __all__ = [
     "write_reports",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the JSON report's shape (``schema_version`` in every document)."""
+SCHEMA_VERSION = 2
+"""Version of the JSON report's shape (``schema_version`` in every document).
+
+2: the SLO kinds ``GaugeMax`` and ``GaugeMin`` became one kind, ``Gauge`` (``op`` says which
+bound it has).
+"""
 
 _OUTCOME_COLORS = {
     "ok": "#2ca02c",

@@ -8,8 +8,8 @@ timeline (:class:`AddToxic`, :class:`UpdateToxic`, :class:`RemoveToxic`, :class:
 named :class:`Window` s; its :class:`Arm` s (at least one ``naive`` and one ``guarded``), each
 building the service under test from an :class:`ArmContext`; and a steady-state hypothesis:
 SLOs (:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`,
-:class:`LatencyPercentile`, :class:`AddedLatency`, :class:`GaugeMax`, :class:`GaugeMin`) over
-the whole run or a window. ``ok_outcomes`` names the outcome classes that are good for this
+:class:`LatencyPercentile`, :class:`AddedLatency`, :class:`Gauge`) over the whole run or a
+window. ``ok_outcomes`` names the outcome classes that are good for this
 scenario (progress displays count the others as bad).
 
 Verdicts:
@@ -76,8 +76,7 @@ from chaos.scenario._slo import (
     DEFAULT_MIN_CONTROL,
     SLO,
     AddedLatency,
-    GaugeMax,
-    GaugeMin,
+    Gauge,
     GaugeSeries,
     LatencyPercentile,
     OutcomeRate,
@@ -112,8 +111,7 @@ __all__ = [
     "DisableProxy",
     "EnableProxy",
     "Fault",
-    "GaugeMax",
-    "GaugeMin",
+    "Gauge",
     "GaugeSeries",
     "Incident",
     "LatencyPercentile",

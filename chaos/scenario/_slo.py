@@ -3,7 +3,7 @@
 Each SLO measures one number on one arm's :class:`RunData` (its requests, its gauges, the
 scenario's windows), over the whole run or one window, and compares it with one bound:
 :class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`, :class:`LatencyPercentile`,
-:class:`AddedLatency` and :class:`GaugeMax`, :class:`GaugeMin`. Its :class:`SLOResult` says
+:class:`AddedLatency` and :class:`Gauge`. Its :class:`SLOResult` says
 whether it held, and, when the harness could not measure it soundly (too few samples),
 why (``problem``): such an arm ends as ``error``, never as a pass or a failed guard.
 """
@@ -26,8 +26,7 @@ __all__ = [
     "DEFAULT_MIN_CONTROL",
     "SLO",
     "AddedLatency",
-    "GaugeMax",
-    "GaugeMin",
+    "Gauge",
     "GaugeSeries",
     "LatencyPercentile",
     "OutcomeRate",
@@ -375,54 +374,41 @@ class AddedLatency(_SLO):
 
 
 @dataclass(frozen=True)
-class GaugeMax(_SLO):
-    """The largest sample of gauge ``gauge`` in the window stays at or below ``max``."""
+class Gauge(_SLO):
+    """The samples of gauge ``gauge`` in the window stay within one bound.
+
+    Give ``max`` for a level that must never be exceeded (open connections at most 8: the
+    largest sample is measured), or ``min`` for one that must never be undercut (capacity at
+    least 4: the smallest sample is measured); exactly one of them, as for
+    :class:`OutcomeRatio`. Samples the gauge could not give in time (NaN) are left out; a
+    window with no sample measures nothing, and so does not hold.
+    """
 
     name: str
     gauge: str
-    max: float
+    max: float | None = None
+    min: float | None = None
     window: str | None = None
+
+    def __post_init__(self) -> None:
+        _bound_of(self.name, self.min, self.max)
 
     def measure(self, run: RunData) -> float | None:
         values = _gauge_values(run, self.gauge, self.window)
-        return float(values.max()) if len(values) else None
+        if not len(values):
+            return None
+        return float(values.max()) if self.max is not None else float(values.min())
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
-        return "<=", self.max
+        return ("<=", self.max) if self.max is not None else (">=", self.min or 0.0)
 
     def describe(self) -> str:
-        return f"max of gauge {self.gauge!r} <= {self.max:g}, " + _window_text(self.window)
+        op, bound = self.bound()
+        extreme = "max" if op == "<=" else "min"
+        return f"{extreme} of gauge {self.gauge!r} {op} {bound:g}, " + _window_text(self.window)
 
 
-@dataclass(frozen=True)
-class GaugeMin(_SLO):
-    """The smallest sample of gauge ``gauge`` in the window stays at or above ``min``."""
-
-    name: str
-    gauge: str
-    min: float
-    window: str | None = None
-
-    def measure(self, run: RunData) -> float | None:
-        values = _gauge_values(run, self.gauge, self.window)
-        return float(values.min()) if len(values) else None
-
-    def bound(self) -> tuple[Literal["<=", ">="], float]:
-        return ">=", self.min
-
-    def describe(self) -> str:
-        return f"min of gauge {self.gauge!r} >= {self.min:g}, " + _window_text(self.window)
-
-
-SLO = (
-    SuccessRatio
-    | OutcomeRatio
-    | OutcomeRate
-    | LatencyPercentile
-    | AddedLatency
-    | GaugeMax
-    | GaugeMin
-)
+SLO = SuccessRatio | OutcomeRatio | OutcomeRate | LatencyPercentile | AddedLatency | Gauge
 """Every kind of SLO a scenario's hypothesis and signature can hold."""
 
 
