@@ -53,7 +53,8 @@ from chaos.scenario import (
     judge_naive,
 )
 from chaos.servers import free_port, redis_server
-from chaos.toxiproxy.control import ToxiproxyControl, ToxiproxyError
+from chaos.toxiproxy.control import ToxiproxyControl
+from chaos.toxiproxy.errors import ToxiproxyError
 
 __all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ScenarioResult", "run_scenario"]
 
