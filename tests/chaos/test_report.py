@@ -114,7 +114,7 @@ def test_terminal_table_shows_verdicts_and_slo_values() -> None:
 
 
 def test_window_labels_that_would_overlap_get_their_own_rows() -> None:
-    from chaos.report import _label_rows
+    from chaos.report._plot import _label_rows
     from chaos.scenario import Window
 
     windows = [
