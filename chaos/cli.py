@@ -41,7 +41,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from chaos._engine import ArmProgress, ScenarioResult, run_scenario
+from chaos.engine import ArmProgress, ScenarioResult, run_scenario
 from chaos.scenario import Scenario
 from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
 

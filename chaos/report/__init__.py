@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chaos._engine import ScenarioResult
+from chaos.engine import ScenarioResult
 from chaos.report._html import write_html
 from chaos.report._json import SCHEMA_VERSION, build_report, load_schema, write_json
 from chaos.report._plot import plot_scenario

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chaos._engine import ArmResult, ScenarioResult
+from chaos.engine import ArmResult, ScenarioResult
 from chaos.scenario import SLOResult
 
 __all__ = ["counts_text", "format_value", "must_break"]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chaos._engine import ScenarioResult
+from chaos.engine import ScenarioResult
 from chaos.report._format import counts_text, format_value, must_break
 from chaos.report._plot import plot_scenario
 

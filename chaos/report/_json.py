@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chaos._engine import ArmResult, ScenarioResult
+from chaos.engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
 from chaos.scenario import SLOResult
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from chaos._engine import ScenarioResult
+from chaos.engine import ScenarioResult
 from chaos.report._json import timeline_buckets
 from chaos.scenario import Window
 

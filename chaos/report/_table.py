@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from chaos._engine import ScenarioResult
+from chaos.engine import ScenarioResult
 from chaos.report._format import counts_text, format_value, must_break
 from chaos.scenario import SLOResult
 

@@ -20,9 +20,9 @@ import pytest
 import redis.asyncio
 from aiohttp import web
 
-from chaos._engine import run_scenario
 from chaos._proxy_process import run_toxiproxy
 from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
+from chaos.engine import run_scenario
 from chaos.load import Load, schedule
 from chaos.report import load_schema
 from chaos.scenario import (

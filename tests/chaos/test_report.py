@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from chaos._engine import ArmResult, FaultRecord, ScenarioResult
+from chaos.engine import ArmResult, FaultRecord, ScenarioResult
 from chaos.report import SCHEMA_VERSION, build_report, load_schema, render_table, write_reports
 from chaos.scenario import GaugeSeries, RunData, judge_guarded, judge_naive
 from tests.chaos.test_scenario import load_result, make_scenario
