@@ -4,11 +4,13 @@ Layers (imports point down only):
 
     cli, report                  the `chaos` command and its reports
     scenarios                    one module per incident (the only place patterns come in)
-    scenario, load               the engine: topology, fault timeline, open-loop load, verdicts
+    engine                       running a scenario: topology served, load, faults, gauges, verdicts
+    scenario, load               declarations and measures: topology, faults, SLOs; open-loop load
     toxiproxy, servers           the embedded Toxiproxy drop-in and its control facade; real servers
 
-``chaos.toxiproxy`` imports neither ``resilient`` nor the engine. The engine's public names
-below are loaded on first use, so ``import chaos.toxiproxy`` stays free of the engine.
+``chaos.toxiproxy`` imports neither ``resilient`` nor the engine; the engine (``engine``,
+``scenario``, ``load``, ``report``, ``cli``) imports no pattern. The engine's public names below
+are loaded on first use, so ``import chaos.toxiproxy`` stays free of the engine.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaos._engine import ArmResult, ScenarioResult, run_scenario
+    from chaos.engine import ArmResult, ScenarioResult, run_scenario
     from chaos.load import Load, LoadResult, Reply, RequestSpec
     from chaos.scenario import (
         AddedLatency,
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
         ArmContext,
         DisableProxy,
         EnableProxy,
-        GaugeMax,
-        GaugeMin,
+        Gauge,
         Incident,
         LatencyPercentile,
         OutcomeRate,
@@ -46,9 +47,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _ENGINE_NAMES = {
-    "ArmResult": "chaos._engine",
-    "ScenarioResult": "chaos._engine",
-    "run_scenario": "chaos._engine",
+    "ArmResult": "chaos.engine",
+    "ScenarioResult": "chaos.engine",
+    "run_scenario": "chaos.engine",
     "Load": "chaos.load",
     "LoadResult": "chaos.load",
     "Reply": "chaos.load",
@@ -56,8 +57,7 @@ _ENGINE_NAMES = {
     **dict.fromkeys(
         [
             "AddedLatency", "AddToxic", "AiohttpServer", "Arm", "ArmContext", "DisableProxy",
-            "EnableProxy",
-            "GaugeMax", "GaugeMin", "Incident", "LatencyPercentile", "OutcomeRate",
+            "EnableProxy", "Gauge", "Incident", "LatencyPercentile", "OutcomeRate",
             "OutcomeRatio", "Proxy", "RedisServer", "RemoveToxic", "Scenario", "SuccessRatio",
             "TcpServer", "UpdateToxic", "Window",
         ],
@@ -74,8 +74,7 @@ __all__ = [
     "ArmResult",
     "DisableProxy",
     "EnableProxy",
-    "GaugeMax",
-    "GaugeMin",
+    "Gauge",
     "Incident",
     "LatencyPercentile",
     "Load",

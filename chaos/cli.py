@@ -41,7 +41,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from chaos._engine import ArmProgress, ScenarioResult, run_scenario
+from chaos.engine import ArmProgress, ScenarioResult, run_scenario
 from chaos.scenario import Scenario
 from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
 
@@ -178,7 +178,8 @@ def _list(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from chaos._proxy_process import run_toxiproxy
     from chaos.report import build_report, render_table, write_reports
-    from chaos.toxiproxy.control import ToxiproxyError, normalize_toxiproxy_url
+    from chaos.toxiproxy.control import normalize_toxiproxy_url
+    from chaos.toxiproxy.errors import ToxiproxyError
 
     scenarios = _scenarios(args.scenarios_module)
     chosen = _choose(scenarios, args.names)

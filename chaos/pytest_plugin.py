@@ -10,7 +10,7 @@ Installed with the package, so any suite can ask for:
   server, bound to the running test's event loop and closed after the test.
 - ``toxiproxy_proxy`` (function, async factory): ``await toxiproxy_proxy(upstream="127.0.0.1:N")``
   creates a proxy on a free loopback port in front of ``upstream`` and returns its
-  :class:`~chaos.toxiproxy.control.ProxyInfo`; every proxy it made is deleted after the test,
+  :class:`~chaos.toxiproxy.models.ProxyInfo`; every proxy it made is deleted after the test,
   whether the test passed or failed.
 
 It also registers the ``chaos`` and ``real_server`` markers. The async fixtures need
@@ -28,13 +28,9 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from chaos.toxiproxy.control import (
-    ProxyInfo,
-    ProxyNotFound,
-    ToxiproxyControl,
-    ToxiproxyEndpoint,
-    running_toxiproxy,
-)
+from chaos.toxiproxy.control import ToxiproxyControl, ToxiproxyEndpoint, running_toxiproxy
+from chaos.toxiproxy.errors import ProxyNotFound
+from chaos.toxiproxy.models import ProxyInfo
 
 try:
     import pytest_asyncio as _pytest_asyncio

@@ -6,7 +6,13 @@
 - patterns (``resilient.ratelimit``, ``resilient.breaker``, ...) import no adapter
   (``resilient.aiohttp``, ``resilient.testing``);
 - ``chaos.toxiproxy`` (a standalone Toxiproxy drop-in) imports neither ``resilient`` nor the engine;
-- the engine (``chaos.scenario``, ``chaos.load``, ``chaos.report``, ``chaos.cli``) knows no pattern.
+- the engine (``chaos.engine``, ``chaos.scenario``, ``chaos.load``, ``chaos.report``, ``chaos.cli``
+  and their private helpers) knows no pattern: only ``chaos.scenarios`` brings patterns in;
+- the modules of ``chaos`` import each other without a cycle.
+
+Module size is not checked here: a module has one job, and past about 500 lines it usually has
+two (``find chaos resilient -name '*.py' | xargs wc -l | sort -n | tail`` shows the largest).
+A test would only count lines; splitting is a judgement, made in review.
 
 And every public pattern class has the one constructor shape
 ``Pattern(dependency..., options=DEFAULT_<PATTERN>_OPTIONS, *, collaborators..., clock, events)``.
@@ -39,11 +45,7 @@ def imported_modules(path: Path, package: str | None = None) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
+            module = absolute_module(node, package)
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
@@ -69,7 +71,15 @@ def offenders(paths: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[s
     return found
 
 
-ENGINE = ("chaos.scenario", "chaos.load", "chaos.report", "chaos.cli")
+ENGINE = (
+    "chaos.engine",
+    "chaos._serving",
+    "chaos._proxy_process",
+    "chaos.scenario",
+    "chaos.load",
+    "chaos.report",
+    "chaos.cli",
+)
 FOUNDATIONS = ("resilient.clock", "resilient.events")
 SHARED_HELPERS = ("_validate", "_lazy", "_deadline")
 ADAPTERS = ("resilient.aiohttp", "resilient.testing")
@@ -95,15 +105,99 @@ def pattern_modules() -> tuple[str, ...]:
         *((("resilient", helper), pattern_modules()) for helper in SHARED_HELPERS),
         *((("resilient", pattern.split(".")[1]), ADAPTERS) for pattern in pattern_modules()),
         (("chaos", "toxiproxy"), ("resilient", *ENGINE, "chaos.scenarios")),
-        (("chaos", "scenario"), ("resilient",)),
-        (("chaos", "load"), ("resilient",)),
-        (("chaos", "report"), ("resilient",)),
-        (("chaos", "cli"), ("resilient",)),
+        *((tuple(name.split(".")), ("resilient",)) for name in ENGINE),
     ],
     ids=lambda value: ".".join(value) if isinstance(value, tuple) and len(value) < 3 else None,
 )
 def test_imports_point_one_way(scope: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
-    assert offenders(modules_under(*scope), forbidden) == {}
+    paths = modules_under(*scope)
+    assert paths, f"{'.'.join(scope)} names no module: a rename left this rule behind"
+    assert all(path.exists() for path in paths), f"{'.'.join(scope)} is not a module"
+    assert offenders(paths, forbidden) == {}
+
+
+def test_only_scenarios_bring_patterns_into_the_harness() -> None:
+    outside = [p for p in modules_under("chaos") if "scenarios" not in p.relative_to(ROOT).parts]
+    assert offenders(outside, ("resilient",)) == {}
+
+
+def test_chaos_modules_import_each_other_without_a_cycle() -> None:
+    """Run-time imports only: an import under ``if TYPE_CHECKING:`` never runs."""
+    graph = {module: runtime_imports(path) for module, path in chaos_modules().items()}
+    assert find_cycle(graph) is None
+
+
+def chaos_modules() -> dict[str, Path]:
+    modules = {}
+    for path in modules_under("chaos"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """The ``chaos`` modules ``path`` imports when it runs (``from pkg import mod`` counts as
+    ``pkg.mod``, since the package itself is then imported only as a parent)."""
+    known = chaos_modules()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    checking = {
+        id(node)
+        for branch in ast.walk(tree)
+        if isinstance(branch, ast.If) and ast.unparse(branch.test).endswith("TYPE_CHECKING")
+        for statement in branch.body
+        for node in ast.walk(statement)
+    }
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in checking:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute_module(node, package)
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                found.add(submodule if submodule in known else module)
+    return {name for name in found if name in known}
+
+
+def absolute_module(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as the list of modules around it), or None."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            cycle = visit(target)
+            if cycle is not None:
+                return cycle
+        path.pop()
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        cycle = visit(module)
+        if cycle is not None:
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
 def test_the_checker_sees_absolute_and_relative_imports(tmp_path: Path) -> None:

@@ -5,6 +5,14 @@ service treated "the limiter could not answer" as "over the limit": callers who 
 near a limit got HTTP 429. Here the store is Redis, behind a proxy, and the service is the
 aiohttp service of ``examples/rate-limiter-outage/service.py``.
 
+That file stays the one readable, runnable copy of the service. A checkout runs it where it
+is; the wheel ships the same file (``pyproject.toml`` maps the example's folder into the
+package as ``chaos/_examples/rate_limiter_outage/``), so ``pip install
+'resilient-chaos[chaos]'`` then ``chaos run`` works anywhere. :mod:`chaos.scenarios._examples`
+finds it (:mod:`importlib.resources` first, then the checkout) and loads it. Package data
+through a setuptools mapping was chosen over a symlink (not portable, and a second path to
+keep right) and over a copy under ``chaos/`` (two sources that drift apart).
+
 Topology: one ``redis-server``, a Toxiproxy proxy in front of it, and the service under test
 (``rate_limit_middleware`` keyed by ``X-Api-Key``, every key limited to 25 requests/s with a
 burst of 2; its health route ``/healthz`` exempt).
@@ -96,13 +104,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
 from aiohttp import web
 
@@ -133,6 +137,7 @@ from chaos.scenario import (
     SuccessRatio,
     Window,
 )
+from chaos.scenarios._examples import example_file, load_example
 from resilient.events import EventBus
 from resilient.ratelimit import (
     Decision,
@@ -160,8 +165,9 @@ __all__ = [
     "request",
 ]
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rate-limiter-outage" / "service.py"
-"""The example service; the guarded arm is its ``build_app``."""
+EXAMPLE = example_file("rate-limiter-outage")
+"""The example service (``examples/rate-limiter-outage/service.py``, or the wheel's copy of that
+file); the guarded arm is its ``build_app``."""
 
 KEY_LIMIT = 25
 """Every key's limit, requests per second (the example's ``RATE``; checked when an arm builds)."""
@@ -344,13 +350,8 @@ class _Example:
 
 @functools.cache
 def _example() -> _Example:
-    """Load the example service by path (once) and check it matches this scenario's numbers."""
-    if not EXAMPLE.is_file():
-        raise FileNotFoundError(
-            f"the rate-limiter-outage scenario runs the example service {EXAMPLE}, which is "
-            "missing: run it from a checkout of the repository"
-        )
-    module = _import_path("_chaos_example_rate_limiter_outage", EXAMPLE)
+    """Load the example service (once) and check it matches this scenario's numbers."""
+    module = load_example("rate-limiter-outage")
     example = _Example(
         build_app=module.build_app,
         service_app=module.service_app,
@@ -372,20 +373,6 @@ def _example() -> _Example:
                 f"{wanted!r}; update chaos/scenarios/rate_limiter_outage.py with it"
             )
     return example
-
-
-def _import_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 # -- timeline, windows, hypothesis -----------------------------------------------------------

@@ -4,25 +4,32 @@
 a daemon thread with its own loop. ``python -m chaos.toxiproxy`` is the command-line server
 (flags ``-host -port -config -seed -version``), and ``python -m chaos.toxiproxy.selfcheck``
 checks that it relays data and applies a latency toxic.
+
+The server: ``server`` (public), ``_api``, ``_collection``, ``_proxy``, ``_link``, ``_toxics``,
+``_gojson``. The client: ``control`` (:class:`ToxiproxyControl` and the choice of server),
+``errors`` (the :class:`ToxiproxyError` tree), ``models`` (:class:`ProxyInfo`,
+:class:`ToxicInfo`). Neither side imports the other's internals, nor ``resilient``, nor the
+harness engine.
 """
 
 from chaos.toxiproxy.control import (
-    AlreadyExists,
-    BadRequest,
-    NotFound,
-    ProxyInfo,
-    ProxyNotFound,
-    ToxicInfo,
-    ToxicNotFound,
     ToxiproxyControl,
     ToxiproxyEndpoint,
-    ToxiproxyError,
-    ToxiproxyUnavailable,
     normalize_toxiproxy_url,
     open_control,
     running_toxiproxy,
     toxiproxy_server,
 )
+from chaos.toxiproxy.errors import (
+    AlreadyExists,
+    BadRequest,
+    NotFound,
+    ProxyNotFound,
+    ToxicNotFound,
+    ToxiproxyError,
+    ToxiproxyUnavailable,
+)
+from chaos.toxiproxy.models import ProxyInfo, ToxicInfo
 from chaos.toxiproxy.server import (
     DEFAULT_HOST,
     TOXIPROXY_VERSION,

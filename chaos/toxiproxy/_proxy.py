@@ -6,12 +6,8 @@ upstream link (client to server) and the downstream link (server to client).
 A link with no toxic is a *direct* relay: the source socket's ``data_received`` writes straight
 into the sink transport, and flow control is the transports' own (the source stops reading while
 the sink's write buffer is above its high-water mark). That path allocates nothing and runs no
-task, so the toxic machinery costs nothing where no toxic is set.
-
-A link with toxics queues what the source reads (bounded: reading pauses above
-``_QUEUE_HIGH_WATER`` bytes) and one task pushes each chunk through the stages in order. When the
-last toxic goes, the task drains its queue and the link turns direct again; bytes are never lost
-or reordered by the switch.
+task, so the toxic machinery costs nothing where no toxic is set. A link with toxics runs them
+in a task of its own (:class:`~chaos.toxiproxy._link.Link`).
 """
 
 from __future__ import annotations
@@ -24,12 +20,10 @@ import os
 import random
 import socket
 import struct
-from collections import deque
-from collections.abc import Callable
-from functools import partial
-from typing import Final, TypeVar, cast
+from typing import Final, cast
 
-from chaos.toxiproxy._toxics import Chunk, Stage, Toxic, make_stage
+from chaos.toxiproxy._link import Link, resolve_future
+from chaos.toxiproxy._toxics import Toxic
 
 __all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_host_port"]
 
@@ -37,8 +31,6 @@ _log = logging.getLogger("chaos.toxiproxy")
 
 _WRITE_HIGH_WATER: Final = 256 * 1024
 """A sink transport above this many unsent bytes pauses its source (flow control)."""
-_QUEUE_HIGH_WATER: Final = 1024 * 1024
-"""A link with toxics stops reading its source while this many bytes wait for the stages."""
 _CLOSE_GRACE: Final = 10.0
 """Seconds a closed socket may spend flushing to a peer that does not read before it is aborted."""
 _LOOPBACK: Final = "127.0.0.1"
@@ -64,7 +56,7 @@ class Proxy:
         self._seed = seed
         self._shared_rng = random.Random()
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._accepted = 0
         self._generation = 0  # bumped by stop: a connection accepted before it must not live on
 
@@ -147,33 +139,33 @@ class Proxy:
             if not connection.closing:
                 connection.link(toxic.upstream).remove_stage(toxic)
 
-    def _accept(self) -> _Side:
+    def _accept(self) -> Side:
         self._accepted += 1
-        return _Connection(self, self._accepted, self._generation).client
+        return Connection(self, self._accepted, self._generation).client
 
     def _link_rng(self, number: int, direction: str) -> random.Random:
         if self._seed is None:
             return self._shared_rng
         return random.Random(f"{self._seed}/{self.name}/{number}/{direction}")
 
-    def _connection_opened(self, connection: _Connection) -> None:
+    def _connection_opened(self, connection: Connection) -> None:
         self._connections.add(connection)
 
-    def _connection_finished(self, connection: _Connection) -> None:
+    def _connection_finished(self, connection: Connection) -> None:
         self._connections.discard(connection)
 
 
-class _Connection:
+class Connection:
     """A client connection, the upstream connection dialled for it, and the two links."""
 
     def __init__(self, proxy: Proxy, number: int, generation: int) -> None:
         self.proxy = proxy
         self.generation = generation
         self.loop = asyncio.get_running_loop()
-        self.client = _Side(self)
-        self.server = _Side(self)
-        self.up = _Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
-        self.down = _Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
+        self.client = Side(self)
+        self.server = Side(self)
+        self.up = Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
+        self.down = Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
         self.up.direct = False  # until the upstream is dialled, client data waits in the queue
         self.dialed: asyncio.Future[None] = self.loop.create_future()
         self.client.in_link = self.up
@@ -186,7 +178,7 @@ class _Connection:
         self._dial_task: asyncio.Task[None] | None = None
         self._grace: asyncio.TimerHandle | None = None
 
-    def link(self, upstream: bool) -> _Link:
+    def link(self, upstream: bool) -> Link:
         return self.up if upstream else self.down
 
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -194,7 +186,7 @@ class _Connection:
         candidates = (self._dial_task, self.up.task, self.down.task)
         return [task for task in candidates if task is not None]
 
-    def side_made(self, side: _Side) -> None:
+    def side_made(self, side: Side) -> None:
         self._open_sides += 1
         if side is self.client:
             if self.generation != self.proxy._generation:  # accepted just before a stop
@@ -221,10 +213,10 @@ class _Connection:
         if self.closing:
             self.close_sides()
             return
-        _resolve(self.dialed, None)
+        resolve_future(self.dialed, None)
         self.up.dialed()
 
-    def side_lost(self, side: _Side) -> None:
+    def side_lost(self, side: Side) -> None:
         self._open_sides -= 1
         self.close()
         self._maybe_finished()
@@ -273,13 +265,13 @@ class _Connection:
         self.close()
 
 
-class _Side(asyncio.Protocol):
+class Side(asyncio.Protocol):
     """One socket of a connection: the source of one link and the sink of the other."""
 
-    in_link: _Link
-    out_link: _Link
+    in_link: Link
+    out_link: Link
 
-    def __init__(self, connection: _Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.transport: asyncio.Transport | None = None
         self.write_paused = False
@@ -327,216 +319,6 @@ class _Side(asyncio.Protocol):
             transport.pause_reading()
         else:
             transport.resume_reading()
-
-
-class _Link:
-    """One direction of a connection: direct relay, or a chain of toxic stages run by a task."""
-
-    def __init__(
-        self,
-        connection: _Connection,
-        upstream: bool,
-        source: _Side,
-        sink: _Side,
-        rng: random.Random,
-    ) -> None:
-        self.connection = connection
-        self.upstream = upstream
-        self.source = source
-        self.sink = sink
-        self.sink_transport: asyncio.Transport | None = None
-        self.rng = rng
-        self.direct = True
-        self.stages: list[Stage] = []
-        self._loop = connection.loop
-        self._queue: deque[Chunk] = deque()
-        self._queued = 0
-        self._task: asyncio.Task[None] | None = None
-        self._wakeup: asyncio.Future[None] | None = None
-        self._interrupts: set[asyncio.Future[bool]] = set()
-        self._drain: asyncio.Future[None] | None = None
-
-    # -- what the stages use (StageHost) ---------------------------------------------------
-
-    def now(self) -> float:
-        return self._loop.time()
-
-    async def sleep(self, seconds: float | None) -> bool:
-        waiter: asyncio.Future[bool] = self._loop.create_future()
-        self._interrupts.add(waiter)
-        timer = None if seconds is None else self._loop.call_later(seconds, _resolve, waiter, False)
-        try:
-            return await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._interrupts.discard(waiter)
-
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        return self._loop.call_later(seconds, callback)
-
-    def close_connection(self) -> None:
-        self.connection.close()
-
-    def reset_connection(self) -> None:
-        self.connection.reset()
-
-    # -- data from the source ----------------------------------------------------------------
-
-    def feed(self, data: bytes) -> None:
-        self._queue.append((self._loop.time(), data))
-        self._queued += len(data)
-        if self._queued >= _QUEUE_HIGH_WATER:
-            self.update_reading()
-        self._wake()
-
-    def feed_eof(self) -> None:
-        if self.direct:
-            self.connection.close()
-            return
-        self._queue.append((self._loop.time(), None))
-        self._wake()
-
-    def dialed(self) -> None:
-        """The sink is connected: relay what arrived meanwhile, then go direct if no toxics."""
-        if self._task is None:
-            while self._queue and not self.connection.closing:
-                _read_time, data = self._queue.popleft()
-                if data is None:
-                    self.connection.close()
-                    return
-                self._queued -= len(data)
-                self.sink_transport.write(data)  # type: ignore[union-attr]
-            self.direct = True
-        self.update_reading()
-
-    def update_reading(self) -> None:
-        if self.connection.closing:
-            return
-        paused = self.sink.write_paused if self.direct else self._queued >= _QUEUE_HIGH_WATER
-        self.source.set_reading(paused=paused)
-
-    def sink_changed(self) -> None:
-        if self.direct:
-            self.update_reading()
-        elif not self.sink.write_paused and self._drain is not None:
-            _resolve(self._drain, None)
-
-    # -- toxics ------------------------------------------------------------------------------
-
-    def add_stage(self, toxic: Toxic) -> None:
-        stage = make_stage(toxic, self)
-        if self.stages and not self.connection.closing:
-            self.stages[-1].start()  # Toxiproxy restarts the stage the new one follows
-        self.stages.append(stage)
-        stage.start()
-        self._interrupt()
-        if self._task is None and not self.connection.closing:
-            self.direct = False
-            self._task = self._loop.create_task(self._run())
-            self.update_reading()
-
-    def restart_stage(self, toxic: Toxic) -> None:
-        for stage in self.stages:
-            if stage.toxic is toxic:
-                stage.start()
-        self._interrupt()
-
-    def remove_stage(self, toxic: Toxic) -> None:
-        for index, stage in enumerate(self.stages):
-            if stage.toxic is toxic:
-                del self.stages[index]
-                stage.stop(removed=True)
-                if index > 0 and not self.connection.closing:
-                    self.stages[index - 1].start()  # as Toxiproxy, restart the one before
-                break
-        self._interrupt()
-
-    @property
-    def task(self) -> asyncio.Task[None] | None:
-        """The task running the stages, while the link has toxics (or is draining)."""
-        return self._task
-
-    def stop(self) -> None:
-        """The connection closes: stop the task and every stage's timers."""
-        for stage in self.stages:
-            stage.stop(removed=False)
-        if self._task is not None:
-            self._task.cancel()
-        if self._drain is not None:
-            _resolve(self._drain, None)
-
-    def _interrupt(self) -> None:
-        for waiter in self._interrupts:
-            _resolve(waiter, True)
-        self._interrupts.clear()
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._wakeup is not None:
-            _resolve(self._wakeup, None)
-
-    # -- the task of a link with toxics -----------------------------------------------------
-
-    async def _run(self) -> None:
-        try:
-            if not self.connection.dialed.done():
-                await self.connection.dialed
-            while True:
-                if not self._queue:
-                    if not self.stages:
-                        break
-                    self._wakeup = self._loop.create_future()
-                    await self._wakeup
-                    self._wakeup = None
-                    continue
-                chunk = self._queue.popleft()
-                if chunk[1] is not None:
-                    self._queued -= len(chunk[1])
-                    if self._queued < _QUEUE_HIGH_WATER:
-                        self.update_reading()
-                await self._push(tuple(self.stages), 0, chunk)
-                if chunk[1] is None:
-                    return
-        except Exception:
-            _log.exception(
-                "proxy %s: toxic chain failed; closing the connection", self.connection.proxy.name
-            )
-            self.connection.close()
-            return
-        finally:
-            self._task = None
-            self._wakeup = None
-        self.direct = True
-        self.update_reading()
-
-    async def _push(self, stages: tuple[Stage, ...], index: int, chunk: Chunk) -> None:
-        while index < len(stages) and stages[index].removed:
-            index += 1
-        if index < len(stages):
-            await stages[index].process(chunk, partial(self._push, stages, index + 1))
-            return
-        data = chunk[1]
-        if data is None:
-            self.connection.close()
-            return
-        if self.connection.closing or self.sink_transport is None:
-            return
-        self.sink_transport.write(data)
-        while self.sink.write_paused and not self.connection.closing:
-            self._drain = self._loop.create_future()
-            try:
-                await self._drain
-            finally:
-                self._drain = None
-
-
-_T = TypeVar("_T")
-
-
-def _resolve(future: asyncio.Future[_T], value: _T) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 def split_host_port(address: str) -> tuple[str, str]:

@@ -6,17 +6,9 @@ typed :class:`ToxiproxyError` that carries the server's exact message. :func:`to
 picks the server: the URL given, else ``$TOXIPROXY_URL``, else an embedded server started on a
 free loopback port for the duration of the ``async with`` block.
 
-Exceptions (every error a caller can catch)::
-
-    ToxiproxyError                 .status .message .method .path .url .body
-    ├── ToxiproxyUnavailable       status 0: no connection, connection dropped, no answer in time
-    ├── BadRequest                 400: bad body, missing field, invalid stream or toxic type
-    ├── NotFound                   404
-    │   ├── ProxyNotFound          404 "proxy not found"
-    │   └── ToxicNotFound          404 "toxic not found"
-    └── AlreadyExists              409: "proxy already exists", "toxic already exists"
-
-Any other status (500 for a bind clash, 403, 405, 503) is a plain :class:`ToxiproxyError`.
+Every error is a :class:`~chaos.toxiproxy.errors.ToxiproxyError` (the tree is drawn in
+:mod:`chaos.toxiproxy.errors`); the server's proxies and toxics come back as the values of
+:mod:`chaos.toxiproxy.models`. Both are re-exported here and from :mod:`chaos.toxiproxy`.
 
 Why this facade is built on aiohttp rather than on toxiproxy-python
 -------------------------------------------------------------------
@@ -40,17 +32,36 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
+
+from chaos.toxiproxy._url import (
+    TOXIPROXY_URL_ENV,
+    USER_AGENT,
+    chosen_url,
+    naming_source,
+    normalize_toxiproxy_url,
+    parse_version,
+    version_blocking,
+)
+from chaos.toxiproxy.errors import (
+    AlreadyExists,
+    BadRequest,
+    NotFound,
+    ProxyNotFound,
+    ToxicNotFound,
+    ToxiproxyError,
+    ToxiproxyUnavailable,
+    error_from_reply,
+)
+from chaos.toxiproxy.models import ProxyInfo, ToxicInfo
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -74,157 +85,6 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds a whole request (connect, send, read the full reply) may take before it fails."""
-
-TOXIPROXY_URL_ENV = "TOXIPROXY_URL"
-"""The environment variable naming an external server (as toxiproxy-cli reads it)."""
-
-_USER_AGENT = "resilient-chaos-toxiproxy-control/0.1"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class ToxiproxyError(Exception):
-    """The server refused a request, or could not be reached.
-
-    ``status`` is the HTTP status (0 when no reply came), ``message`` the server's own message
-    (the ``error`` field of its JSON error body, or the body text when it is not JSON),
-    ``method`` and ``path`` the request, ``url`` the server's base URL, and ``body`` the whole
-    parsed reply (e.g. the ``proxies`` handled before a ``/populate`` failure), or ``None``.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        method: str,
-        path: str,
-        url: str,
-        body: object = None,
-    ) -> None:
-        self.status = status
-        self.message = message
-        self.method = method
-        self.path = path
-        self.url = url
-        self.body = body
-        super().__init__(self._describe())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle with every field: errors may cross process boundaries."""
-        fields = {"method": self.method, "path": self.path, "url": self.url, "body": self.body}
-        return (_rebuild_error, (type(self), self.status, self.message, fields))
-
-    def _describe(self) -> str:
-        return f"{self.method} {self.url}{self.path} -> HTTP {self.status}: {self.message}"
-
-
-class ToxiproxyUnavailable(ToxiproxyError):
-    """No reply: the server refused the connection, dropped it, or did not answer in time.
-
-    ``status`` is 0; the message names the server's URL and what went wrong.
-    """
-
-    def _describe(self) -> str:
-        return f"Toxiproxy at {self.url} is unavailable ({self.method} {self.path}): {self.message}"
-
-
-class BadRequest(ToxiproxyError):
-    """HTTP 400: a malformed body, a missing field, an invalid stream or toxic type."""
-
-
-class NotFound(ToxiproxyError):
-    """HTTP 404: the proxy, the toxic or the path does not exist."""
-
-
-class ProxyNotFound(NotFound):
-    """HTTP 404 ``proxy not found``."""
-
-
-class ToxicNotFound(NotFound):
-    """HTTP 404 ``toxic not found``."""
-
-
-class AlreadyExists(ToxiproxyError):
-    """HTTP 409: ``proxy already exists`` or ``toxic already exists``."""
-
-
-# --------------------------------------------------------------------------------------------
-# What the server returns
-
-
-@dataclass(frozen=True)
-class ToxicInfo:
-    """A toxic as the server reports it. ``attributes`` is a read-only mapping."""
-
-    name: str
-    type: str
-    stream: str
-    toxicity: float
-    attributes: Mapping[str, int]
-
-    @classmethod
-    def from_json(cls, data: object) -> ToxicInfo:
-        """Build from one toxic object of the API; :class:`ValueError` if it is not one."""
-        obj = _expect_object(data, "toxic")
-        attributes = obj.get("attributes") or {}
-        if not isinstance(attributes, dict):
-            raise ValueError(f"toxic attributes must be an object, got {attributes!r}")
-        return cls(
-            name=_expect_str(obj, "name", "toxic"),
-            type=_expect_str(obj, "type", "toxic"),
-            stream=_expect_str(obj, "stream", "toxic"),
-            toxicity=float(obj.get("toxicity", 1.0)),
-            attributes=MappingProxyType(dict(attributes)),
-        )
-
-
-@dataclass(frozen=True)
-class ProxyInfo:
-    """A proxy as the server reports it; ``listen`` is the address actually bound while enabled."""
-
-    name: str
-    listen: str
-    upstream: str
-    enabled: bool
-    toxics: tuple[ToxicInfo, ...]
-
-    @property
-    def listen_host(self) -> str:
-        """The host part of ``listen`` (IPv6 brackets removed)."""
-        return _split_host_port(self.listen)[0]
-
-    @property
-    def listen_port(self) -> int:
-        """The port part of ``listen``."""
-        return _split_host_port(self.listen)[1]
-
-    def toxic(self, name: str) -> ToxicInfo:
-        """The toxic called ``name``; :class:`KeyError` naming it if the proxy has none such."""
-        for toxic in self.toxics:
-            if toxic.name == name:
-                return toxic
-        raise KeyError(f"proxy {self.name!r} has no toxic {name!r}")
-
-    @classmethod
-    def from_json(cls, data: object) -> ProxyInfo:
-        """Build from one proxy object of the API (unknown keys such as ``Logger`` ignored)."""
-        obj = _expect_object(data, "proxy")
-        toxics = obj.get("toxics") or []
-        if not isinstance(toxics, list):
-            raise ValueError(f"proxy toxics must be an array, got {toxics!r}")
-        enabled = obj.get("enabled")
-        if not isinstance(enabled, bool):
-            raise ValueError(f"proxy field 'enabled' must be a boolean, got {enabled!r}")
-        return cls(
-            name=_expect_str(obj, "name", "proxy"),
-            listen=_expect_str(obj, "listen", "proxy"),
-            upstream=_expect_str(obj, "upstream", "proxy"),
-            enabled=enabled,
-            toxics=tuple(ToxicInfo.from_json(t) for t in toxics),
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +142,7 @@ class ToxiproxyControl:
     async def version(self) -> str:
         """The server's version string, e.g. ``"2.12.0"`` (plain-text bodies of <2.7 accepted)."""
         _, text = await self._request("GET", "/version", expect=(200,), raw=True)
-        self.server_version = _parse_version(text)
+        self.server_version = parse_version(text)
         return self.server_version
 
     async def reset(self) -> None:
@@ -456,7 +316,7 @@ class ToxiproxyControl:
         except aiohttp.ClientError as exc:
             raise self._unavailable(method, path, _describe_client_error(exc)) from exc
         if status not in expect:
-            raise _error_from_reply(status, text, method=method, path=path, url=self.url)
+            raise error_from_reply(status, text, method=method, path=path, url=self.url)
         if raw:
             return status, text
         if not text.strip():
@@ -471,7 +331,7 @@ class ToxiproxyControl:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                headers={"User-Agent": _USER_AGENT},
+                headers={"User-Agent": USER_AGENT},
             )
             self._loop = loop
         elif self._loop is not loop:
@@ -528,7 +388,7 @@ async def toxiproxy_server(
     stops when the block exits. ``control.embedded`` says which; ``control.server_version`` is
     set. Starting and stopping happen off the event loop.
     """
-    chosen, source = _chosen_url(url)
+    chosen, source = chosen_url(url)
     if chosen is not None:
         async with open_control(chosen, timeout=timeout, source=source) as control:
             yield control
@@ -564,7 +424,7 @@ async def open_control(
         except ToxiproxyUnavailable as exc:
             if source is None:
                 raise
-            raise _naming_source(exc, source) from None
+            raise naming_source(exc, source) from None
         yield control
     finally:
         await control.aclose()
@@ -580,12 +440,12 @@ def running_toxiproxy(
     free loopback port, stopped on exit) and yields its :class:`ToxiproxyEndpoint`. The pytest
     plugin's session fixture uses it.
     """
-    chosen, source = _chosen_url(url)
+    chosen, source = chosen_url(url)
     if chosen is not None:
         try:
-            version = _version_blocking(chosen, timeout)
+            version = version_blocking(chosen, timeout)
         except ToxiproxyUnavailable as exc:
-            raise _naming_source(exc, source) from None
+            raise naming_source(exc, source) from None
         yield ToxiproxyEndpoint(chosen, embedded=False, version=version)
         return
 
@@ -595,120 +455,14 @@ def running_toxiproxy(
     server.start()
     try:
         embedded_url = normalize_toxiproxy_url(server.url)
-        version = _version_blocking(embedded_url, timeout)
+        version = version_blocking(embedded_url, timeout)
         yield ToxiproxyEndpoint(embedded_url, embedded=True, version=version)
     finally:
         server.stop()
 
 
-def normalize_toxiproxy_url(value: str) -> str:
-    """``http://h:p``, ``http://h:p/`` or ``h:p`` -> ``http://h:p`` (no trailing slash).
-
-    The scheme must be http or https, and the host and a port (1-65535) must be present;
-    anything else raises :class:`ValueError` naming the value.
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"Toxiproxy URL must be a string, got {value!r}")
-    text = value.strip()
-    candidate = text if "://" in text else f"http://{text}"
-    try:
-        parts = urlsplit(candidate)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad Toxiproxy URL {value!r}: {exc}") from None
-    problem = None
-    if parts.scheme not in ("http", "https"):
-        problem = f"scheme must be http or https, not {parts.scheme!r}"
-    elif not parts.hostname:
-        problem = "no host"
-    elif port is None or port == 0:
-        problem = "no port (expected host:port, e.g. 127.0.0.1:8474)"
-    elif parts.username is not None or parts.query or parts.fragment:
-        problem = "credentials, query and fragment are not allowed"
-    if problem is not None:
-        raise ValueError(f"bad Toxiproxy URL {value!r}: {problem}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _chosen_url(url: str | None) -> tuple[str | None, str]:
-    """The external server's URL and where it came from, or ``(None, "")`` for embedded."""
-    if url is not None:
-        return normalize_toxiproxy_url(url), "the url argument"
-    from_env = os.environ.get(TOXIPROXY_URL_ENV, "").strip()
-    if not from_env:
-        return None, ""
-    try:
-        return normalize_toxiproxy_url(from_env), f"${TOXIPROXY_URL_ENV}"
-    except ValueError as exc:
-        raise ValueError(f"${TOXIPROXY_URL_ENV}: {exc}") from None
-
-
-def _naming_source(exc: ToxiproxyUnavailable, source: str) -> ToxiproxyUnavailable:
-    """The same error, saying where the URL came from (one line)."""
-    message = f"{exc.message} (URL from {source}; is the server running?)"
-    return ToxiproxyUnavailable(0, message, method=exc.method, path=exc.path, url=exc.url)
-
-
-def _version_blocking(url: str, timeout: float) -> str:
-    """``GET /version`` with the standard library, for callers outside an event loop."""
-    request = urllib.request.Request(url + "/version", headers={"User-Agent": _USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _parse_version(response.read().decode("utf-8", errors="replace"))
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode("utf-8", errors="replace")
-        raise _error_from_reply(exc.code, text, method="GET", path="/version", url=url) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        if isinstance(reason, TimeoutError):
-            why = f"no answer within {timeout:g} s"
-        else:
-            why = f"cannot connect: {getattr(reason, 'strerror', None) or reason}"
-        raise ToxiproxyUnavailable(0, why, method="GET", path="/version", url=url) from None
-
-
-def _rebuild_error(
-    kind: type[ToxiproxyError], status: int, message: str, fields: dict[str, Any]
-) -> ToxiproxyError:
-    return kind(status, message, **fields)
-
-
-def _error_from_reply(
-    status: int, text: str, *, method: str, path: str, url: str
-) -> ToxiproxyError:
-    """The typed error for an error reply; the JSON body is parsed whatever its content type."""
-    body: object = text
-    message = text.strip() or f"HTTP {status} with an empty body"
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
-    else:
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            message = body["error"]
-    kind: type[ToxiproxyError] = ToxiproxyError
-    if status == 400:
-        kind = BadRequest
-    elif status == 404:
-        kind = {"proxy not found": ProxyNotFound, "toxic not found": ToxicNotFound}.get(
-            message, NotFound
-        )
-    elif status == 409:
-        kind = AlreadyExists
-    return kind(status, message, method=method, path=path, url=url, body=body)
-
-
-def _parse_version(text: str) -> str:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text.strip()  # servers before 2.7 answered with the bare version string
-    version = data.get("version") if isinstance(data, dict) else None
-    return version if isinstance(version, str) else text.strip()
 
 
 def _describe_client_error(exc: aiohttp.ClientError) -> str:
@@ -734,23 +488,3 @@ def _proxy_path(name: str) -> str:
 
 def _toxic_path(proxy: str, name: str) -> str:
     return f"{_proxy_path(proxy)}/toxics/{quote(name, safe='')}"
-
-
-def _split_host_port(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address {address!r} is not host:port")
-    return host.strip("[]"), int(port)
-
-
-def _expect_object(data: object, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object for the {what}, got {data!r}")
-    return data
-
-
-def _expect_str(obj: Mapping[str, Any], key: str, what: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise ValueError(f"{what} field {key!r} must be a string, got {value!r}")
-    return value

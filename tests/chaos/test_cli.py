@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from chaos._engine import ArmResult, ScenarioResult
 from chaos.cli import (
     EXIT_GUARD_FAILED,
     EXIT_HARNESS_ERROR,
@@ -17,6 +16,7 @@ from chaos.cli import (
     exit_status,
     main,
 )
+from chaos.engine import ArmResult, ScenarioResult
 from chaos.scenario import Verdict
 from chaos.servers import free_port
 from tests.chaos.selftest_scenarios import SCENARIOS
@@ -129,8 +129,8 @@ def test_exit_status_ranks_guard_failure_first(
 
 
 def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_bad_share() -> None:
-    from chaos._engine import ArmProgress
     from chaos.cli import _Progress
+    from chaos.engine import ArmProgress
     from chaos.load import LoadProgress
 
     stream = io.StringIO()
@@ -147,8 +147,8 @@ def test_progress_off_a_terminal_prints_plain_lines_with_rate_and_bad_share() ->
 
 
 def test_progress_counts_the_scenarios_ok_outcomes_as_good() -> None:
-    from chaos._engine import ArmProgress
     from chaos.cli import _Progress
+    from chaos.engine import ArmProgress
     from chaos.load import LoadProgress
 
     stream = io.StringIO()

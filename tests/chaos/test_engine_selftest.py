@@ -20,9 +20,9 @@ import pytest
 import redis.asyncio
 from aiohttp import web
 
-from chaos._engine import run_scenario
 from chaos._proxy_process import run_toxiproxy
 from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
+from chaos.engine import run_scenario
 from chaos.load import Load, schedule
 from chaos.report import load_schema
 from chaos.scenario import (
@@ -32,7 +32,7 @@ from chaos.scenario import (
     ArmContext,
     DisableProxy,
     EnableProxy,
-    GaugeMin,
+    Gauge,
     Incident,
     Proxy,
     RedisServer,
@@ -175,8 +175,8 @@ TOPOLOGY = Scenario(
     windows=(Window("all", 0.0, 1.0),),
     hypothesis=(
         SuccessRatio("all-ok", min=1.0),
-        GaugeMin("ticked", "ticks", min=1),
-        GaugeMin("redis-seen", "redis_clients", min=1),
+        Gauge("ticked", "ticks", min=1),
+        Gauge("redis-seen", "redis_clients", min=1),
     ),
     breaks=("all-ok",),
 )

@@ -20,8 +20,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from chaos._engine import ArmResult, run_scenario
 from chaos._proxy_process import run_toxiproxy
+from chaos.engine import ArmResult, run_scenario
 from chaos.load import schedule
 from chaos.scenarios import load_scenarios
 from chaos.scenarios.rate_limiter_outage import (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from chaos._engine import ArmResult, FaultRecord, ScenarioResult
+from chaos.engine import ArmResult, FaultRecord, ScenarioResult
 from chaos.report import SCHEMA_VERSION, build_report, load_schema, render_table, write_reports
 from chaos.scenario import GaugeSeries, RunData, judge_guarded, judge_naive
 from tests.chaos.test_scenario import load_result, make_scenario
@@ -114,7 +114,7 @@ def test_terminal_table_shows_verdicts_and_slo_values() -> None:
 
 
 def test_window_labels_that_would_overlap_get_their_own_rows() -> None:
-    from chaos.report import _label_rows
+    from chaos.report._plot import _label_rows
     from chaos.scenario import Window
 
     windows = [

@@ -18,8 +18,7 @@ from chaos.scenario import (
     ArmContext,
     DisableProxy,
     EnableProxy,
-    GaugeMax,
-    GaugeMin,
+    Gauge,
     GaugeSeries,
     Incident,
     LatencyPercentile,
@@ -145,6 +144,10 @@ def test_slo_needs_exactly_one_bound() -> None:
         OutcomeRatio("x", "error")
     with pytest.raises(ScenarioError, match="exactly one"):
         OutcomeRate("x", "ok", min=1, max=2)
+    with pytest.raises(ScenarioError, match="exactly one"):
+        Gauge("x", "conns")
+    with pytest.raises(ScenarioError, match="exactly one"):
+        Gauge("x", "conns", min=1, max=2)
 
 
 def test_scaled_scenario_shortens_offsets_windows_and_load_alike() -> None:
@@ -298,12 +301,16 @@ def test_empty_window_does_not_hold() -> None:
 def test_gauge_max_and_min_over_a_window() -> None:
     series = GaugeSeries(np.array([0.0, 1.0, 3.0, 5.0, 9.0]), np.array([50, 1, 7, 3, 99.0]))
     run = run_of(load_result([1], ["ok"], [0.01]), {"conns": series})
-    high = GaugeMax("cap", "conns", max=8, window="fault").evaluate(run)
-    low = GaugeMin("floor", "conns", min=4, window="fault").evaluate(run)
+    high = Gauge("cap", "conns", max=8, window="fault").evaluate(run)
+    low = Gauge("floor", "conns", min=4, window="fault").evaluate(run)
     assert (high.value, high.passed) == (7, True)
     assert (low.value, low.passed) == (3, False)
-    assert GaugeMax("all", "conns", max=8).evaluate(run).value == 99
-    assert GaugeMax("gone", "absent", max=8).evaluate(run).value is None
+    assert (high.op, high.bound, high.kind) == ("<=", 8, "Gauge")
+    assert (low.op, low.bound, low.kind) == (">=", 4, "Gauge")
+    assert high.description == "max of gauge 'conns' <= 8, window 'fault'"
+    assert low.description == "min of gauge 'conns' >= 4, window 'fault'"
+    assert Gauge("all", "conns", max=8).evaluate(run).value == 99
+    assert Gauge("gone", "absent", max=8).evaluate(run).value is None
 
 
 # -- verdicts --------------------------------------------------------------------------------

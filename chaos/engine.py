@@ -23,37 +23,34 @@ import inspect
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import numpy as np
-from aiohttp import web
 
+from chaos._serving import ServeError, check_answers, serve_app, serve_server
 from chaos.load import LoadError, LoadProcess, LoadProgress, LoadResult
 from chaos.scenario import (
     AddToxic,
-    AiohttpServer,
     Arm,
     DisableProxy,
     EnableProxy,
     Fault,
     GaugeSeries,
-    RedisServer,
     RemoveToxic,
     RunData,
     Scenario,
     SLOResult,
-    TcpServer,
     UpdateToxic,
     Verdict,
     judge_guarded,
     judge_naive,
 )
-from chaos.servers import free_port, redis_server
-from chaos.toxiproxy.control import ToxiproxyControl, ToxiproxyError
+from chaos.servers import free_port
+from chaos.toxiproxy.control import ToxiproxyControl
+from chaos.toxiproxy.errors import ToxiproxyError
 
 __all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ScenarioResult", "run_scenario"]
 
@@ -319,15 +316,15 @@ class _ArmRun:
     async def _set_up(self, stack: AsyncExitStack) -> str:
         """Topology, proxies, the arm's service; returns the service's base URL."""
         for server in self.scenario.servers:
-            address = await stack.enter_async_context(_serve(server))
+            address = await stack.enter_async_context(serve_server(server))
             self.context.servers[server.name] = address
         await self._create_proxies(stack)
         self.phase = "building"
         self._progress(self.phase)
         app = await self.arm.build(self.context)
-        base_url = await stack.enter_async_context(_serve_app(app))
+        base_url = await stack.enter_async_context(serve_app(app))
         self.phase = "checking"
-        await _check_answers(base_url)
+        await check_answers(base_url)
         return base_url
 
     async def _create_proxies(self, stack: AsyncExitStack) -> None:
@@ -445,60 +442,6 @@ class _ArmRun:
         )
 
 
-@contextlib.asynccontextmanager
-async def _serve(server: AiohttpServer | RedisServer | TcpServer) -> AsyncIterator[tuple[str, int]]:
-    """Start one topology server on a free loopback port; stop it on exit."""
-    match server:
-        case RedisServer():
-            try:
-                async with redis_server() as redis:
-                    yield redis.host, redis.port
-            except (RuntimeError, TimeoutError) as exc:
-                raise _HarnessError(f"server {server.name!r}: {exc}") from exc
-        case AiohttpServer():
-            made = server.app()
-            app = await made if inspect.isawaitable(made) else made
-            async with _serve_app(app) as url:
-                host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
-                yield host, int(port)
-        case TcpServer():
-            tcp = await asyncio.start_server(server.handler, "127.0.0.1", 0)
-            try:
-                host, port = tcp.sockets[0].getsockname()[:2]
-                yield host, port
-            finally:
-                tcp.close()
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(2):
-                        await tcp.wait_closed()
-
-
-@contextlib.asynccontextmanager
-async def _serve_app(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL ``http://127.0.0.1:PORT/``."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
-
-
-async def _check_answers(base_url: str) -> None:
-    """One request before the load: the service must answer at all (any status)."""
-    try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(base_url, timeout=aiohttp.ClientTimeout(total=10)) as response,
-        ):
-            await response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _HarnessError(f"the service under test does not answer at {base_url}: {exc}") from exc
-
-
 def _freeze_setup_objects(stack: AsyncExitStack) -> None:
     """Collect garbage now, and keep every object alive so far out of later collections.
 
@@ -513,6 +456,6 @@ def _freeze_setup_objects(stack: AsyncExitStack) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _HarnessError | LoadError | ToxiproxyError):
+    if isinstance(exc, _HarnessError | ServeError | LoadError | ToxiproxyError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,51 @@
+"""Reports of a ``chaos run``: a terminal table, a JSON document, and one HTML page.
+
+The JSON document follows ``chaos/report/report_schema.json`` (JSON Schema 2020-12), versioned by
+``schema_version`` (:data:`SCHEMA_VERSION`; a change that removes or renames a field bumps it).
+It holds, per scenario and arm: the verdict, every SLO and signature check (value, bound,
+pass/fail), per-window and per-bucket request counts by outcome and latency percentiles, the
+gauges' samples, the faults as applied, and the load generator's scheduling lag with the
+``trustworthy`` flag; at the top: the seed, the scale, the exit status and the versions of the
+project, Python, aiohttp and the Toxiproxy server used. Times are seconds from load start;
+fields ending in ``_ms`` are milliseconds.
+
+The HTML page opens offline: its plots (matplotlib, PNG) are inlined as data URIs.
+
+One module per output: ``_json`` (the document and its schema), ``_table`` (the terminal
+table), ``_html`` (the page) and ``_plot`` (its timeline plots); ``_format`` writes values the
+same way in the table and the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chaos.engine import ScenarioResult
+from chaos.report._html import write_html
+from chaos.report._json import SCHEMA_VERSION, build_report, load_schema, write_json
+from chaos.report._plot import plot_scenario
+from chaos.report._table import render_table
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "build_report",
+    "load_schema",
+    "plot_scenario",
+    "render_table",
+    "write_html",
+    "write_json",
+    "write_reports",
+]
+
+
+def write_reports(
+    results: Sequence[ScenarioResult], document: Mapping[str, Any], directory: Path
+) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``directory`` (created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = directory / "report.json", directory / "report.html"
+    write_json(document, json_path)
+    write_html(results, document, html_path)
+    return json_path, html_path

@@ -1,0 +1,121 @@
+"""The HTML page of a run: one self-contained page (it opens offline; plots are inlined PNGs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chaos.engine import ScenarioResult
+from chaos.report._format import counts_text, format_value, must_break
+from chaos.report._plot import plot_scenario
+
+__all__ = ["write_html"]
+
+
+def write_html(results: Sequence[ScenarioResult], document: Mapping[str, Any], path: Path) -> None:
+    """Write one self-contained HTML page: per scenario, its plot and its SLO tables."""
+    sections = []
+    for result, doc in zip(results, document["scenarios"], strict=True):
+        sections.append(_scenario_html(result, doc))
+    versions = document["versions"]
+    head = (
+        f"seed {document['seed']}, scale {document['scale']:g}, exit status "
+        f"{document['exit_status']}; project {versions['project']}, Python {versions['python']}, "
+        f"aiohttp {versions['aiohttp']}, Toxiproxy {versions['toxiproxy']} "
+        f"({'embedded' if document['toxiproxy']['embedded'] else 'external'})"
+    )
+    errors = "".join(f"<p class=fail>{html.escape(e)}</p>" for e in document["errors"])
+    page = _PAGE.format(
+        created=html.escape(document["created"]),
+        head=html.escape(head),
+        errors=errors,
+        body="\n".join(sections),
+    )
+    path.write_text(page, encoding="utf-8")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>chaos report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }}
+.pass {{ color: #1a7f1a; font-weight: bold; }} .fail {{ color: #b00; font-weight: bold; }}
+img {{ max-width: 100%; }} .meta {{ color: #555; }}
+</style></head><body>
+<h1>chaos report</h1>
+<p class=meta>{created} &mdash; {head}</p>
+{errors}
+{body}
+</body></html>
+"""
+
+
+def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
+    scenario = result.scenario
+    parts = [
+        f"<h2>{html.escape(scenario.name)}</h2>",
+        f"<p>{html.escape(scenario.incident.summary)} (incident "
+        f"<code>{html.escape(scenario.incident.file)}</code>; pattern: "
+        f"{html.escape(scenario.pattern)})</p>",
+    ]
+    if any(arm.load is not None for arm in result.arms):
+        png = base64.b64encode(plot_scenario(result)).decode("ascii")
+        parts.append(f'<img alt="timeline of {html.escape(scenario.name)}" '
+                     f'src="data:image/png;base64,{png}">')  # fmt: skip
+    rows = []
+    for arm in doc["arms"]:
+        lag = arm["load"]["lag_ms"]["p99"] if arm["load"] else None
+        trust = "" if arm["trustworthy"] else " <span class=fail>(not trustworthy)</span>"
+        verdict_ok = arm["verdict"] in ("reproduced", "mitigated")
+        rows.append(
+            f"<tr><td>{html.escape(arm['name'])}</td><td>{arm['role']}</td>"
+            f"<td class={'pass' if verdict_ok else 'fail'}>{arm['verdict']}</td>"
+            f"<td>{'-' if lag is None else f'{lag:.2f} ms'}{trust}</td>"
+            f"<td>{html.escape(counts_text(arm['load']['outcomes']) if arm['load'] else '-')}</td>"
+            f"<td>{html.escape(arm['error'] or '')}</td></tr>"
+        )
+    parts.append(
+        "<table><tr><th>arm</th><th>role</th><th>verdict</th><th>lag p99</th>"
+        "<th>requests</th><th>error</th></tr>" + "".join(rows) + "</table>"
+    )
+    fault_rows = "".join(
+        f"<tr><td>{html.escape(arm['name'])}</td><td>{f['at']:g} s</td>"
+        f"<td>{f['applied_at']:.3f} s</td><td>{html.escape(f['description'])}</td></tr>"
+        for arm in doc["arms"]
+        for f in arm["faults_applied"]
+    )
+    window_rows = "".join(
+        f"<tr><td>{html.escape(w['name'])}</td><td>{w['start']:g} s</td>"
+        f"<td>{w['end']:g} s</td></tr>"
+        for w in doc["windows"]
+    )
+    parts.append(
+        "<table><tr><th>window</th><th>start</th><th>end</th></tr>" + window_rows + "</table>"
+    )
+    parts.append(
+        "<table><tr><th>arm</th><th>fault planned</th><th>applied</th><th>what</th></tr>"
+        + fault_rows
+        + "</table>"
+    )
+    slo_rows = []
+    for arm_result in result.arms:
+        for group, checks in (("hypothesis", arm_result.slos), ("signature", arm_result.signature)):
+            for slo in checks:
+                must = " (must fail)" if slo.name in must_break(result, arm_result) else ""
+                slo_rows.append(
+                    f"<tr><td>{html.escape(arm_result.name)}</td><td>{group}</td>"
+                    f"<td>{html.escape(slo.name)}{must}</td><td>{html.escape(slo.description)}</td>"
+                    f"<td>{html.escape(format_value(slo.value, slo))}</td>"
+                    f"<td>{slo.op} {html.escape(format_value(slo.bound, slo))}</td>"
+                    f"<td class={'pass' if slo.passed else 'fail'}>"
+                    f"{'pass' if slo.passed else 'fail'}</td></tr>"
+                )
+    parts.append(
+        "<table><tr><th>arm</th><th>group</th><th>SLO</th><th>what</th><th>value</th>"
+        "<th>bound</th><th>result</th></tr>" + "".join(slo_rows) + "</table>"
+    )
+    return "\n".join(parts)

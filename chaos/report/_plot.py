@@ -1,0 +1,152 @@
+"""The timeline plot of a scenario (matplotlib, PNG): per arm, request rate by outcome, latency
+percentiles and gauges over time, windows shaded and faults marked.
+
+matplotlib is imported on first use, with its non-interactive ``Agg`` backend.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from chaos.engine import ScenarioResult
+from chaos.report._json import timeline_buckets
+from chaos.scenario import Window
+
+__all__ = ["plot_scenario"]
+
+
+def plot_scenario(result: ScenarioResult) -> bytes:
+    """PNG of the scenario's timeline: per arm (side by side), request rate by outcome
+    (stacked) and latency p50/p99 over time (log scale), windows shaded, faults marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    scenario = result.scenario
+    arms = [arm for arm in result.arms if arm.load is not None]
+    outcomes: list[str] = []
+    for arm in arms:
+        assert arm.load is not None
+        for name in arm.load.counts():
+            if name not in outcomes:
+                outcomes.append(name)
+    colors = _colors(outcomes)
+    gauge_names = sorted({name for arm in arms for name in arm.gauges})
+    rows = 3 if gauge_names else 2
+    fig, axes = plt.subplots(
+        rows, len(arms), figsize=(6.5 * len(arms), 3.25 * rows), sharex=True, sharey="row",
+        squeeze=False, gridspec_kw={"height_ratios": [3, 2, 2][:rows]},
+    )  # fmt: skip
+    bucket = scenario.bucket
+    for column, arm in enumerate(arms):
+        load = arm.load
+        assert load is not None
+        rate_ax, latency_ax = axes[0][column], axes[1][column]
+        buckets = timeline_buckets(load, bucket)
+        edges = np.array([b["t"] for b in buckets] + [scenario.duration])
+
+        def stepped(values: list[float]) -> npt.NDArray[np.float64]:
+            return np.array([*values, values[-1]], dtype=np.float64)
+
+        stacks = [
+            stepped([b["outcomes"].get(name, 0) / bucket for b in buckets]) for name in outcomes
+        ]
+        rate_ax.stackplot(edges, *stacks, labels=outcomes, colors=[colors[o] for o in outcomes],
+                          step="post", alpha=0.9)  # fmt: skip
+        rate_ax.set_title(f"{arm.name} ({arm.role}): {arm.verdict}")
+        rate_ax.set_ylabel("requests/s by outcome")
+        p50 = stepped([b["p50_ms"] if b["p50_ms"] is not None else np.nan for b in buckets])
+        p99 = stepped([b["p99_ms"] if b["p99_ms"] is not None else np.nan for b in buckets])
+        latency_ax.step(edges, p99, where="post", color="#d62728", label="p99")
+        latency_ax.step(edges, p50, where="post", color="#1f77b4", label="p50")
+        latency_ax.set_yscale("log")
+        latency_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        latency_ax.yaxis.set_minor_formatter(NullFormatter())
+        latency_ax.set_ylabel("latency from schedule (ms)")
+        panels = [rate_ax, latency_ax]
+        if gauge_names:
+            gauge_ax = axes[2][column]
+            for i, name in enumerate(gauge_names):
+                series = arm.gauges.get(name)
+                if series is not None:
+                    gauge_ax.step(series.t, series.values, where="post", label=name,
+                                  color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
+            gauge_ax.set_ylabel("gauges")
+            panels.append(gauge_ax)
+        panels[-1].set_xlabel("seconds from load start")
+        for ax in panels:
+            for i, window in enumerate(scenario.windows):
+                ax.axvspan(window.start, window.end, color=f"C{i % 10}", alpha=0.08)
+            for fault in arm.faults:
+                ax.axvline(fault.applied_at, color="#555", linestyle=":", linewidth=1)
+            ax.set_xlim(0, scenario.duration)
+            ax.grid(alpha=0.3)
+        label_rows = _label_rows(scenario.windows, scenario.duration)
+        for i, (window, row) in enumerate(zip(scenario.windows, label_rows, strict=True)):
+            rate_ax.text(
+                (window.start + window.end) / 2, 1.0 - 0.07 * row, window.name, ha="center",
+                va="top", transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
+            )  # fmt: skip
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    for row in range(1, rows):
+        axes[row][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.suptitle(f"{scenario.name}: {scenario.incident.summary}", fontsize=11)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _label_rows(windows: Sequence[Window], duration: float) -> list[int]:
+    """A text row per window label, so that labels never print over each other: each label
+    (centred on its window, about ``_LABEL_CHAR_WIDTH`` of the axis per character) takes the
+    first row where it is clear of every label already placed."""
+    taken: list[list[tuple[float, float]]] = []
+    rows = []
+    for window in windows:
+        half = len(window.name) * _LABEL_CHAR_WIDTH * duration / 2
+        centre = (window.start + window.end) / 2
+        left, right = centre - half, centre + half
+        row = next(
+            (
+                row
+                for row, spans in enumerate(taken)
+                if all(right <= start or left >= end for start, end in spans)
+            ),
+            len(taken),
+        )
+        if row == len(taken):
+            taken.append([])
+        taken[row].append((left, right))
+        rows.append(row)
+    return rows
+
+
+_LABEL_CHAR_WIDTH = 0.012
+"""Share of a timeline axis one character of a window label takes (font size 8)."""
+
+
+def _colors(outcomes: Sequence[str]) -> dict[str, str]:
+    extra = iter(_EXTRA_COLORS * 4)
+    return {name: _OUTCOME_COLORS.get(name) or next(extra) for name in outcomes}
+
+
+_OUTCOME_COLORS = {
+    "ok": "#2ca02c",
+    "fallback": "#17becf",
+    "limited": "#bcbd22",
+    "false_429": "#d62728",
+    "error": "#8c1c13",
+    "timeout": "#9467bd",
+    "conn_error": "#8c564b",
+    "overflow": "#000000",
+    "classify_error": "#7f7f7f",
+}
+_EXTRA_COLORS = ["#1f77b4", "#ff7f0e", "#e377c2", "#aec7e8", "#ffbb78", "#98df8a"]

@@ -1,0 +1,74 @@
+"""The arms of a scenario: the ways of building the service under test, and what they get.
+
+An :class:`Arm` is ``naive`` (the incident's code: it must reproduce the incident) or
+``guarded`` (the pattern: it must keep the steady-state hypothesis). Patterns come into the
+harness through an arm's ``build`` only; the engine knows none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from chaos.scenario._scenario import Scenario
+
+__all__ = ["Arm", "ArmBuilder", "ArmContext", "Role"]
+
+Role = Literal["naive", "guarded"]
+"""What an arm stands for: the incident's code, or the guard."""
+
+
+class ArmContext(Protocol):
+    """What an arm's builder gets: where the topology is, and where to register gauges."""
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (the same for every arm)."""
+        ...
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario being run (already scaled)."""
+        ...
+
+    def address(self, name: str) -> tuple[str, int]:
+        """``(host, port)`` of proxy ``name``, or of server ``name`` when no proxy has it."""
+        ...
+
+    def direct_address(self, server: str) -> tuple[str, int]:
+        """``(host, port)`` of server ``server`` itself, bypassing any proxy."""
+        ...
+
+    def url(self, name: str, scheme: str = "http", path: str = "") -> str:
+        """``scheme://host:port/path`` of :meth:`address` (e.g. ``redis://...`` with ``/0``)."""
+        ...
+
+    def gauge(self, name: str, read: Callable[[], float | Awaitable[float]]) -> None:
+        """Sample ``read()`` on the scenario's gauge interval during the load.
+
+        ``read`` may be a coroutine function (e.g. ``INFO clients`` on the server's direct
+        address); a sample it cannot give within one interval is recorded as NaN (missing),
+        so a slow dependency never stalls the other gauges.
+        """
+        ...
+
+
+ArmBuilder = Callable[[ArmContext], Awaitable["web.Application"]]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way of building the service under test; ``role`` is ``naive`` or ``guarded``.
+
+    ``build`` returns the aiohttp application the load hits; the engine serves it on a free
+    loopback port and cleans it up after the run (put teardown in ``app.on_cleanup``).
+    """
+
+    name: str
+    role: Role
+    build: ArmBuilder
+    description: str = ""

