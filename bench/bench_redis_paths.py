@@ -101,15 +101,17 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.utils import HIREDIS_AVAILABLE
 
 from chaos.servers import RedisServer
-from resilient.ratelimit._decision import new_decision
-from resilient.ratelimit._redis import (
+from resilient.ratelimit import (
     DEFAULT_REDIS_LIMITER_OPTIONS,
-    GCRA_SCRIPT,
+    Decision,
+    DecisionSource,
+    Rate,
     RedisLimiter,
     RedisLimiterOptions,
     RedisLimiterUnavailable,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Rate
+from resilient.ratelimit._decision import new_decision
+from resilient.ratelimit._redis import GCRA_SCRIPT
 
 TASKS = 64
 """Concurrent tasks of the throughput comparison."""
@@ -462,7 +464,7 @@ LIMITER_KINDS = (
 
 def make_limiter(kind: str, client: aredis.Redis, rate: Rate, prefix: str) -> Any:
     if kind == "RedisLimiter":
-        return RedisLimiter(client, rate, prefix=prefix)
+        return RedisLimiter(client, rate, RedisLimiterOptions(prefix=prefix))
     if kind == "public-call":
         return PublicCallLimiter(client, rate, prefix=prefix)
     if kind == "public-pipeline":
