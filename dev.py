@@ -5,7 +5,8 @@
     python3 dev.py test  [ARGS...]   create .venv, install, lint, type-check, run every test
 
 Both are idempotent: the virtualenv is reused and reinstalled only when pyproject.toml changes.
-Extra ARGS go to the underlying command (``chaos run`` or ``pytest``).
+Extra ARGS go to the underlying command (``chaos run`` or ``pytest``). With no ARGS, ``test``
+also runs the Redis limiter's tests on the oldest supported redis-py (CI runs it so).
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+
+REDIS_PY_OLDEST = "5.3.0"
+"""The oldest redis-py the project supports (pyproject: redis>=5.3,<9): RedisLimiter reads
+private attributes of its connections, so its tests also run on this release."""
+
+REDIS_LIMITER_TESTS = (
+    "tests/resilient/test_ratelimit_redis.py",
+    "tests/resilient/test_ratelimit_faults.py",
+    "tests/resilient/test_ratelimit_equivalence.py",
+)
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
@@ -81,6 +92,40 @@ def cmd_test(args: list[str]) -> None:
     run(BIN / "mypy")
     say("pytest (real servers on loopback; a skipped test fails the run)")
     run(PYTHON, "-m", "pytest", "--fail-on-skip", *args)
+    if not args:
+        test_oldest_redis_py()
+
+
+def test_oldest_redis_py() -> None:
+    """The Redis limiter's tests again, on the oldest supported redis-py (the newest is the
+    one the virtualenv has): that release is installed beside it and put first on the path."""
+    target = VENV / f"redis-py-{REDIS_PY_OLDEST}"
+    if not (target / "redis").is_dir():
+        run(
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            target,
+            f"redis=={REDIS_PY_OLDEST}",
+        )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    check = [str(PYTHON), "-c", "import redis; print(redis.__version__)"]
+    found = subprocess.run(check, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if found.stdout.strip() != REDIS_PY_OLDEST:
+        sys.exit(f"[dev] expected redis-py {REDIS_PY_OLDEST} on the path, found {found.stdout!r}")
+    say(f"pytest: the Redis limiter on the oldest supported redis-py ({REDIS_PY_OLDEST})")
+    done = subprocess.run(
+        [str(PYTHON), "-m", "pytest", "--fail-on-skip", "-q", *REDIS_LIMITER_TESTS],
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        say(f"failed (exit {done.returncode}) on redis-py {REDIS_PY_OLDEST}")
+        sys.exit(done.returncode)
 
 
 def cmd_chaos(args: list[str]) -> None:

@@ -7,6 +7,8 @@
           ├── ArgumentError              a value given to the library is wrong; nothing changed
           │    ├── ArgumentTypeError     ... it has the wrong type     (also a TypeError)
           │    └── ArgumentValueError    ... its value is out of range (also a ValueError)
+          ├── ConfigurationError         the environment cannot serve the configuration
+          │                              (an unsupported dependency version; also a RuntimeError)
           ├── LimiterUnavailable         a rate limiter could not decide (also a ConnectionError)
           │    └── RedisLimiterUnavailable     Redis could not answer a decision
           └── CircuitOpenError           a circuit breaker refused a call
@@ -20,6 +22,8 @@ What each means for a caller:
 - :class:`ArgumentError`: the caller's mistake, raised before anything was built or changed
   (no breaker, budget or shared state saw the value). The message names ``Class.field`` and
   the value given.
+- :class:`ConfigurationError`: a deployment fault to fix (e.g. a redis-py whose internals the
+  Redis limiter cannot use), reported with an ERROR event; never taken for an outage.
 - :class:`LimiterUnavailable`: "the limiter does not know". Never "over the limit": an HTTP
   front answers 503, not 429. A :class:`~resilient.ratelimit.FailOpenGuard` degrades on it.
 - :class:`CircuitOpenError`: the call was not made. ``retry_after`` says when probes go through.
@@ -40,6 +44,7 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "CircuitOpenError",
+    "ConfigurationError",
     "LimiterUnavailable",
     "RedisLimiterUnavailable",
     "ResilientError",
@@ -63,6 +68,11 @@ class ArgumentTypeError(ArgumentError, TypeError):
 
 class ArgumentValueError(ArgumentError, ValueError):
     """A value has the right type but is out of range (negative, NaN, infinite, empty, ...)."""
+
+
+class ConfigurationError(ResilientError, RuntimeError):
+    """The environment cannot serve the configuration: e.g. an installed dependency whose
+    version the library does not support. Fix the deployment; retrying will not help."""
 
 
 class LimiterUnavailable(ResilientError, ConnectionError):

@@ -14,12 +14,14 @@ __all__ = [
     "GUARD_SUSPECTED_LIMITER_FAULT",
     "LOCAL_EVENT_SOURCE",
     "LOCAL_OVERFLOW",
+    "REDIS_CLIENT_UNSUPPORTED",
     "REDIS_EVENT_SOURCE",
     "REDIS_ROUND_TRIP_FAILED",
     "REDIS_SCRIPT_RELOADED",
     "GuardDegraded",
     "GuardRecovered",
     "LocalLimiterOverflow",
+    "RedisClientUnsupported",
     "RedisRoundTripFailed",
     "RedisScriptReloaded",
     "SuspectedLimiterFault",
@@ -31,6 +33,7 @@ GUARD_EVENT_SOURCE = "ratelimit.guard"
 
 LOCAL_OVERFLOW = "overflow"
 REDIS_ROUND_TRIP_FAILED = "round_trip_failed"
+REDIS_CLIENT_UNSUPPORTED = "client_unsupported"
 REDIS_SCRIPT_RELOADED = "script_reloaded"
 GUARD_DEGRADED = "degraded"
 GUARD_RECOVERED = "recovered"
@@ -59,6 +62,17 @@ class RedisRoundTripFailed(EventAttributes):
     reason: str
     decisions: int
     """Decisions the round trip carried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisClientUnsupported(EventAttributes):
+    """The installed redis-py is not one the limiter can use: every decision raises
+    :class:`~resilient.errors.ConfigurationError` until the deployment is fixed (ERROR)."""
+
+    NAME: ClassVar[str] = REDIS_CLIENT_UNSUPPORTED
+    SEVERITY: ClassVar[Severity] = Severity.ERROR
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,32 +29,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ResponseError
 
 from resilient._validate import Instance, Integer, check
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import (
     ArgumentTypeError,
     ArgumentValueError,
+    ConfigurationError,
     RedisLimiterUnavailable,
 )
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._events import (
     REDIS_EVENT_SOURCE,
+    RedisClientUnsupported,
     RedisRoundTripFailed,
     RedisScriptReloaded,
 )
 from resilient.ratelimit._options import DEFAULT_REDIS_LIMITER_OPTIONS, RedisLimiterOptions
+from resilient.ratelimit._resp import (
+    COST_ARGS,
+    Reply,
+    array_head,
+    bulk,
+    is_noscript,
+    open_streams,
+    read_replies,
+    script_sha,
+)
 from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
 
 __all__ = ["GCRA_SCRIPT", "RedisLimiter", "RedisLimiterStats"]
@@ -134,7 +143,7 @@ return {0, remaining, allow_at - now, tat - now}
 """
 """The Lua script of every decision (see the module docstring for its arguments)."""
 
-_SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest().encode()
+_SCRIPT_SHA = script_sha(GCRA_SCRIPT)
 
 
 class RedisLimiter:
@@ -193,8 +202,8 @@ class RedisLimiter:
         self._emit = Emitter(REDIS_EVENT_SOURCE, events, clock)
         self._prefix = options.prefix.encode()
         self._clock_time = options.time_source == "clock"
-        self._margin_arg = _bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
-        self._head = _array_head(9 if self._clock_time else 8)
+        self._margin_arg = bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
+        self._head = array_head(9 if self._clock_time else 8, _SCRIPT_SHA)
         self._rate_args: dict[Rate, tuple[bytes, int]] = {}
         self._pending: list[_Request] = []
         self._wakeup: asyncio.Future[None] | None = None
@@ -227,7 +236,7 @@ class RedisLimiter:
         command = self._command(key, cost, rate)
         loop = asyncio.get_running_loop()
         self._notify_flusher(loop)
-        future: asyncio.Future[_Reply] = loop.create_future()
+        future: asyncio.Future[Reply] = loop.create_future()
         request = _Request(command, future)
         self._pending.append(request)
         try:
@@ -283,7 +292,7 @@ class RedisLimiter:
                 "beyond exact arithmetic"
             )
         packed_key = self._prefix + key.encode()
-        cost_arg = _COST_ARGS[cost] if cost < len(_COST_ARGS) else _bulk(b"%d" % cost)
+        cost_arg = COST_ARGS[cost] if cost < len(COST_ARGS) else bulk(b"%d" % cost)
         command = b"%s$%d\r\n%s\r\n%s%s%s" % (
             self._head,
             len(packed_key),
@@ -298,7 +307,7 @@ class RedisLimiter:
                 raise ArgumentValueError(
                     f"RedisLimiter.clock time must be in [0, 2^52) us, got {now_us} us"
                 )
-            command += _bulk(b"%d" % now_us)
+            command += bulk(b"%d" % now_us)
         return command
 
     def _cache_rate(self, rate: Rate) -> tuple[bytes, int]:
@@ -307,7 +316,7 @@ class RedisLimiter:
         if len(self._rate_args) >= _MAX_CACHED_RATES:
             self._rate_args.clear()
         emission_us, tolerance_us = rate.emission_us, rate.tolerance_us
-        packed = _bulk(b"%d" % emission_us) + _bulk(b"%d" % tolerance_us)
+        packed = bulk(b"%d" % emission_us) + bulk(b"%d" % tolerance_us)
         max_cost = (_MAX_EXACT_US - tolerance_us) // emission_us
         self._rate_args[rate] = (packed, max_cost)
         return packed, max_cost
@@ -372,6 +381,15 @@ class RedisLimiter:
             self._fail_all(batch, "RedisLimiter is closed")
             await self._drop_connection()
             raise
+        except ConfigurationError as error:
+            # Not an outage: this redis-py is not one the limiter supports. Loud, every time.
+            for request in batch:
+                if not request.future.done():
+                    self.stats.failures += 1
+                    request.future.set_exception(error)
+            await self._drop_connection()
+            self._emit(RedisClientUnsupported(str(error)))
+            return
         except Exception as error:
             reason = _describe(error)
             self._fail_all(batch, f"Redis round trip failed: {reason}", cause=error)
@@ -392,13 +410,13 @@ class RedisLimiter:
                 if not future.done():
                     future.set_result(reply)
 
-    async def _round_trip(self, commands: list[bytes]) -> list[_Reply | Exception]:
+    async def _round_trip(self, commands: list[bytes]) -> list[Reply | Exception]:
         reader, writer = await self._streams()
         self.stats.round_trips += 1
         writer.write(b"".join(commands))
         await writer.drain()
-        replies = await _read_replies(reader, len(commands))
-        missing = [i for i, reply in enumerate(replies) if _is_noscript(reply)]
+        replies = await read_replies(reader, len(commands))
+        missing = [i for i, reply in enumerate(replies) if is_noscript(reply)]
         if missing:
             connection = self._connection
             assert connection is not None
@@ -406,7 +424,7 @@ class RedisLimiter:
             self.stats.round_trips += 1
             writer.write(b"".join(commands[i] for i in missing))
             await writer.drain()
-            for i, reply in zip(missing, await _read_replies(reader, len(missing)), strict=True):
+            for i, reply in zip(missing, await read_replies(reader, len(missing)), strict=True):
                 replies[i] = reply
         return replies
 
@@ -414,8 +432,7 @@ class RedisLimiter:
         """The borrowed connection's streams, connecting (and loading the script) if needed.
 
         redis-py does the handshake (TLS, AUTH, SELECT, HELLO); the decisions then go over its
-        streams directly, since the reply shape is fixed and redis-py's generic per-reply
-        machinery would cost more than the round trip itself.
+        streams directly (``_resp.py`` says why, with the figures).
         """
         connection = self._connection
         if connection is None:
@@ -425,11 +442,7 @@ class RedisLimiter:
             await self._load_script(connection, reloaded=False)
         elif not connection.is_connected:
             await connection.connect()  # type: ignore[no-untyped-call]
-        reader: asyncio.StreamReader | None = getattr(connection, "_reader", None)
-        writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
-        if reader is None or writer is None:
-            raise RedisLimiterUnavailable(f"{type(connection).__name__} exposes no open streams")
-        return reader, writer
+        return open_streams(connection)
 
     async def _load_script(self, connection: AbstractConnection, *, reloaded: bool) -> None:
         self.stats.script_loads += 1
@@ -461,106 +474,13 @@ class RedisLimiter:
 
 _COST = Integer(min=0)
 
-_Reply = tuple[int, int, int, int]
-"""(allowed 1/0, remaining, retry_after_us, reset_after_us) as the script returns them."""
-
 
 class _Request(NamedTuple):
     command: bytes
-    future: asyncio.Future[_Reply]
-
-
-_GCRA_REPLY = re.compile(rb"\*4\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n")
-"""The script's reply in RESP2 and RESP3 alike: an array of four non-negative integers."""
-
-_ERROR_REPLY = re.compile(rb"-([^\r\n]{0,4096})\r\n")
-"""An error reply (e.g. ``-NOSCRIPT ...``, ``-ERR ...``), returned to its caller as a fault."""
-
-_READ_SIZE = 65536
-
-
-class _ProtocolError(ValueError):
-    """Bytes from the server that are not a reply the script can have produced."""
-
-
-async def _read_replies(reader: asyncio.StreamReader, count: int) -> list[_Reply | Exception]:
-    """Read exactly ``count`` replies to the script; raise on garbage or a closed stream.
-
-    A reply may arrive in any number of pieces (a slow or sliced network); bytes that can no
-    longer become a valid reply, or bytes beyond the last expected reply, are garbage.
-    """
-    replies: list[_Reply | Exception] = []
-    data = b""
-    pos = 0
-    while True:
-        while len(replies) < count:
-            match = _GCRA_REPLY.match(data, pos)
-            if match is not None:
-                allowed, remaining, retry_after_us, reset_after_us = map(int, match.groups())
-                if allowed > 1:
-                    raise _ProtocolError(f"allowed flag {allowed} in a GCRA reply")
-                replies.append((allowed, remaining, retry_after_us, reset_after_us))
-                pos = match.end()
-                continue
-            match = _ERROR_REPLY.match(data, pos)
-            if match is None:
-                break
-            replies.append(ResponseError(match.group(1).decode(errors="replace")))
-            pos = match.end()
-        if len(replies) == count:
-            if pos != len(data):
-                raise _ProtocolError(f"unexpected bytes after the last reply: {data[pos:]!r:.80}")
-            return replies
-        _check_partial_reply(data[pos:])
-        chunk = await reader.read(_READ_SIZE)
-        if not chunk:
-            raise ConnectionResetError("Redis closed the connection")
-        data = data[pos:] + chunk
-        pos = 0
-
-
-def _check_partial_reply(rest: bytes) -> None:
-    """Raise :class:`_ProtocolError` unless ``rest`` can still grow into a valid reply."""
-    if not rest:
-        return
-    if rest[:1] == b"-":
-        if len(rest) > 4100 or b"\n" in rest:
-            raise _ProtocolError(f"malformed error reply: {rest!r:.80}")
-        return
-    lines = rest.split(b"\r\n")
-    complete, tail = lines[:-1], lines[-1].removesuffix(b"\r")
-    if len(complete) >= 5:
-        raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
-    expected = [b"*4", b":", b":", b":", b":"]
-    for index, line in enumerate(complete):
-        if index == 0 and line != b"*4":
-            raise _ProtocolError(f"not a GCRA reply: {rest!r:.80}")
-        if index > 0 and not (line[:1] == b":" and line[1:].isdigit() and len(line) <= 17):
-            raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
-    head = expected[len(complete)]
-    if not (
-        head.startswith(tail)
-        or (head == b":" and tail[:1] == b":" and tail[1:].isdigit() and len(tail) <= 17)
-    ):
-        raise _ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
-
-
-def _is_noscript(reply: _Reply | Exception) -> bool:
-    return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
+    future: asyncio.Future[Reply]
 
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, TimeoutError) and not str(error):
         return "timeout"
     return f"{type(error).__name__}: {error}"
-
-
-def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-_COST_ARGS = tuple(_bulk(b"%d" % cost) for cost in range(64))
-
-
-def _array_head(length: int) -> bytes:
-    return b"*%d\r\n" % length + _bulk(b"EVALSHA") + _bulk(_SCRIPT_SHA) + _bulk(b"1")

@@ -10,14 +10,18 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import redis as aredis_module
 import redis.asyncio as aredis
 import trustme
 
+import resilient.ratelimit._redis as redis_limiter_module
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
-from resilient.events import EventBus, EventRecorder
+from resilient.errors import ConfigurationError
+from resilient.events import EventBus, EventRecorder, Severity
 from resilient.ratelimit import (
     DEFAULT_PREFIX,
     Decision,
@@ -33,6 +37,7 @@ from resilient.ratelimit import (
 )
 from resilient.ratelimit._gcra import gcra
 from resilient.ratelimit._redis import GCRA_SCRIPT
+from resilient.ratelimit._resp import open_streams
 
 pytestmark = pytest.mark.real_server
 
@@ -584,3 +589,50 @@ async def _tls_terminator(redis_server: RedisServer, context: ssl.SSLContext) ->
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
         await server.wait_closed()
+
+
+# -- the private fast path fails loudly -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("connection", "error"),
+    [
+        (object(), ConfigurationError),
+        (SimpleNamespace(_reader=None), ConfigurationError),
+        (SimpleNamespace(_reader="r", _writer="w"), ConfigurationError),
+        (SimpleNamespace(_reader=None, _writer=None), ConnectionError),
+    ],
+    ids=["no-attributes", "no-writer", "not-streams", "not-connected"],
+)
+def test_the_streams_redis_py_keeps_privately_are_checked(
+    connection: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error) as raised:
+        open_streams(connection)
+    assert not isinstance(raised.value, LimiterUnavailable)
+    if error is ConfigurationError:
+        assert f"redis-py {aredis_module.__version__}" in str(raised.value)
+
+
+async def test_an_unsupported_redis_py_is_a_configuration_error_not_an_outage(
+    make_limiter: LimiterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def renamed(connection: object) -> object:
+        return open_streams(SimpleNamespace())  # as if redis-py renamed _reader and _writer
+
+    monkeypatch.setattr(redis_limiter_module, "open_streams", renamed)
+    recorder, bus = EventRecorder(), EventBus()
+    bus.subscribe(recorder)
+    limiter = await make_limiter(Rate(10, 1.0), events=bus)
+    with pytest.raises(ConfigurationError, match="has no _reader or _writer"):
+        await limiter.decide("k")
+    (event,) = recorder.named("client_unsupported")
+    assert event.severity is Severity.ERROR
+    guard = FailOpenGuard(limiter, fallback=LocalLimiter(Rate(10, 1.0)), events=bus)
+    decision = await guard.decide("k")
+    assert (decision.source, decision.reason) == (
+        DecisionSource.FALLBACK,
+        "primary error: ConfigurationError",
+    )
+    assert len(recorder.named("client_unsupported")) == 2  # loud every time, not once
+    await guard.aclose()
