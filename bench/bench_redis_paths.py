@@ -110,8 +110,8 @@ from resilient.ratelimit import (
     RedisLimiterOptions,
     RedisLimiterUnavailable,
 )
-from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._redis import GCRA_SCRIPT
+from resilient.ratelimit._types import new_decision
 
 TASKS = 64
 """Concurrent tasks of the throughput comparison."""

@@ -39,7 +39,6 @@ from resilient.breaker import CircuitBreaker, Permit
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ArgumentTypeError, ArgumentValueError, LimiterUnavailable
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
-from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._events import (
     GUARD_EVENT_SOURCE,
     GuardDegraded,
@@ -52,7 +51,7 @@ from resilient.ratelimit._options import (
     GuardMode,
     GuardOptions,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate
+from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate, new_decision
 
 __all__ = ["FailOpenGuard", "GuardStats"]
 

@@ -46,7 +46,6 @@ from resilient.errors import (
     RedisLimiterUnavailable,
 )
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
-from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._events import (
     REDIS_EVENT_SOURCE,
     RedisClientUnsupported,
@@ -64,7 +63,14 @@ from resilient.ratelimit._resp import (
     read_replies,
     script_sha,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Rate, RateLookup, rate_for_key
+from resilient.ratelimit._types import (
+    Decision,
+    DecisionSource,
+    Rate,
+    RateLookup,
+    new_decision,
+    rate_for_key,
+)
 
 __all__ = ["GCRA_SCRIPT", "RedisLimiter", "RedisLimiterStats"]
 

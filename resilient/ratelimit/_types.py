@@ -6,11 +6,19 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from resilient._validate import Integer, Number, check
 
-__all__ = ["Decision", "DecisionSource", "Limiter", "Rate", "RateLookup", "rate_for_key"]
+__all__ = [
+    "Decision",
+    "DecisionSource",
+    "Limiter",
+    "Rate",
+    "RateLookup",
+    "new_decision",
+    "rate_for_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +78,17 @@ class DecisionSource(enum.Enum):
     PASS_THROUGH = "pass_through"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """One rate-limit decision and where it came from.
+class Decision(NamedTuple):
+    """One rate-limit decision and where it came from (immutable).
 
     ``retry_after`` is 0 when allowed, else the seconds until the same request would be
     allowed. ``reset_after`` is the seconds until the key is back to its full allowance.
     ``reason`` explains a degraded decision (e.g. ``"primary timeout"``), empty otherwise.
+
+    A named tuple rather than a frozen dataclass because a decision is made on every request:
+    the limiters build one with ``tuple.__new__(Decision, (...))`` in 94 ns, where
+    ``Decision(...)`` takes 164 ns and a frozen slotted dataclass 480 ns (``timeit``, best of 5,
+    Python 3.11, this machine).
     """
 
     allowed: bool
@@ -90,6 +102,22 @@ class Decision:
     def limited(self) -> bool:
         """True only for a real over-limit answer (a limiter decided, and it said no)."""
         return not self.allowed
+
+
+_new_tuple = tuple.__new__
+
+
+def new_decision(
+    allowed: bool,
+    remaining: int,
+    retry_after: float,
+    reset_after: float,
+    source: DecisionSource,
+    reason: str,
+) -> Decision:
+    """``Decision(...)`` of all six fields, without the named tuple's keyword handling (the
+    limiters' hot path; see :class:`Decision`)."""
+    return _new_tuple(Decision, (allowed, remaining, retry_after, reset_after, source, reason))
 
 
 class Limiter(Protocol):

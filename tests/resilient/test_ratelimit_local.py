@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -12,8 +11,8 @@ from hypothesis import strategies as st
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
 from resilient.ratelimit import Decision, DecisionSource, LocalLimiter, LocalLimiterOptions, Rate
-from resilient.ratelimit._decision import new_decision
 from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._types import new_decision
 
 rates = st.builds(
     Rate,
@@ -264,5 +263,5 @@ def test_new_decision_builds_a_genuine_frozen_decision() -> None:
     assert built == plain
     assert hash(built) == hash(plain)
     assert repr(built) == repr(plain)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         built.allowed = True  # type: ignore[misc]
