@@ -3,6 +3,7 @@
 
     python3 dev.py chaos [ARGS...]   create .venv, install, run the chaos suite (embedded proxy)
     python3 dev.py test  [ARGS...]   create .venv, install, lint, type-check, run every test
+    python3 dev.py mutate PATH...    mutation testing of modules, on demand (tools/mutate.py)
 
 Both are idempotent: the virtualenv is reused and reinstalled only when pyproject.toml changes.
 Extra ARGS go to the underlying command (``chaos run`` or ``pytest``). With no ARGS, ``test``
@@ -146,8 +147,18 @@ def cmd_chaos(args: list[str]) -> None:
     run(PYTHON, "-m", "chaos", "run", *args)
 
 
+def cmd_mutate(args: list[str]) -> None:
+    ensure_venv()
+    ensure_redis_server()
+    found = subprocess.run([str(PYTHON), "-c", "import mutmut"], cwd=ROOT, check=False)
+    if found.returncode != 0:
+        say("installing the mutation extra (mutmut)")
+        run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[mutation]")
+    run(PYTHON, ROOT / "tools" / "mutate.py", *args)
+
+
 def main() -> None:
-    commands = {"test": cmd_test, "chaos": cmd_chaos}
+    commands = {"test": cmd_test, "chaos": cmd_chaos, "mutate": cmd_mutate}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])

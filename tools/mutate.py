@@ -1,0 +1,196 @@
+"""Mutation testing on demand: what no test pins down, module by module.
+
+    python3 dev.py mutate PATH [PATH ...] [--tests TEST ...] [--jobs N]
+
+For each PATH (a module of ``resilient/`` or ``chaos/``), mutmut 2 (a well-kept mutation
+tool; pinned in the ``mutation`` extra) makes one change at a time (a flipped comparison, an
+operator, a constant, a keyword, an assignment to None, ...) and runs the module's tests
+against it; a mutant the tests do not notice *survived*. It runs in a copy of the checkout, so
+the working tree is never touched, and ``--jobs`` paths at once (each in its own copy).
+
+A survivor is either a gap in the tests or an *equivalent* mutant (a change that cannot alter
+behaviour, e.g. ``tat < now`` to ``tat <= now`` where both branches give the same value).
+Equivalent mutants are listed, each with the reason, in ``tests/mutation_equivalents.toml``;
+the score is ``killed / (mutants - explained equivalents)``, and the project's bar is 90% for
+every module of ``resilient/`` and ``chaos/toxiproxy/``. The report (every survivor as a diff)
+is printed and written to ``reports/mutation/``. Not run in CI: a module takes minutes.
+
+The tests run for a module default to its mirror (``tests/resilient`` for ``resilient/...``,
+``tests/chaos/toxiproxy`` for ``chaos/toxiproxy/...``, else ``tests``), stopping at the first
+failure (a killed mutant costs little; a survivor costs one full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
+REPORTS = ROOT / "reports" / "mutation"
+BAR = 0.90
+
+
+@dataclass
+class Outcome:
+    """What mutmut found in one module."""
+
+    path: str
+    killed: int = 0
+    survivors: list[str] = field(default_factory=list)
+    """The diff of every survivor that is not an explained equivalent."""
+    equivalent: list[str] = field(default_factory=list)
+    """Survivors matched by an entry of tests/mutation_equivalents.toml (with the reason)."""
+    timeouts: int = 0
+    error: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.killed + self.timeouts + len(self.survivors) + len(self.equivalent)
+
+    @property
+    def score(self) -> float:
+        counted = self.total - len(self.equivalent)
+        return (self.killed + self.timeouts) / counted if counted else 1.0
+
+
+def default_tests(path: str) -> list[str]:
+    """The tests that mirror ``path``."""
+    if path.startswith("resilient/"):
+        return ["tests/resilient"]
+    if path.startswith("chaos/toxiproxy/"):
+        return ["tests/chaos/toxiproxy"]
+    return ["tests"]
+
+
+def load_equivalents() -> dict[str, list[tuple[str, str]]]:
+    """``{path: [(mutated line, reason), ...]}`` from tests/mutation_equivalents.toml."""
+    if not EQUIVALENTS.exists():
+        return {}
+    data = tomllib.loads(EQUIVALENTS.read_text())
+    found: dict[str, list[tuple[str, str]]] = {}
+    for entry in data.get("equivalent", []):
+        found.setdefault(entry["path"], []).append((entry["mutant"].strip(), entry["reason"]))
+    return found
+
+
+def copy_checkout(target: Path) -> None:
+    """The tracked and the untracked-but-not-ignored files of the checkout, into ``target``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = ROOT / name.decode()
+        if source.is_file():
+            destination = target / name.decode()
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def mutate(path: str, tests: list[str], mutmut: str) -> Outcome:
+    """Run mutmut on ``path`` in a fresh copy of the checkout."""
+    outcome = Outcome(path)
+    with tempfile.TemporaryDirectory(prefix="mutate-") as scratch:
+        copy = Path(scratch)
+        copy_checkout(copy)
+        runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout 120 " + " ".join(
+            tests
+        )
+        done = subprocess.run(
+            [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        cache = copy / ".mutmut-cache"
+        if not cache.exists():
+            outcome.error = (done.stdout + done.stderr).strip()[-2000:]
+            return outcome
+        with sqlite3.connect(cache) as db:
+            rows = db.execute("select id, status from Mutant").fetchall()
+        equivalents = load_equivalents().get(path, [])
+        for mutant_id, status in rows:
+            if status == "ok_killed":
+                outcome.killed += 1
+            elif status == "bad_timeout":
+                outcome.timeouts += 1
+            elif status in ("bad_survived", "ok_suspicious"):
+                diff = subprocess.run(
+                    [mutmut, "show", str(mutant_id)],
+                    cwd=copy,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+                added = [
+                    line[1:].strip()
+                    for line in diff.splitlines()
+                    if line.startswith("+") and not line.startswith("+++")
+                ]
+                reason = next((why for line, why in equivalents if line in added), None)
+                if reason is None:
+                    outcome.survivors.append(diff)
+                else:
+                    outcome.equivalent.append(f"{diff}    equivalent: {reason}\n")
+    return outcome
+
+
+def report(outcome: Outcome) -> str:
+    lines = [
+        f"{outcome.path}: {outcome.killed + outcome.timeouts} of "
+        f"{outcome.total - len(outcome.equivalent)} killed ({outcome.score:.0%}), "
+        f"{len(outcome.survivors)} survived, {len(outcome.equivalent)} explained equivalent"
+        + (" " if outcome.score >= BAR else "  BELOW THE 90% BAR")
+    ]
+    if outcome.error:
+        lines.append(f"  mutmut failed: {outcome.error}")
+    lines += [f"\n-- survived --\n{diff}" for diff in outcome.survivors]
+    lines += [f"\n-- equivalent --\n{diff}" for diff in outcome.equivalent]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "paths", nargs="+", help="modules to mutate, e.g. resilient/breaker/_breaker.py"
+    )
+    parser.add_argument("--tests", nargs="+", help="test paths to run (default: the mirror)")
+    parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once")
+    args = parser.parse_args()
+    mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent))
+    if mutmut is None:
+        sys.exit("mutmut is not installed: pip install -e '.[mutation]'")
+    for path in args.paths:
+        if not (ROOT / path).is_file():
+            sys.exit(f"no such module: {path}")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    failed = False
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {
+            pool.submit(mutate, path, args.tests or default_tests(path), mutmut): path
+            for path in args.paths
+        }
+        for future in concurrent.futures.as_completed(futures):
+            outcome = future.result()
+            text = report(outcome)
+            (REPORTS / (outcome.path.replace("/", "_") + ".txt")).write_text(text + "\n")
+            print(text.splitlines()[0], flush=True)
+            failed |= outcome.score < BAR or bool(outcome.error)
+    print(f"\nsurvivors and equivalents as diffs: {REPORTS.relative_to(ROOT)}/")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
