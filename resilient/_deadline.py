@@ -8,7 +8,9 @@ in real time. :class:`Deadlines` keeps any number of deadlines on a
 
 ``async with deadlines.within(seconds) as scope:`` behaves as ``asyncio.timeout(seconds)``:
 when the time is up the block's task is cancelled where it waits, and the ``async with``
-raises :class:`TimeoutError` (``scope.expired`` is then True). A cancellation that comes from
+raises :class:`TimeoutError` from the cancellation the block raised (``scope.expired`` is
+then True; a :class:`~asyncio.CancelledError` subclass the block raised is the timeout's
+``__cause__``, for the caller to read). A cancellation that comes from
 elsewhere passes through unchanged, and a block that ends in time leaves no cancellation
 behind. The watchdog task ends by itself once no deadline is left, and starts again with the
 next one.
@@ -140,7 +142,8 @@ class DeadlineScope:
             self.expired
             and task is not None
             and task.uncancel() <= self._cancelling
-            and exc_type is asyncio.CancelledError
+            and exc_type is not None
+            and issubclass(exc_type, asyncio.CancelledError)
         ):
             raise TimeoutError(f"deadline of {self.seconds}s passed") from exc
 

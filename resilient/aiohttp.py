@@ -98,14 +98,20 @@ def rate_limit_middleware(
 
 
 def _too_many_requests(decision: Decision, rate: Rate | None) -> web.Response:
-    """429 with the headers a client needs to come back at the right time."""
+    """429 with the headers a client needs to come back at the right time; no
+    ``Retry-After`` for a request no wait can make allowed (its cost exceeds what the rate
+    ever allows), whose body says so instead."""
     headers = {
-        "Retry-After": str(max(1, math.ceil(decision.retry_after))),
         "RateLimit-Remaining": str(max(0, decision.remaining)),
         "RateLimit-Reset": str(max(0, math.ceil(decision.reset_after))),
     }
     if rate is not None:
         headers["RateLimit-Limit"] = str(rate.limit)
+    if math.isinf(decision.retry_after):
+        return web.Response(
+            status=429, text=f"Too Many Requests: {decision.reason}", headers=headers
+        )
+    headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
     return web.Response(status=429, text="Too Many Requests", headers=headers)
 
 

@@ -38,9 +38,10 @@ from resilient.ratelimit._local import LocalLimiter, LocalLimiterStats
 from resilient.ratelimit._options import (
     DEFAULT_GUARD_OPTIONS,
     DEFAULT_LOCAL_LIMITER_OPTIONS,
-    DEFAULT_MAX_KEYS,
+    DEFAULT_MAX_MEMORY,
     DEFAULT_PREFIX,
     DEFAULT_REDIS_LIMITER_OPTIONS,
+    ENTRY_BYTES,
     GUARD_BREAKER_OPTIONS,
     GuardMode,
     GuardOptions,
@@ -48,7 +49,14 @@ from resilient.ratelimit._options import (
     RedisLimiterOptions,
     TimeSource,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate, RateLookup
+from resilient.ratelimit._types import (
+    MAX_SPAN_US,
+    Decision,
+    DecisionSource,
+    Limiter,
+    Rate,
+    RateLookup,
+)
 
 if TYPE_CHECKING:
     from resilient.ratelimit._guard import FailOpenGuard, GuardStats
@@ -66,9 +74,10 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
-    "DEFAULT_MAX_KEYS",
+    "DEFAULT_MAX_MEMORY",
     "DEFAULT_PREFIX",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
+    "ENTRY_BYTES",
     "GUARD_BREAKER_OPTIONS",
     "GUARD_DEGRADED",
     "GUARD_EVENT_SOURCE",
@@ -76,6 +85,7 @@ __all__ = [
     "GUARD_SUSPECTED_LIMITER_FAULT",
     "LOCAL_EVENT_SOURCE",
     "LOCAL_OVERFLOW",
+    "MAX_SPAN_US",
     "REDIS_CLIENT_UNSUPPORTED",
     "REDIS_EVENT_SOURCE",
     "REDIS_ROUND_TRIP_FAILED",

@@ -3,13 +3,21 @@
 The Redis Lua script mirrors :func:`gcra` line for line, so a :class:`LocalLimiter` and a
 :class:`RedisLimiter` fed the same arrivals at the same times give the same decisions.
 State per key is one integer: the theoretical arrival time (TAT) in microseconds.
+
+The largest request a rate ever allows is ``burst + 1`` units (at full allowance, the TAT may
+run ``burst`` emissions ahead of now, and the request's own first unit is due now). A larger
+request is denied with ``retry_after_us`` :data:`NEVER` and changes nothing: waiting would not
+help, and a limiter says so instead of naming a time after which it would still be denied.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["GcraResult", "gcra"]
+__all__ = ["NEVER", "GcraResult", "gcra", "largest_cost"]
+
+NEVER = -1
+"""``retry_after_us`` of a request no wait can make allowed (its cost exceeds ``burst + 1``)."""
 
 
 class GcraResult(NamedTuple):
@@ -36,4 +44,11 @@ def gcra(
         remaining = (now_us - allow_at) // emission_us
         return GcraResult(True, new_tat, remaining, 0, new_tat - now_us)
     remaining = max(0, (now_us - (tat - tolerance_us - emission_us)) // emission_us)
+    if increment - emission_us > tolerance_us:
+        return GcraResult(False, tat, remaining, NEVER, tat - now_us)
     return GcraResult(False, tat, remaining, allow_at - now_us, tat - now_us)
+
+
+def largest_cost(emission_us: int, tolerance_us: int) -> int:
+    """The largest cost a rate with these parameters ever allows: ``burst + 1``."""
+    return tolerance_us // emission_us + 1

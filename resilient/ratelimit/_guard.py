@@ -37,7 +37,12 @@ from resilient._deadline import Deadlines
 from resilient._validate import Instance, Integer, check
 from resilient.breaker import CircuitBreaker, Permit
 from resilient.clock import SYSTEM_CLOCK, Clock
-from resilient.errors import ArgumentTypeError, ArgumentValueError, LimiterUnavailable
+from resilient.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ArgumentValueError,
+    LimiterUnavailable,
+)
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._events import (
     GUARD_EVENT_SOURCE,
@@ -51,7 +56,14 @@ from resilient.ratelimit._options import (
     GuardMode,
     GuardOptions,
 )
-from resilient.ratelimit._types import Decision, DecisionSource, Limiter, Rate, new_decision
+from resilient.ratelimit._types import (
+    Decision,
+    DecisionCancelled,
+    DecisionSource,
+    Limiter,
+    Rate,
+    new_decision,
+)
 
 __all__ = ["FailOpenGuard", "GuardStats"]
 
@@ -69,7 +81,11 @@ class GuardStats:
     fail_closed: int = 0
     """Decisions refused with :class:`LimiterUnavailable` (mode FAIL_CLOSED)."""
     timeouts: int = 0
-    """Primary calls that ran out of the time budget."""
+    """Primary calls that ran out of the time budget while the primary's store was silent for
+    the whole budget (counted against the primary)."""
+    local_timeouts: int = 0
+    """Primary calls that ran out of the time budget while the primary's store was not at
+    fault: the time went on waiting in this process (not counted against the primary)."""
     unavailable: int = 0
     """Primary calls that raised one of ``GuardOptions.unavailable``."""
     errors: int = 0
@@ -91,10 +107,19 @@ class FailOpenGuard:
     :class:`LocalLimiter` holding this instance's share of the global limit, e.g.
     ``LocalLimiter(rate.per_share(instances))``. ``breaker`` defaults to a
     :class:`CircuitBreaker` with :data:`GUARD_BREAKER_OPTIONS` on the same clock and events.
-    Bad input (a cost that is not an int >= 0, a rate that is not a :class:`Rate`) raises an
-    :class:`~resilient.errors.ArgumentError` before the breaker sees anything; nothing a
-    primary or a fallback does makes the guard raise, except in mode FAIL_CLOSED. Call
-    :meth:`aclose` to stop the budget's watchdog task early.
+    Nothing a caller passes changes the guard's state for other callers: a key that is not a
+    str, a cost that is not an int >= 0, a rate that is not a :class:`Rate` raise an
+    :class:`~resilient.errors.ArgumentError` before the breaker sees anything, and an
+    ``ArgumentError`` a primary raises is the caller's, raised to the caller, never counted
+    against the primary (any str is a key; any int >= 0 a cost: one above the rate's largest
+    is denied for ever, with the reason). Only faults of the primary count as its failures,
+    and a budget that ran out while the primary's store was answering (the time went on
+    waiting in this process, e.g. behind a thousand other callers) is not one: the caller
+    still gets its answer in budget, from the fallback, with the reason. Nothing a primary or
+    a fallback does makes the guard raise, except in mode FAIL_CLOSED. Every permit (a
+    half-open probe slot included) is released on every path: return, exception (raised
+    synchronously or not) and cancellation. Call :meth:`aclose` to stop the budget's
+    watchdog task early.
     """
 
     never_waits: ClassVar[bool] = False
@@ -150,7 +175,9 @@ class FailOpenGuard:
 
     async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
         """Decide one request: the primary's answer, or a degraded one that says why."""
-        if cost != 1:
+        if type(key) is not str:
+            raise ArgumentTypeError(f"FailOpenGuard.decide(key) must be a str, got {key!r:.100}")
+        if cost != 1 or type(cost) is not int:
             check("FailOpenGuard.decide(cost)", cost, _COST)
         if rate is not None and type(rate) is not Rate:
             raise ArgumentTypeError(f"FailOpenGuard.decide(rate) must be a Rate, got {rate!r}")
@@ -161,6 +188,9 @@ class FailOpenGuard:
         if self._primary_never_waits:
             try:
                 decision = await self.primary.decide(key, cost=cost, rate=rate)
+            except ArgumentError:
+                permit.released()  # the caller's mistake says nothing about the primary
+                raise
             except Exception as error:
                 return await self._fault(permit, key, cost, rate, error, timed_out=False)
             except BaseException:
@@ -171,6 +201,9 @@ class FailOpenGuard:
             try:
                 async with budget:
                     decision = await self.primary.decide(key, cost=cost, rate=rate)
+            except ArgumentError:
+                permit.released()
+                raise
             except Exception as error:
                 return await self._fault(permit, key, cost, rate, error, timed_out=budget.expired)
             except BaseException:
@@ -207,6 +240,12 @@ class FailOpenGuard:
         timed_out: bool,
     ) -> Decision:
         """Count the primary's fault against its breaker, classify it, answer without it."""
+        if timed_out and self._spent_locally(error):
+            permit.released()  # the store was answering: the budget went on this process
+            self.stats.local_timeouts += 1
+            return await self._degrade(
+                key, cost, rate, "budget spent waiting in this process", None
+            )
         if timed_out:
             error = TimeoutError(f"primary took over {self.options.timeout}s")
             self.stats.timeouts += 1
@@ -263,6 +302,15 @@ class FailOpenGuard:
         except Exception:
             return None
         return answer if _well_formed(answer) else None
+
+    def _spent_locally(self, timeout: Exception) -> bool:
+        """Whether a budget ran out while the primary's store was not silent for all of it
+        (the primary says so by raising :class:`DecisionCancelled` when cancelled)."""
+        cancelled = timeout.__cause__
+        return (
+            isinstance(cancelled, DecisionCancelled)
+            and cancelled.store_silent_for < self.options.timeout
+        )
 
     def _share_of(self, rate: Rate) -> Rate:
         share = self._shares.get(rate)
@@ -324,7 +372,8 @@ class _Malformed(Exception):
 
 
 def _well_formed(decision: object) -> bool:
-    """A Decision, and a denial is a real one: counts >= 0, a finite positive retry_after."""
+    """A Decision, and a denial is a real one: counts >= 0, a positive ``retry_after`` (infinite
+    for a request no wait can make allowed), a finite ``reset_after`` >= 0."""
     if type(decision) is not Decision:
         return False
     if decision.allowed is True:
@@ -340,8 +389,7 @@ def _well_formed(decision: object) -> bool:
         type(remaining) is int
         and remaining >= 0
         and isinstance(retry_after, (int, float))
-        and math.isfinite(retry_after)
-        and retry_after > 0
+        and retry_after > 0  # NaN fails this too
         and isinstance(reset_after, (int, float))
         and math.isfinite(reset_after)
         and reset_after >= 0

@@ -6,23 +6,31 @@
 fallback of a :class:`~resilient.ratelimit.FailOpenGuard`, holding this instance's share of a
 global limit.
 
-Memory is bounded. A key whose theoretical arrival time (TAT) is not after now is back to its
-full allowance, and forgetting it changes no decision: such keys are swept out, in one pass,
-whenever the table doubles (amortised O(1) per new key). The table never holds more than
-``max_keys`` keys. When it is full of live keys (every one of them still owes time), a new key
-is not given an entry of its own: all such keys share one *overflow* entry, limited together
-as if they were one key. That never lets any key exceed its own rate (sharing an allowance is
-stricter than having one), it never touches a key that has an entry (a flood of new keys
-cannot deny the keys already being served), and once room frees up a new key starts from the
-overflow entry's debt, so passing through the overflow never resets anyone's allowance. New
-keys may be denied while the overflow lasts: that is the price of the bound, paid only when
-more than ``max_keys`` keys are live at once. The overflow is
+Memory is bounded in bytes: at most ``options.max_memory`` for the table, whatever keys
+clients send. A key of up to 32 characters is kept as it is (at most 204 bytes as a str); a
+longer one is kept as its 16-byte BLAKE2b digest, so a client that sends 8 KB keys costs what
+one with short keys costs (two such keys share an allowance only if their 128-bit digests
+collide). With an entry measured at :data:`ENTRY_BYTES` at the worst (a 32-character key of
+4-byte code points, its integer, its slot in the table, and the table's copy during a sweep),
+the table holds at most ``max_memory // ENTRY_BYTES`` keys (:attr:`LocalLimiter.max_keys`).
+
+A key whose theoretical arrival time (TAT) is not after now is back to its full allowance, and
+forgetting it changes no decision: such keys are swept out, in one pass, whenever the table
+doubles (amortised O(1) per new key). When the table is full of live keys (every one of them
+still owes time), a new key is not given an entry of its own: all such keys share one
+*overflow* entry, limited together as if they were one key. That never lets any key exceed its
+own rate (sharing an allowance is stricter than having one), it never touches a key that has
+an entry (a flood of new keys cannot deny the keys already being served), and once room frees
+up a new key starts from the overflow entry's debt, so passing through the overflow never
+resets anyone's allowance. New keys may be denied while the overflow lasts: that is the price
+of the bound, paid only when more than ``max_keys`` keys are live at once. The overflow is
 reported by an ``overflow`` event (:class:`~resilient.ratelimit.LocalLimiterOverflow`) and
 counted in :attr:`LocalLimiter.stats`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,18 +41,26 @@ from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
 from resilient.errors import ArgumentTypeError
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._events import LOCAL_EVENT_SOURCE, LocalLimiterOverflow
-from resilient.ratelimit._gcra import gcra
-from resilient.ratelimit._options import DEFAULT_LOCAL_LIMITER_OPTIONS, LocalLimiterOptions
+from resilient.ratelimit._gcra import NEVER, GcraResult, gcra, largest_cost
+from resilient.ratelimit._options import (
+    DEFAULT_LOCAL_LIMITER_OPTIONS,
+    ENTRY_BYTES,
+    LocalLimiterOptions,
+)
 from resilient.ratelimit._types import (
     Decision,
     DecisionSource,
     Rate,
     RateLookup,
+    never_decision,
     new_decision,
     rate_for_key,
 )
 
-__all__ = ["LocalLimiter", "LocalLimiterStats"]
+__all__ = ["INLINE_KEY_CHARS", "LocalLimiter", "LocalLimiterStats"]
+
+INLINE_KEY_CHARS = 32
+"""Keys up to this many characters are kept as they are; longer ones as a 16-byte digest."""
 
 _FIRST_SWEEP_AT = 1024
 """Below this many keys the table is never swept (sweeping a small table buys nothing)."""
@@ -55,6 +71,7 @@ _MAX_CACHED_RATES = 1024
 _PRIMARY = DecisionSource.PRIMARY
 _new_tuple = tuple.__new__
 _monotonic_ns = time.monotonic_ns
+_inf = float("inf")
 
 
 @dataclass(slots=True)
@@ -70,7 +87,7 @@ class LocalLimiterStats:
 
 
 class LocalLimiter:
-    """GCRA rate limits per key, in this process, in at most ``options.max_keys`` entries.
+    """GCRA rate limits per key, in this process, in at most ``options.max_memory`` bytes.
 
     ``rate`` is the default rate; ``rates`` gives per-key rates (a mapping, or a function that
     returns a key's rate or None for the default); ``decide(rate=...)`` overrides both for one
@@ -78,8 +95,8 @@ class LocalLimiter:
     units are allowed, always (the overflow included: see the module docstring); and requests
     of cost 1 spaced at least ``rate.emission_us`` microseconds apart are never denied while
     the key has an entry of its own, that is unless more than ``max_keys`` keys are live at
-    once. A request whose cost exceeds ``limit + burst`` is always denied, as by every
-    limiter sharing the formula.
+    once. A request whose cost exceeds the rate's ``largest_cost`` (``burst + 1``) is denied
+    with an infinite ``retry_after`` and a reason, as by every limiter sharing the formula.
 
     :meth:`decide_now` is the synchronous hot path; :meth:`decide` implements the
     :class:`~resilient.ratelimit.Limiter` protocol. Use one instance from one thread.
@@ -105,8 +122,9 @@ class LocalLimiter:
             raise ArgumentTypeError(
                 f"LocalLimiter.rates must be a mapping or a callable, got {rates!r}"
             )
-        max_keys = options.max_keys
+        max_keys = options.max_memory // ENTRY_BYTES
         self.max_keys = max_keys
+        """Keys the table holds at most: ``options.max_memory // ENTRY_BYTES``."""
         self.stats = LocalLimiterStats()
         self._rates = rates
         self._clock = clock
@@ -116,7 +134,7 @@ class LocalLimiter:
         self._emission_us = rate.emission_us
         self._tolerance_us = rate.tolerance_us
         self._params: dict[int, tuple[Rate, int, int]] = {}
-        self._tats: dict[str, int] = {}
+        self._tats: dict[str | bytes, int] = {}
         self._sweep_at = min(max_keys, _FIRST_SWEEP_AT)
         self._sweep_every = max(1, max_keys // 8)
         self._new_since_sweep = 0
@@ -147,7 +165,7 @@ class LocalLimiter:
             emission, tolerance = self._emission_us, self._tolerance_us
         else:
             emission, tolerance = self._params_for(key, rate)
-        if cost != 1:
+        if cost != 1 or type(cost) is not int:
             _check_cost(cost)
         if self._system_clock:
             now = _monotonic_ns() // 1000
@@ -156,8 +174,9 @@ class LocalLimiter:
         tats = self._tats
         try:
             tat = tats[key]
-        except KeyError:
-            return self._decide_untracked(key, now, emission, tolerance, cost)
+        except (KeyError, TypeError):  # TypeError: an unhashable key, refused below
+            # Untracked, or kept under its digest (a long key is never stored as it is).
+            return self._decide_slow(_stored_key(key), now, emission, tolerance, cost)
         # gcra(), inlined for a tracked key (tests check both give the same decisions).
         if tat < now:
             tat = now
@@ -171,14 +190,25 @@ class LocalLimiter:
                 (True, (now - allow_at) // emission, 0.0, (new_tat - now) / 1e6, _PRIMARY, ""),
             )
         remaining = max(0, (now - (tat - tolerance - emission)) // emission)
+        if emission * cost - emission > tolerance:
+            return never_decision(
+                remaining, (tat - now) / 1e6, cost, largest_cost(emission, tolerance)
+            )
         return new_decision(
             False, remaining, (allow_at - now) / 1e6, (tat - now) / 1e6, _PRIMARY, ""
         )
 
-    def _decide_untracked(
-        self, key: str, now: int, emission: int, tolerance: int, cost: int
+    def _decide_slow(
+        self, key: str | bytes, now: int, emission: int, tolerance: int, cost: int
     ) -> Decision:
-        """Decide for a key without an entry: give it one if there is room, else overflow."""
+        """Decide for a key kept under its digest, or without an entry (give it one if there
+        is room, else overflow)."""
+        tat = self._tats.get(key)
+        if tat is not None:
+            result = gcra(tat, now, emission, tolerance, cost)
+            if result.allowed:
+                self._tats[key] = result.new_tat_us
+            return self._decision_of(result, cost, emission, tolerance)
         self._new_since_sweep += 1
         if len(self._tats) >= self._sweep_at:
             self._make_room(now)
@@ -194,6 +224,17 @@ class LocalLimiter:
             result = gcra(overflow_tat, now, emission, tolerance, cost)
             if result.allowed:
                 self._overflow_tat = result.new_tat_us
+        return self._decision_of(result, cost, emission, tolerance)
+
+    @staticmethod
+    def _decision_of(result: GcraResult, cost: int, emission: int, tolerance: int) -> Decision:
+        if result.retry_after_us == NEVER:
+            return never_decision(
+                result.remaining,
+                result.reset_after_us / 1e6,
+                cost,
+                largest_cost(emission, tolerance),
+            )
         return new_decision(
             result.allowed,
             result.remaining,
@@ -252,3 +293,16 @@ _COST = Integer(min=0)
 
 def _check_cost(cost: int) -> None:
     check("LocalLimiter.decide(cost)", cost, _COST)
+
+
+def _stored_key(key: object) -> str | bytes:
+    """What the table keeps for ``key``: the key itself if short, else its 16-byte digest.
+
+    Any str is a key, lone surrogates included (``surrogatepass`` encodes every str, and
+    distinct strs to distinct bytes); anything else is refused.
+    """
+    if type(key) is not str:
+        raise ArgumentTypeError(f"LocalLimiter.decide(key) must be a str, got {key!r:.100}")
+    if len(key) <= INLINE_KEY_CHARS:
+        return key
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()

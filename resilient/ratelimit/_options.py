@@ -21,9 +21,10 @@ from resilient.errors import LimiterUnavailable
 __all__ = [
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
-    "DEFAULT_MAX_KEYS",
+    "DEFAULT_MAX_MEMORY",
     "DEFAULT_PREFIX",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
+    "ENTRY_BYTES",
     "GUARD_BREAKER_OPTIONS",
     "GuardMode",
     "GuardOptions",
@@ -32,8 +33,15 @@ __all__ = [
     "TimeSource",
 ]
 
-DEFAULT_MAX_KEYS = 100_000
-"""Keys a :class:`~resilient.ratelimit.LocalLimiter` tracks at most (a few MB of memory)."""
+ENTRY_BYTES = 400
+"""Bytes one key of a :class:`~resilient.ratelimit.LocalLimiter` costs at the worst, measured
+with ``tracemalloc`` (``tests/resilient/test_ratelimit_local.py`` checks it): a 32-character
+key of 4-byte code points (204 bytes), its integer state (36), its slot in the table (about
+50, more just after the table grows), and its slot in the new table while a sweep copies."""
+
+DEFAULT_MAX_MEMORY = 32 * 2**20
+"""Bytes a :class:`~resilient.ratelimit.LocalLimiter` table holds at most: 32 MiB, that is
+83,886 keys at :data:`ENTRY_BYTES` each."""
 
 DEFAULT_PREFIX = "rl:"
 """The key prefix of a :class:`~resilient.ratelimit.RedisLimiter`."""
@@ -47,16 +55,16 @@ injected clock."""
 class LocalLimiterOptions:
     """How a :class:`~resilient.ratelimit.LocalLimiter` bounds its memory."""
 
-    max_keys: int = option(DEFAULT_MAX_KEYS, Integer(min=1))
-    """Keys tracked at most; past it, new keys share one overflow allowance (see the
-    limiter's docstring)."""
+    max_memory: int = option(DEFAULT_MAX_MEMORY, Integer(min=ENTRY_BYTES, max=2**40))
+    """Bytes the limiter's table holds at most, whatever keys clients send; past it, new keys
+    share one overflow allowance (see the limiter's docstring)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
 
 
 DEFAULT_LOCAL_LIMITER_OPTIONS = LocalLimiterOptions()
-"""At most :data:`DEFAULT_MAX_KEYS` keys."""
+"""A table of at most :data:`DEFAULT_MAX_MEMORY` bytes."""
 
 
 @dataclass(frozen=True, slots=True)

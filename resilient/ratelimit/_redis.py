@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from resilient.ratelimit._events import (
     RedisRoundTripFailed,
     RedisScriptReloaded,
 )
+from resilient.ratelimit._gcra import NEVER
 from resilient.ratelimit._options import DEFAULT_REDIS_LIMITER_OPTIONS, RedisLimiterOptions
 from resilient.ratelimit._resp import (
     COST_ARGS,
@@ -65,9 +67,11 @@ from resilient.ratelimit._resp import (
 )
 from resilient.ratelimit._types import (
     Decision,
+    DecisionCancelled,
     DecisionSource,
     Rate,
     RateLookup,
+    never_decision,
     new_decision,
     rate_for_key,
 )
@@ -101,8 +105,10 @@ GCRA_SCRIPT = """\
 -- GCRA for one key in integer microseconds: a mirror of resilient/ratelimit/_gcra.py.
 -- KEYS[1]: the key holding the theoretical arrival time (TAT).
 -- ARGV: emission_us, tolerance_us, cost, ttl_margin_ms[, now_us (else the server's TIME)].
--- Returns {allowed (1/0), remaining, retry_after_us, reset_after_us}.
+-- Returns {allowed (1/0), remaining, retry_after_us (-1: never), reset_after_us}.
 -- Lua numbers are doubles: every value stays below 2^53 (exact), and floor_div equals //.
+-- A stored value that is not a TAT (corrupted, or written by someone else) counts as absent,
+-- and is overwritten by the next allowed request: one bad key never fails anything.
 local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -127,11 +133,13 @@ local tat = now
 local stored = redis.call('GET', KEYS[1])
 if stored then
   local stored_tat = tonumber(stored)
-  if stored_tat > now then
+  if stored_tat and stored_tat == math.floor(stored_tat) and stored_tat >= 0
+      and stored_tat < 4503599627370496 and stored_tat > now then
     tat = stored_tat
   end
 end
-local new_tat = tat + emission * cost
+local increment = emission * cost
+local new_tat = tat + increment
 local allow_at = new_tat - tolerance - emission
 if allow_at <= now then
   local reset_after = new_tat - now
@@ -144,6 +152,9 @@ end
 local remaining = floor_div(now - (tat - tolerance - emission), emission)
 if remaining < 0 then
   remaining = 0
+end
+if increment - emission > tolerance then
+  return {0, remaining, -1, tat - now}
 end
 return {0, remaining, allow_at - now, tat - now}
 """
@@ -216,6 +227,7 @@ class RedisLimiter:
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: AbstractConnection | None = None
+        self._in_flight_since: float | None = None
         self._closed = False
 
     @property
@@ -237,9 +249,11 @@ class RedisLimiter:
         """
         if self._closed:
             raise RedisLimiterUnavailable("RedisLimiter is closed")
+        if type(key) is not str:
+            raise ArgumentTypeError(f"RedisLimiter.decide(key) must be a str, got {key!r:.100}")
         if rate is None:
             rate = self.rate_for(key)
-        command = self._command(key, cost, rate)
+        command, largest = self._command(key, cost, rate)
         loop = asyncio.get_running_loop()
         self._notify_flusher(loop)
         future: asyncio.Future[Reply] = loop.create_future()
@@ -249,7 +263,9 @@ class RedisLimiter:
             allowed, remaining, retry_after_us, reset_after_us = await future
         except asyncio.CancelledError:
             self._forget(request)
-            raise
+            raise DecisionCancelled(self._silent_for()) from None
+        if retry_after_us == NEVER:
+            return never_decision(remaining, reset_after_us / 1e6, cost, largest)
         return new_decision(
             allowed == 1, remaining, retry_after_us / 1e6, reset_after_us / 1e6, _PRIMARY, ""
         )
@@ -285,19 +301,17 @@ class RedisLimiter:
 
     # -- the caller's side ----------------------------------------------------------------------
 
-    def _command(self, key: str, cost: int, rate: Rate) -> bytes:
-        """The packed ``EVALSHA`` of one decision, validated before anything is queued."""
+    def _command(self, key: str, cost: int, rate: Rate) -> tuple[bytes, int]:
+        """The packed ``EVALSHA`` of one decision, validated before anything is queued, and
+        the largest cost the rate allows."""
         rate_args = self._rate_args.get(rate)
         if rate_args is None:
             rate_args = self._cache_rate(rate)
-        packed_rate, max_cost = rate_args
-        if type(cost) is not int or not 0 <= cost <= max_cost:
+        packed_rate, largest = rate_args
+        if type(cost) is not int or not 0 <= cost <= largest:
             check("RedisLimiter.decide(cost)", cost, _COST)
-            raise ArgumentValueError(
-                f"RedisLimiter.decide(cost) {cost} at rate {rate} spans more than 2^52 us, "
-                "beyond exact arithmetic"
-            )
-        packed_key = self._prefix + key.encode()
+            cost = largest + 1  # never allowed, whatever it is: the script says so exactly
+        packed_key = self._prefix + _stored_key(key)
         cost_arg = COST_ARGS[cost] if cost < len(COST_ARGS) else bulk(b"%d" % cost)
         command = b"%s$%d\r\n%s\r\n%s%s%s" % (
             self._head,
@@ -314,7 +328,7 @@ class RedisLimiter:
                     f"RedisLimiter.clock time must be in [0, 2^52) us, got {now_us} us"
                 )
             command += bulk(b"%d" % now_us)
-        return command
+        return command, largest
 
     def _cache_rate(self, rate: Rate) -> tuple[bytes, int]:
         if not isinstance(rate, Rate):
@@ -323,9 +337,8 @@ class RedisLimiter:
             self._rate_args.clear()
         emission_us, tolerance_us = rate.emission_us, rate.tolerance_us
         packed = bulk(b"%d" % emission_us) + bulk(b"%d" % tolerance_us)
-        max_cost = (_MAX_EXACT_US - tolerance_us) // emission_us
-        self._rate_args[rate] = (packed, max_cost)
-        return packed, max_cost
+        self._rate_args[rate] = (packed, rate.largest_cost)
+        return packed, rate.largest_cost
 
     def _notify_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
         flusher = self._flusher
@@ -340,6 +353,11 @@ class RedisLimiter:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
+
+    def _silent_for(self) -> float:
+        """Seconds since the round trip now in flight was sent (0 when none is)."""
+        since = self._in_flight_since
+        return 0.0 if since is None else max(0.0, self._clock.monotonic() - since)
 
     def _forget(self, request: _Request) -> None:
         """Drop a cancelled caller's request (if not yet sent) and mark its outcome seen."""
@@ -381,8 +399,7 @@ class RedisLimiter:
     async def _send(self, batch: list[_Request]) -> None:
         """One pipelined round trip for ``batch``; every caller gets a reply or a fault."""
         try:
-            async with asyncio.timeout(self.options.round_trip_timeout):
-                replies = await self._round_trip([request.command for request in batch])
+            replies = await self._timed_round_trip([request.command for request in batch])
         except asyncio.CancelledError:
             self._fail_all(batch, "RedisLimiter is closed")
             await self._drop_connection()
@@ -415,6 +432,16 @@ class RedisLimiter:
                 stats.decisions += 1
                 if not future.done():
                     future.set_result(reply)
+
+    async def _timed_round_trip(self, commands: list[bytes]) -> list[Reply | Exception]:
+        """:meth:`_round_trip` within ``round_trip_timeout``, noting when it was sent (a caller
+        cancelled meanwhile tells how long Redis has been silent: :meth:`_silent_for`)."""
+        self._in_flight_since = self._clock.monotonic()
+        try:
+            async with asyncio.timeout(self.options.round_trip_timeout):
+                return await self._round_trip(commands)
+        finally:
+            self._in_flight_since = None
 
     async def _round_trip(self, commands: list[bytes]) -> list[Reply | Exception]:
         reader, writer = await self._streams()
@@ -479,6 +506,20 @@ class RedisLimiter:
 
 
 _COST = Integer(min=0)
+
+_INLINE_KEY_BYTES = 64
+"""Keys of up to this many bytes (UTF-8) are stored as they are after the prefix; longer ones
+as ``~`` and the hex of their 16-byte BLAKE2b digest, so a client's key costs Redis at most
+``len(prefix) + 64`` bytes of key name whatever its length."""
+
+
+def _stored_key(key: str) -> bytes:
+    """The key's name in Redis after the prefix. Every str has one (lone surrogates included:
+    ``surrogatepass`` encodes every str, distinct strs to distinct bytes)."""
+    encoded = key.encode("utf-8", "surrogatepass")
+    if len(encoded) <= _INLINE_KEY_BYTES:
+        return encoded
+    return b"~" + hashlib.blake2b(encoded, digest_size=16).hexdigest().encode()
 
 
 class _Request(NamedTuple):

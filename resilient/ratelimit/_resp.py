@@ -51,10 +51,12 @@ __all__ = [
 ]
 
 Reply = tuple[int, int, int, int]
-"""(allowed 1/0, remaining, retry_after_us, reset_after_us) as the script returns them."""
+"""(allowed 1/0, remaining, retry_after_us (-1: never), reset_after_us) as the script
+returns them."""
 
-_GCRA_REPLY = re.compile(rb"\*4\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n")
-"""The script's reply in RESP2 and RESP3 alike: an array of four non-negative integers."""
+_GCRA_REPLY = re.compile(rb"\*4\r\n:(\d{1,16})\r\n:(\d{1,16})\r\n:(-1|\d{1,16})\r\n:(\d{1,16})\r\n")
+"""The script's reply in RESP2 and RESP3 alike: an array of four integers, non-negative but
+the third (``retry_after_us``), which is -1 for a request no wait can make allowed."""
 
 _ERROR_REPLY = re.compile(rb"-([^\r\n]{0,4096})\r\n")
 """An error reply (e.g. ``-NOSCRIPT ...``, ``-ERR ...``), returned to its caller as a fault."""
@@ -144,14 +146,19 @@ def _check_partial_reply(rest: bytes) -> None:
     for index, line in enumerate(complete):
         if index == 0 and line != b"*4":
             raise ProtocolError(f"not a GCRA reply: {rest!r:.80}")
-        if index > 0 and not (line[:1] == b":" and line[1:].isdigit() and len(line) <= 17):
+        never = index == 3 and line == b":-1"  # retry_after_us of a request never allowed
+        if index > 0 and not never and not _is_integer_line(line):
             raise ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
-    head = expected[len(complete)]
-    if not (
-        head.startswith(tail)
-        or (head == b":" and tail[:1] == b":" and tail[1:].isdigit() and len(tail) <= 17)
-    ):
+    index = len(complete)
+    head = expected[index]
+    growing = head.startswith(tail) or (head == b":" and _is_integer_line(tail))
+    if not growing and not (index == 3 and b":-1".startswith(tail)):
         raise ProtocolError(f"malformed GCRA reply: {rest!r:.80}")
+
+
+def _is_integer_line(line: bytes) -> bool:
+    """``:`` and 1 to 16 digits: an integer the script can return."""
+    return line[:1] == b":" and line[1:].isdigit() and len(line) <= 17
 
 
 def is_noscript(reply: Reply | Exception) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 from collections.abc import Callable, Mapping
@@ -9,24 +10,38 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from resilient._validate import Integer, Number, check
+from resilient.errors import ArgumentValueError
 
 __all__ = [
+    "MAX_SPAN_US",
     "Decision",
+    "DecisionCancelled",
     "DecisionSource",
     "Limiter",
     "Rate",
     "RateLookup",
+    "never_decision",
     "new_decision",
     "rate_for_key",
 ]
+
+
+MAX_SPAN_US = 2**50
+"""The longest span, in microseconds (about 35.7 years), a rate's largest request may cover:
+every limiter (the Lua script computes in doubles, exact below 2^53) serves such a rate."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rate:
     """``limit`` requests per ``period`` seconds, plus ``burst`` extra at once.
 
-    Guarantee (GCRA): in any window of ``period`` seconds at most ``limit + burst`` units are
-    allowed, and requests spaced at least ``period / limit`` apart are never denied.
+    Guarantees (GCRA): in any window of ``period`` seconds at most ``limit + burst`` units are
+    allowed; requests of one unit spaced at least ``period / limit`` apart are never denied;
+    one request may take at most ``burst + 1`` units (a larger one is denied with
+    ``retry_after`` infinite: no wait would make it allowed). Time is kept in whole
+    microseconds, so the finest rate is one unit per microsecond. Every limiter serves every
+    rate this class accepts: ``(burst + 1) * period / limit`` must not exceed
+    :data:`MAX_SPAN_US` microseconds.
     """
 
     limit: int
@@ -34,9 +49,20 @@ class Rate:
     burst: int = 0
 
     def __post_init__(self) -> None:
-        check("Rate.limit", self.limit, Integer(min=1))
-        check("Rate.period", self.period, Number(min=0, min_open=True, unit="seconds"))
-        check("Rate.burst", self.burst, Integer(min=0))
+        check("Rate.limit", self.limit, Integer(min=1, max=MAX_SPAN_US))
+        check("Rate.period", self.period, Number(min=0, min_open=True, max=1e15, unit="seconds"))
+        check("Rate.burst", self.burst, Integer(min=0, max=MAX_SPAN_US))
+        if (self.burst + 1) * self.emission_us > MAX_SPAN_US:
+            raise ArgumentValueError(
+                f"Rate.period and Rate.burst: {self} lets one request span "
+                f"{(self.burst + 1) * self.emission_us} us, more than 2^50 us (35.7 years); "
+                f"got period={self.period!r}, burst={self.burst!r}"
+            )
+
+    @property
+    def largest_cost(self) -> int:
+        """The largest cost one request may have and ever be allowed: ``burst + 1``."""
+        return self.burst + 1
 
     @property
     def emission_us(self) -> int:
@@ -81,9 +107,11 @@ class DecisionSource(enum.Enum):
 class Decision(NamedTuple):
     """One rate-limit decision and where it came from (immutable).
 
-    ``retry_after`` is 0 when allowed, else the seconds until the same request would be
-    allowed. ``reset_after`` is the seconds until the key is back to its full allowance.
-    ``reason`` explains a degraded decision (e.g. ``"primary timeout"``), empty otherwise.
+    ``retry_after`` is 0 when allowed, else the seconds after which the same request would be
+    allowed; infinite for a request no wait can make allowed (its cost exceeds the rate's
+    ``largest_cost``: ``reason`` then says so). ``reset_after`` is the seconds until the key is
+    back to its full allowance. ``reason`` explains a degraded decision (e.g.
+    ``"primary timeout"``) or a request that can never be allowed, and is empty otherwise.
 
     A named tuple rather than a frozen dataclass because a decision is made on every request:
     the limiters build one with ``tuple.__new__(Decision, (...))`` in 94 ns, where
@@ -107,6 +135,21 @@ class Decision(NamedTuple):
 _new_tuple = tuple.__new__
 
 
+def never_decision(remaining: int, reset_after: float, cost: int, largest: int) -> Decision:
+    """The denial of a request whose ``cost`` exceeds the ``largest`` one its rate allows."""
+    return _new_tuple(
+        Decision,
+        (
+            False,
+            remaining,
+            math.inf,
+            reset_after,
+            DecisionSource.PRIMARY,
+            f"cost {cost} exceeds the largest request this rate ever allows ({largest})",
+        ),
+    )
+
+
 def new_decision(
     allowed: bool,
     remaining: int,
@@ -118,6 +161,22 @@ def new_decision(
     """``Decision(...)`` of all six fields, without the named tuple's keyword handling (the
     limiters' hot path; see :class:`Decision`)."""
     return _new_tuple(Decision, (allowed, remaining, retry_after, reset_after, source, reason))
+
+
+class DecisionCancelled(asyncio.CancelledError):
+    """A decision cancelled while it waited on the limiter's store, and how long the store had
+    then been silent: ``store_silent_for`` seconds since the round trip still unanswered was
+    sent (0 when none was in flight, so that the decision never left this process).
+
+    A limiter that talks to a store raises it in place of the bare cancellation, so that a
+    guard whose time budget ran out can tell a slow store from time spent in this process
+    (queued behind other callers, or behind a busy event loop): only the first is the store's
+    fault. It is a :class:`asyncio.CancelledError`, so cancellation works as always.
+    """
+
+    def __init__(self, store_silent_for: float) -> None:
+        super().__init__(f"cancelled; the store had been silent for {store_silent_for:.6f}s")
+        self.store_silent_for = store_silent_for
 
 
 class Limiter(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytest
@@ -10,9 +11,16 @@ from hypothesis import strategies as st
 
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
-from resilient.ratelimit import Decision, DecisionSource, LocalLimiter, LocalLimiterOptions, Rate
-from resilient.ratelimit._gcra import gcra
-from resilient.ratelimit._types import new_decision
+from resilient.ratelimit import (
+    ENTRY_BYTES,
+    Decision,
+    DecisionSource,
+    LocalLimiter,
+    LocalLimiterOptions,
+    Rate,
+)
+from resilient.ratelimit._gcra import NEVER, GcraResult, gcra
+from resilient.ratelimit._types import never_decision, new_decision
 
 rates = st.builds(
     Rate,
@@ -20,6 +28,15 @@ rates = st.builds(
     period=st.integers(1, 5000).map(lambda ms: ms / 1000),
     burst=st.integers(0, 5),
 )
+
+
+def reference_decision(result: GcraResult, cost: int, rate: Rate) -> Decision:
+    """The decision a limiter gives for a reference ``gcra()`` result."""
+    if result.retry_after_us == NEVER:
+        return never_decision(result.remaining, result.reset_after_us / 1e6, cost, rate.burst + 1)
+    return Decision(
+        result.allowed, result.remaining, result.retry_after_us / 1e6, result.reset_after_us / 1e6
+    )
 
 
 def _now_us(clock: VirtualClock) -> int:
@@ -97,12 +114,7 @@ async def test_decisions_equal_the_reference_gcra_on_both_paths(
         result = gcra(model.get(key), _now_us(clock), rate.emission_us, rate.tolerance_us, cost)
         if result.allowed and cost:
             model[key] = result.new_tat_us
-        expected = Decision(
-            result.allowed,
-            result.remaining,
-            result.retry_after_us / 1e6,
-            result.reset_after_us / 1e6,
-        )
+        expected = reference_decision(result, cost, rate)
         limiter = async_limiter if use_async else sync_limiter
         got = (
             await limiter.decide(key, cost=cost)
@@ -162,13 +174,33 @@ def test_a_peek_at_a_new_key_does_not_store_it() -> None:
     assert len(limiter) == 0
 
 
-def test_a_cost_above_limit_plus_burst_is_always_denied() -> None:
+@pytest.mark.parametrize("cost", [3, 5, 12, 100, 2**60])
+def test_a_cost_above_burst_plus_one_is_denied_for_ever_and_says_so(cost: int) -> None:
     clock = VirtualClock()
-    limiter = LocalLimiter(Rate(3, 1.0, burst=1), clock=clock)
-    for _ in range(5):
-        decision = limiter.decide_now("k", cost=5)
+    limiter = LocalLimiter(Rate(3, 1.0, burst=1), clock=clock)  # largest request: 2 units
+    for _ in range(3):
+        decision = limiter.decide_now("k", cost=cost)
         assert not decision.allowed
-        clock.advance(decision.retry_after)
+        assert decision.retry_after == math.inf
+        assert decision.reason == (
+            f"cost {cost} exceeds the largest request this rate ever allows (2)"
+        )
+        clock.advance(1000.0)  # no wait helps
+    assert limiter.decide_now("k", cost=2).allowed  # nothing was consumed meanwhile
+
+
+@pytest.mark.parametrize(("limit", "period", "burst"), [(100, 60.0, 10), (3, 1.0, 0), (1, 1.0, 5)])
+def test_every_cost_up_to_burst_plus_one_is_allowed_at_full_allowance_and_no_more(
+    limit: int, period: float, burst: int
+) -> None:
+    rate = Rate(limit, period, burst)
+    assert rate.largest_cost == burst + 1
+    for cost in range(1, burst + 3):
+        limiter = LocalLimiter(rate, clock=VirtualClock())
+        decision = limiter.decide_now("fresh", cost=cost)
+        assert decision.allowed is (cost <= burst + 1), cost
+        if not decision.allowed:
+            assert decision.retry_after == math.inf
 
 
 @pytest.mark.parametrize(
@@ -183,8 +215,8 @@ def test_a_bad_cost_is_refused_with_a_clear_error(cost: object, error: type[Exce
 @pytest.mark.parametrize(
     ("build", "field"),
     [
-        (lambda: LocalLimiter(Rate(1, 1.0), LocalLimiterOptions(max_keys=0)), "Options.max_keys"),
-        (lambda: LocalLimiterOptions(max_keys=True), "LocalLimiterOptions.max_keys"),
+        (lambda: LocalLimiterOptions(max_memory=ENTRY_BYTES - 1), "LocalLimiterOptions.max_memory"),
+        (lambda: LocalLimiterOptions(max_memory=True), "LocalLimiterOptions.max_memory"),
         (lambda: LocalLimiter(Rate(1, 1.0), rates=3), "LocalLimiter.rates"),
         (lambda: LocalLimiter(Rate(1, 1.0), {"max_keys": 3}), "LocalLimiter.options"),
     ],
@@ -196,7 +228,9 @@ def test_bad_construction_names_the_field(build: Callable[[], object], field: st
 
 def test_expired_keys_are_evicted_as_new_keys_arrive() -> None:
     clock = VirtualClock()
-    limiter = LocalLimiter(Rate(10, 1.0), LocalLimiterOptions(max_keys=10_000), clock=clock)
+    limiter = LocalLimiter(
+        Rate(10, 1.0), LocalLimiterOptions(max_memory=10_000 * ENTRY_BYTES), clock=clock
+    )
     for i in range(3000):
         limiter.decide_now(f"old-{i}")
     assert len(limiter) == 3000
@@ -209,7 +243,9 @@ def test_expired_keys_are_evicted_as_new_keys_arrive() -> None:
 
 def test_a_flood_of_distinct_keys_never_grows_the_table_past_max_keys() -> None:
     clock = VirtualClock()
-    limiter = LocalLimiter(Rate(5, 1.0), LocalLimiterOptions(max_keys=500), clock=clock)
+    limiter = LocalLimiter(
+        Rate(5, 1.0), LocalLimiterOptions(max_memory=500 * ENTRY_BYTES), clock=clock
+    )
     for i in range(20_000):
         limiter.decide_now(f"flood-{i}")
         assert len(limiter) <= 500
@@ -223,7 +259,10 @@ def test_when_the_table_is_full_of_live_keys_new_keys_share_one_allowance() -> N
     bus = EventBus()
     bus.subscribe(recorder)
     limiter = LocalLimiter(
-        Rate(2, 1.0, burst=1), LocalLimiterOptions(max_keys=64), clock=clock, events=bus
+        Rate(2, 1.0, burst=1),
+        LocalLimiterOptions(max_memory=64 * ENTRY_BYTES),
+        clock=clock,
+        events=bus,
     )
     for i in range(64):
         assert limiter.decide_now(f"tracked-{i}").allowed
@@ -241,7 +280,7 @@ def test_when_the_table_is_full_of_live_keys_new_keys_share_one_allowance() -> N
 def test_an_abusive_key_is_held_to_its_rate_through_overflow_and_back() -> None:
     clock = VirtualClock()
     rate = Rate(4, 1.0)
-    limiter = LocalLimiter(rate, LocalLimiterOptions(max_keys=16), clock=clock)
+    limiter = LocalLimiter(rate, LocalLimiterOptions(max_memory=16 * ENTRY_BYTES), clock=clock)
     allowed_at: list[float] = []
     for step in range(400):
         clock.advance(0.01)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import random
 import ssl
 import uuid
@@ -35,7 +36,7 @@ from resilient.ratelimit import (
     RedisLimiterOptions,
     RedisLimiterUnavailable,
 )
-from resilient.ratelimit._gcra import gcra
+from resilient.ratelimit._gcra import NEVER, gcra
 from resilient.ratelimit._redis import GCRA_SCRIPT
 from resilient.ratelimit._resp import open_streams
 
@@ -79,10 +80,11 @@ def expected_decision(
     result = gcra(state.get(key), now_us, rate.emission_us, rate.tolerance_us, cost)
     if result.allowed and cost > 0:
         state[key] = result.new_tat_us
+    never = result.retry_after_us == NEVER
     return (
         result.allowed,
         result.remaining,
-        result.retry_after_us / 1_000_000,
+        math.inf if never else result.retry_after_us / 1_000_000,
         result.reset_after_us / 1_000_000,
     )
 
@@ -135,10 +137,15 @@ async def test_cost_above_the_burst_is_denied_without_touching_the_key(
     make_limiter: LimiterFactory, client: aredis.Redis
 ) -> None:
     limiter = await make_limiter(Rate(5, 1.0, burst=1))
-    decision = await limiter.decide("big", cost=7)
-    assert not decision.allowed
-    assert decision.retry_after > 0
+    for cost in (3, 7, 2**60):
+        decision = await limiter.decide("big", cost=cost)
+        assert not decision.allowed
+        assert decision.retry_after == math.inf
+        assert (
+            decision.reason == f"cost {cost} exceeds the largest request this rate ever allows (2)"
+        )
     assert await client.exists(limiter.options.prefix + "big") == 0
+    assert (await limiter.decide("big", cost=2)).allowed
 
 
 # -- time ----------------------------------------------------------------------------------------
