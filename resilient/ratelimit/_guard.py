@@ -115,7 +115,11 @@ class FailOpenGuard:
     is denied for ever, with the reason). Only faults of the primary count as its failures,
     and a budget that ran out while the primary's store was answering (the time went on
     waiting in this process, e.g. behind a thousand other callers) is not one: the caller
-    still gets its answer in budget, from the fallback, with the reason. Nothing a primary or
+    still gets its answer in budget, from the fallback, with the reason. (The store's silence
+    is measured on this process's event loop, so the attribution holds while the loop keeps
+    its own delays under the budget: 1,000 callers at once on this machine, measured by
+    ``tests/resilient/test_ratelimit_hostile.py``. A burst the loop cannot serve within the
+    budget makes the store look slow, and the breaker then sheds load to the fallback.) Nothing a primary or
     a fallback does makes the guard raise, except in mode FAIL_CLOSED. Every permit (a
     half-open probe slot included) is released on every path: return, exception (raised
     synchronously or not) and cancellation. Call :meth:`aclose` to stop the budget's

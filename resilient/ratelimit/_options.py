@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_REDIS_LIMITER_OPTIONS",
     "ENTRY_BYTES",
     "GUARD_BREAKER_OPTIONS",
+    "MAX_KEY_TTL_MARGIN",
     "GuardMode",
     "GuardOptions",
     "LocalLimiterOptions",
@@ -42,6 +43,10 @@ key of 4-byte code points (204 bytes), its integer state (36), its slot in the t
 DEFAULT_MAX_MEMORY = 32 * 2**20
 """Bytes a :class:`~resilient.ratelimit.LocalLimiter` table holds at most: 32 MiB, that is
 83,886 keys at :data:`ENTRY_BYTES` each."""
+
+MAX_KEY_TTL_MARGIN = 10 * 365 * 24 * 3600.0
+"""The longest ``key_ttl_margin``, ten years: the script's expiry in milliseconds then stays an
+integer Redis accepts (below 10^14, where Lua writes numbers without an exponent)."""
 
 DEFAULT_PREFIX = "rl:"
 """The key prefix of a :class:`~resilient.ratelimit.RedisLimiter`."""
@@ -86,7 +91,7 @@ class RedisLimiterOptions:
     each caller on top."""
     max_batch: int = option(512, Integer(min=1))
     """At most this many decisions go in one pipeline; more wait for the next."""
-    key_ttl_margin: float = option(0.0, Number(min=0, unit="seconds"))
+    key_ttl_margin: float = option(0.0, Number(min=0, max=MAX_KEY_TTL_MARGIN, unit="seconds"))
     """Seconds a key outlives its reset time. Redis expires keys in real time, so with
     ``time_source="clock"`` and a clock slower than real time (a virtual clock in tests) raise
     it above the real duration of the run, or a key may vanish while it still matters."""
