@@ -25,9 +25,12 @@ import itertools
 from types import TracebackType
 from typing import Any
 
+from resilient._validate import Number, check
 from resilient.clock import Clock
 
 __all__ = ["DeadlineScope", "Deadlines"]
+
+_SECONDS = Number(finite=False, unit="seconds")
 
 
 class Deadlines:
@@ -42,8 +45,9 @@ class Deadlines:
         self._watching_until = float("inf")
 
     def within(self, seconds: float) -> DeadlineScope:
-        """A scope for ``async with`` whose block must end within ``seconds`` on the clock."""
-        return DeadlineScope(self, seconds)
+        """A scope for ``async with`` whose block must end within ``seconds`` on the clock
+        (0 or less: cancelled at its first wait; infinite: never)."""
+        return DeadlineScope(self, check("Deadlines.within(seconds)", seconds, _SECONDS))
 
     @property
     def pending(self) -> int:
@@ -62,25 +66,29 @@ class Deadlines:
     # -- called by the scopes ----------------------------------------------------------------
 
     def _enter(self, scope: DeadlineScope) -> None:
-        heapq.heappush(self._heap, (scope.deadline, next(self._order), scope))
         watchdog = self._watchdog
         if watchdog is None or watchdog.done():
-            self._start_watchdog()
+            self._start_watchdog(scope.deadline)
         elif scope.deadline < self._watching_until:
             # The watchdog sleeps until a later deadline: wake it for this one.
             watchdog.cancel()
-            self._start_watchdog()
+            self._start_watchdog(scope.deadline)
+        # Only now, once a watchdog surely keeps it: a scope whose entry failed (no task could
+        # be made) is not left behind to cancel its task later.
+        heapq.heappush(self._heap, (scope.deadline, next(self._order), scope))
 
     def _leave(self) -> None:
         heap = self._heap
         while heap and heap[0][2].done:
             heapq.heappop(heap)
 
-    def _start_watchdog(self) -> None:
-        self._watching_until = float("inf")
+    def _start_watchdog(self, until: float) -> None:
+        """A new watchdog task, which will first look at the deadline ``until``: scopes entered
+        before it runs, with later deadlines, keep it rather than start another."""
         self._watchdog = asyncio.get_running_loop().create_task(
             self._watch(), name=f"{self._name}.watchdog"
         )
+        self._watching_until = until
 
     async def _watch(self) -> None:
         heap = self._heap
@@ -119,6 +127,8 @@ class DeadlineScope:
         self._cancelling = 0
 
     async def __aenter__(self) -> DeadlineScope:
+        if self._task is not None:
+            raise RuntimeError("a deadline scope is entered once; make a new one with within()")
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a deadline scope must be entered from a task")

@@ -9,7 +9,11 @@ own arguments with :func:`check`. The rules are the same everywhere:
 - a bool is never a number (``True`` is not ``1`` seconds), NaN is never a number, and an
   infinity is refused unless the rule allows it;
 - every message names ``Class.field`` and the value given, e.g.
-  ``GuardOptions.timeout must be a finite number of seconds > 0, got nan``.
+  ``GuardOptions.timeout must be a finite number of seconds > 0, got nan`` (the value shown
+  in at most about a hundred characters, and even when its own ``repr`` fails);
+- a value is judged, and kept, as the builtin it is an instance of (an ``int`` or ``float``
+  subclass cannot lie its way past a bound through its own comparisons), and a number is kept
+  as a ``float``, so an int too large for one is refused like any out-of-range value.
 
 The rules are data (:attr:`dataclasses.Field.metadata`), so tests read them to attack every
 field of every options class.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +43,7 @@ __all__ = [
     "check_fields",
     "option",
     "rule_of",
+    "shown",
 ]
 
 T = TypeVar("T")
@@ -54,14 +60,39 @@ class Rule:
     def type_ok(self, value: object) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def plain(self, value: Any) -> Any:
+        """``value`` as the builtin the rule judges and keeps (it passed :meth:`type_ok`);
+        raises ValueError or OverflowError when there is no such value."""
+        return value
+
     def value_ok(self, value: Any) -> bool:
         return True
 
-    def check(self, where: str, value: object) -> None:
+    def check(self, where: str, value: object) -> Any:
+        """The value as kept (see :meth:`plain`); an ``ArgumentError`` naming ``where``."""
         if not self.type_ok(value):
-            raise ArgumentTypeError(f"{where} must be {self.describe()}, got {value!r}")
-        if not self.value_ok(value):
-            raise ArgumentValueError(f"{where} must be {self.describe()}, got {value!r}")
+            raise ArgumentTypeError(f"{where} must be {self.describe()}, got {shown(value)}")
+        try:
+            plain = self.plain(value)
+        except (ValueError, OverflowError):
+            plain = _NO_VALUE
+        if plain is _NO_VALUE or not self.value_ok(plain):
+            raise ArgumentValueError(f"{where} must be {self.describe()}, got {shown(value)}")
+        return plain
+
+
+_NO_VALUE: Any = object()
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN.maxlong = 100
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` in at most about 100 characters, whatever the value."""
+    try:
+        return _SHOWN.repr(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def _is_number(value: object) -> bool:
@@ -80,6 +111,9 @@ class Integer(Rule):
 
     def type_ok(self, value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
+
+    def plain(self, value: int) -> int:
+        return int.__int__(value)
 
     def value_ok(self, value: int) -> bool:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
@@ -104,6 +138,11 @@ class Number(Rule):
     def type_ok(self, value: object) -> bool:
         return _is_number(value)
 
+    def plain(self, value: float) -> float:
+        if isinstance(value, int):
+            return float(int.__int__(value))  # OverflowError beyond a float
+        return float.__float__(value)
+
     def value_ok(self, value: float) -> bool:
         if math.isnan(value) or (self.finite and math.isinf(value)):
             return False
@@ -124,6 +163,9 @@ class Text(Rule):
     def type_ok(self, value: object) -> bool:
         return isinstance(value, str)
 
+    def plain(self, value: str) -> str:
+        return str.__str__(value)
+
     def value_ok(self, value: str) -> bool:
         return bool(value) or not self.non_empty
 
@@ -142,6 +184,9 @@ class Choice(Rule):
 
     def type_ok(self, value: object) -> bool:
         return isinstance(value, self.enum) if self.enum is not None else isinstance(value, str)
+
+    def plain(self, value: Any) -> Any:
+        return value if self.enum is not None else str.__str__(value)
 
     def value_ok(self, value: object) -> bool:
         return self.enum is not None or value in self.values
@@ -197,15 +242,20 @@ def rule_of(field: dataclasses.Field[Any]) -> Rule | None:
 
 
 def check_fields(instance: Any) -> None:
-    """Check every field of the dataclass ``instance`` against its rule, in declaration order."""
+    """Check every field of the (frozen) dataclass ``instance`` against its rule, in
+    declaration order, and keep each value as its rule keeps it."""
     owner = type(instance).__name__
     for field in dataclasses.fields(instance):
         rule = rule_of(field)
         if rule is not None:
-            rule.check(f"{owner}.{field.name}", getattr(instance, field.name))
+            value = getattr(instance, field.name)
+            plain = rule.check(f"{owner}.{field.name}", value)
+            if plain is not value:
+                object.__setattr__(instance, field.name, plain)
 
 
 def check(where: str, value: T, rule: Rule) -> T:
-    """``value`` if it passes ``rule``; else an ``ArgumentError`` naming ``where``."""
-    rule.check(where, value)
-    return value
+    """``value`` as ``rule`` keeps it (e.g. an int as a float for a :class:`Number`) if it
+    passes; else an ``ArgumentError`` naming ``where``."""
+    kept: T = rule.check(where, value)
+    return kept

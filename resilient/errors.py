@@ -102,3 +102,7 @@ class CircuitOpenError(ResilientError):
         else:
             detail = "half-open; every probe slot is taken"
         super().__init__(f"circuit {name!r} is {detail}")
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, BreakerState, float]]:
+        """Pickled with every field, so it crosses a process boundary whole."""
+        return type(self), (self.name, self.state, self.retry_after)

@@ -20,6 +20,7 @@ that emitted the event.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import logging
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from resilient._validate import shown
 
 if TYPE_CHECKING:
     from resilient.clock import Clock
@@ -53,13 +56,14 @@ class Severity(enum.IntEnum):
     ERROR = logging.ERROR
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class EventAttributes(Mapping[str, Any]):
     """The typed attributes of one kind of event; subclasses name the event.
 
-    A subclass is a frozen dataclass whose fields are the event's attributes, with the class
-    variables ``NAME`` (the event's name) and ``SEVERITY``. As a read-only mapping it yields
-    its fields in declaration order.
+    A subclass is a frozen dataclass declared with ``eq=False`` (equality is a mapping's, see
+    below) whose fields are the event's attributes, with the class variables ``NAME`` (the
+    event's name) and ``SEVERITY``. As a read-only mapping it yields its fields in declaration
+    order, and it equals any mapping with the same items (a plain dict included).
     """
 
     NAME: ClassVar[str] = ""
@@ -75,6 +79,14 @@ class EventAttributes(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._names())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.items()))
 
     def _names(self) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(self))
@@ -131,10 +143,11 @@ class Emitter:
 
 
 def logging_listener(event: Event) -> None:
-    """Log ``event`` on logger ``resilient.<source>`` at its severity."""
+    """Log ``event`` on logger ``resilient.<source>`` at its severity (each attribute shown in
+    at most about 100 characters, even one whose own ``repr`` fails)."""
     logger = logging.getLogger(f"resilient.{event.source}")
     if logger.isEnabledFor(event.severity):
-        details = " ".join(f"{key}={value!r}" for key, value in event.attributes.items())
+        details = " ".join(f"{key}={shown(value)}" for key, value in event.attributes.items())
         logger.log(event.severity, "%s %s", event.name, details)
 
 
@@ -142,11 +155,16 @@ _log = logging.getLogger("resilient.events")
 
 
 class EventBus:
-    """Delivers events to listeners; logs them when there is no listener."""
+    """Delivers events to listeners, in the order they were emitted; logs them when there is
+    no listener. An event emitted while another is being delivered (by a listener, or by code
+    a listener calls) waits until every listener has had the first one. Use a bus from one
+    thread."""
 
     def __init__(self, *, log_when_unobserved: bool = True) -> None:
         self._listeners: list[EventListener] = []
         self._log_when_unobserved = log_when_unobserved
+        self._queue: collections.deque[Event] = collections.deque()
+        self._delivering = False
 
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         """Deliver every later event to ``listener``; returns a function that unsubscribes."""
@@ -159,12 +177,23 @@ class EventBus:
         return unsubscribe
 
     def emit(self, event: Event) -> None:
-        """Deliver ``event`` to every listener; a failing listener is logged, never raised."""
-        if not self._listeners:
-            if self._log_when_unobserved:
-                logging_listener(event)
-            return
-        for listener in tuple(self._listeners):
+        """Deliver ``event`` to every listener; a failing listener (or logging) is logged,
+        never raised."""
+        self._queue.append(event)
+        if self._delivering:
+            return  # delivered in order by the emit already under way
+        self._delivering = True
+        try:
+            while self._queue:
+                self._deliver(self._queue.popleft())
+        finally:
+            self._delivering = False
+
+    def _deliver(self, event: Event) -> None:
+        listeners: tuple[EventListener, ...] = tuple(self._listeners)
+        if not listeners and self._log_when_unobserved:
+            listeners = (logging_listener,)
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:

@@ -278,3 +278,21 @@ def test_every_options_class_is_frozen_and_names_every_default() -> None:
         for field in dataclasses.fields(cls):
             assert field.default is not dataclasses.MISSING, f"{cls.__name__}.{field.name}"
             assert rule_of(field) is not None, f"{cls.__name__}.{field.name} has no rule"
+
+
+def test_typed_event_attributes_keep_a_mappings_equality() -> None:
+    """Every event's attributes class is declared ``eq=False``, so that it equals a mapping of
+    the same items (``EventAttributes.__eq__``) instead of only its own class."""
+    from resilient.events import EventAttributes
+
+    importlib.import_module("resilient.ratelimit._events")
+    importlib.import_module("resilient.breaker._events")
+    found = []
+    pending = list(EventAttributes.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("resilient."):
+            found.append(cls)
+            assert "__eq__" not in vars(cls), f"{cls.__name__} defines its own __eq__"
+    assert len(found) >= 10

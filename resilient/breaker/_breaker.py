@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -60,6 +61,8 @@ from resilient.errors import CircuitOpenError
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 
 __all__ = ["BreakerState", "BreakerStats", "CircuitBreaker", "Permit"]
+
+_log = logging.getLogger("resilient.breaker")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -174,7 +177,6 @@ class CircuitBreaker:
         self._machine = pybreaker.CircuitBreaker(
             fail_max=options.failure_threshold,
             reset_timeout=options.reset_timeout,
-            exclude=list(options.exclude),
             listeners=[_Transitions(self)],
             state_storage=self._storage,
             name=name,
@@ -283,7 +285,7 @@ class CircuitBreaker:
             self._update_quiet()
 
     def _on_failure(self, generation: int, error: BaseException) -> None:
-        if not self._machine.is_system_error(error):
+        if self._excluded(error):
             self._on_success(generation)
             return
         if generation != self._generation:
@@ -297,6 +299,27 @@ class CircuitBreaker:
             self._transition(self._machine.open, f"{self.policy!r} tripped on {cause}")
         else:
             self._update_quiet()
+
+    def _excluded(self, error: BaseException) -> bool:
+        """Whether ``options.exclude`` says ``error`` is no failure. A class excludes its
+        instances (whatever its metaclass); a predicate that raises excludes nothing, and is
+        logged: a bug in a predicate must not make the breaker raise or stop counting."""
+        for exclusion in self.options.exclude:
+            if isinstance(exclusion, type):
+                if isinstance(error, exclusion):
+                    return True
+                continue
+            try:
+                if exclusion(error):
+                    return True
+            except Exception:
+                _log.exception(
+                    "breaker %r: exclude predicate %r raised on %r; counted as a failure",
+                    self.name,
+                    exclusion,
+                    error,
+                )
+        return False
 
     def _update_quiet(self) -> None:
         """Mark the circuit quiet when it is: closed, default policy, failure count zero."""

@@ -25,7 +25,7 @@ BREAKER_HALF_OPENED = "half_opened"
 BREAKER_CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BreakerOpened(EventAttributes):
     """The circuit opened: calls are refused until ``reset_timeout`` passes (WARNING)."""
 
@@ -44,7 +44,7 @@ class BreakerOpened(EventAttributes):
     """Seconds until it lets probes through."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BreakerHalfOpened(EventAttributes):
     """The reset timeout passed: up to ``max_probes`` calls go through as probes (INFO)."""
 
@@ -57,7 +57,7 @@ class BreakerHalfOpened(EventAttributes):
     """Probes allowed at once (``half_open_max_calls``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class BreakerClosed(EventAttributes):
     """A probe succeeded: calls flow again (INFO)."""
 

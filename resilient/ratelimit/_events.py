@@ -40,7 +40,7 @@ GUARD_RECOVERED = "recovered"
 GUARD_SUSPECTED_LIMITER_FAULT = "suspected_limiter_fault"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LocalLimiterOverflow(EventAttributes):
     """A :class:`~resilient.ratelimit.LocalLimiter` is full of live keys: new keys share one
     overflow allowance until room frees up (WARNING; once per overflow)."""
@@ -52,7 +52,7 @@ class LocalLimiterOverflow(EventAttributes):
     live_keys: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RedisRoundTripFailed(EventAttributes):
     """A pipelined round trip to Redis failed; every decision in it raised (WARNING)."""
 
@@ -64,7 +64,7 @@ class RedisRoundTripFailed(EventAttributes):
     """Decisions the round trip carried."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RedisClientUnsupported(EventAttributes):
     """The installed redis-py is not one the limiter can use: every decision raises
     :class:`~resilient.errors.ConfigurationError` until the deployment is fixed (ERROR)."""
@@ -75,7 +75,7 @@ class RedisClientUnsupported(EventAttributes):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RedisScriptReloaded(EventAttributes):
     """Redis had lost the script (a restart, ``SCRIPT FLUSH``): it was loaded again (INFO)."""
 
@@ -84,7 +84,7 @@ class RedisScriptReloaded(EventAttributes):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class GuardDegraded(EventAttributes):
     """The guard started answering without its primary (WARNING)."""
 
@@ -97,7 +97,7 @@ class GuardDegraded(EventAttributes):
     """Who answers meanwhile: the :class:`~resilient.ratelimit.GuardMode` value."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class GuardRecovered(EventAttributes):
     """The primary answered again (INFO)."""
 
@@ -107,7 +107,7 @@ class GuardRecovered(EventAttributes):
     """Seconds since the guard degraded."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SuspectedLimiterFault(EventAttributes):
     """The primary denied many distinct keys within a short window: a broken limiter looks like
     that (WARNING). The event changes no decision."""

@@ -111,19 +111,19 @@ class FailOpenGuard:
     str, a cost that is not an int >= 0, a rate that is not a :class:`Rate` raise an
     :class:`~resilient.errors.ArgumentError` before the breaker sees anything, and an
     ``ArgumentError`` a primary raises is the caller's, raised to the caller, never counted
-    against the primary (any str is a key; any int >= 0 a cost: one above the rate's largest
-    is denied for ever, with the reason). Only faults of the primary count as its failures,
-    and a budget that ran out while the primary's store was answering (the time went on
-    waiting in this process, e.g. behind a thousand other callers) is not one: the caller
-    still gets its answer in budget, from the fallback, with the reason. (The store's silence
-    is measured on this process's event loop, so the attribution holds while the loop keeps
-    its own delays under the budget: 1,000 callers at once on this machine, measured by
+    against the primary (any str is a key; any int >= 0 a cost: one above the rate's largest is
+    denied for ever, with the reason). Only faults of the primary count as its failures, and a
+    budget that ran out while the primary's store was answering (the time went on waiting in
+    this process, e.g. behind a thousand other callers) is not one: the caller still gets its
+    answer in budget, from the fallback, with the reason. (The store's silence is measured on
+    this process's event loop, so the attribution holds while the loop keeps its own delays
+    under the budget: 1,000 callers at once on this machine, measured by
     ``tests/resilient/test_ratelimit_hostile.py``. A burst the loop cannot serve within the
-    budget makes the store look slow, and the breaker then sheds load to the fallback.) Nothing a primary or
-    a fallback does makes the guard raise, except in mode FAIL_CLOSED. Every permit (a
-    half-open probe slot included) is released on every path: return, exception (raised
-    synchronously or not) and cancellation. Call :meth:`aclose` to stop the budget's
-    watchdog task early.
+    budget makes the store look slow, and the breaker then sheds load to the fallback.) Nothing
+    a primary or a fallback does makes the guard raise, except in mode FAIL_CLOSED. Every permit
+    (a half-open probe slot included) is released on every path: return, exception (raised
+    synchronously or not) and cancellation. Call :meth:`aclose` to stop the budget's watchdog
+    task early.
     """
 
     never_waits: ClassVar[bool] = False
@@ -189,6 +189,7 @@ class FailOpenGuard:
         if permit is None:
             self.stats.breaker_open += 1
             return await self._degrade(key, cost, rate, "breaker open", None)
+        until: float | None = None  # when the caller's budget ends (None: not started)
         if self._primary_never_waits:
             try:
                 decision = await self.primary.decide(key, cost=cost, rate=rate)
@@ -204,12 +205,15 @@ class FailOpenGuard:
             budget = self._deadlines.within(self.options.timeout)
             try:
                 async with budget:
+                    until = budget.deadline
                     decision = await self.primary.decide(key, cost=cost, rate=rate)
             except ArgumentError:
                 permit.released()
                 raise
             except Exception as error:
-                return await self._fault(permit, key, cost, rate, error, timed_out=budget.expired)
+                return await self._fault(
+                    permit, key, cost, rate, error, timed_out=budget.expired, until=until
+                )
             except BaseException:
                 permit.released()  # cancelled from outside: neither success nor failure
                 raise
@@ -217,7 +221,7 @@ class FailOpenGuard:
             permit.failed(_Malformed(f"primary returned {decision!r}"))
             self.stats.malformed += 1
             return await self._degrade(
-                key, cost, rate, "primary returned a malformed decision", None
+                key, cost, rate, "primary returned a malformed decision", None, until
             )
         permit.succeeded()
         self.stats.primary += 1
@@ -242,13 +246,14 @@ class FailOpenGuard:
         error: Exception,
         *,
         timed_out: bool,
+        until: float | None = None,
     ) -> Decision:
         """Count the primary's fault against its breaker, classify it, answer without it."""
         if timed_out and self._spent_locally(error):
             permit.released()  # the store was answering: the budget went on this process
             self.stats.local_timeouts += 1
             return await self._degrade(
-                key, cost, rate, "budget spent waiting in this process", None
+                key, cost, rate, "budget spent waiting in this process", None, until
             )
         if timed_out:
             error = TimeoutError(f"primary took over {self.options.timeout}s")
@@ -261,20 +266,27 @@ class FailOpenGuard:
             self.stats.errors += 1
             reason = f"primary error: {type(error).__name__}"
         permit.failed(error)
-        return await self._degrade(key, cost, rate, reason, error)
+        return await self._degrade(key, cost, rate, reason, error, until)
 
     async def _degrade(
-        self, key: str, cost: int, rate: Rate | None, reason: str, error: BaseException | None
+        self,
+        key: str,
+        cost: int,
+        rate: Rate | None,
+        reason: str,
+        error: BaseException | None,
+        until: float | None = None,
     ) -> Decision:
-        """Answer without the primary, as the mode says; the decision carries the reason."""
+        """Answer without the primary, as the mode says; the decision carries the reason.
+        A fallback that may wait gets what is left of the caller's budget (all of it when the
+        budget has not started: ``until`` None), so the answer always comes within it."""
         mode = self.options.mode
         if self._degraded_since is None:
             self._degraded_since = self._clock.monotonic()
             self._emit(GuardDegraded(reason, mode.value))
         if mode is GuardMode.FALLBACK:
-            answer = await self._ask_fallback(
-                key, cost, None if rate is None else self._share_of(rate)
-            )
+            share = None if rate is None else self._share_of(rate)
+            answer = await self._ask_fallback(key, cost, share, until)
             if answer is not None:
                 self.stats.fallback += 1
                 return new_decision(
@@ -293,15 +305,21 @@ class FailOpenGuard:
         self.stats.pass_through += 1
         return new_decision(True, 0, 0.0, 0.0, DecisionSource.PASS_THROUGH, reason)
 
-    async def _ask_fallback(self, key: str, cost: int, rate: Rate | None) -> Decision | None:
-        """The fallback's well-formed answer within the budget, or None if it has none."""
+    async def _ask_fallback(
+        self, key: str, cost: int, rate: Rate | None, until: float | None
+    ) -> Decision | None:
+        """The fallback's well-formed answer by ``until`` (or within a whole budget), or None
+        if it has none."""
         fallback = self.fallback
         assert fallback is not None  # checked in __init__
         try:
             if self._fallback_never_waits:
                 answer = await fallback.decide(key, cost=cost, rate=rate)
             else:
-                async with self._deadlines.within(self.options.timeout):
+                left = self.options.timeout
+                if until is not None:
+                    left = until - self._clock.monotonic()
+                async with self._deadlines.within(left):
                     answer = await fallback.decide(key, cost=cost, rate=rate)
         except Exception:
             return None

@@ -217,7 +217,7 @@ class RedisLimiter:
         self._rates = rates
         self._clock = clock
         self._emit = Emitter(REDIS_EVENT_SOURCE, events, clock)
-        self._prefix = options.prefix.encode()
+        self._prefix = options.prefix.encode("utf-8", "surrogatepass")
         self._clock_time = options.time_source == "clock"
         self._margin_arg = bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
         self._head = array_head(9 if self._clock_time else 8, _SCRIPT_SHA)

@@ -31,6 +31,9 @@ MAX_SPAN_US = 2**50
 every limiter (the Lua script computes in doubles, exact below 2^53) serves such a rate."""
 
 
+_PERIOD = Number(min=0, min_open=True, max=1e15, unit="seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """``limit`` requests per ``period`` seconds, plus ``burst`` extra at once.
@@ -49,9 +52,10 @@ class Rate:
     burst: int = 0
 
     def __post_init__(self) -> None:
-        check("Rate.limit", self.limit, Integer(min=1, max=MAX_SPAN_US))
-        check("Rate.period", self.period, Number(min=0, min_open=True, max=1e15, unit="seconds"))
-        check("Rate.burst", self.burst, Integer(min=0, max=MAX_SPAN_US))
+        keep = object.__setattr__
+        keep(self, "limit", check("Rate.limit", self.limit, Integer(min=1, max=MAX_SPAN_US)))
+        keep(self, "period", check("Rate.period", self.period, _PERIOD))
+        keep(self, "burst", check("Rate.burst", self.burst, Integer(min=0, max=MAX_SPAN_US)))
         if (self.burst + 1) * self.emission_us > MAX_SPAN_US:
             raise ArgumentValueError(
                 f"Rate.period and Rate.burst: {self} lets one request span "

@@ -62,7 +62,7 @@ def test_failing_listener_is_logged_and_others_still_run(caplog: pytest.LogCaptu
     assert "listener" in caplog.records[0].getMessage()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Tripped(EventAttributes):
     NAME: ClassVar[str] = "tripped"
     SEVERITY: ClassVar[Severity] = Severity.WARNING
