@@ -41,7 +41,7 @@ from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock
 from resilient.errors import ArgumentTypeError
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.ratelimit._events import LOCAL_EVENT_SOURCE, LocalLimiterOverflow
-from resilient.ratelimit._gcra import NEVER, GcraResult, gcra, largest_cost
+from resilient.ratelimit._gcra import NEVER, gcra, largest_cost
 from resilient.ratelimit._options import (
     DEFAULT_LOCAL_LIMITER_OPTIONS,
     ENTRY_BYTES,
@@ -157,10 +157,14 @@ class LocalLimiter:
         :class:`~resilient.errors.ArgumentValueError` for a cost that is not an int >= 0, and
         never on a fault (there is none to have).
         """
-        return self.decide_now(key, cost=cost, rate=rate)
+        return self._decide(key, cost, rate)
 
     def decide_now(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
-        """:meth:`decide`, synchronously: the hot path for callers outside a coroutine."""
+        """:meth:`decide`, synchronously: for callers outside a coroutine."""
+        return self._decide(key, cost, rate)
+
+    def _decide(self, key: str, cost: int, rate: Rate | None) -> Decision:
+        # Positional: a call with keywords costs a tenth of a decision more.
         if rate is None and self._rates is None:
             emission, tolerance = self._emission_us, self._tolerance_us
         else:
@@ -173,17 +177,27 @@ class LocalLimiter:
             now = int(self._clock.monotonic() * 1_000_000)
         tats = self._tats
         try:
-            tat = tats[key]
-        except (KeyError, TypeError):  # TypeError: an unhashable key, refused below
-            # Untracked, or kept under its digest (a long key is never stored as it is).
-            return self._decide_slow(_stored_key(key), now, emission, tolerance, cost)
-        # gcra(), inlined for a tracked key (tests check both give the same decisions).
+            tat = tats.get(key)
+        except TypeError:  # an unhashable key: refused just below
+            tat = None
+        if tat is None:
+            if type(key) is not str or len(key) > INLINE_KEY_CHARS:
+                key = _stored_key(key)  # type: ignore[assignment]  # a long key's digest
+                tat = tats.get(key)
+            if tat is None:
+                tat = self._admit(now)
+                if tat is None:
+                    return self._decide_overflow(now, emission, tolerance, cost)
+                tats = self._tats  # a sweep may have made a new table
+        # gcra(), inlined (tests check both give the same decisions); a new key starts at now,
+        # or from the overflow's debt.
         if tat < now:
             tat = now
         new_tat = tat + emission * cost
         allow_at = new_tat - tolerance - emission
         if allow_at <= now:
-            tats[key] = new_tat
+            if cost:  # cost 0 only reads: it never makes an entry
+                tats[key] = new_tat
             # new_decision(True, ...) without the call (a tenth of a decision).
             return _new_tuple(
                 Decision,
@@ -198,36 +212,22 @@ class LocalLimiter:
             False, remaining, (allow_at - now) / 1e6, (tat - now) / 1e6, _PRIMARY, ""
         )
 
-    def _decide_slow(
-        self, key: str | bytes, now: int, emission: int, tolerance: int, cost: int
-    ) -> Decision:
-        """Decide for a key kept under its digest, or without an entry (give it one if there
-        is room, else overflow)."""
-        tat = self._tats.get(key)
-        if tat is not None:
-            result = gcra(tat, now, emission, tolerance, cost)
-            if result.allowed:
-                self._tats[key] = result.new_tat_us
-            return self._decision_of(result, cost, emission, tolerance)
+    def _admit(self, now: int) -> int | None:
+        """Room for a new key: where its TAT starts (the overflow's debt, or anything not after
+        now), or None when the table is full of live keys (the key then overflows)."""
         self._new_since_sweep += 1
         if len(self._tats) >= self._sweep_at:
             self._make_room(now)
-        overflow_tat = self._overflow_tat
-        tats = self._tats
-        if len(tats) < self.max_keys:
-            start = overflow_tat if overflow_tat > now else None
-            result = gcra(start, now, emission, tolerance, cost)
-            if result.allowed and cost:
-                tats[key] = result.new_tat_us
-        else:
-            self.stats.overflowed += 1
-            result = gcra(overflow_tat, now, emission, tolerance, cost)
-            if result.allowed:
-                self._overflow_tat = result.new_tat_us
-        return self._decision_of(result, cost, emission, tolerance)
+        if len(self._tats) >= self.max_keys:
+            return None
+        return self._overflow_tat
 
-    @staticmethod
-    def _decision_of(result: GcraResult, cost: int, emission: int, tolerance: int) -> Decision:
+    def _decide_overflow(self, now: int, emission: int, tolerance: int, cost: int) -> Decision:
+        """Decide for a new key while the table is full: on the one shared overflow entry."""
+        self.stats.overflowed += 1
+        result = gcra(self._overflow_tat, now, emission, tolerance, cost)
+        if result.allowed:
+            self._overflow_tat = result.new_tat_us
         if result.retry_after_us == NEVER:
             return never_decision(
                 result.remaining,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -304,3 +306,40 @@ def test_new_decision_builds_a_genuine_frozen_decision() -> None:
     assert repr(built) == repr(plain)
     with pytest.raises(AttributeError):
         built.allowed = True  # type: ignore[misc]
+
+
+# -- memory bounded in bytes, for any keys a client sends (issue 8, point 5) ---------------------
+
+
+@pytest.mark.parametrize(
+    "key_of",
+    [
+        lambda i: f"{i:08d}" + "k" * 8_184,  # 8 KB keys: kept as 16-byte digests
+        lambda i: chr(0x10000 + i % 5000) + f"{i:031d}",  # 32 chars of 4-byte code points
+        lambda i: f"user-{i}",
+    ],
+    ids=["8kb-keys", "widest-inline-keys", "short-keys"],
+)
+def test_the_table_stays_within_max_memory_whatever_the_keys(key_of: Callable[[int], str]) -> None:
+    """Three times more live keys than fit, each sent once (the worst for a table): the
+    memory the limiter holds afterwards, and at its peak, stays within ``max_memory``."""
+    max_memory = 2 * 2**20
+    clock = VirtualClock()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        limiter = LocalLimiter(
+            Rate(1, 3600.0), LocalLimiterOptions(max_memory=max_memory), clock=clock
+        )
+        for i in range(3 * limiter.max_keys):
+            assert limiter.decide_now(key_of(i)).allowed or limiter.stats.overflowed
+            if i % 1000 == 0:
+                clock.advance(0.001)
+        gc.collect()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(limiter) <= limiter.max_keys
+    assert held - before <= max_memory, (held - before) / limiter.max_keys
+    assert peak - before <= max_memory + 64 * 1024  # plus the key being decided
