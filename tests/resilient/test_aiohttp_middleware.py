@@ -201,3 +201,15 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], message: str) -> N
     limiter = LocalLimiter(RATE, clock=VirtualClock())
     with pytest.raises(ValueError, match=message):
         rate_limit_middleware(limiter, **kwargs)
+
+
+async def test_a_request_no_wait_can_allow_is_429_without_retry_after_and_says_why() -> None:
+    limiter = LocalLimiter(RATE, clock=VirtualClock())  # the largest request: 1 unit
+    async with serve(rate_limit_middleware(limiter, cost=5)) as client:
+        response = await client.get("/")
+        assert response.status == 429
+        assert "Retry-After" not in response.headers  # waiting would not help
+        assert response.headers["RateLimit-Limit"] == "2"
+        assert "cost 5 exceeds the largest request this rate ever allows (1)" in (
+            await response.text()
+        )
