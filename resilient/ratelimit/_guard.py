@@ -58,11 +58,11 @@ from resilient.ratelimit._options import (
 )
 from resilient.ratelimit._types import (
     Decision,
-    DecisionCancelled,
     DecisionSource,
     Limiter,
     Rate,
     new_decision,
+    store_silence,
 )
 
 __all__ = ["FailOpenGuard", "GuardStats"]
@@ -327,12 +327,9 @@ class FailOpenGuard:
 
     def _spent_locally(self, timeout: Exception) -> bool:
         """Whether a budget ran out while the primary's store was not silent for all of it
-        (the primary says so by raising :class:`DecisionCancelled` when cancelled)."""
-        cancelled = timeout.__cause__
-        return (
-            isinstance(cancelled, DecisionCancelled)
-            and cancelled.store_silent_for < self.options.timeout
-        )
+        (a primary says so on its cancellation: :func:`note_store_silence`)."""
+        silent_for = store_silence(timeout.__cause__)
+        return silent_for is not None and silent_for < self.options.timeout
 
     def _share_of(self, rate: Rate) -> Rate:
         share = self._shares.get(rate)

@@ -67,12 +67,12 @@ from resilient.ratelimit._resp import (
 )
 from resilient.ratelimit._types import (
     Decision,
-    DecisionCancelled,
     DecisionSource,
     Rate,
     RateLookup,
     never_decision,
     new_decision,
+    note_store_silence,
     rate_for_key,
 )
 
@@ -261,9 +261,10 @@ class RedisLimiter:
         self._pending.append(request)
         try:
             allowed, remaining, retry_after_us, reset_after_us = await future
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             self._forget(request)
-            raise DecisionCancelled(self._silent_for()) from None
+            note_store_silence(cancelled, self._silent_for())  # for a guard's budget
+            raise
         if retry_after_us == NEVER:
             return never_decision(remaining, reset_after_us / 1e6, cost, largest)
         return new_decision(

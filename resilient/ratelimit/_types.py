@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import math
 from collections.abc import Callable, Mapping
@@ -15,14 +14,15 @@ from resilient.errors import ArgumentValueError
 __all__ = [
     "MAX_SPAN_US",
     "Decision",
-    "DecisionCancelled",
     "DecisionSource",
     "Limiter",
     "Rate",
     "RateLookup",
     "never_decision",
     "new_decision",
+    "note_store_silence",
     "rate_for_key",
+    "store_silence",
 ]
 
 
@@ -167,20 +167,27 @@ def new_decision(
     return _new_tuple(Decision, (allowed, remaining, retry_after, reset_after, source, reason))
 
 
-class DecisionCancelled(asyncio.CancelledError):
-    """A decision cancelled while it waited on the limiter's store, and how long the store had
-    then been silent: ``store_silent_for`` seconds since the round trip still unanswered was
-    sent (0 when none was in flight, so that the decision never left this process).
+_STORE_SILENT_FOR = "resilient_store_silent_for"
 
-    A limiter that talks to a store raises it in place of the bare cancellation, so that a
-    guard whose time budget ran out can tell a slow store from time spent in this process
-    (queued behind other callers, or behind a busy event loop): only the first is the store's
-    fault. It is a :class:`asyncio.CancelledError`, so cancellation works as always.
+
+def note_store_silence(cancelled: BaseException, seconds: float) -> None:
+    """Note on a decision's cancellation how long the limiter's store had then been silent:
+    ``seconds`` since the round trip still unanswered was sent (0 when none was in flight, so
+    that the decision never left this process).
+
+    A limiter that talks to a store notes it on the very :class:`asyncio.CancelledError` it
+    re-raises (a new or derived exception would escape ``asyncio.timeout``, which on Python
+    3.11 turns only that exact class into a ``TimeoutError``), so that a guard whose budget
+    ran out can tell a slow store from time spent in this process (queued behind other
+    callers, or behind a busy event loop): only the first is the store's fault.
     """
+    setattr(cancelled, _STORE_SILENT_FOR, seconds)
 
-    def __init__(self, store_silent_for: float) -> None:
-        super().__init__(f"cancelled; the store had been silent for {store_silent_for:.6f}s")
-        self.store_silent_for = store_silent_for
+
+def store_silence(error: BaseException | None) -> float | None:
+    """What :func:`note_store_silence` noted on ``error`` (None: nothing was noted)."""
+    seconds = getattr(error, _STORE_SILENT_FOR, None)
+    return seconds if isinstance(seconds, float) else None
 
 
 class Limiter(Protocol):

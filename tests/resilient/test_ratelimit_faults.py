@@ -252,3 +252,27 @@ async def test_pass_through_mode_allows_everything_while_redis_is_unreachable(
 
     await exercise(rig, fault, heal, degraded_source=DecisionSource.PASS_THROUGH)
     assert all(d.allowed for _, d in rig.decisions)
+
+
+async def test_asyncio_timeout_around_a_decision_still_raises_timeout_error(
+    redis_server: RedisServer, toxiproxy: ToxiproxyControl, toxiproxy_proxy: ProxyFactory
+) -> None:
+    """A cancelled decision re-raises the very cancellation (only noting on it how long Redis
+    had been silent), so ``asyncio.timeout`` around it gives TimeoutError as it always does
+    (the naive arm of the scenario counts on it)."""
+    proxy = await toxiproxy_proxy(upstream=f"{redis_server.host}:{redis_server.port}")
+    limiter = RedisLimiter(
+        f"redis://127.0.0.1:{proxy.listen_port}/0",
+        GLOBAL_RATE,
+        RedisLimiterOptions(prefix=f"faults:{uuid.uuid4().hex}:"),
+    )
+    try:
+        assert (await limiter.decide("k")).allowed
+        await toxiproxy.add_toxic(proxy.name, "timeout", attributes={"timeout": 0})
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await limiter.decide("k")
+        assert time.monotonic() - started < 1.0
+    finally:
+        await limiter.aclose()
