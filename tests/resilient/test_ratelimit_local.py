@@ -343,3 +343,15 @@ def test_the_table_stays_within_max_memory_whatever_the_keys(key_of: Callable[[i
     assert len(limiter) <= limiter.max_keys
     assert held - before <= max_memory, (held - before) / limiter.max_keys
     assert peak - before <= max_memory + 64 * 1024  # plus the key being decided
+
+
+@pytest.mark.parametrize("tat", [None, 0, 5_000_000])
+def test_the_formula_denies_a_cost_above_burst_plus_one_for_ever_and_keeps_the_state(
+    tat: int | None,
+) -> None:
+    emission, tolerance = 1_000_000, 2_000_000  # Rate(1, 1.0, burst=2): at most 3 at once
+    result = gcra(tat, 1_000_000, emission, tolerance, 4)
+    assert result.allowed is False
+    assert result.retry_after_us == NEVER
+    assert result.new_tat_us == max(tat or 0, 1_000_000)  # nothing consumed
+    assert gcra(tat, 1_000_000, emission, tolerance, 3).retry_after_us != NEVER
