@@ -258,12 +258,22 @@ class _Timeout(Stage):
 
 
 class _ResetPeer(Stage):
+    """Resets the connection ``timeout`` ms after the first chunk (or EOF) reaches it.
+
+    The wait follows the toxic: removed, or redrawn so that it no longer applies, it passes the
+    chunk on; updated, it measures the new ``timeout`` from the chunk's arrival (resetting at
+    once if that is already past); another toxic changing on the link leaves it waiting.
+    """
+
     async def process(self, chunk: Chunk, emit: Emit) -> None:
-        if not self.active():
-            await emit(chunk)
-            return
-        await asyncio.sleep(self.toxic.attributes["timeout"] / 1000)
-        self.host.reset_connection()
+        arrived = self.host.now()
+        while self.active():
+            deadline = arrived + self.toxic.attributes["timeout"] / 1000
+            remaining = deadline - self.host.now()
+            if remaining <= 0 or not await self.host.sleep(remaining):
+                self.host.reset_connection()
+                return
+        await emit(chunk)
 
 
 class _Slicer(Stage):

@@ -15,6 +15,9 @@ Where it differs from toxiproxy-server 2.12 (on purpose, see ``toxiproxy-api.md`
 * a listen address with no host (``:8080`` or empty) binds loopback, not every interface;
 * ``reset_peer`` always resets the client with a TCP RST (SO_LINGER 0), also on connections that
   were open before the toxic was added (Toxiproxy sends a plain FIN to those);
+* ``reset_peer``'s wait follows the toxic like every other toxic's: removing it lets the chunk
+  through, updating it measures the new ``timeout`` from the chunk's arrival (Toxiproxy's wait is
+  a bare timer that neither removal nor update reaches);
 * removing a ``timeout`` toxic closes the connections on which it applied (its toxicity draw
   said yes), where Toxiproxy closes every connection of the proxy;
 * the stages of one direction handle one chunk at a time, so the waits of a ``slicer`` and a
