@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -277,31 +277,38 @@ class _ResetPeer(Stage):
 
 
 class _Slicer(Stage):
+    """Cuts each chunk into pieces of about ``average_size`` bytes, ``delay`` µs apart.
+
+    The cuts are Toxiproxy's (halve, move the cut by up to ±``size_variation``, until a piece is
+    at most ``average_size + size_variation``) and are made as the pieces go out, so a large chunk
+    cut into 1-byte pieces holds O(log n) state, not a list of n pieces. An interrupted delay
+    sends the rest of the chunk in one piece.
+    """
+
     async def process(self, chunk: Chunk, emit: Emit) -> None:
         read_time, data = chunk
         if data is None or not self.active():
             await emit(chunk)
             return
-        bounds = self._cuts(len(data))
         delay = self.toxic.attributes["delay"] / 1_000_000
         view = memoryview(data)
-        for index, (start, end) in enumerate(bounds):
-            await emit((read_time, bytes(view[start:end])))
-            if index + 1 < len(bounds) and delay > 0 and await self.host.sleep(delay):
-                await emit((read_time, bytes(view[end:])))
+        for start, end in self.cuts(len(data)):
+            if start > 0 and delay > 0 and await self.host.sleep(delay):
+                await emit((read_time, bytes(view[start:])))
                 return
+            await emit((read_time, bytes(view[start:end])))
 
-    def _cuts(self, size: int) -> list[tuple[int, int]]:
+    def cuts(self, size: int) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of each piece of a chunk of ``size`` bytes, in order."""
         average = self.toxic.attributes["average_size"]
         variation = self.toxic.attributes["size_variation"]
         rng = self.host.rng
-        pieces: list[tuple[int, int]] = []
         pending = [(0, size)]
         while pending:
             start, end = pending.pop()
             if (end - start) - average <= variation or end - start < 2:
                 if end > start:
-                    pieces.append((start, end))
+                    yield start, end
                 continue
             middle = start + (end - start) // 2
             if variation > 0:
@@ -309,7 +316,6 @@ class _Slicer(Stage):
             middle = min(max(middle, start + 1), end - 1)
             pending.append((middle, end))
             pending.append((start, middle))
-        return pieces
 
 
 class _LimitData(Stage):
