@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
 
+from chaos.toxiproxy import _gojson
 from chaos.toxiproxy._collection import ApiError, PopulateError, ProxyCollection
 from chaos.toxiproxy._proxy import Proxy
 
@@ -70,11 +70,7 @@ async def _conventions(request: web.Request, handler: _Handler) -> web.StreamRes
         except PopulateError as error:
             response = _populate_response(error.status, error.proxies, error)
         except ApiError as error:
-            body = json.dumps(
-                {"error": error.message, "status": error.status},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
+            body = _gojson.encode({"error": error.message, "status": error.status})
             response = web.Response(
                 status=error.status, body=(body + "\n").encode(), headers=dict(_ERROR_HEADERS)
             )
@@ -83,7 +79,7 @@ async def _conventions(request: web.Request, handler: _Handler) -> web.StreamRes
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    body = _gojson.encode(data).encode()
     return web.Response(status=status, body=body, content_type="application/json")
 
 

@@ -72,15 +72,13 @@ class Toxic:
     attributes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        toxicity: float | int = self.toxicity
-        if float(toxicity).is_integer():
-            toxicity = int(toxicity)
+        """The toxic as the API shows it (``toxicity`` a float32, for :func:`_gojson.encode`)."""
         return {
             "attributes": dict(self.attributes),
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
-            "toxicity": toxicity,
+            "toxicity": _gojson.Float32(self.toxicity),
         }
 
 
