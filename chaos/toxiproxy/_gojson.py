@@ -88,6 +88,7 @@ _DECODER: Final = json.JSONDecoder(
     parse_float=_Float, parse_int=_parse_int, parse_constant=_refuse_constant
 )
 _WHITESPACE: Final = " \t\r\n"
+_NUMBER_START: Final = frozenset("-0123456789")
 
 
 def decode(body: bytes) -> object:
@@ -96,12 +97,13 @@ def decode(body: bytes) -> object:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     if start == len(text):
         raise BadBody("EOF")
-    try:
-        value, _end = _DECODER.raw_decode(text, start)
-    except (ValueError, RecursionError):  # not JSON, or deeper than Python's recursion allows
-        pass
-    else:
-        return value
+    if text[start] not in _NUMBER_START:  # Python stops a number where Go reads on ("1.", "1e")
+        try:
+            value, _end = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):  # not JSON, or deeper than Python's recursion allows
+            pass
+        else:
+            return value
     try:
         return _goscan.decode(body, parse_int=_parse_int, parse_float=_Float)
     except _goscan.GoSyntaxError as error:
