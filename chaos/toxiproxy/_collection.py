@@ -11,6 +11,7 @@ import asyncio
 from typing import Final
 
 from chaos.toxiproxy import _gojson
+from chaos.toxiproxy._accept import FdGuard
 from chaos.toxiproxy._gojson import MISSING, BadBody
 from chaos.toxiproxy._proxy import Proxy, ProxyError, resolve_listen
 from chaos.toxiproxy._toxics import (
@@ -62,6 +63,8 @@ class ProxyCollection:
     def __init__(self, *, seed: int | None) -> None:
         self._proxies: dict[str, Proxy] = {}
         self._seed = seed
+        self.guard = FdGuard()
+        """Shared by every listener of the server (the server opens and closes it)."""
         self._lock = asyncio.Lock()
 
     def all(self) -> dict[str, Proxy]:
@@ -84,7 +87,7 @@ class ProxyCollection:
         async with self._lock:
             if name in self._proxies:
                 raise ApiError(409, "proxy already exists")
-            proxy = Proxy(name, listen, upstream, seed=self._seed)
+            proxy = Proxy(name, listen, upstream, seed=self._seed, guard=self.guard)
             if enabled:
                 await _start(proxy)
             self._proxies[name] = proxy
@@ -160,7 +163,7 @@ class ProxyCollection:
                     if existing is not None:
                         await existing.stop()
                         del self._proxies[name]
-                    proxy = Proxy(name, listen, upstream, seed=self._seed)
+                    proxy = Proxy(name, listen, upstream, seed=self._seed, guard=self.guard)
                     if enabled:
                         await _start(proxy)
                 except ApiError as error:

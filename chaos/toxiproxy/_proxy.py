@@ -22,6 +22,7 @@ import socket
 import struct
 from typing import Final, cast
 
+from chaos.toxiproxy._accept import Acceptor, FdGuard, bind_listener, is_exhaustion
 from chaos.toxiproxy._link import Link, resolve_future
 from chaos.toxiproxy._toxics import Toxic
 
@@ -47,15 +48,18 @@ class Proxy:
     bound, so a disable/enable cycle rebinds the same concrete port.
     """
 
-    def __init__(self, name: str, listen: str, upstream: str, *, seed: int | None) -> None:
+    def __init__(
+        self, name: str, listen: str, upstream: str, *, seed: int | None, guard: FdGuard
+    ) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
         self.toxics: list[Toxic] = []
+        self.guard = guard
         self._seed = seed
         self._shared_rng = random.Random()
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
         self._connections: set[Connection] = set()
         self._accepted = 0
         self._generation = 0  # bumped by stop: a connection accepted before it must not live on
@@ -83,15 +87,18 @@ class Proxy:
         if self.enabled:
             return
         host, port = await resolve_listen(self.listen)
-        loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(self._accept, host, port, reuse_address=True)
+            sock = bind_listener(host, port)
         except OSError as error:
             reason = os.strerror(error.errno).lower() if error.errno else str(error)
-            raise ProxyError(f"listen tcp {format_address(host, port)}: bind: {reason}") from None
-        bound = server.sockets[0].getsockname()
-        self._server = server
-        self.listen = format_address(bound[0], bound[1])
+            address = format_address(host, port)
+            raise ProxyError(f"listen tcp {address}: {error.filename}: {reason}") from None
+        acceptor = Acceptor(
+            sock, self._accept, name=f"proxy {self.name}", guard=self.guard, shed=True
+        )
+        acceptor.start()
+        self._acceptor = acceptor
+        self.listen = format_address(*acceptor.address)
         self.enabled = True
         _log.info("proxy %s listening on %s, upstream %s", self.name, self.listen, self.upstream)
 
@@ -99,9 +106,9 @@ class Proxy:
         """Close the listener and every live connection (``abort``: without flushing)."""
         self.enabled = False
         self._generation += 1
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
         tasks = [task for connection in self._connections for task in connection.tasks()]
         for connection in list(self._connections):
             if abort:
@@ -203,7 +210,12 @@ class Connection:
             host, port = split_host_port(self.proxy.upstream)
             await self.loop.create_connection(lambda: self.server, host, int(port))
         except (OSError, ValueError) as error:
-            _log.info("proxy %s: dial %s failed: %s", self.proxy.name, self.proxy.upstream, error)
+            if isinstance(error, OSError) and is_exhaustion(error):
+                self.proxy.guard.exhausted(f"proxy {self.proxy.name}: dial", error)
+            else:
+                _log.info(
+                    "proxy %s: dial %s failed: %s", self.proxy.name, self.proxy.upstream, error
+                )
             self.close()
             return
         finally:
