@@ -6,11 +6,14 @@ second; with ``ulimit -n 1024`` and a proxy looping to itself that was 8.6 MB of
 while ``/version`` went unanswered. :class:`Acceptor` does what Go's ``net/http`` server does
 instead: on EMFILE, ENFILE, ENOBUFS or ENOMEM it stops accepting for 5 ms, doubling up to 1 s,
 until an accept succeeds; :class:`FdGuard` logs one warning for the whole episode (then at most
-one a minute, with a count). A proxy's acceptor also sheds load: it frees the guard's spare
-descriptor, accepts the waiting connection, closes it at once and takes the spare back, so a
-client (or a loop of proxies through some other relay) waiting in the backlog gets EOF instead
-of holding descriptors for ever. The API's acceptor only waits: its requests are served once
-descriptors come back.
+one a minute, with a count).
+
+The guard also holds a few spare descriptors (``/dev/null``). A proxy's acceptor sheds load with
+one: it frees it, accepts the waiting connection, closes that at once and takes the spare back,
+so a client (or a loop of proxies through some other relay) waiting in the backlog gets EOF
+instead of holding descriptors for ever. The API's acceptor serves with them: it frees a spare
+and accepts the request's connection into it, so ``/version`` and ``DELETE`` are answered while
+proxy connections hold every other descriptor. Spares are taken back whenever an accept succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ _WARN_EVERY: Final = 60.0
 _BATCH: Final = 64
 """Connections accepted per readiness callback before the loop gets a turn."""
 _BACKLOG: Final = 128
+_SPARES: Final = 4
+"""Spare descriptors the guard holds: one sheds a proxy connection, the rest admit API requests."""
 _EXHAUSTED: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -47,27 +52,47 @@ def is_exhaustion(error: OSError) -> bool:
 
 
 class FdGuard:
-    """The server's answer to descriptor exhaustion: a spare descriptor, and quiet logging.
+    """The server's answer to descriptor exhaustion: spare descriptors, and quiet logging.
 
-    :meth:`open` takes the spare (``/dev/null``), :meth:`close` gives it back. :meth:`exhausted`
-    counts one refusal and logs a warning only for the first of an episode, or a minute after
-    the last warning; :meth:`recovered` ends the episode.
+    :meth:`open` takes the spares, :meth:`close` gives them back. :meth:`exhausted` counts one
+    refusal and logs a warning for the first one, then at most one a minute (with the count of
+    refusals since), however often accepting pauses and resumes in between.
     """
 
     def __init__(self) -> None:
-        self._spare: int | None = None
+        self._spares: list[int] = []
+        self._open = False
         self._warned_at: float | None = None
         self._refused = 0
 
     def open(self) -> None:
-        if self._spare is None:
-            with contextlib.suppress(OSError):
-                self._spare = os.open(os.devnull, os.O_RDONLY)
+        self._open = True
+        self.refill()
 
     def close(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            os.close(spare)
+        self._open = False
+        while self._spares:
+            os.close(self._spares.pop())
+
+    @property
+    def spares(self) -> int:
+        """Spare descriptors held now."""
+        return len(self._spares)
+
+    def refill(self) -> None:
+        """Take back the spares given away, as far as descriptors allow."""
+        while self._open and len(self._spares) < _SPARES:
+            try:
+                self._spares.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                return
+
+    def release(self) -> bool:
+        """Free one spare descriptor for the caller's next ``accept``; False if none is left."""
+        if not self._spares:
+            return False
+        os.close(self._spares.pop())
+        return True
 
     @property
     def refused(self) -> int:
@@ -93,27 +118,8 @@ class FdGuard:
         self._refused = 0
 
     def recovered(self, where: str) -> None:
-        if self._warned_at is not None:
-            _log.info("%s: accepting again", where)
-            self._warned_at = None
-            self._refused = 0
-
-    def shed(self, sock: socket.socket) -> bool:
-        """Accept one waiting connection on ``sock`` with the spare descriptor and close it."""
-        if self._spare is None:
-            self.open()  # perhaps a descriptor came back since
-            return False
-        os.close(self._spare)
-        self._spare = None
-        try:
-            connection, _address = sock.accept()
-        except OSError:
-            return False
-        else:
-            connection.close()
-            return True
-        finally:
-            self.open()
+        """An accept succeeded after a pause (the next warning still waits its minute)."""
+        _log.debug("%s: accepting again", where)
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
@@ -147,9 +153,9 @@ def bind_listener(host: str, port: int) -> socket.socket:
 class Acceptor:
     """Accepts connections on ``sock`` and hands each to a protocol from ``factory``.
 
-    ``shed``: when out of descriptors, close one waiting connection per pause (proxies) rather
-    than leave it waiting (the API). :meth:`close` stops accepting and closes the socket;
-    connections already accepted are their protocols' to close.
+    ``shed``: out of descriptors, close one waiting connection per pause (proxies); otherwise
+    serve waiting connections with the guard's spare descriptors (the API). :meth:`close` stops
+    accepting and closes the socket; connections already accepted are their protocols' to close.
     """
 
     def __init__(
@@ -208,26 +214,33 @@ class Acceptor:
             except ConnectionAbortedError:
                 continue
             except OSError as error:
-                if is_exhaustion(error):
-                    self._exhausted(error)
-                else:
+                if not is_exhaustion(error):
                     _log.warning("%s: accept failed: %s", self._name, error)
-                return
+                    return
+                if self._shed or not self._guard.release():
+                    self._exhausted(error)
+                    return
+                continue  # a spare descriptor is free for the next accept
             if self._pause:
                 self._pause = 0.0
                 self._guard.recovered(self._name)
+            self._guard.refill()
             self._serve(connection)
 
     def _exhausted(self, error: OSError) -> None:
         self._guard.exhausted(self._name, error)
-        if self._shed:
-            self._guard.shed(self.sock)
+        if self._shed and self._guard.release():
+            with contextlib.suppress(OSError):
+                connection, _address = self.sock.accept()
+                connection.close()
+            self._guard.refill()
         self._pause = min(max(self._pause * 2, BACKOFF_FIRST), BACKOFF_MAX)
         self._loop.remove_reader(self.sock.fileno())
         self._timer = self._loop.call_later(self._pause, self._resume)
 
     def _resume(self) -> None:
         self._timer = None
+        self._guard.refill()
         if not self._closed:
             self._loop.add_reader(self.sock.fileno(), self._ready)
 
