@@ -146,9 +146,7 @@ class Stage:
 
     def start(self) -> None:
         """(Re)start on this link: draw toxicity. Called on open, on add and on update."""
-        toxicity = self.toxic.toxicity
-        draw = self.host.rng.random()
-        self.applies = toxicity >= 1.0 or draw < toxicity
+        self.applies = self.host.rng.random() < self.toxic.toxicity  # in [0, 1): 1 always applies
         self.on_start()
 
     def on_start(self) -> None:
