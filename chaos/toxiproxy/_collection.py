@@ -13,6 +13,7 @@ from typing import Final
 from chaos.toxiproxy import _gojson
 from chaos.toxiproxy._accept import FdGuard
 from chaos.toxiproxy._gojson import MISSING, BadBody
+from chaos.toxiproxy._link import WorkBudget
 from chaos.toxiproxy._loops import Endpoint, find_loop
 from chaos.toxiproxy._proxy import Proxy, ProxyError, resolve_listen
 from chaos.toxiproxy._toxics import (
@@ -66,6 +67,8 @@ class ProxyCollection:
         self._seed = seed
         self.guard = FdGuard()
         """Shared by every listener of the server (the server opens and closes it)."""
+        self.budget = WorkBudget()
+        """The toxic work of every link of the server per loop iteration."""
         self._lock = asyncio.Lock()
 
     def all(self) -> dict[str, Proxy]:
@@ -89,7 +92,9 @@ class ProxyCollection:
             if name in self._proxies:
                 raise ApiError(409, "proxy already exists")
             await self._refuse_loop(name, listen, upstream)
-            proxy = Proxy(name, listen, upstream, seed=self._seed, guard=self.guard)
+            proxy = Proxy(
+                name, listen, upstream, seed=self._seed, guard=self.guard, budget=self.budget
+            )
             if enabled:
                 await self._start_checked(proxy)
             self._proxies[name] = proxy
@@ -167,7 +172,14 @@ class ProxyCollection:
                     if existing is not None:
                         await existing.stop()
                         del self._proxies[name]
-                    proxy = Proxy(name, listen, upstream, seed=self._seed, guard=self.guard)
+                    proxy = Proxy(
+                        name,
+                        listen,
+                        upstream,
+                        seed=self._seed,
+                        guard=self.guard,
+                        budget=self.budget,
+                    )
                     if enabled:
                         await self._start_checked(proxy)
                 except ApiError as error:

@@ -23,7 +23,7 @@ import struct
 from typing import Final, cast
 
 from chaos.toxiproxy._accept import Acceptor, FdGuard, bind_listener, is_exhaustion
-from chaos.toxiproxy._link import Link, resolve_future
+from chaos.toxiproxy._link import Link, WorkBudget, resolve_future
 from chaos.toxiproxy._toxics import Toxic
 
 __all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_host_port"]
@@ -49,7 +49,14 @@ class Proxy:
     """
 
     def __init__(
-        self, name: str, listen: str, upstream: str, *, seed: int | None, guard: FdGuard
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        *,
+        seed: int | None,
+        guard: FdGuard,
+        budget: WorkBudget,
     ) -> None:
         self.name = name
         self.listen = listen
@@ -57,6 +64,7 @@ class Proxy:
         self.enabled = False
         self.toxics: list[Toxic] = []
         self.guard = guard
+        self.budget = budget
         self._seed = seed
         self._shared_rng = random.Random()
         self._acceptor: Acceptor | None = None
@@ -299,7 +307,9 @@ class Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         link = self.in_link
         if link.direct:
-            link.sink_transport.write(data)  # type: ignore[union-attr]
+            sink = link.sink_transport
+            if sink is not None and not sink.is_closing():
+                sink.write(data)
         else:
             link.feed(data)
 

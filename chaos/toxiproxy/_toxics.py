@@ -302,14 +302,15 @@ class _Slicer(Stage):
         pending = [(0, size)]
         while pending:
             start, end = pending.pop()
-            if (end - start) - average <= variation or end - start < 2:
-                if end > start:
-                    yield start, end
+            if (end - start) - average <= variation:
+                yield start, end
                 continue
             middle = start + (end - start) // 2
             if variation > 0:
                 middle += rng.randrange(variation * 2) - variation
-            middle = min(max(middle, start + 1), end - 1)
+            # A split piece is over average + variation >= 2 * variation bytes, so the cut stays
+            # below its end; it can reach its start (Toxiproxy's empty piece), moved on by one.
+            middle = max(middle, start + 1)
             pending.append((middle, end))
             pending.append((start, middle))
 
@@ -323,8 +324,7 @@ class _LimitData(Stage):
             await emit(chunk)
             return
         remaining = max(self.toxic.attributes["bytes"] - self.transmitted, 0)
-        if remaining < len(data):
-            data = data[:remaining]
+        data = data[:remaining]
         if data:
             self.transmitted += len(data)
             await emit((read_time, data))

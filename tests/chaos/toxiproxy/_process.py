@@ -3,13 +3,15 @@
 A test that asks whether a toxic can starve the server must not share the server's event loop:
 :func:`server_process` runs ``python -m chaos.toxiproxy`` (optionally with a low open-file limit)
 and reports its open fds, resident memory and log. :func:`poll_version` records ``/version``
-round trips while something else runs; :func:`p99` summarises them.
+round trips from the test's own loop; :func:`poll_in_process` from a process of its own, so that
+what the test process does meanwhile does not colour the figure; :func:`p99` summarises them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -111,6 +113,51 @@ async def poll_version(
         samples.append(time.perf_counter() - started if ok else 5.0)
         await asyncio.sleep(interval)
     return samples
+
+
+_POLLER = """
+import http.client, json, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+seconds, interval = float(sys.argv[3]), float(sys.argv[4])
+samples, failures = [], 0
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline and len(samples) < 5000:
+    started = time.perf_counter()
+    try:
+        connection = http.client.HTTPConnection(host, port, timeout=5)
+        connection.request("GET", "/version")
+        reply = connection.getresponse()
+        reply.read()
+        connection.close()
+        if reply.status != 200:
+            failures += 1
+    except OSError:
+        failures += 1
+    samples.append(time.perf_counter() - started)
+    time.sleep(interval)
+print(json.dumps({"samples": samples, "failures": failures}))
+"""
+
+
+async def poll_in_process(
+    server: ServerProcess, seconds: float, interval: float = 0.02
+) -> dict[str, object]:
+    """``{"samples": [s, ...], "failures": n}``: ``GET /version`` on a new connection every
+    ``interval`` for ``seconds``, from a process of its own."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    poller = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _POLLER,
+        host,
+        port,
+        str(seconds),
+        str(interval),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await asyncio.wait_for(poller.communicate(), seconds + 30)
+    result: dict[str, object] = json.loads(output)
+    return result
 
 
 def p99(samples: list[float]) -> float:

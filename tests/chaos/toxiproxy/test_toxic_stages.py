@@ -285,6 +285,13 @@ def test_toxicity_is_one_draw_per_start(toxicity: float, draw: float, applies: b
     assert (stage.applies, stage.active(), rng.calls) == (applies, applies, 1)
 
 
+@pytest.mark.parametrize("toxic_type", sorted(TOXIC_TYPES))
+def test_a_stage_not_yet_started_does_not_apply(toxic_type: str) -> None:
+    attributes = {"average_size": 1} if toxic_type == "slicer" else {}
+    stage = make_stage(_toxic(toxic_type, **attributes), FakeHost())  # type: ignore[arg-type]
+    assert (stage.applies, stage.removed, stage.active()) == (False, False, False)
+
+
 def test_a_removed_stage_is_inactive_and_a_closed_one_is_not_removed() -> None:
     stage = _stage(_toxic("noop"), FakeHost())
     stage.stop(removed=False)
@@ -331,6 +338,12 @@ def test_jitter_is_uniform_in_latency_plus_or_minus_jitter(draw: float, delay: f
     _run(_stage(_toxic("latency", latency=100, jitter=40), host), host, (host.clock, b"x"))
     assert host.sleeps == [pytest.approx(delay)]
     assert rng.calls == 2
+
+
+def test_a_jitter_of_one_millisecond_applies() -> None:
+    host = FakeHost(rng=ScriptedRandom(draws=(0.0, 0.0)))
+    _run(_stage(_toxic("latency", latency=10, jitter=1), host), host, (host.clock, b"x"))
+    assert host.sleeps == [pytest.approx(0.009)]
 
 
 def test_no_jitter_draws_nothing_and_a_negative_delay_waits_nothing() -> None:
@@ -388,6 +401,14 @@ def test_bandwidth_counts_an_oversleep_against_the_next_chunk_only() -> None:
     stage = _stage(_toxic("bandwidth", rate=10), host)
     _run(stage, host, *[(host.clock, PAYLOAD[:500])] * 3)
     assert host.sleeps == [pytest.approx(0.05), pytest.approx(0.05)]  # credit never banks
+
+
+def test_bandwidth_that_owes_exactly_nothing_does_not_wait() -> None:
+    host = FakeHost(oversleep=0.0625)  # binary fractions: the debt comes to exactly 0
+    stage = _stage(_toxic("bandwidth", rate=8), host)  # 8000 B/s: 500 bytes take 62.5 ms
+    sink = _run(stage, host, (host.clock, PAYLOAD[:500]), (host.clock, PAYLOAD[:500]))
+    assert host.sleeps == [0.0625]
+    assert sink.data == [PAYLOAD[:500], PAYLOAD[:500]]
 
 
 def test_bandwidth_starts_each_connection_without_debt() -> None:
@@ -449,6 +470,12 @@ def test_timeout_arms_on_start_and_closes_when_it_fires() -> None:
     assert host.closed == 1
 
 
+def test_timeout_of_one_millisecond_arms() -> None:
+    host = FakeHost()
+    _stage(_toxic("timeout", timeout=1), host)
+    assert host.live_timers() == [pytest.approx(0.001)]
+
+
 def test_timeout_zero_arms_nothing_and_drops_data() -> None:
     host = FakeHost()
     stage = _stage(_toxic("timeout", timeout=0), host)
@@ -468,14 +495,20 @@ def test_every_chunk_restarts_the_timeout_and_is_dropped() -> None:
 def test_timeout_closes_at_the_end_of_stream_without_forwarding_it() -> None:
     host = FakeHost()
     sink = _run(_stage(_toxic("timeout", timeout=100), host), host, (1.0, None))
-    assert (sink.data, host.closed) == ([], 1)
+    assert (sink.data, host.closed, len(host.timers)) == ([], 1, 1)  # closed, not re-armed
+
+
+def test_a_timeout_that_does_not_apply_passes_the_end_of_stream_without_closing() -> None:
+    host = FakeHost(rng=ScriptedRandom(draws=(0.9,)))
+    stage = _stage(_toxic("timeout", toxicity=0.5, timeout=100), host)
+    assert (_run(stage, host, (1.0, None)).data, host.closed, host.timers) == ([None], 0, [])
 
 
 def test_removing_a_timeout_that_applied_closes_and_one_that_did_not_does_not() -> None:
     host = FakeHost()
     stage = _stage(_toxic("timeout", timeout=100), host)
     stage.stop(removed=True)
-    assert (host.closed, host.live_timers()) == (1, [])
+    assert (host.closed, host.live_timers(), stage.removed, stage.active()) == (1, [], True, False)
     host = FakeHost()
     stage = _stage(_toxic("timeout", timeout=100), host)
     stage.stop(removed=False)  # the connection closed: nothing more to close
@@ -645,13 +678,20 @@ def test_slicer_waits_its_delay_in_microseconds_between_pieces_only() -> None:
     stage = _stage(_toxic("slicer", average_size=10, delay=2500), host)
     sink = _run(stage, host, (1.0, PAYLOAD[:40]))
     assert sink.data == [PAYLOAD[:10], PAYLOAD[10:20], PAYLOAD[20:30], PAYLOAD[30:40]]
-    assert host.sleeps == [pytest.approx(0.0025)] * 3
+    assert host.sleeps == [0.0025] * 3
     assert sink.times == [
         100.0,
         pytest.approx(100.0025),
         pytest.approx(100.005),
         pytest.approx(100.0075),
     ]
+
+
+def test_slicer_waits_between_one_byte_pieces_too() -> None:
+    host = FakeHost(rng=ScriptedRandom(1))
+    stage = _stage(_toxic("slicer", average_size=1, delay=5), host)
+    sink = _run(stage, host, (1.0, b"abcd"))
+    assert (sink.data, host.sleeps) == ([b"a", b"b", b"c", b"d"], [0.000005] * 3)
 
 
 def test_slicer_without_delay_never_waits() -> None:
@@ -690,6 +730,12 @@ def test_limit_data_forwards_up_to_its_bytes_cutting_the_crossing_chunk_then_clo
     stage = _stage(_toxic("limit_data", bytes=10), host)
     sink = _run(stage, host, (1.0, b"0123"), (1.0, b"456789abcdef"))
     assert (sink.data, host.closed) == ([b"0123", b"456789"], 1)
+
+
+def test_limit_data_one_byte_short_of_its_limit_stays_open() -> None:
+    host = FakeHost()
+    stage = _stage(_toxic("limit_data", bytes=5), host)
+    assert (_run(stage, host, (1.0, b"0123")).data, host.closed) == ([b"0123"], 0)
 
 
 def test_limit_data_closes_on_the_chunk_that_reaches_the_limit_exactly() -> None:
