@@ -26,6 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Final
 
 __all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "Acceptor", "FdGuard", "bind_listener"]
@@ -155,7 +156,9 @@ class Acceptor:
 
     ``shed``: out of descriptors, close one waiting connection per pause (proxies); otherwise
     serve waiting connections with the guard's spare descriptors (the API). :meth:`close` stops
-    accepting and closes the socket; connections already accepted are their protocols' to close.
+    accepting and closes the socket; a connection already accepted still gets its protocol, which
+    decides (a stopped proxy closes it at once). An accepted socket is never left open: if its
+    setup is cancelled before it runs (the loop shutting down), it is closed.
     """
 
     def __init__(
@@ -202,8 +205,6 @@ class Acceptor:
         else:
             self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
-        for task in self._setups:
-            task.cancel()
 
     def _ready(self) -> None:
         for _ in range(_BATCH):
@@ -248,7 +249,12 @@ class Acceptor:
         connection.setblocking(False)
         task = self._loop.create_task(self._setup(connection))
         self._setups.add(task)
-        task.add_done_callback(self._setups.discard)
+        task.add_done_callback(partial(self._set_up, connection))
+
+    def _set_up(self, connection: socket.socket, task: asyncio.Task[None]) -> None:
+        self._setups.discard(task)
+        if task.cancelled():  # perhaps before its first step, where no except clause runs
+            connection.close()
 
     async def _setup(self, connection: socket.socket) -> None:
         try:

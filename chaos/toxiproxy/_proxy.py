@@ -20,6 +20,7 @@ import os
 import random
 import socket
 import struct
+from functools import partial
 from typing import Final, cast
 
 from chaos.toxiproxy._accept import Acceptor, FdGuard, bind_listener, is_exhaustion
@@ -102,7 +103,11 @@ class Proxy:
             address = format_address(host, port)
             raise ProxyError(f"listen tcp {address}: {error.filename}: {reason}") from None
         acceptor = Acceptor(
-            sock, self._accept, name=f"proxy {self.name}", guard=self.guard, shed=True
+            sock,
+            partial(self._accept, self._generation),  # a later stop outdates its connections
+            name=f"proxy {self.name}",
+            guard=self.guard,
+            shed=True,
         )
         acceptor.start()
         self._acceptor = acceptor
@@ -154,9 +159,9 @@ class Proxy:
             if not connection.closing:
                 connection.link(toxic.upstream).remove_stage(toxic)
 
-    def _accept(self) -> Side:
+    def _accept(self, generation: int) -> Side:
         self._accepted += 1
-        return Connection(self, self._accepted, self._generation).client
+        return Connection(self, self._accepted, generation).client
 
     def _link_rng(self, number: int, direction: str) -> random.Random:
         if self._seed is None:
@@ -204,7 +209,7 @@ class Connection:
     def side_made(self, side: Side) -> None:
         self._open_sides += 1
         if side is self.client:
-            if self.generation != self.proxy._generation:  # accepted just before a stop
+            if self.generation != self.proxy._generation:  # its listener was stopped since
                 self.dialing = False
                 self.close()
                 return
