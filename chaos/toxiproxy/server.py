@@ -28,10 +28,15 @@ Where it differs from toxiproxy-server 2.12 (on purpose, see ``toxiproxy-api.md`
   proxies of this server) is refused with 400 (Toxiproxy accepts it and runs out of file
   descriptors);
 * out of file descriptors, a proxy sheds the connection waiting in its backlog (accepting it with
-  a spare descriptor and closing it at once) where Toxiproxy leaves it waiting; both pause
-  accepting from 5 ms doubling to 1 s;
-* ``toxicity`` is shown as Go shows a float32 (``0.1``, ``1e-7``, ``3.4e+38``), and a request
-  body may be at most 1 MiB (aiohttp's limit; 413 beyond), where Toxiproxy has no limit.
+  a spare descriptor and closing it at once) where Toxiproxy leaves it waiting, and the API
+  accepts its requests into spare descriptors so that it keeps answering; both pause accepting
+  from 5 ms doubling to 1 s, as Go's ``net/http`` does, and log one warning a minute at most;
+* a request body may be at most 1 MiB (aiohttp's limit; 413 beyond), where Toxiproxy has none.
+
+As Toxiproxy, the API gives a request 15 s to arrive and a keep-alive connection 60 s between
+requests, reads numbers and nesting exactly as Go's ``encoding/json`` does (``toxicity`` is a
+float32: past its range a 400 with Go's message; at most 10,000 levels of nesting), and writes
+replies as ``json.Marshal`` does (a float32 in its shortest form, ``<``, ``>`` and ``&`` escaped).
 """
 
 from __future__ import annotations
