@@ -119,7 +119,7 @@ _POLLER = """
 import http.client, json, sys, time
 host, port = sys.argv[1], int(sys.argv[2])
 seconds, interval = float(sys.argv[3]), float(sys.argv[4])
-samples, failures = [], 0
+samples, noise, failures = [], [], 0
 deadline = time.monotonic() + seconds
 while time.monotonic() < deadline and len(samples) < 5000:
     started = time.perf_counter()
@@ -134,16 +134,42 @@ while time.monotonic() < deadline and len(samples) < 5000:
     except OSError:
         failures += 1
     samples.append(time.perf_counter() - started)
+    slept = time.perf_counter()
     time.sleep(interval)
-print(json.dumps({"samples": samples, "failures": failures}))
+    noise.append(time.perf_counter() - slept - interval)
+print(json.dumps({"samples": samples, "noise": noise, "failures": failures}))
 """
 
 
-async def poll_in_process(
-    server: ServerProcess, seconds: float, interval: float = 0.02
-) -> dict[str, object]:
-    """``{"samples": [s, ...], "failures": n}``: ``GET /version`` on a new connection every
-    ``interval`` for ``seconds``, from a process of its own."""
+@dataclass
+class Polled:
+    """What :func:`poll_in_process` saw: seconds per request, failures, and the machine's noise
+    (how late the poller's own sleeps woke, in seconds: a busy machine, not a slow server)."""
+
+    samples: list[float]
+    noise: list[float]
+    failures: int
+
+    @property
+    def busy_machine(self) -> bool:
+        """Whether the poller itself could not run on time (its p99 wake-up over 10 ms late)."""
+        return p99(self.noise) > NOISE_LIMIT
+
+    def describe(self) -> str:
+        return (
+            f"/version p99 {p99(self.samples) * 1000:.1f} ms (max {max(self.samples) * 1000:.1f}"
+            f" ms, {len(self.samples)} samples, {self.failures} failed; the poller's own wake-up"
+            f" p99 {p99(self.noise) * 1000:.1f} ms late)"
+        )
+
+
+NOISE_LIMIT = 0.01
+"""A poller whose sleeps wake more than this late (p99) is measuring the machine."""
+
+
+async def poll_in_process(server: ServerProcess, seconds: float, interval: float = 0.02) -> Polled:
+    """``GET /version`` on a new connection every ``interval`` for ``seconds``, from a process of
+    its own."""
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     poller = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -156,8 +182,8 @@ async def poll_in_process(
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await asyncio.wait_for(poller.communicate(), seconds + 30)
-    result: dict[str, object] = json.loads(output)
-    return result
+    result = json.loads(output)
+    return Polled(result["samples"], result["noise"], int(result["failures"]))
 
 
 def p99(samples: list[float]) -> float:

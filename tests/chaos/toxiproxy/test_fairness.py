@@ -3,18 +3,22 @@
 The server runs in a process of its own, and ``/version`` is polled from another, while a
 1-byte slicer without delay (the most CPU a toxic can ask for) works through a transfer; this
 process also round-trips through a second, toxic-free proxy meanwhile. Before the fix one
-``/version`` took 1.7 s; the target is a p99 under 50 ms on a busy 2-core machine.
+``/version`` took 1.7 s; the target is a p99 under 50 ms on a busy 2-core machine. A run in which
+the poller itself could not wake on time measured the machine, not the server: it is taken again
+(at most three runs), and a failure shows both figures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
 from tests.chaos.toxiproxy._process import (
+    Polled,
     p99,
     pattern,
     poll_in_process,
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.real_server
 
 P99_LIMIT = 0.05
 SIZE = 512 * 1024
+ATTEMPTS = 3
 
 
 async def _drain(reader: asyncio.StreamReader, size: int) -> bytes:
@@ -39,9 +44,15 @@ async def _drain(reader: asyncio.StreamReader, size: int) -> bytes:
     return bytes(received)
 
 
-async def test_a_one_byte_slicer_without_delay_leaves_the_api_and_other_proxies_responsive(
-    echo_peer: Peer,
-) -> None:
+@dataclass
+class Run:
+    polled: Polled
+    proxy_samples: list[float]
+    received: bytes
+    elapsed: float
+
+
+async def _run(echo_peer: Peer) -> Run:
     async with (
         server_process() as server,
         source_peer(SIZE) as source,
@@ -67,17 +78,24 @@ async def test_a_one_byte_slicer_without_delay_leaves_the_api_and_other_proxies_
         elapsed = time.perf_counter() - started
         writer.close()
         plain_writer.close()
+    return Run(polled, proxy_samples, received, elapsed)
 
-    samples = polled["samples"]
-    assert isinstance(samples, list)
-    print(
-        f"/version p99 {p99(samples) * 1000:.1f} ms (max {max(samples) * 1000:.1f} ms, "
-        f"{len(samples)} samples); other proxy p99 {p99(proxy_samples) * 1000:.1f} ms; "
-        f"{SIZE} bytes in 1-byte pieces in {elapsed:.2f} s"
-    )
-    assert received == pattern(SIZE)
-    assert elapsed > 1.5, "the transfer ended before the polling did: measure for longer"
-    assert polled["failures"] == 0
-    assert len(samples) >= 100
-    assert p99(samples) < P99_LIMIT, (p99(samples), sorted(samples)[-5:])
-    assert p99(proxy_samples) < P99_LIMIT, (p99(proxy_samples), max(proxy_samples))
+
+async def test_a_one_byte_slicer_without_delay_leaves_the_api_and_other_proxies_responsive(
+    echo_peer: Peer,
+) -> None:
+    for _attempt in range(ATTEMPTS):  # measured again only when the machine itself was busy
+        run = await _run(echo_peer)
+        print(
+            f"{run.polled.describe()}; other proxy p99 {p99(run.proxy_samples) * 1000:.1f} ms; "
+            f"{SIZE} bytes in 1-byte pieces in {run.elapsed:.2f} s"
+        )
+        slow = max(p99(run.polled.samples), p99(run.proxy_samples)) >= P99_LIMIT
+        if not (slow and run.polled.busy_machine):
+            break
+    assert run.received == pattern(SIZE)
+    assert run.elapsed > 1.5, "the transfer ended before the polling did: measure for longer"
+    assert run.polled.failures == 0
+    assert len(run.polled.samples) >= 100
+    assert p99(run.polled.samples) < P99_LIMIT, run.polled.describe()
+    assert p99(run.proxy_samples) < P99_LIMIT, (p99(run.proxy_samples), max(run.proxy_samples))

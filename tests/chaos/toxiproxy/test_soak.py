@@ -5,7 +5,8 @@ extreme configuration, and the echo server behind them) in another, niced, so th
 the CPU from the server on a 2-core machine; the ``/version`` poller in a third. This process
 updates and re-adds the toxics as the traffic flows. The API's p99 must stay under 50 ms, the
 server's open descriptors and memory must stay bounded while it runs, and both must come back
-once the proxies are gone. About 20 s in all.
+once the proxies are gone. About 15 s; a run in which the poller itself could not wake on time
+measured the machine, not the server, and is taken once more.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.chaos.toxiproxy._process import ServerProcess, p99, poll_in_process, server_process
+from tests.chaos.toxiproxy._process import (
+    Polled,
+    ServerProcess,
+    p99,
+    poll_in_process,
+    server_process,
+)
 from tests.chaos.toxiproxy.conftest import Proxy, ToxiproxyApi
 
 pytestmark = pytest.mark.real_server
@@ -30,6 +37,7 @@ pytestmark = pytest.mark.real_server
 SOAK_SECONDS = 12.0
 CLIENTS_PER_PROXY = 2
 LOAD_NICE = 10
+ATTEMPTS = 2
 P99_LIMIT = 0.05
 RSS_GROWTH_LIMIT = 160 * 1024 * 1024
 """Bytes the server may grow by under this load: per connection, at most a 1 MiB link queue and
@@ -132,7 +140,30 @@ async def _drive(process: asyncio.subprocess.Process, proxies: list[Proxy]) -> d
     return counters
 
 
-async def test_every_toxic_at_its_extremes_leaves_the_api_fast_and_the_server_bounded() -> None:
+@dataclass
+class Soak:
+    """One soak run: what the poller saw, the gauges, and the server afterwards."""
+
+    polled: Polled
+    gauges: Gauges
+    counters: dict[str, int]
+    changes: int
+    baseline_fds: int
+    baseline_rss: int
+    final_fds: int
+    log: str
+    seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"soak {self.seconds:.1f} s: {self.polled.describe()}; fds {self.baseline_fds} -> "
+            f"max {max(self.gauges.fds)} -> {self.final_fds}; RSS {self.baseline_rss >> 20} MiB"
+            f" -> max {max(self.gauges.rss) >> 20} MiB; {self.counters['connections']} "
+            f"connections, {self.counters['bytes'] >> 10} KiB back, {self.changes} toxic changes"
+        )
+
+
+async def _soak() -> Soak:
     started = time.monotonic()
     async with (
         server_process() as server,
@@ -168,33 +199,40 @@ async def test_every_toxic_at_its_extremes_leaves_the_api_fast_and_the_server_bo
             if server.open_fds() <= baseline_fds:
                 break
             await asyncio.sleep(0.05)
-        final_fds = server.open_fds()
-        log = server.log_text()
+        return Soak(
+            polled,
+            gauges,
+            counters,
+            changes,
+            baseline_fds,
+            baseline_rss,
+            server.open_fds(),
+            server.log_text(),
+            time.monotonic() - started,
+        )
 
-    samples = polled["samples"]
-    assert isinstance(samples, list)
-    third = len(gauges.rss) // 3
-    print(
-        f"soak {time.monotonic() - started:.1f} s: /version p99 {p99(samples) * 1000:.1f} ms "
-        f"(max {max(samples) * 1000:.1f} ms, {len(samples)} samples, "
-        f"{polled['failures']} failed); fds {baseline_fds} -> max {max(gauges.fds)} -> "
-        f"{final_fds}; RSS {baseline_rss >> 20} MiB -> max {max(gauges.rss) >> 20} MiB; "
-        f"{counters['connections']} connections, {counters['bytes'] >> 10} KiB back, "
-        f"{changes} toxic changes"
-    )
-    assert polled["failures"] == 0
+
+async def test_every_toxic_at_its_extremes_leaves_the_api_fast_and_the_server_bounded() -> None:
+    for _attempt in range(ATTEMPTS):  # measured again only when the machine itself was busy
+        soak = await _soak()
+        print(soak.describe())
+        if p99(soak.polled.samples) < P99_LIMIT or not soak.polled.busy_machine:
+            break
+    samples, gauges = soak.polled.samples, soak.gauges
+    assert soak.polled.failures == 0
     assert len(samples) >= 100
-    assert p99(samples) < P99_LIMIT, (p99(samples), sorted(samples)[-10:])
-    assert changes >= len(EXTREMES) * 10
-    clients = CLIENTS_PER_PROXY * len(proxies)
-    assert counters["connections"] >= clients
-    connection_fds = 2 * clients + len(proxies)
-    assert max(gauges.fds) <= baseline_fds + 2 * connection_fds, gauges.fds
-    assert final_fds <= baseline_fds
-    assert max(gauges.rss) - baseline_rss < RSS_GROWTH_LIMIT, gauges.rss
+    assert p99(samples) < P99_LIMIT, soak.describe()
+    assert soak.changes >= len(EXTREMES) * 10
+    clients = CLIENTS_PER_PROXY * len(EXTREMES)
+    assert soak.counters["connections"] >= clients
+    connection_fds = 2 * clients + len(EXTREMES)
+    assert max(gauges.fds) <= soak.baseline_fds + 2 * connection_fds, gauges.fds
+    assert soak.final_fds <= soak.baseline_fds
+    assert max(gauges.rss) - soak.baseline_rss < RSS_GROWTH_LIMIT, gauges.rss
+    third = len(gauges.rss) // 3
     assert max(gauges.rss[2 * third :]) <= max(gauges.rss[third : 2 * third]) + (32 << 20), (
         "memory still growing at the end of the soak",
         gauges.rss,
     )
-    assert "Traceback" not in log, log[:3000]
-    assert "ERROR" not in log, log[:3000]
+    assert "Traceback" not in soak.log, soak.log[:3000]
+    assert "ERROR" not in soak.log, soak.log[:3000]
