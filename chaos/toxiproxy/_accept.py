@@ -95,11 +95,6 @@ class FdGuard:
         os.close(self._spares.pop())
         return True
 
-    @property
-    def refused(self) -> int:
-        """Refusals (failed accepts, dials) counted since the last warning."""
-        return self._refused
-
     def exhausted(self, where: str, error: OSError) -> None:
         self._refused += 1
         now = time.monotonic()

@@ -43,9 +43,6 @@ class ApiConnections:
         """A protocol factory: each protocol of ``inner`` behind a read deadline."""
         return lambda: _Connection(self, cast(asyncio.Protocol, inner()))
 
-    def __len__(self) -> int:
-        return len(self._connections)
-
     def request_read(self, transport: asyncio.BaseTransport | None) -> None:
         """The request on ``transport`` is read in full: its read deadline is off."""
         connection = self._connections.get(transport) if transport is not None else None
