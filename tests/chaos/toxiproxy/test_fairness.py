@@ -32,6 +32,8 @@ pytestmark = pytest.mark.real_server
 P99_LIMIT = 0.05
 SIZE = 512 * 1024
 ATTEMPTS = 3
+MIN_SAMPLES = 50
+"""``/version`` requests the 1.5 s of polling must make at least (about 120 on a quiet machine)."""
 
 
 async def _drain(reader: asyncio.StreamReader, size: int) -> bytes:
@@ -91,11 +93,12 @@ async def test_a_one_byte_slicer_without_delay_leaves_the_api_and_other_proxies_
             f"{SIZE} bytes in 1-byte pieces in {run.elapsed:.2f} s"
         )
         slow = max(p99(run.polled.samples), p99(run.proxy_samples)) >= P99_LIMIT
-        if not (slow and run.polled.busy_machine):
+        few = len(run.polled.samples) < MIN_SAMPLES
+        if not ((slow or few) and run.polled.busy_machine):
             break
     assert run.received == pattern(SIZE)
     assert run.elapsed > 1.5, "the transfer ended before the polling did: measure for longer"
     assert run.polled.failures == 0
-    assert len(run.polled.samples) >= 100
+    assert len(run.polled.samples) >= MIN_SAMPLES
     assert p99(run.polled.samples) < P99_LIMIT, run.polled.describe()
     assert p99(run.proxy_samples) < P99_LIMIT, (p99(run.proxy_samples), max(run.proxy_samples))
