@@ -147,6 +147,9 @@ def test_a_byte_is_named_as_gos_quotechar_names_it(byte: int, shown: str) -> Non
         (b'"\\q"', "invalid character 'q' in string escape code"),
         (b'"\\u00zz"', "invalid character 'z' in \\u hexadecimal character escape"),
         (b'"a\nb"', "invalid character '\\n' in string literal"),
+        (b'"\\X"', "invalid character 'X' in string escape code"),
+        (b'"\\uX"', "invalid character 'X' in \\u hexadecimal character escape"),
+        (b'"\\u0"', "invalid character '\"' in \\u hexadecimal character escape"),
     ],
 )
 def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
@@ -169,3 +172,28 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
 def test_the_scanner_reads_what_go_reads(data: bytes, value: object) -> None:
     expected = json.loads(data.split(b"garbage")[0].rstrip(b"x")) if value is None else value
     assert _goscan.decode(data, parse_int=int, parse_float=float) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "steps"),
+    [
+        # Each element of the run: whitespace of every kind, every number form, escapes, words.
+        (b'[1, -2.5e+3 ,"a\\"\\u00e9\\n/" ,\ttrue,\r\nfalse, null, 0, 1E-2, 7]', 2),
+        (b'{"a" : 1, "b":"x" ,\n"c":true, "d": null, "e": -0.5, "f": 2}', 2),
+        (b"[[1], 2, 3, 4]", 4),  # a run after the comma that follows a container
+        (b'{"a": {}, "b": 1, "c": 2}', 3),
+    ],
+)
+def test_a_run_of_simple_elements_is_read_in_one_step(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, steps: int
+) -> None:
+    begin = _goscan._Reader._begin_value
+    calls: list[int] = []
+
+    def counting(reader: Any, stack: Any, keys: Any) -> tuple[object, bool]:
+        calls.append(reader.pos)
+        return begin(reader, stack, keys)
+
+    monkeypatch.setattr(_goscan._Reader, "_begin_value", counting)
+    assert _goscan.decode(data, parse_int=int, parse_float=float) == json.loads(data)
+    assert len(calls) == steps, calls
