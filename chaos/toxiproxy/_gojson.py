@@ -271,9 +271,7 @@ def _shortest_float32(value: float) -> tuple[str, int]:
         mantissa, _, exponent_text = text.partition("e")
         exponent = int(exponent_text)
         nearest = int(mantissa.replace(".", ""))
-        for candidate in (nearest, nearest + 1, nearest - 1):
-            if candidate <= 0:
-                continue
+        for candidate in (nearest, nearest + 1, nearest - 1):  # 0 (from 1) reads back as 0
             digits = str(candidate)
             shift = exponent + len(digits) - precision
             try:
@@ -281,7 +279,7 @@ def _shortest_float32(value: float) -> tuple[str, int]:
             except OverflowError:  # past the largest float32: not a way to write it
                 continue
             if back[0] == value:
-                return digits.rstrip("0") or "0", shift
+                return digits.rstrip("0"), shift  # a candidate starts with 1-9
     raise AssertionError(f"no shortest form for {value!r}")  # 9 digits always round-trip
 
 
