@@ -115,6 +115,7 @@ def test_decode_falls_back_to_the_scanner_only_where_python_cannot_nest() -> Non
         (0x06, "'\\x06'"),
         (0x0B, "'\\v'"),
         (0x7F, "'\\x7f'"),
+        (0x80, "'\\u0080'"),
         (0x85, "'\\u0085'"),
         (0xA0, "'\\u00a0'"),
         (0xE9, "'é'"),
@@ -155,6 +156,9 @@ def test_a_byte_is_named_as_gos_quotechar_names_it(byte: int, shown: str) -> Non
         (b'"\\u00zz"', "invalid character 'z' in \\u hexadecimal character escape"),
         (b'"a\nb"', "invalid character '\\n' in string literal"),
         (b'"\\X"', "invalid character 'X' in string escape code"),
+        (b'"\\', "unexpected EOF"),
+        (b"1eX5", "invalid character 'X' in exponent of numeric literal"),
+        (b"[1X]", "invalid character 'X' after array element"),
         (b'"\\uX"', "invalid character 'X' in \\u hexadecimal character escape"),
         (b'"\\u0"', "invalid character '\"' in \\u hexadecimal character escape"),
     ],
@@ -169,6 +173,9 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
     ("data", "value"),
     [
         (b"1x", 1),  # Go's decoder stops after the first value; the rest is not read
+        (b"1X", 1),
+        (b"0", 0),
+        (b"-1.5e+2", -150.0),
         (b"[1]garbage", [1]),
         (b' {"a": [1, "x", true, null, -0.5e1, {}]} ', {"a": [1, "x", True, None, -5.0, {}]}),
         (b'{"a":1,"a":2}', {"a": 2}),
@@ -204,3 +211,9 @@ def test_a_run_of_simple_elements_is_read_in_one_step(
     monkeypatch.setattr(_goscan._Reader, "_begin_value", counting)
     assert _goscan.decode(data, parse_int=int, parse_float=float) == json.loads(data)
     assert len(calls) == steps, calls
+
+
+@pytest.mark.parametrize("data", [b"", b" \t\r\n"])
+def test_the_scanner_reads_nothing_as_eof(data: bytes) -> None:
+    with pytest.raises(_goscan.GoSyntaxError, match=r"^EOF$"):
+        _goscan.decode(data, parse_int=int, parse_float=float)
