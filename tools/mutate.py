@@ -37,7 +37,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,15 +122,16 @@ def mutate(path: str, tests: list[str], mutmut: str) -> Outcome:
         runner = f"{sys.executable} -c {_PYTEST!r} -x -q -p no:cacheprovider --timeout 120 " + (
             " ".join(tests)
         )
-        command = [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"]
+        done = subprocess.run(
+            [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         cache = copy / ".mutmut-cache"
-        for _attempt in range(1 + _RESUMES):
-            output = _run_watched(command, copy)
-            _restore(copy / path)
-            if not cache.exists() or not _untested(cache):
-                break
         if not cache.exists():
-            outcome.error = output.strip()[-2000:]
+            outcome.error = (done.stdout + done.stderr).strip()[-2000:]
             return outcome
         with sqlite3.connect(cache) as db:
             rows = db.execute("select id, status from Mutant").fetchall()
@@ -162,67 +162,6 @@ def mutate(path: str, tests: list[str], mutmut: str) -> Outcome:
                 else:
                     outcome.equivalent.append(f"{diff}    equivalent: {reason}\n")
     return outcome
-
-
-_RESUMES: Final = 5
-"""Times a run whose worker died is resumed (mutmut skips the mutants it has a status for)."""
-_ORPHAN_GRACE: Final = 120.0
-"""Seconds mutmut may have no child process (no test running) before its worker counts as dead."""
-
-
-def _run_watched(command: list[str], cwd: Path) -> str:
-    """Run mutmut; its output. mutmut 2 waits for ever for a worker process that was killed
-    (by anything: another user's cleanup on a shared machine, the OOM killer), so a mutmut left
-    without a child process for ``_ORPHAN_GRACE`` seconds is stopped, to be resumed."""
-    with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen(
-            command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
-        alone_since: float | None = None
-        while process.poll() is None:
-            time.sleep(2)
-            if _has_workers(process.pid):
-                alone_since = None
-            elif alone_since is None:
-                alone_since = time.monotonic()
-            elif time.monotonic() - alone_since > _ORPHAN_GRACE:
-                process.kill()
-                process.wait()
-        log.seek(0)
-        return log.read()
-
-
-def _has_workers(pid: int) -> bool:
-    """Whether ``pid`` has a child other than multiprocessing's resource tracker (True where
-    /proc cannot tell)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == pid and b"resource_tracker" not in command:
-            return True
-    return False
-
-
-def _restore(source: Path) -> None:
-    """Put back the module a killed worker left mutated (mutmut keeps the original as .bak)."""
-    backup = source.with_name(source.name + ".bak")
-    if backup.exists():
-        backup.replace(source)
-
-
-def _untested(cache: Path) -> int:
-    with sqlite3.connect(cache) as db:
-        (count,) = db.execute("select count(*) from Mutant where status = 'untested'").fetchone()
-    return int(count)
 
 
 def _only_annotations(copy: Path, path: str, mutmut: str, mutant_id: int) -> bool:
