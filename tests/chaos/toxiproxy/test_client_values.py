@@ -217,7 +217,12 @@ def test_a_proxy_without_toxics_has_none(toxics: object) -> None:
 
 @pytest.mark.parametrize(
     ("listen", "host", "port"),
-    [("[::1]:8474", "::1", 8474), ("localhost:1", "localhost", 1), (":80", "", 80)],
+    [
+        ("[::1]:8474", "::1", 8474),
+        ("localhost:1", "localhost", 1),
+        (":80", "", 80),
+        ("XBOX:2", "XBOX", 2),  # only brackets are taken off
+    ],
 )
 def test_the_listen_address_splits_into_host_and_port(listen: str, host: str, port: int) -> None:
     proxy = ProxyInfo.from_json({**_PROXY, "listen": listen})
