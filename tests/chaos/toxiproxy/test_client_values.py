@@ -267,6 +267,7 @@ def test_what_is_not_a_proxy_is_refused_naming_the_field(data: object, message: 
         ("127.0.0.1:8474", "http://127.0.0.1:8474"),
         (" http://h:1/ ", "http://h:1"),
         ("https://h:443/base//", "https://h:443/base"),
+        ("http://h:1/pathX/", "http://h:1/pathX"),
         ("HTTP://h:1", "http://h:1"),
         ("h:65535", "http://h:65535"),
     ],
@@ -420,3 +421,11 @@ def test_version_blocking_gives_up_after_its_timeout() -> None:
     assert isinstance(error, ToxiproxyUnavailable)
     assert error.message == "no answer within 0.25 s"
     assert 0.2 <= elapsed < 3.0
+
+
+def test_version_blocking_reads_bytes_that_are_not_utf8_as_replacement_characters() -> None:
+    with _http(200, b"2.12.0\xff\n", []) as url:
+        assert version_blocking(url, 5) == "2.12.0\ufffd"
+    with _http(500, b"broken \xfe", []) as url, pytest.raises(ToxiproxyError) as caught:
+        version_blocking(url, 5)
+    assert caught.value.message == "broken \ufffd"
