@@ -544,6 +544,17 @@ def test_restarting_a_timeout_rearms_it_with_the_new_value() -> None:
     assert host.live_timers() == [pytest.approx(0.2)]
 
 
+def test_a_timeout_updated_to_zero_disarms_and_keeps_dropping_data() -> None:
+    host = FakeHost()
+    toxic = _toxic("timeout", timeout=100)
+    stage = _stage(toxic, host)
+    toxic.attributes["timeout"] = 0
+    stage.start()
+    sink = _run(stage, host, (1.0, b"a"), (1.0, b"b"))
+    stage.stop(removed=False)
+    assert (sink.data, host.live_timers(), host.closed) == ([], [], 0)
+
+
 # -- reset_peer --------------------------------------------------------------------------------
 
 
