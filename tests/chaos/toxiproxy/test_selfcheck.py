@@ -6,13 +6,19 @@ window are pinned with scripted round trips, so no test depends on how busy the 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import re
 import subprocess
 import sys
+import time
+from typing import ClassVar
 
 import pytest
 
 from chaos.toxiproxy import selfcheck
+from chaos.toxiproxy._proxy import Proxy
 from chaos.toxiproxy.selfcheck import Check, run_selfcheck
 from chaos.toxiproxy.server import ToxiproxyServer
 
@@ -34,7 +40,9 @@ async def test_the_checks_pass_on_a_working_server_and_say_what_they_measured() 
     assert started.passed
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", started.detail)
     assert relayed.passed
-    assert re.fullmatch(r"16384 bytes, \d+\.\d ms", relayed.detail)
+    plain = re.fullmatch(r"16384 bytes, (\d+\.\d) ms", relayed.detail)
+    assert plain is not None, relayed.detail
+    assert 0 <= float(plain.group(1)) < 2000  # 16 KiB over loopback
     assert (added.passed, added.detail) == (True, "200")
     delay = _added(applied)
     # A busy machine may push the delay past the window: the verdict must then say so.
@@ -151,3 +159,75 @@ def test_the_module_runs_as_a_command_and_exits_with_its_verdict() -> None:
     assert verdict is not None, completed.stdout
     assert completed.returncode == (0 if verdict.group(1) == "PASS" else 1)
     assert all(line.startswith("  ok   ") for line in lines[:3]), completed.stdout
+
+
+def test_a_check_is_a_frozen_value() -> None:
+    check = Check("name", True, "detail")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        check.passed = False  # type: ignore[misc]
+
+
+class _Recording(ToxiproxyServer):
+    """A server that records the bodies of the proxies created on it."""
+
+    bodies: ClassVar[list[object]] = []
+
+    async def start(self) -> None:
+        await super().start()
+        create = self.collection.create
+
+        async def recorded(body: bytes) -> Proxy:
+            _Recording.bodies.append(json.loads(body))
+            return await create(body)
+
+        self.collection.create = recorded  # type: ignore[method-assign]
+
+
+async def test_the_proxy_is_created_on_loopback_in_front_of_the_echo_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trips = _Trips((True, 10.0), (True, 115.0))
+    monkeypatch.setattr(selfcheck, "_round_trip", trips)
+    monkeypatch.setattr(selfcheck, "ToxiproxyServer", _Recording)
+    _Recording.bodies.clear()
+    checks = await run_selfcheck()
+    assert all(check.passed for check in checks), checks
+    (body,) = _Recording.bodies
+    assert isinstance(body, dict)
+    assert body == {"name": "selfcheck", "listen": "127.0.0.1:0", "upstream": body["upstream"]}
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", body["upstream"])
+
+
+async def test_two_self_checks_at_once_each_have_their_own_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results: dict[int, list[tuple[bool, float]]] = {}
+
+    async def trip(port: int) -> tuple[bool, float]:
+        results.setdefault(port, [(True, 10.0), (True, 115.0)])
+        return results[port].pop(0)
+
+    monkeypatch.setattr(selfcheck, "_round_trip", trip)
+    first, second = await asyncio.gather(run_selfcheck(), run_selfcheck())
+    assert [check.name for check in first] == _NAMES
+    assert [check.name for check in second] == _NAMES
+    assert all(check.passed for check in first + second)
+    assert len(results) == 2
+
+
+async def test_a_round_trip_is_timed_from_the_write_to_the_last_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readexactly(len(selfcheck._PAYLOAD)))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    clock = iter([10.0, 10.25])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    try:
+        assert await selfcheck._round_trip(server.sockets[0].getsockname()[1]) == (True, 250.0)
+    finally:
+        server.close()
+        await server.wait_closed()
