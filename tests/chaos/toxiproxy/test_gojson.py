@@ -338,6 +338,8 @@ def test_encode_refuses_what_go_json_cannot_carry(value: object, name: str) -> N
         (b"", "EOF"),
         (b" \t\r\n", "EOF"),
         (b"X", "invalid character 'X' looking for beginning of value"),
+        (b"\x0c1", "invalid character '\\f' looking for beginning of value"),
+        (b"\xa01", "invalid character '\\u00a0' looking for beginning of value"),
         (b"  x", "invalid character 'x' looking for beginning of value"),
         (b"1.", "unexpected EOF"),
         (b"-", "unexpected EOF"),
@@ -358,6 +360,7 @@ def test_decode_errors_are_gos(body: bytes, message: str) -> None:
         (b"\n-12 ", -12),
         (b"0", 0),
         (b'"\\u00e9"', "\u00e9"),
+        (b'["\xff", "\xc3\xa9"]', ["\ufffd", "\u00e9"]),  # bytes that are not UTF-8
     ],
 )
 def test_decode_reads_the_first_value(body: bytes, value: object) -> None:
