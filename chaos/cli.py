@@ -20,7 +20,9 @@ Exit status of ``run``:
     3  no guard failed, but a naive arm did not reproduce the incident (the scenario proves
        nothing)
 
-When several apply, the lowest non-zero status wins (1 before 2 before 3). A progress line
+When several apply, the lowest non-zero status wins (1 before 2 before 3). Ctrl-C (SIGINT)
+ends a run with 130, SIGTERM with 143, in both cases after every process and port the run held
+has been released. A progress line
 goes to stderr; the table (or with ``--json`` the JSON report) to stdout.
 """
 
@@ -29,11 +31,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -48,8 +51,10 @@ from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
 __all__ = [
     "EXIT_GUARD_FAILED",
     "EXIT_HARNESS_ERROR",
+    "EXIT_INTERRUPTED",
     "EXIT_NOT_REPRODUCED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "exit_status",
     "main",
 ]
@@ -66,12 +71,50 @@ EXIT_HARNESS_ERROR = 2
 EXIT_NOT_REPRODUCED = 3
 """A naive arm did not reproduce its incident (and no guard failed)."""
 
+EXIT_INTERRUPTED = 130
+"""SIGINT (Ctrl-C) stopped the run; every process and port it held was released first."""
+
+EXIT_TERMINATED = 143
+"""SIGTERM stopped the run (as a CI runner cancelling a job does); released likewise."""
+
 DEFAULT_SEED = 1
 """The seed of a run when ``--seed`` is not given (runs are reproducible by default)."""
 
 
 class _UsageError(Exception):
     """Bad arguments: reported as one line, exit status 2."""
+
+
+class _Terminated(Exception):
+    """SIGTERM cancelled the run; everything it held was released on the way out."""
+
+
+async def _terminable(run: Coroutine[Any, Any, int]) -> int:
+    """``run``, with SIGTERM handled as ``asyncio.run`` handles SIGINT: the run is cancelled,
+    so every ``finally`` releases what it holds (processes, ports) before the command exits.
+    Without this, SIGTERM would end the interpreter at once and leave every child behind."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError):  # no signals here (Windows, another thread)
+        return await run
+    try:
+        return await run
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,14 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return _list(args)
         if args.command == "run":
-            return asyncio.run(_run(args))
+            return asyncio.run(_terminable(_run(args)))
         raise _UsageError("choose a command: list, run, toxiproxy serve")
     except _UsageError as exc:
         print(f"chaos: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("chaos: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 def exit_status(results: Sequence[ScenarioResult], harness_errors: int = 0) -> int:
