@@ -11,7 +11,9 @@ walk the whole setup (see :func:`_freeze_setup_objects`).
 
 Errors of the harness itself (a server that does not start, a proxy that cannot be created, a
 fault the Toxiproxy server refuses) end the arm with verdict ``error`` and the reason; they are
-never mistaken for a guard's failure.
+never mistaken for a guard's failure. So does a measurement the harness cannot trust (see
+:mod:`chaos.scenario._verdicts`); with ``retries``, such an arm is run again, on a fresh
+topology, up to that many times, and every attempt is kept in the result.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class ArmProgress:
     planned: float
     load: LoadProgress | None
     ok_outcomes: tuple[str, ...] = ("ok",)
+    attempt: int = 1
+    max_attempts: int = 1
 
 
 @dataclass
@@ -94,7 +98,9 @@ class ArmResult:
     """One arm's run and its verdict.
 
     ``load`` and ``gauges`` are None when the harness failed before the load (``error`` says
-    why).
+    why). ``untrusted`` says why the measurement could not be trusted (the verdict is then
+    ``error``); ``attempts`` holds the earlier runs of this arm, each untrusted, when it was
+    run again (``retries``): this result is the last attempt.
     """
 
     name: str
@@ -107,11 +113,14 @@ class ArmResult:
     faults: tuple[FaultRecord, ...] = ()
     error: str | None = None
     wall_time: float = 0.0
+    untrusted: tuple[str, ...] = ()
+    attempts: tuple[ArmResult, ...] = ()
 
     @property
     def trustworthy(self) -> bool:
-        """Whether the load kept its schedule (lag p99 <= 5 ms); False when there was no load."""
-        return self.load is not None and self.load.trustworthy
+        """Whether the harness trusts this measurement (see :mod:`chaos.scenario._verdicts`);
+        False when there was no load."""
+        return self.load is not None and not self.untrusted
 
 
 @dataclass
@@ -138,19 +147,35 @@ async def run_scenario(
     scale: float = 1.0,
     arms: Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
+    retries: int = 0,
 ) -> ScenarioResult:
     """Run the arms of ``scenario`` (all, or those named) one after the other and judge them.
 
-    ``scale`` shortens (or stretches) every offset, duration and window. Raises
-    :class:`KeyError` for an unknown arm name; harness failures become ``error`` verdicts.
+    ``scale`` shortens (or stretches) every offset, duration and window. An arm whose
+    measurement is untrusted is run again, up to ``retries`` times; the first trusted attempt
+    (or the last one) is its result, the earlier ones are in its ``attempts``. Raises
+    :class:`KeyError` for an unknown arm name and :class:`ValueError` for negative
+    ``retries``; harness failures become ``error`` verdicts.
     """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     scaled = scenario.scaled(scale)
     chosen = list(scaled.arms) if arms is None else [scaled.arm(name) for name in arms]
     version = control.server_version or await control.version()
     results = []
     for arm in chosen:
-        runner = _ArmRun(scaled, arm, control, seed=seed, on_progress=on_progress)
-        results.append(await runner.run())
+        earlier: list[ArmResult] = []
+        while True:
+            attempt = (len(earlier) + 1, retries + 1)
+            runner = _ArmRun(
+                scaled, arm, control, seed=seed, on_progress=on_progress, attempt=attempt
+            )
+            result = await runner.run()
+            if not result.untrusted or len(earlier) == retries:
+                break
+            earlier.append(result)
+        result.attempts = tuple(earlier)
+        results.append(result)
     return ScenarioResult(
         scenario=scaled,
         seed=seed,
@@ -215,8 +240,10 @@ class _ArmRun:
         *,
         seed: int,
         on_progress: ProgressCallback | None,
+        attempt: tuple[int, int] = (1, 1),
     ) -> None:
         self.scenario = scenario
+        self.attempt = attempt
         self.arm = arm
         self.control = control
         self.seed = seed
@@ -245,25 +272,31 @@ class _ArmRun:
                 error=_describe(exc),
                 wall_time=time.monotonic() - started,
             )
-        run = RunData(load, gauges, {w.name: w for w in self.scenario.windows})
+        run = RunData(
+            load,
+            gauges,
+            {w.name: w for w in self.scenario.windows},
+            gauge_interval=self.scenario.gauge_interval,
+            fault_delays=tuple(max(0.0, f.applied_at - f.at) for f in self.faults),
+        )
         judge = judge_naive if self.arm.role == "naive" else judge_guarded
-        verdict, slos, signature = judge(self.scenario, run)
-        problems = [f"SLO {r.name!r}: {r.problem}" for r in (*slos, *signature) if r.problem]
-        errors = [*load.errors, *problems]
-        if errors:
-            verdict = "error"
+        judged = judge(self.scenario, run)
+        errors = [*load.errors, *judged.problems]
+        if judged.untrusted:
+            errors.append("untrusted measurement: " + "; ".join(judged.untrusted))
         self._progress("done")
         return ArmResult(
             name=self.arm.name,
             role=self.arm.role,
-            verdict=verdict,
-            slos=slos,
-            signature=signature,
+            verdict="error" if errors else judged.verdict,
+            slos=judged.slos,
+            signature=judged.signature,
             load=load,
             gauges=gauges,
             faults=tuple(self.faults),
             error="; ".join(errors) or None,
             wall_time=time.monotonic() - started,
+            untrusted=judged.untrusted,
         )
 
     async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:
@@ -438,6 +471,8 @@ class _ArmRun:
                 planned=self.scenario.duration,
                 load=self.load_process.progress if self.load_process is not None else None,
                 ok_outcomes=tuple(self.scenario.ok_outcomes),
+                attempt=self.attempt[0],
+                max_attempts=self.attempt[1],
             )
         )
 
