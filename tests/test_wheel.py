@@ -110,43 +110,23 @@ def _build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
 
 
 def _run_scenario(chaos: Path, work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """``chaos run rate-limiter-outage --scale 0.6``: exit status 0, and its JSON report.
+    """``chaos run rate-limiter-outage --scale 0.6 --retries 2``: exit status 0, and its JSON
+    report.
 
-    One rerun is allowed for one reason only: the guarded arm failed nothing but an added
-    latency bound. At scale 0.6 an onset window holds about 170 limited requests, so its p99 is
-    their second slowest, and one stall of a shared machine decides it (the in-tree test of
-    this scenario runs at 0.8 for that reason). That is a measurement of the machine, not of
-    the wheel; any other failure, and a second one, fails the test.
+    At scale 0.6 an onset window holds about 170 limited requests, so one stall of a shared
+    machine can put an added latency over its bound; the harness itself tells that noise from
+    a guard's failure and runs an untrusted arm again (``--retries``, see
+    ``chaos/scenario/_verdicts.py``), so the test takes the command's word for it.
     """
-    for attempt in (1, 2):
-        directory = work / f"report-{attempt}"
-        command = [str(chaos), "run", "rate-limiter-outage", "--scale", SCALE]
-        done = subprocess.run(
-            [*command, "--report", str(directory)],
-            cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        report: dict[str, Any] = json.loads((directory / "report.json").read_text())
-        if done.returncode == 0 or attempt == 2 or not _only_added_latency_failed(report):
-            assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-            return report
-        print(f"rerun: the guarded arm failed only added-latency bounds\n{done.stdout}")
-    raise AssertionError("unreachable")
-
-
-def _only_added_latency_failed(report: dict[str, Any]) -> bool:
-    failed = [
-        slo
-        for arm in _arms(report)
-        if arm["role"] == "guarded"
-        for slo in (*arm["slos"], *arm["signature"])
-        if not slo["passed"]
-    ]
-    verdicts = {arm["role"]: arm["verdict"] for arm in _arms(report)}
-    return (
-        verdicts == {"naive": "reproduced", "guarded": "failed"}
-        and bool(failed)
-        and all(slo["kind"] == "AddedLatency" and slo["problem"] is None for slo in failed)
-    )
+    directory = work / "report"
+    command = [str(chaos), "run", "rate-limiter-outage", "--scale", SCALE, "--retries", "2"]
+    done = subprocess.run(
+        [*command, "--report", str(directory)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    report: dict[str, Any] = json.loads((directory / "report.json").read_text())
+    return report
 
 
 def _arms(report: dict[str, Any]) -> list[dict[str, Any]]:
