@@ -36,6 +36,7 @@ import asyncio
 import json
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list[:2] == ["toxiproxy", "serve"]:
         from chaos.toxiproxy.__main__ import main as serve
 
-        return serve(args_list[2:])
+        return serve(args_list[2:], prog="chaos toxiproxy serve")
     try:
         args = _parser().parse_args(args_list)
         if args.command == "list":
@@ -265,6 +266,8 @@ async def _run(args: argparse.Namespace) -> int:
             normalize_toxiproxy_url(args.toxiproxy)
         except ValueError as exc:
             raise _UsageError(str(exc)) from None
+    if args.report is not None:
+        _check_writable(args.report)
 
     results: list[ScenarioResult] = []
     errors: list[str] = []
@@ -283,7 +286,7 @@ async def _run(args: argparse.Namespace) -> int:
                 finally:
                     progress.finish()
                 results.append(result)
-    except ValueError as exc:  # $TOXIPROXY_URL malformed
+    except ValueError as exc:  # $TOXIPROXY_URL malformed, or not a Toxiproxy server
         raise _UsageError(str(exc)) from None
     except ToxiproxyError as exc:
         raise _UsageError(str(exc)) from None
@@ -325,6 +328,10 @@ def _choose(scenarios: dict[str, Scenario], names: list[str]) -> list[Scenario]:
         if not scenarios:
             raise _UsageError("no scenarios registered")
         return list(scenarios.values())
+    if "all" in names and "all" not in scenarios:
+        raise _UsageError(
+            f"'all' runs every scenario and takes no other name (got: {' '.join(names)})"
+        )
     chosen = []
     for name in names:
         if name not in scenarios:
@@ -332,6 +339,19 @@ def _choose(scenarios: dict[str, Scenario], names: list[str]) -> list[Scenario]:
             raise _UsageError(f"unknown scenario {name!r} (known: {known})")
         chosen.append(scenarios[name])
     return chosen
+
+
+def _check_writable(directory: Path) -> None:
+    """Make the report directory now and prove a file can be written in it, so that a run is
+    never spent before finding it cannot be reported."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".chaos-report-check-"):
+            pass
+    except OSError as exc:
+        raise _UsageError(
+            f"cannot write the report to {directory}: {exc.strerror or exc}"
+        ) from None
 
 
 def _console(stream: TextIO) -> Console:
