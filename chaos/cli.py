@@ -49,7 +49,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chaos.engine import ArmProgress, ScenarioResult, run_scenario
-from chaos.scenario import Scenario
+from chaos.scenario import Scenario, ScenarioError
 from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
 
 __all__ = [
@@ -173,7 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     modules_help = f"load scenarios from this module instead of {BUILTIN_MODULE} (repeatable)"
 
-    listing = commands.add_parser("list", help="list the scenarios (name, incident, pattern)")
+    listing = commands.add_parser(
+        "list", help="list the scenarios (name, incident, pattern, smallest --scale)"
+    )
     listing.add_argument("--scenarios-module", action="append", metavar="M", help=modules_help)
     listing.add_argument("--names", action="store_true", help="print the names only")
 
@@ -239,11 +241,11 @@ def _list(args: argparse.Namespace) -> int:
         print("no scenarios registered")
         return EXIT_OK
     table = Table(title="chaos scenarios")
-    for column in ("name", "incident", "pattern"):
+    for column in ("name", "incident", "pattern", "min scale"):
         table.add_column(column, overflow="fold")
     for scenario in scenarios.values():
         incident = f"{scenario.incident.file}\n{scenario.incident.summary}"
-        table.add_row(scenario.name, incident, scenario.pattern)
+        table.add_row(scenario.name, incident, scenario.pattern, f"{scenario.min_scale:g}")
     _console(sys.stdout).print(table)
     return EXIT_OK
 
@@ -257,6 +259,10 @@ async def _run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args.scenarios_module)
     chosen = _choose(scenarios, args.names)
     for scenario in chosen:
+        try:
+            scenario.scaled(args.scale)
+        except ScenarioError as exc:
+            raise _UsageError(str(exc)) from None
         for arm in args.arms or ():
             if arm not in {a.name for a in scenario.arms}:
                 known = ", ".join(a.name for a in scenario.arms)

@@ -38,6 +38,10 @@ class Scenario:
     "reproduced" means the incident happened the way it did, not just any failure.
     ``ok_outcomes`` are the outcome classes that are good answers in this scenario (e.g. a true
     429 for an abusive caller); progress displays count every other class as bad.
+
+    ``min_scale`` is the smallest :meth:`scaled` factor at which the scenario still means what
+    it says, and ``min_scale_reason`` why (what does not shrink with it: a breaker's probe
+    interval, enough samples in a window); a smaller scale is refused before anything runs.
     """
 
     name: str
@@ -56,6 +60,8 @@ class Scenario:
     bucket: float = DEFAULT_BUCKET
     description: str = ""
     ok_outcomes: Sequence[str] = ("ok",)
+    min_scale: float = 0.0
+    min_scale_reason: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.ok_outcomes, str):
@@ -99,10 +105,16 @@ class Scenario:
     def scaled(self, factor: float) -> Scenario:
         """The same scenario with every offset, duration, window and bucket times ``factor``.
 
-        Rates, toxic attributes (a 2 s latency stays 2 s) and bounds are unchanged.
+        Rates, toxic attributes (a 2 s latency stays 2 s) and bounds are unchanged. A factor
+        below :attr:`min_scale` raises :class:`ScenarioError` saying why it is refused.
         """
         if not (math.isfinite(factor) and factor > 0):
             raise ScenarioError(f"scale must be a positive number, got {factor}")
+        if factor < self.min_scale:
+            raise ScenarioError(
+                f"scenario {self.name!r} runs at scale {self.min_scale:g} or more, not "
+                f"{factor:g}: {self.min_scale_reason}"
+            )
         if factor == 1:
             return self
         return replace(
@@ -177,6 +189,10 @@ def _validate(s: Scenario) -> None:
         fail("gauge_interval", f"must be positive, got {s.gauge_interval}")
     if not s.bucket > 0:
         fail("bucket", f"must be positive, got {s.bucket}")
+    if not 0 <= s.min_scale <= 1:
+        fail("min_scale", f"must be in [0, 1], got {s.min_scale}")
+    if s.min_scale > 0 and not s.min_scale_reason:
+        fail("min_scale_reason", "say why a smaller scale would not mean what the scenario says")
 
 
 def _unique(s: Scenario, field_name: str, names: Sequence[str]) -> None:

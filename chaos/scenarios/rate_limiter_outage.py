@@ -95,9 +95,12 @@ by Redis again at the end. Signature of the incident (the naive arm shows it): a
 of the limited requests during each fault answered 429.
 
 ``--scale`` shortens every span and window (not the 2 s toxic latency, the 20 ms budget or the
-breaker's 1 s probe interval): below about 0.6 a fault may start before the breaker has
-recovered from the previous one, and an onset window holds fewer than 100 control requests
-(the run ends as a harness error).
+breaker's 1 s probe interval). :data:`MIN_SCALE` is the smallest that keeps the scenario's
+meaning: below it an onset window holds fewer than the 100 control requests a p99 needs
+(below about 0.3, besides, a fault starts before the breaker's probe has found Redis back after
+the previous one). Raising the control rate to go lower would load the very machine the added
+latency is measured on, so ``chaos run --scale`` refuses a smaller factor up front, in one
+line, and says why.
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ __all__ = [
     "EXAMPLE",
     "KEY_BURST",
     "KEY_LIMIT",
+    "MIN_SCALE",
     "NORMAL_KEYS",
     "SCENARIOS",
     "ErrorsCountAsLimited",
@@ -197,7 +201,11 @@ ABUSIVE_KEY = "abuser"
 
 CONTROL_RATE = 225
 """Requests per second of the control group (``/healthz``, not limited): enough for 100 of them
-in every onset window down to scale 0.6."""
+in every onset window down to :data:`MIN_SCALE`."""
+
+MIN_SCALE = 0.6
+"""The smallest ``--scale`` at which the scenario still replays the incident as described (see
+the module docstring): 0.75 s x 0.6 x 225/s = 101 control requests in an onset window."""
 
 _GROUP = ("normal", "control", "normal", "control", "normal", "control", "normal", "abusive")
 """Each run of 8 consecutive requests (1/75 s): 4 ordinary, 3 control, 1 abusive, interleaved
@@ -478,5 +486,10 @@ SCENARIOS = [
         breaks=("no-false-429",),
         signature=_signature(),
         ok_outcomes=_GOOD,
+        min_scale=MIN_SCALE,
+        min_scale_reason=(
+            "each 0.75 s onset window (times the scale) needs 100 control requests at "
+            f"{CONTROL_RATE}/s to estimate a p99 added latency"
+        ),
     )
 ]

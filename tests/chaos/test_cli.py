@@ -324,3 +324,21 @@ def test_all_with_another_name_is_one_line(capsys: pytest.CaptureFixture[str]) -
     assert _one_error_line(capsys) == (
         "chaos: error: 'all' runs every scenario and takes no other name (got: all extra)"
     )
+
+
+def test_a_scale_below_the_scenarios_smallest_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = time.monotonic()
+    assert main(["run", "rate-limiter-outage", "--scale", "0.25"]) == EXIT_HARNESS_ERROR
+    assert time.monotonic() - started < 10  # nothing ran (an arm takes 5 s at this scale)
+    assert _one_error_line(capsys) == (
+        "chaos: error: scenario 'rate-limiter-outage' runs at scale 0.6 or more, not 0.25: "
+        "each 0.75 s onset window (times the scale) needs 100 control requests at 225/s to "
+        "estimate a p99 added latency"
+    )
+
+
+def test_list_shows_each_scenarios_smallest_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == EXIT_OK
+    assert "min scale" in capsys.readouterr().out

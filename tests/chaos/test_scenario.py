@@ -168,6 +168,20 @@ def test_bad_scale_is_refused(factor: float) -> None:
         make_scenario().scaled(factor)
 
 
+def test_a_scale_below_the_scenarios_smallest_is_refused_saying_why() -> None:
+    scenario = make_scenario(min_scale=0.5, min_scale_reason="windows need 100 samples")
+    assert scenario.scaled(0.5).duration == pytest.approx(5.0)
+    with pytest.raises(ScenarioError) as refused:
+        scenario.scaled(0.4)
+    assert str(refused.value) == (
+        "scenario 'demo' runs at scale 0.5 or more, not 0.4: windows need 100 samples"
+    )
+    with pytest.raises(ScenarioError, match="min_scale_reason: say why"):
+        make_scenario(min_scale=0.5)
+    with pytest.raises(ScenarioError, match=r"min_scale: must be in \[0, 1\], got 2"):
+        make_scenario(min_scale=2, min_scale_reason="x")
+
+
 # -- SLOs ------------------------------------------------------------------------------------
 
 WINDOWS = {"before": Window("before", 0, 2), "fault": Window("fault", 2, 8)}
