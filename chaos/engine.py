@@ -98,9 +98,10 @@ class ArmResult:
     """One arm's run and its verdict.
 
     ``load`` and ``gauges`` are None when the harness failed before the load (``error`` says
-    why). ``untrusted`` says why the measurement could not be trusted (the verdict is then
-    ``error``); ``attempts`` holds the earlier runs of this arm, each untrusted, when it was
-    run again (``retries``): this result is the last attempt.
+    why). ``premises`` are the scenario's premises measured on this run. ``untrusted`` says
+    why the measurement could not be trusted (the verdict is then ``error``); ``attempts``
+    holds the earlier runs of this arm, each untrusted, when it was run again (``retries``):
+    this result is the last attempt.
     """
 
     name: str
@@ -115,6 +116,7 @@ class ArmResult:
     wall_time: float = 0.0
     untrusted: tuple[str, ...] = ()
     attempts: tuple[ArmResult, ...] = ()
+    premises: tuple[SLOResult, ...] = ()
 
     @property
     def trustworthy(self) -> bool:
@@ -297,6 +299,7 @@ class _ArmRun:
             error="; ".join(errors) or None,
             wall_time=time.monotonic() - started,
             untrusted=judged.untrusted,
+            premises=judged.premises,
         )
 
     async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:

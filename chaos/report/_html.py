@@ -103,7 +103,12 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
     )
     slo_rows = []
     for arm_result in result.arms:
-        for group, checks in (("hypothesis", arm_result.slos), ("signature", arm_result.signature)):
+        groups = (
+            ("hypothesis", arm_result.slos),
+            ("signature", arm_result.signature),
+            ("premise", arm_result.premises),
+        )
+        for group, checks in groups:
             for slo in checks:
                 must = " (must fail)" if slo.name in must_break(result, arm_result) else ""
                 slo_rows.append(

@@ -30,7 +30,7 @@ SCHEMA_VERSION = 3
 3: an arm's ``trustworthy`` says whether the harness trusted its measurement (the rules of
 :mod:`chaos.scenario._verdicts`), no longer only whether its lag p99 kept
 ``max_trusted_lag_ms``; arms gain ``untrusted`` and ``attempts`` (earlier, untrusted runs of
-the arm), SLOs ``inconclusive``, scenarios ``max_timeline_slip_ms``.
+the arm) and ``premises``, SLOs ``inconclusive``, scenarios ``max_timeline_slip_ms``.
 2: the SLO kinds ``GaugeMax`` and ``GaugeMin`` became one kind, ``Gauge`` (``op`` says which
 bound it has).
 """
@@ -129,6 +129,7 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
         "attempts": [_arm_doc(result, attempt) for attempt in arm.attempts],
         "slos": [_slo_doc(slo) for slo in arm.slos],
         "signature": [_slo_doc(slo) for slo in arm.signature],
+        "premises": [_slo_doc(slo) for slo in arm.premises],
         "faults_applied": [
             {"at": f.at, "applied_at": f.applied_at, "kind": f.kind, "proxy": f.proxy,
              "description": f.description}

@@ -37,6 +37,7 @@ def render_table(results: Sequence[ScenarioResult]) -> Table:
             lines = [
                 _slo_line(slo, must_break=slo.name in must_break(result, arm)) for slo in checks
             ]
+            lines += [f"premise: {_slo_line(slo, must_break=False)}" for slo in arm.premises]
             if arm.error:
                 lines.append(f"error: {arm.error}")
             for number, attempt in enumerate(arm.attempts, start=1):

@@ -9,8 +9,9 @@ named :class:`Window` s; its :class:`Arm` s (at least one ``naive`` and one ``gu
 building the service under test from an :class:`ArmContext`; and a steady-state hypothesis:
 SLOs (:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`,
 :class:`LatencyPercentile`, :class:`AddedLatency`, :class:`Gauge`) over the whole run or a
-window. ``ok_outcomes`` names the outcome classes that are good for this
-scenario (progress displays count the others as bad).
+window, and the :class:`Premise` s about the environment some of them rely on.
+``ok_outcomes`` names the outcome classes that are good for this scenario (progress displays
+count the others as bad).
 
 Verdicts (:mod:`chaos.scenario._verdicts`, which also says what "trusted" means):
 
@@ -33,7 +34,8 @@ The engine knows no pattern: patterns come in through the arms' code only.
 One module per part, every public name re-exported here: ``_topology`` (servers, proxies),
 ``_timeline`` (faults, windows), ``_arms`` (arms and what they get), ``_measure`` (the run
 data SLOs measure, their results and shared shape), ``_slo`` (the SLOs), ``_noise`` (whether a
-difference of percentiles is beyond its window's noise), ``_scenario`` (:class:`Scenario`,
+difference of percentiles is beyond its window's noise), ``_premise`` (what a scenario assumes
+of its environment), ``_scenario`` (:class:`Scenario`,
 :class:`Incident`, the checks made when one is built) and ``_verdicts``.
 
 A scenario module (in ``chaos/scenarios/``, or any module passed to ``chaos run
@@ -77,6 +79,7 @@ from __future__ import annotations
 from chaos.scenario._arms import Arm, ArmBuilder, ArmContext, Role
 from chaos.scenario._errors import ScenarioError
 from chaos.scenario._measure import GaugeSeries, RunData, SLOResult
+from chaos.scenario._premise import Premise
 from chaos.scenario._scenario import DEFAULT_BUCKET, DEFAULT_GAUGE_INTERVAL, Incident, Scenario
 from chaos.scenario._slo import (
     DEFAULT_MIN_CONTROL,
@@ -131,6 +134,7 @@ __all__ = [
     "LatencyPercentile",
     "OutcomeRate",
     "OutcomeRatio",
+    "Premise",
     "Proxy",
     "RedisServer",
     "RemoveToxic",

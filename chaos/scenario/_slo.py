@@ -339,11 +339,18 @@ class Gauge(SLOBase):
     :class:`OutcomeRatio`. Samples the gauge could not give in time (NaN) are left out; a
     window with no sample measures nothing, and so does not hold.
 
-    A sample beyond the bound proves the SLO broken whatever else is missing; holding needs
+    ``unit`` is the gauge's (``"s"`` for seconds, shown in ms; empty for a count).
+
+    With ``q``, a percentile of the samples is measured instead of the extreme: the ``q``-th
+    (nearest-rank) for ``max``, the ``(100 - q)``-th for ``min``, so ``q=90`` with ``max``
+    reads "nine samples in ten at most ``max``" (for a level that may spike now and then).
+
+    A sample beyond the bound proves an extreme broken whatever else is missing; holding needs
     every part of the window sampled. When the run's sampling interval is known and two
     samples of the window (or a sample and the window's edge) are more than
     :data:`MAX_GAUGE_GAP` intervals apart (the sampler ran late, or the gauge did not answer
-    in time), a value that holds is ``inconclusive``: what the gap hid is unknown.
+    in time), a value that holds (with ``q``: any value) is ``inconclusive``: what the gap hid
+    is unknown.
     """
 
     name: str
@@ -351,18 +358,25 @@ class Gauge(SLOBase):
     max: float | None = None
     min: float | None = None
     window: str | None = None
+    q: float | None = None
+    unit: str = ""
 
     def __post_init__(self) -> None:
         bound_of(self.name, self.min, self.max)
+        if self.q is not None and not 0 < self.q <= 100:
+            raise ScenarioError(f"SLO {self.name!r}: q must be in (0, 100], got {self.q}")
 
     def measure(self, run: RunData) -> float | None:
         values = gauge_values(run, self.gauge, self.window)
         if not len(values):
             return None
+        if self.q is not None:
+            return percentile(values, self.q if self.max is not None else 100 - self.q)
         return float(values.max()) if self.max is not None else float(values.min())
 
     def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
-        if not passed or run.gauge_interval is None:
+        proven = not passed and self.q is None
+        if proven or run.gauge_interval is None:
             return None
         series = run.gauges.get(self.gauge)
         if series is None:
@@ -385,8 +399,12 @@ class Gauge(SLOBase):
 
     def describe(self) -> str:
         op, bound = self.bound()
-        extreme = "max" if op == "<=" else "min"
-        return f"{extreme} of gauge {self.gauge!r} {op} {bound:g}, " + window_text(self.window)
+        if self.q is not None:
+            share = self.q if op == "<=" else 100 - self.q
+            statistic = f"p{share:g}"
+        else:
+            statistic = "max" if op == "<=" else "min"
+        return f"{statistic} of gauge {self.gauge!r} {op} {bound:g}, " + window_text(self.window)
 
 
 MAX_GAUGE_GAP = 2.5

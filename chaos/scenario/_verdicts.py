@@ -36,6 +36,10 @@ decided it. Three things are checked, each where it can distort a verdict:
    :class:`~chaos.scenario.LatencyPercentile` measured from the planned start fails only when
    it fails from the actual start too (else only the generator's lateness broke it). Otherwise
    the SLO is ``inconclusive``.
+4. **The environment was as the scenario assumes.** Between faults the dependencies are meant to
+   be healthy, but a starved proxy or server is slow with no fault applied. A scenario states
+   such assumptions as premises (:mod:`chaos.scenario._premise`), measured on each arm beside
+   the guard; an SLO that failed while a premise it relies on did not hold is ``inconclusive``.
 
 An inconclusive SLO makes the arm untrusted only when the verdict depends on it: for a guarded
 arm, when no other SLO is shown broken; for a naive arm, when it is in ``breaks`` or the
@@ -50,10 +54,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from chaos.load import MAX_TRUSTED_LAG
+from chaos.scenario._premise import apply_premises
 
 if TYPE_CHECKING:
     from chaos.scenario._measure import RunData, SLOResult
     from chaos.scenario._scenario import Scenario
+    from chaos.scenario._slo import SLO
 
 __all__ = [
     "MAX_SLIP_SHARE",
@@ -78,7 +84,7 @@ class Judgement:
 
     ``problems`` name SLOs the harness could not measure (a rerun would not help);
     ``untrusted`` says why the measurement cannot be trusted (a rerun may help). Either makes
-    the verdict ``error``.
+    the verdict ``error``. ``premises`` are the scenario's premises, measured on the arm.
     """
 
     verdict: Verdict
@@ -86,37 +92,41 @@ class Judgement:
     signature: tuple[SLOResult, ...] = ()
     problems: tuple[str, ...] = ()
     untrusted: tuple[str, ...] = ()
+    premises: tuple[SLOResult, ...] = ()
 
 
 def judge_guarded(scenario: Scenario, run: RunData) -> Judgement:
     """``mitigated`` when no hypothesis SLO is shown broken, ``failed`` when one is, by a
     trusted measurement; no signature checks."""
-    results = tuple(slo.evaluate(run) for slo in scenario.hypothesis)
+    premises = _premises(scenario, run)
+    results = _measured(scenario, scenario.hypothesis, run, premises)
     problems, untrusted = _problems(results), _timeline_slips(scenario, run)
     if problems or untrusted:
-        return Judgement("error", results, (), problems, untrusted)
+        return Judgement("error", results, (), problems, untrusted, premises)
     if any(_broken(r) for r in results):
-        return Judgement("failed", results)
+        return Judgement("failed", results, premises=premises)
     doubts = _doubts(results)
-    return Judgement("error" if doubts else "mitigated", results, untrusted=doubts)
+    verdict: Verdict = "error" if doubts else "mitigated"
+    return Judgement(verdict, results, untrusted=doubts, premises=premises)
 
 
 def judge_naive(scenario: Scenario, run: RunData) -> Judgement:
     """``reproduced`` when every SLO in ``breaks`` is shown broken and every signature check
     shown to hold, by a trusted measurement."""
-    results = tuple(slo.evaluate(run) for slo in scenario.hypothesis)
-    signature = tuple(slo.evaluate(run) for slo in scenario.signature)
+    premises = _premises(scenario, run)
+    results = _measured(scenario, scenario.hypothesis, run, premises)
+    signature = _measured(scenario, scenario.signature, run, premises)
     problems = _problems((*results, *signature))
     untrusted = _timeline_slips(scenario, run)
     if problems or untrusted:
-        return Judgement("error", results, signature, problems, untrusted)
+        return Judgement("error", results, signature, problems, untrusted, premises)
     decisive = [r for r in results if r.name in scenario.breaks]
     if any(r.passed and not r.inconclusive for r in decisive) or any(_broken(r) for r in signature):
-        return Judgement("not-reproduced", results, signature)
+        return Judgement("not-reproduced", results, signature, premises=premises)
     doubts = _doubts((*decisive, *signature))
     if doubts:
-        return Judgement("error", results, signature, untrusted=doubts)
-    return Judgement("reproduced", results, signature)
+        return Judgement("error", results, signature, untrusted=doubts, premises=premises)
+    return Judgement("reproduced", results, signature, premises=premises)
 
 
 def max_timeline_slip(scenario: Scenario) -> float:
@@ -128,6 +138,17 @@ def max_timeline_slip(scenario: Scenario) -> float:
     ]
     shortest = min(spans, default=scenario.duration)
     return max(MAX_TRUSTED_LAG, MAX_SLIP_SHARE * shortest)
+
+
+def _premises(scenario: Scenario, run: RunData) -> tuple[SLOResult, ...]:
+    return tuple(premise.check.evaluate(run) for premise in scenario.premises)
+
+
+def _measured(
+    scenario: Scenario, slos: Iterable[SLO], run: RunData, premises: tuple[SLOResult, ...]
+) -> tuple[SLOResult, ...]:
+    results = tuple(slo.evaluate(run) for slo in slos)
+    return apply_premises(results, scenario.premises, premises)
 
 
 def _broken(result: SLOResult) -> bool:

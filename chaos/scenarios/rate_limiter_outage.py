@@ -79,6 +79,14 @@ Windows and why:
 - ``recovered`` (the last 2 s, from 1 s after the proxy is back): most ordinary requests are
   decided by Redis again. Not all: on a loaded machine a stall longer than the budget on the
   way to Redis opens the breaker for one probe interval (correctly), so the bound is a half.
+  That bound assumes Redis is healthy once the faults are over, which a busy machine can undo
+  on its own: a starved proxy or ``redis-server`` makes every reconnection slower than the
+  budget, the breaker's probes keep failing (rightly), and the guard stays on its fallback.
+  So each arm also samples, beside the guard, a new redis-py connection through the proxy
+  answering PING (``redis_round_trip``, every gauge interval), and the premise
+  ``redis-healthy-when-recovered`` (nine in ten of them within the budget in ``recovered``)
+  backs ``back-on-redis``: where it does not hold, a missed bound is ``inconclusive``, and the
+  arm is run again rather than the guard blamed.
 
 Outcome classes (:func:`classify`): ``ok`` (200, Redis decided), ``ok_degraded`` (200, the
 guard's fallback decided), ``limited`` (429 for the abusive key: a true limit),
@@ -130,9 +138,11 @@ from chaos.scenario import (
     DisableProxy,
     EnableProxy,
     Fault,
+    Gauge,
     Incident,
     OutcomeRate,
     OutcomeRatio,
+    Premise,
     Proxy,
     RedisServer,
     RemoveToxic,
@@ -141,6 +151,7 @@ from chaos.scenario import (
     Window,
 )
 from chaos.scenarios._examples import example_file, load_example
+from chaos.scenarios._probes import ROUND_TRIP_GAUGE, probe_redis
 from resilient.events import EventBus
 from resilient.ratelimit import (
     Decision,
@@ -219,6 +230,9 @@ _LIMITED = ("normal", "abusive")
 
 FAULT_LATENCY_MS = 2000
 """The latency fault's delay on every Redis reply: 100 times the budget."""
+
+PROBE_CAP = 3 * BUDGET
+"""The longest a ``redis_round_trip`` sample waits (shorter than a gauge interval)."""
 
 ONSET = 0.75
 """Seconds at the start of each fault counted as its onset (see the module docstring)."""
@@ -323,6 +337,7 @@ async def guarded(ctx: ArmContext) -> web.Application:
     app = example.build_app(ctx.url("redis", scheme="redis", path="0"), events=_quiet_events())
     guard = app[example.guard_key]
     ctx.gauge("limiter_failing", lambda: float(guard.degraded))
+    probe_redis(ctx, "redis", cap=PROBE_CAP)
     return app
 
 
@@ -337,6 +352,7 @@ async def naive(ctx: ArmContext) -> web.Application:
     )
     limiter = ErrorsCountAsLimited(redis_limiter, timeout=BUDGET)
     ctx.gauge("limiter_failing", lambda: float(limiter.failing))
+    probe_redis(ctx, "redis", cap=PROBE_CAP)
     return example.service_app(limiter, close=(redis_limiter.aclose,))
 
 
@@ -449,6 +465,22 @@ def _hypothesis() -> list[_SLO]:
     return slos
 
 
+def _premises() -> list[Premise]:
+    return [
+        Premise(
+            Gauge(
+                "redis-healthy-when-recovered",
+                ROUND_TRIP_GAUGE,
+                max=BUDGET,
+                q=90,
+                window=_RECOVERED.name,
+                unit="s",
+            ),
+            covers=("back-on-redis",),
+        )
+    ]
+
+
 def _signature() -> list[_SLO]:
     return [
         OutcomeRatio(
@@ -485,6 +517,7 @@ SCENARIOS = [
         hypothesis=_hypothesis(),
         breaks=("no-false-429",),
         signature=_signature(),
+        premises=_premises(),
         ok_outcomes=_GOOD,
         min_scale=MIN_SCALE,
         min_scale_reason=(

@@ -19,7 +19,9 @@ from chaos.scenario import (
     GaugeSeries,
     LatencyPercentile,
     OutcomeRatio,
+    Premise,
     RunData,
+    ScenarioError,
     Window,
     judge_guarded,
     judge_naive,
@@ -229,3 +231,73 @@ def test_a_guard_shown_broken_fails_even_when_another_slo_is_inconclusive() -> N
     scenario = make_scenario(hypothesis=(breaks, OPEN_BOUND), breaks=("no-false-429",))
     judged = judge_guarded(scenario, run)
     assert (judged.verdict, judged.untrusted) == ("failed", ())
+
+
+# -- premises ----------------------------------------------------------------------------------
+
+BACK = OutcomeRatio("back", "ok_degraded", max=0.5, window="fault")
+"""The guard is back on its primary: at most half the window decided by the fallback."""
+
+HEALTHY = Premise(
+    Gauge("healthy", "round_trip", max=0.02, q=90, window="fault", unit="s"), covers=("back",)
+)
+"""Nine fresh round trips to the dependency in ten within 20 ms, with no fault applied."""
+
+
+def _recovering(degraded: float, round_trips: list[float]) -> RunData:
+    n = 400
+    bad = round(n * degraded)
+    outcomes = ["ok"] * (n - bad) + ["ok_degraded"] * bad
+    load = load_result(list(np.linspace(2, 7.99, n)), outcomes, [0.001] * n)
+    times = list(np.linspace(2, 7.9, len(round_trips)))
+    return _run(load, {"round_trip": GaugeSeries(np.array(times), np.array(round_trips))})
+
+
+def test_a_gauge_percentile_reads_most_samples_not_the_extreme() -> None:
+    run = _recovering(0.0, [0.001] * 54 + [0.05] * 6)  # one sample in ten is slow
+    p90 = Gauge("p90", "round_trip", max=0.02, q=90, window="fault", unit="s").evaluate(run)
+    assert (p90.value, p90.passed, p90.inconclusive) == (0.001, True, None)
+    assert p90.description == "p90 of gauge 'round_trip' <= 0.02, window 'fault'"
+    peak = Gauge("max", "round_trip", max=0.02, window="fault").evaluate(run)
+    assert (peak.value, peak.passed) == (0.05, False)
+    floor = Gauge("p10", "round_trip", min=0.002, q=90, window="fault").evaluate(run)
+    assert (floor.value, floor.passed) == (0.001, False)
+
+
+def test_a_failure_a_broken_premise_covers_is_inconclusive_not_a_guard_failure() -> None:
+    scenario = make_scenario(hypothesis=(BACK,), breaks=("back",), premises=(HEALTHY,))
+    slow_machine = _recovering(0.8, [0.001] * 30 + [0.06] * 30)  # half the round trips slow
+    judged = judge_guarded(scenario, slow_machine)
+    assert judged.verdict == "error"
+    (premise,) = judged.premises
+    assert (premise.name, premise.value, premise.passed) == ("healthy", 0.06, False)
+    assert judged.untrusted == (
+        "SLO 'back': premise 'healthy' did not hold (p90 of gauge 'round_trip' <= 0.02, window "
+        "'fault': measured 60.0 ms): the environment, not the guard, may have decided it",
+    )
+
+
+def test_a_failure_under_a_premise_that_held_is_the_guards() -> None:
+    scenario = make_scenario(hypothesis=(BACK,), breaks=("back",), premises=(HEALTHY,))
+    judged = judge_guarded(scenario, _recovering(0.8, [0.001] * 60))
+    assert (judged.verdict, judged.untrusted) == ("failed", ())
+    assert judged.premises[0].passed
+
+
+def test_a_broken_premise_leaves_a_pass_and_uncovered_slos_as_they_are() -> None:
+    uncovered = OutcomeRatio("few-degraded", "ok_degraded", max=0.1, window="fault")
+    scenario = make_scenario(hypothesis=(BACK, uncovered), breaks=("back",), premises=(HEALTHY,))
+    slow = [0.06] * 60
+    assert judge_guarded(scenario, _recovering(0.0, slow)).verdict == "mitigated"
+    assert judge_guarded(scenario, _recovering(0.3, slow)).verdict == "failed"  # uncovered
+    only_back = make_scenario(hypothesis=(BACK,), breaks=("back",), premises=(HEALTHY,))
+    judged = judge_guarded(only_back, _recovering(0.8, []))
+    assert judged.verdict == "error"
+    assert "premise 'healthy' could not be measured" in judged.untrusted[0]
+
+
+def test_a_premise_must_cover_slos_of_the_scenario() -> None:
+    with pytest.raises(ScenarioError, match=r"premises\[0\]\.covers: 'gone' is not an SLO"):
+        make_scenario(premises=(Premise(HEALTHY.check, covers=("gone",)),))
+    with pytest.raises(ScenarioError, match=r"premises\[0\]\.check\.window: 'later'"):
+        make_scenario(premises=(Premise(Gauge("g", "x", max=1, window="later"), covers=("p99",)),))
