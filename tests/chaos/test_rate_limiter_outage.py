@@ -26,6 +26,7 @@ from chaos.load import schedule
 from chaos.scenarios import load_scenarios
 from chaos.scenarios.rate_limiter_outage import (
     ABUSIVE_KEY,
+    BACK_ON_REDIS,
     BUDGET,
     CONTROL_PATH,
     CONTROL_RATE,
@@ -106,7 +107,11 @@ async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() ->
         assert opened <= 0.002
     back = guarded_values["back-on-redis"]
     assert back is not None
-    assert back >= 0.5
+    assert back >= BACK_ON_REDIS
+    for arm in result.arms:  # the premise is measured beside each arm, through the proxy
+        (premise,) = arm.premises
+        assert premise.name == "redis-healthy-when-recovered"
+        assert premise.value is not None
 
 
 # -- the example service -------------------------------------------------------------------
