@@ -15,7 +15,7 @@ What "trusted" means
 A verdict is only as good as the measurement under it, and the machine the harness runs on is
 shared and noisy: other processes take the cores, collections and page faults stall a process
 for milliseconds. The harness trusts a measurement when the machine's interference cannot have
-decided it. Three things are checked, each where it can distort a verdict:
+decided it. Four things are checked, each where it can distort a verdict:
 
 1. **The timeline was kept.** The load process starts every request at its planned offset and
    the engine applies every fault at its own; both can be late when the machine is busy. A
