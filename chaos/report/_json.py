@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from chaos.engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
-from chaos.scenario import SLOResult, max_timeline_slip
+from chaos.scenario import Role, SLOResult, max_timeline_slip
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_schema", "timeline_buckets", "write_json"]
 
@@ -30,7 +30,7 @@ SCHEMA_VERSION = 3
 3: an arm's ``trustworthy`` says whether the harness trusted its measurement (the rules of
 :mod:`chaos.scenario._verdicts`), no longer only whether its lag p99 kept
 ``max_trusted_lag_ms``; arms gain ``untrusted`` and ``attempts`` (earlier, untrusted runs of
-the arm) and ``premises``, SLOs ``inconclusive``, scenarios ``max_timeline_slip_ms``.
+the arm) and ``premises``, SLOs ``inconclusive``, and ``max_timeline_slip_ms``.
 2: the SLO kinds ``GaugeMax`` and ``GaugeMin`` became one kind, ``Gauge`` (``op`` says which
 bound it has).
 """
@@ -105,7 +105,6 @@ def _scenario_doc(result: ScenarioResult) -> dict[str, Any]:
             "max_in_flight": scenario.load.max_in_flight,
         },
         "bucket_s": scenario.bucket,
-        "max_timeline_slip_ms": max_timeline_slip(scenario) * 1000,
         "windows": [{"name": w.name, "start": w.start, "end": w.end} for w in scenario.windows],
         "faults": [
             {"at": f.at, "proxy": f.proxy, "description": f.describe()} for f in scenario.faults
@@ -125,6 +124,7 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
         "error": arm.error,
         "wall_time_s": round(arm.wall_time, 3),
         "trustworthy": arm.trustworthy,
+        "max_timeline_slip_ms": max_timeline_slip(scenario, _role(arm)) * 1000,
         "untrusted": list(arm.untrusted),
         "attempts": [_arm_doc(result, attempt) for attempt in arm.attempts],
         "slos": [_slo_doc(slo) for slo in arm.slos],
@@ -165,6 +165,10 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
     ]
     doc["timeline"] = timeline_buckets(load, scenario.bucket)
     return doc
+
+
+def _role(arm: ArmResult) -> Role:
+    return "naive" if arm.role == "naive" else "guarded"
 
 
 def _slo_doc(slo: SLOResult) -> dict[str, Any]:

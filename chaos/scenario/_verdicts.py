@@ -22,8 +22,8 @@ decided it. Four things are checked, each where it can distort a verdict:
    request is counted in the window its *planned* offset falls in, so lateness only matters
    when it carries requests, or a fault, into a different phase of the incident. The arm is
    untrusted when the load's scheduling lag p99, or any fault's delay, exceeds
-   :func:`max_timeline_slip`: :data:`MAX_SLIP_SHARE` of the shortest window an SLO is
-   measured on (never less than :data:`~chaos.load.MAX_TRUSTED_LAG`, the 5 ms the load
+   :func:`max_timeline_slip`: :data:`MAX_SLIP_SHARE` of the shortest window among the SLOs its
+   verdict depends on (never less than :data:`~chaos.load.MAX_TRUSTED_LAG`, the 5 ms the load
    generator is built to keep). Latency SLOs are guarded besides, below, since their values
    include lag.
 2. **Gauges were sampled.** A gauge is read every ``gauge_interval`` on the engine's loop, which
@@ -57,9 +57,11 @@ from chaos.load import MAX_TRUSTED_LAG
 from chaos.scenario._premise import apply_premises
 
 if TYPE_CHECKING:
+    from chaos.scenario._arms import Role
     from chaos.scenario._measure import RunData, SLOResult
     from chaos.scenario._scenario import Scenario
     from chaos.scenario._slo import SLO
+    from chaos.scenario._timeline import Window
 
 __all__ = [
     "MAX_SLIP_SHARE",
@@ -72,10 +74,12 @@ __all__ = [
 
 Verdict = Literal["reproduced", "not-reproduced", "mitigated", "failed", "error"]
 
-MAX_SLIP_SHARE = 0.02
+MAX_SLIP_SHARE = 0.05
 """How late (p99 of the load's requests, or any fault) the timeline may run, as a share of the
-shortest window an SLO is measured on: at 2 %, the requests carried past the end of a window
-are a few in ten thousand, and a fault's phase is shifted by 2 % of its window at most."""
+shortest window the verdict depends on: at 5 %, a fault's phase is shifted by 5 % of that
+window at most, and the requests carried past a window's end are far fewer (most are not late
+at all). A scenario's bounds must leave that margin: rate-limiter-outage's closest, the 90 %
+share of 429s its naive arm must show in each fault, measures 99.3 % and more."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def judge_guarded(scenario: Scenario, run: RunData) -> Judgement:
     trusted measurement; no signature checks."""
     premises = _premises(scenario, run)
     results = _measured(scenario, scenario.hypothesis, run, premises)
-    problems, untrusted = _problems(results), _timeline_slips(scenario, run)
+    problems, untrusted = _problems(results), _timeline_slips(scenario, run, "guarded")
     if problems or untrusted:
         return Judgement("error", results, (), problems, untrusted, premises)
     if any(_broken(r) for r in results):
@@ -117,7 +121,7 @@ def judge_naive(scenario: Scenario, run: RunData) -> Judgement:
     results = _measured(scenario, scenario.hypothesis, run, premises)
     signature = _measured(scenario, scenario.signature, run, premises)
     problems = _problems((*results, *signature))
-    untrusted = _timeline_slips(scenario, run)
+    untrusted = _timeline_slips(scenario, run, "naive")
     if problems or untrusted:
         return Judgement("error", results, signature, problems, untrusted, premises)
     decisive = [r for r in results if r.name in scenario.breaks]
@@ -129,15 +133,25 @@ def judge_naive(scenario: Scenario, run: RunData) -> Judgement:
     return Judgement("reproduced", results, signature, premises=premises)
 
 
-def max_timeline_slip(scenario: Scenario) -> float:
-    """Seconds the load (lag p99) and the faults may run late before an arm is untrusted."""
+def max_timeline_slip(scenario: Scenario, role: Role = "guarded") -> float:
+    """Seconds the load (lag p99) and the faults may run late before an arm of ``role`` is
+    untrusted: :data:`MAX_SLIP_SHARE` of the shortest window among the SLOs its verdict
+    depends on (a guarded arm: the hypothesis; a naive arm: ``breaks`` and the signature),
+    and never less than :data:`~chaos.load.MAX_TRUSTED_LAG`."""
+    if role == "guarded":
+        decisive = list(scenario.hypothesis)
+    else:
+        decisive = [slo for slo in scenario.hypothesis if slo.name in scenario.breaks]
+        decisive += scenario.signature
     spans = [
-        window.end - window.start
-        for window in scenario.windows
-        if any(slo.window == window.name for slo in (*scenario.hypothesis, *scenario.signature))
+        scenario.duration if slo.window is None else _span(scenario.window(slo.window))
+        for slo in decisive
     ]
-    shortest = min(spans, default=scenario.duration)
-    return max(MAX_TRUSTED_LAG, MAX_SLIP_SHARE * shortest)
+    return max(MAX_TRUSTED_LAG, MAX_SLIP_SHARE * min(spans, default=scenario.duration))
+
+
+def _span(window: Window) -> float:
+    return window.end - window.start
 
 
 def _premises(scenario: Scenario, run: RunData) -> tuple[SLOResult, ...]:
@@ -163,8 +177,8 @@ def _doubts(results: Iterable[SLOResult]) -> tuple[str, ...]:
     return tuple(f"SLO {r.name!r}: {r.inconclusive}" for r in results if r.inconclusive)
 
 
-def _timeline_slips(scenario: Scenario, run: RunData) -> tuple[str, ...]:
-    limit = max_timeline_slip(scenario)
+def _timeline_slips(scenario: Scenario, run: RunData, role: Role) -> tuple[str, ...]:
+    limit = max_timeline_slip(scenario, role)
     found = []
     lag = run.load.lag_p99()
     if lag > limit:

@@ -56,21 +56,27 @@ def _steady(n: int = 400, latency: float = 0.01) -> LoadResult:
 # -- the timeline ----------------------------------------------------------------------------
 
 
-def test_the_slip_allowed_is_a_share_of_the_shortest_window_and_never_under_5_ms() -> None:
-    assert max_timeline_slip(make_scenario()) == pytest.approx(0.02 * 6)  # window 'fault'
-    short = make_scenario(
-        windows=(Window("before", 0, 2), Window("fault", 2, 2.1)),
+def test_the_slip_allowed_is_a_share_of_the_shortest_decisive_window_never_under_5_ms() -> None:
+    scenario = make_scenario(
+        windows=(Window("before", 0, 2), Window("fault", 2, 8), Window("onset", 2, 2.5)),
+        hypothesis=(
+            OutcomeRatio("no-false-429", "false_429", max=0.0, window="fault"),
+            LatencyPercentile("p99", max=0.1, window="onset"),
+        ),
     )
+    assert max_timeline_slip(scenario, "guarded") == pytest.approx(0.05 * 0.5)  # 'onset'
+    assert max_timeline_slip(scenario, "naive") == pytest.approx(0.05 * 6)  # breaks: 'fault'
+    short = make_scenario(windows=(Window("before", 0, 2), Window("fault", 2, 2.05)))
     assert max_timeline_slip(short) == pytest.approx(0.005)
 
 
 def test_a_late_load_makes_a_failing_guarded_arm_untrusted_not_failed() -> None:
     scenario = make_scenario()  # p99 latency in 'fault' at most 100 ms
-    load = _late(_steady(latency=0.15), np.full(400, 0.2))  # 200 ms late, > 120 ms allowed
+    load = _late(_steady(latency=0.15), np.full(400, 0.4))  # 400 ms late, > 300 ms allowed
     judged = judge_guarded(scenario, _run(load))
     assert judged.verdict == "error"
     assert len(judged.untrusted) == 1
-    assert "the load ran late: scheduling lag p99 200.0 ms > 120.0 ms" in judged.untrusted[0]
+    assert "the load ran late: scheduling lag p99 400.0 ms > 300.0 ms" in judged.untrusted[0]
     on_time = judge_guarded(scenario, _run(_late(_steady(latency=0.15), np.zeros(400))))
     assert (on_time.verdict, on_time.untrusted) == ("failed", ())
 
@@ -78,7 +84,7 @@ def test_a_late_load_makes_a_failing_guarded_arm_untrusted_not_failed() -> None:
 def test_a_late_load_makes_a_naive_arm_untrusted_too() -> None:
     outcomes = ["false_429"] * 400
     load = load_result(list(np.linspace(0, 9.9, 400)), outcomes, [0.01] * 400)
-    judged = judge_naive(make_scenario(), _run(_late(load, np.full(400, 0.2))))
+    judged = judge_naive(make_scenario(), _run(_late(load, np.full(400, 0.4))))
     assert judged.verdict == "error"
     assert judged.untrusted
 
@@ -87,16 +93,16 @@ def test_a_fault_applied_late_makes_the_arm_untrusted() -> None:
     judged = judge_guarded(make_scenario(), _run(_steady(), fault_delays=(0.001, 0.5)))
     assert judged.verdict == "error"
     assert judged.untrusted == (
-        "a fault was applied 500.0 ms late > 120.0 ms (the engine's loop was held up)",
+        "a fault was applied 500.0 ms late > 300.0 ms (the engine's loop was held up)",
     )
-    assert judge_guarded(make_scenario(), _run(_steady(), fault_delays=(0.1,))).verdict == (
+    assert judge_guarded(make_scenario(), _run(_steady(), fault_delays=(0.25,))).verdict == (
         "mitigated"
     )
 
 
 def test_a_latency_over_its_bound_only_by_the_generators_lag_is_inconclusive() -> None:
     # the service answers in 50 ms; 1 % of the requests started 80 ms late (p99 lag 80 ms
-    # is within the 120 ms the timeline may slip): from the planned start, p99 is 130 ms
+    # is within the 300 ms the timeline may slip): from the planned start, p99 is 130 ms
     lag = np.zeros(400)
     lag[::50] = 0.08
     run = _run(_late(_steady(latency=0.05), lag))
