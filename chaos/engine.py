@@ -13,7 +13,9 @@ Errors of the harness itself (a server that does not start, a proxy that cannot 
 fault the Toxiproxy server refuses) end the arm with verdict ``error`` and the reason; they are
 never mistaken for a guard's failure. So does a measurement the harness cannot trust (see
 :mod:`chaos.scenario._verdicts`); with ``retries``, such an arm is run again, on a fresh
-topology, up to that many times, and every attempt is kept in the result.
+topology, up to that many times, and every attempt is kept in the result. An attempt that
+kept its timeline but was inconclusive is not thrown away: its requests are pooled with the
+next attempt's where an SLO can use them (``RunData.earlier``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,21 @@ import inspect
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from chaos._results import (
+    ArmProgress,
+    ArmResult,
+    FaultRecord,
+    ProgressCallback,
+    ScenarioResult,
+)
 from chaos._serving import ServeError, check_answers, serve_app, serve_server
-from chaos.load import LoadError, LoadProcess, LoadProgress, LoadResult
+from chaos.load import LoadError, LoadProcess, LoadResult
 from chaos.scenario import (
     AddToxic,
     Arm,
@@ -44,9 +52,7 @@ from chaos.scenario import (
     RemoveToxic,
     RunData,
     Scenario,
-    SLOResult,
     UpdateToxic,
-    Verdict,
     judge_guarded,
     judge_naive,
 )
@@ -61,84 +67,6 @@ _START_MARGIN = 0.3
 
 _SETUP_TIMEOUT = 60.0
 """Seconds an arm may take to start its topology, build its service and answer once."""
-
-
-@dataclass(frozen=True)
-class FaultRecord:
-    """One fault of the timeline as applied: planned and actual offsets from load start."""
-
-    at: float
-    applied_at: float
-    kind: str
-    proxy: str
-    description: str
-
-
-@dataclass(frozen=True)
-class ArmProgress:
-    """A live view of one arm for progress displays.
-
-    ``ok_outcomes`` are the scenario's good outcome classes (:attr:`Scenario.ok_outcomes`).
-    """
-
-    scenario: str
-    arm: str
-    role: str
-    phase: str
-    elapsed: float
-    planned: float
-    load: LoadProgress | None
-    ok_outcomes: tuple[str, ...] = ("ok",)
-    attempt: int = 1
-    max_attempts: int = 1
-
-
-@dataclass
-class ArmResult:
-    """One arm's run and its verdict.
-
-    ``load`` and ``gauges`` are None when the harness failed before the load (``error`` says
-    why). ``premises`` are the scenario's premises measured on this run. ``untrusted`` says
-    why the measurement could not be trusted (the verdict is then ``error``); ``attempts``
-    holds the earlier runs of this arm, each untrusted, when it was run again (``retries``):
-    this result is the last attempt.
-    """
-
-    name: str
-    role: str
-    verdict: Verdict
-    slos: tuple[SLOResult, ...] = ()
-    signature: tuple[SLOResult, ...] = ()
-    load: LoadResult | None = None
-    gauges: Mapping[str, GaugeSeries] = field(default_factory=dict)
-    faults: tuple[FaultRecord, ...] = ()
-    error: str | None = None
-    wall_time: float = 0.0
-    untrusted: tuple[str, ...] = ()
-    attempts: tuple[ArmResult, ...] = ()
-    premises: tuple[SLOResult, ...] = ()
-
-    @property
-    def trustworthy(self) -> bool:
-        """Whether the harness trusts this measurement (see :mod:`chaos.scenario._verdicts`);
-        False when there was no load."""
-        return self.load is not None and not self.untrusted
-
-
-@dataclass
-class ScenarioResult:
-    """Every arm of one scenario, run with one seed and one scale."""
-
-    scenario: Scenario
-    seed: int
-    scale: float
-    arms: list[ArmResult]
-    toxiproxy_url: str
-    toxiproxy_version: str | None
-    toxiproxy_embedded: bool
-
-
-ProgressCallback = Callable[[ArmProgress], None]
 
 
 async def run_scenario(
@@ -167,15 +95,18 @@ async def run_scenario(
     results = []
     for arm in chosen:
         earlier: list[ArmResult] = []
+        pooled: list[LoadResult] = []  # loads of untrusted attempts that kept the timeline
         while True:
-            attempt = (len(earlier) + 1, retries + 1)
             runner = _ArmRun(
-                scaled, arm, control, seed=seed, on_progress=on_progress, attempt=attempt
-            )
+                scaled, arm, control, seed=seed, on_progress=on_progress,
+                attempt=(len(earlier) + 1, retries + 1), earlier=tuple(pooled),
+            )  # fmt: skip
             result = await runner.run()
-            if not result.untrusted or len(earlier) == retries:
+            if not runner.retryable or len(earlier) == retries:
                 break
             earlier.append(result)
+            if runner.timeline_kept and result.load is not None:
+                pooled.append(result.load)
         result.attempts = tuple(earlier)
         results.append(result)
     return ScenarioResult(
@@ -243,9 +174,13 @@ class _ArmRun:
         seed: int,
         on_progress: ProgressCallback | None,
         attempt: tuple[int, int] = (1, 1),
+        earlier: tuple[LoadResult, ...] = (),
     ) -> None:
         self.scenario = scenario
         self.attempt = attempt
+        self.earlier = earlier
+        self.retryable = False  # set by run(): untrusted, and nothing a rerun cannot mend
+        self.timeline_kept = True
         self.arm = arm
         self.control = control
         self.seed = seed
@@ -280,10 +215,13 @@ class _ArmRun:
             {w.name: w for w in self.scenario.windows},
             gauge_interval=self.scenario.gauge_interval,
             fault_delays=tuple(max(0.0, f.applied_at - f.at) for f in self.faults),
+            earlier=self.earlier,
         )
         judge = judge_naive if self.arm.role == "naive" else judge_guarded
         judged = judge(self.scenario, run)
         errors = [*load.errors, *judged.problems]
+        self.retryable = bool(judged.untrusted) and len(errors) == 0
+        self.timeline_kept = judged.timeline_kept
         if judged.untrusted:
             errors.append("untrusted measurement: " + "; ".join(judged.untrusted))
         self._progress("done")

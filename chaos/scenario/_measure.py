@@ -49,7 +49,10 @@ class RunData:
 
     ``gauge_interval`` is the seconds between two planned samples of every gauge (None: not
     known, and the coverage of the samples is not checked); ``fault_delays`` the seconds each
-    fault of the timeline was applied after its planned offset.
+    fault of the timeline was applied after its planned offset. ``earlier`` holds the loads of
+    earlier attempts of the same arm that kept their timeline but could not be judged (same
+    schedule, same windows): an SLO that pools samples across attempts
+    (:class:`~chaos.scenario.AddedLatency`) measures them too.
     """
 
     load: LoadResult
@@ -57,17 +60,24 @@ class RunData:
     windows: Mapping[str, Window]
     gauge_interval: float | None = None
     fault_delays: tuple[float, ...] = ()
+    earlier: tuple[LoadResult, ...] = ()
 
     def request_mask(
-        self, window: str | None, tag: str | Sequence[str] | None = None
+        self,
+        window: str | None,
+        tag: str | Sequence[str] | None = None,
+        *,
+        load: LoadResult | None = None,
     ) -> npt.NDArray[np.bool_]:
-        """Requests scheduled inside ``window`` (all when None), of group(s) ``tag`` if given."""
-        mask = np.ones(len(self.load.scheduled), dtype=np.bool_)
+        """Requests of ``load`` (this attempt's by default) scheduled inside ``window`` (all
+        when None), of group(s) ``tag`` if given."""
+        load = self.load if load is None else load
+        mask = np.ones(len(load.scheduled), dtype=np.bool_)
         if window is not None:
             w = self.windows[window]
-            mask &= (self.load.scheduled >= w.start) & (self.load.scheduled < w.end)
+            mask &= (load.scheduled >= w.start) & (load.scheduled < w.end)
         if tag is not None:
-            mask &= np.logical_or.reduce([self.load.tag_mask(t) for t in names_of(tag)])
+            mask &= np.logical_or.reduce([load.tag_mask(t) for t in names_of(tag)])
         return mask
 
     def span(self, window: str | None) -> float:

@@ -12,6 +12,7 @@ window's noise, a gauge that held only because some of its samples are missing),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +20,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from chaos.load import LoadResult
 from chaos.scenario._errors import ScenarioError
 from chaos.scenario._measure import (
     GaugeSeries,
@@ -202,7 +204,9 @@ class LatencyPercentile(SLOBase):
         )
 
     def describe(self) -> str:
-        return f"p{self.q:g} latency <= {self.max * 1000:g} ms, " + window_text(self.window)
+        what = "latency" if self.measure_from == "scheduled" else "service time"
+        who = f" of {tags_text(self.tag)} requests" if self.tag is not None else ""
+        return f"p{self.q:g} {what}{who} <= {self.max * 1000:g} ms, " + window_text(self.window)
 
 
 DEFAULT_MIN_CONTROL = 100
@@ -246,6 +250,11 @@ class AddedLatency(SLOBase):
     measurement cannot say whether the bound was broken, and the arm is measured again or ends
     as ``error``, never as a failed guard. A value under the bound passes as measured.
 
+    Measured again, it measures more: the requests of the window in every earlier attempt
+    that kept its timeline (``RunData.earlier``: same schedule, same window) are pooled with
+    this attempt's, so each rerun narrows the noise instead of drawing it anew (the
+    description says how many attempts were pooled).
+
     Too few control requests to estimate the percentile (fewer than ``min_control``, default
     :data:`DEFAULT_MIN_CONTROL`), or no ``tag`` request at all, is a problem of the harness
     (:attr:`SLOResult.problem`: the arm ends as ``error``), never a pass. ``tag`` None measures
@@ -273,14 +282,36 @@ class AddedLatency(SLOBase):
                 f"SLO {self.name!r}: tag and control_tag are both {self.control_tag!r}"
             )
 
-    def _masks(self, run: RunData) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        in_window = run.request_mask(self.window)
-        control = in_window & run.load.tag_mask(self.control_tag)
+    def _masks(
+        self, run: RunData, load: LoadResult | None = None
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        load = run.load if load is None else load
+        in_window = run.request_mask(self.window, load=load)
+        control = in_window & load.tag_mask(self.control_tag)
         if self.tag is None:
-            measured = in_window & ~run.load.tag_mask(self.control_tag)
+            measured = in_window & ~load.tag_mask(self.control_tag)
         else:
-            measured = run.request_mask(self.window, self.tag)
+            measured = run.request_mask(self.window, self.tag, load=load)
         return measured, control
+
+    def _service_times(
+        self, run: RunData
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Service times of the measured and of the control requests in the window, of this
+        attempt and of every earlier one in ``run.earlier``, pooled."""
+        measured, control = [], []
+        for load in (run.load, *run.earlier):
+            in_measured, in_control = self._masks(run, load)
+            measured.append(load.service_time[in_measured])
+            control.append(load.service_time[in_control])
+        return np.concatenate(measured), np.concatenate(control)
+
+    def evaluate(self, run: RunData) -> SLOResult:
+        result = super().evaluate(run)
+        if not run.earlier:
+            return result
+        pooled = f", requests of {len(run.earlier) + 1} attempts pooled"
+        return dataclasses.replace(result, description=result.description + pooled)
 
     def problem(self, run: RunData) -> str | None:
         measured, control = self._masks(run)
@@ -296,10 +327,9 @@ class AddedLatency(SLOBase):
         return None
 
     def measure(self, run: RunData) -> float | None:
-        measured, control = self._masks(run)
-        service = run.load.service_time
-        value = percentile(service[measured], self.q)
-        base = percentile(service[control], self.q)
+        measured, control = self._service_times(run)
+        value = percentile(measured, self.q)
+        base = percentile(control, self.q)
         if value is None or base is None:
             return None
         return value - base
@@ -307,9 +337,8 @@ class AddedLatency(SLOBase):
     def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
         if passed:
             return None
-        measured, control = self._masks(run)
-        service = run.load.service_time
-        p = excess_p_value(service[measured], service[control], q=self.q, bound=self.max)
+        measured, control = self._service_times(run)
+        p = excess_p_value(measured, control, q=self.q, bound=self.max)
         if p <= SIGNIFICANCE:
             return None
         return (

@@ -88,7 +88,9 @@ class Judgement:
 
     ``problems`` name SLOs the harness could not measure (a rerun would not help);
     ``untrusted`` says why the measurement cannot be trusted (a rerun may help). Either makes
-    the verdict ``error``. ``premises`` are the scenario's premises, measured on the arm.
+    the verdict ``error``. ``premises`` are the scenario's premises, measured on the arm;
+    ``timeline_kept`` says whether the load and the faults kept their timeline (an attempt
+    whose timeline slipped measured another experiment, and is not pooled with later ones).
     """
 
     verdict: Verdict
@@ -97,6 +99,7 @@ class Judgement:
     problems: tuple[str, ...] = ()
     untrusted: tuple[str, ...] = ()
     premises: tuple[SLOResult, ...] = ()
+    timeline_kept: bool = True
 
 
 def judge_guarded(scenario: Scenario, run: RunData) -> Judgement:
@@ -106,7 +109,7 @@ def judge_guarded(scenario: Scenario, run: RunData) -> Judgement:
     results = _measured(scenario, scenario.hypothesis, run, premises)
     problems, untrusted = _problems(results), _timeline_slips(scenario, run, "guarded")
     if problems or untrusted:
-        return Judgement("error", results, (), problems, untrusted, premises)
+        return Judgement("error", results, (), problems, untrusted, premises, not untrusted)
     if any(_broken(r) for r in results):
         return Judgement("failed", results, premises=premises)
     doubts = _doubts(results)
@@ -123,7 +126,7 @@ def judge_naive(scenario: Scenario, run: RunData) -> Judgement:
     problems = _problems((*results, *signature))
     untrusted = _timeline_slips(scenario, run, "naive")
     if problems or untrusted:
-        return Judgement("error", results, signature, problems, untrusted, premises)
+        return Judgement("error", results, signature, problems, untrusted, premises, not untrusted)
     decisive = [r for r in results if r.name in scenario.breaks]
     if any(r.passed and not r.inconclusive for r in decisive) or any(_broken(r) for r in signature):
         return Judgement("not-reproduced", results, signature, premises=premises)

@@ -82,14 +82,17 @@ Windows and why:
   and the faults that tripped it, just over half the window; so the bound is 40 %
   (:data:`BACK_ON_REDIS`): one trip passes, two trips, or a guard not back within 1.2 s of the
   window's start, fail.
-  That bound assumes Redis is healthy once the faults are over, which a busy machine can undo
-  on its own: a starved proxy or ``redis-server`` makes every reconnection slower than the
-  budget, the breaker's probes keep failing (rightly), and the guard stays on its fallback.
-  So each arm also samples, beside the guard, a new redis-py connection through the proxy
-  answering PING (``redis_round_trip``, every gauge interval), and the premise
-  ``redis-healthy-when-recovered`` (nine in ten of them within the budget in ``recovered``)
-  backs ``back-on-redis``: where it does not hold, a missed bound is ``inconclusive``, and the
-  arm is run again rather than the guard blamed.
+  That bound assumes Redis is healthy once the faults are over, and a busy machine can undo
+  it on its own, two ways. A starved proxy or ``redis-server`` makes every reconnection slower
+  than the budget, so the breaker's probes keep failing (rightly) and the guard stays on its
+  fallback; and each stall of the machine longer than the budget times out the decisions in
+  flight, five of which trip the breaker for a probe interval, twice in a window being enough
+  to miss the bound. Two premises back ``back-on-redis``, each measured beside the guard:
+  ``redis-healthy-when-recovered`` (a new redis-py connection through the proxy answers PING
+  within the budget in nine samples of ten, ``redis_round_trip``, sampled every gauge
+  interval) and ``no-stall-when-recovered`` (no control request, which never touches Redis,
+  takes longer than the budget). Where one does not hold, a missed bound is
+  ``inconclusive`` and the arm is run again, rather than the guard blamed for the machine.
 
 Outcome classes (:func:`classify`): ``ok`` (200, Redis decided), ``ok_degraded`` (200, the
 guard's fallback decided), ``limited`` (429 for the abusive key: a true limit),
@@ -143,6 +146,7 @@ from chaos.scenario import (
     Fault,
     Gauge,
     Incident,
+    LatencyPercentile,
     OutcomeRate,
     OutcomeRatio,
     Premise,
@@ -477,19 +481,23 @@ def _hypothesis() -> list[_SLO]:
 
 
 def _premises() -> list[Premise]:
-    return [
-        Premise(
-            Gauge(
-                "redis-healthy-when-recovered",
-                ROUND_TRIP_GAUGE,
-                max=BUDGET,
-                q=90,
-                window=_RECOVERED.name,
-                unit="s",
-            ),
-            covers=("back-on-redis",),
-        )
-    ]
+    healthy = Gauge(
+        "redis-healthy-when-recovered",
+        ROUND_TRIP_GAUGE,
+        max=BUDGET,
+        q=90,
+        window=_RECOVERED.name,
+        unit="s",
+    )
+    unstalled = LatencyPercentile(
+        "no-stall-when-recovered",
+        max=BUDGET,
+        q=100,
+        window=_RECOVERED.name,
+        tag="control",
+        measure_from="started",
+    )
+    return [Premise(check, covers=("back-on-redis",)) for check in (healthy, unstalled)]
 
 
 def _signature() -> list[_SLO]:

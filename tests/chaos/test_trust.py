@@ -307,3 +307,17 @@ def test_a_premise_must_cover_slos_of_the_scenario() -> None:
         make_scenario(premises=(Premise(HEALTHY.check, covers=("gone",)),))
     with pytest.raises(ScenarioError, match=r"premises\[0\]\.check\.window: 'later'"):
         make_scenario(premises=(Premise(Gauge("g", "x", max=1, window="later"), covers=("p99",)),))
+
+
+def test_an_added_latency_measured_again_pools_the_earlier_attempts_requests() -> None:
+    alone = _stalled_window(extra=0.0, share=0.0, stalled=(11, 2))
+    assert OPEN_BOUND.evaluate(alone).inconclusive is not None
+    quieter = [_stalled_window(extra=0.0, share=0.0, stalled=(3, 2)).load for _ in range(2)]
+    pooled = RunData(alone.load, {}, WINDOWS, gauge_interval=0.1, earlier=tuple(quieter))
+    result = OPEN_BOUND.evaluate(pooled)
+    assert (result.passed, result.inconclusive) == (True, None)
+    assert result.description.endswith(", requests of 3 attempts pooled")
+    # a guard that does add latency is not pooled into a pass
+    adding = _stalled_window(extra=0.010, share=0.03, stalled=(11, 2))
+    also_adding = RunData(adding.load, {}, WINDOWS, earlier=(adding.load,))
+    assert OPEN_BOUND.evaluate(also_adding).passed is False
