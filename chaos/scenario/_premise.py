@@ -6,13 +6,13 @@ a starved proxy or ``redis-server`` makes a dependency slow with no fault applie
 that rightly treats the slowness as a fault then misses an SLO that assumed a healthy
 dependency ("back on Redis once the fault is over"). That miss says nothing about the guard.
 
-A :class:`Premise` names such a condition as an SLO measured on the environment, not on the
-guard (typically a :class:`~chaos.scenario.Gauge` over a probe that the arm registers and that
-bypasses the guard), and the SLOs whose *failure* means something only when it held
-(``covers``). When a premise does not hold on an arm (or cannot be measured there), each covered
-SLO that failed is ``inconclusive`` instead: the arm is measured again or ends as ``error``
-(:mod:`chaos.scenario._verdicts`). A covered SLO that held stands: the guard coped with worse
-conditions than the scenario assumed.
+A :class:`Premise` names such a condition as an SLO on what the dependency did, not on what
+the guard made of it (typically a :class:`~chaos.scenario.Gauge` the arm registers: calls to
+the dependency that timed out in a span declared healthy, or a probe beside the guard), and the
+SLOs whose *failure* means something only when it held (``covers``). When a premise does not
+hold on an arm (or cannot be measured there), each covered SLO that failed is ``inconclusive``
+instead: the arm is measured again or ends as ``error`` (:mod:`chaos.scenario._verdicts`). A
+covered SLO that held stands: the guard coped with worse conditions than the scenario assumed.
 """
 
 from __future__ import annotations

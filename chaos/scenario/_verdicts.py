@@ -38,8 +38,9 @@ decided it. Four things are checked, each where it can distort a verdict:
    the SLO is ``inconclusive``.
 4. **The environment was as the scenario assumes.** Between faults the dependencies are meant to
    be healthy, but a starved proxy or server is slow with no fault applied. A scenario states
-   such assumptions as premises (:mod:`chaos.scenario._premise`), measured on each arm beside
-   the guard; an SLO that failed while a premise it relies on did not hold is ``inconclusive``.
+   such assumptions as premises (:mod:`chaos.scenario._premise`), measured on each arm (e.g.
+   calls to the dependency that timed out where it was declared healthy); an SLO that failed
+   while a premise it relies on did not hold is ``inconclusive``.
 
 An inconclusive SLO makes the arm untrusted only when the verdict depends on it: for a guarded
 arm, when no other SLO is shown broken; for a naive arm, when it is in ``breaks`` or the
