@@ -57,10 +57,13 @@ def _slos(arm: ArmResult) -> dict[str, float | None]:
 
 
 def _explain(arm: ArmResult) -> str:
-    """Why an arm got its verdict: its error, trust, and every SLO with value and bound."""
+    """Why an arm got its verdict: its error, trust, earlier attempts, and every SLO and premise
+    with value and bound."""
     lines = [f"{arm.name}: {arm.verdict} (error: {arm.error}, trustworthy: {arm.trustworthy})"]
-    for slo in (*arm.slos, *arm.signature):
-        mark = "PASS" if slo.passed else "FAIL"
+    for number, attempt in enumerate(arm.attempts, start=1):
+        lines.append(f"  attempt {number}: {attempt.verdict}: {attempt.error}")
+    for slo in (*arm.slos, *arm.signature, *arm.premises):
+        mark = "INCONCLUSIVE" if slo.inconclusive else "PASS" if slo.passed else "FAIL"
         lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
     return "\n".join(lines)
 
