@@ -84,10 +84,12 @@ EXIT_TERMINATED = 143
 DEFAULT_SEED = 1
 """The seed of a run when ``--seed`` is not given (runs are reproducible by default)."""
 
-DEFAULT_RETRIES = 2
-"""How many times ``chaos run`` runs an untrusted arm again when ``--retries`` is not given:
-on a machine busy enough to spoil one attempt in four, three untrusted attempts in a row
-happen about once in 64 arms; a quiet machine never pays for them."""
+DEFAULT_RETRIES = 4
+"""How many times ``chaos run`` runs an untrusted arm again when ``--retries`` is not given.
+On this project's shared 2-core machine, beside a CPU hog and other suites, about one attempt
+in five was untrusted, and they come in clusters (a busy minute spoils the next attempt too):
+with 2 retries, 1 arm in 20 ended as ``error`` after three untrusted attempts; five attempts
+outlast such a minute. A quiet machine never pays for them."""
 
 
 class _UsageError(Exception):

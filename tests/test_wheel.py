@@ -132,7 +132,7 @@ def _shell(command: str, work: Path, env: dict[str, str]) -> subprocess.Complete
     The scenario run needs no rerun option: at scale 0.6 an onset window holds about 170
     limited requests, so one stall of a shared machine can put an added latency over its
     bound, and the command itself tells that noise from a guard's failure and runs an
-    untrusted arm again (``--retries``, 2 by default; see ``chaos/scenario/_verdicts.py``).
+    untrusted arm again (``--retries``, 4 by default; see ``chaos/scenario/_verdicts.py``).
     """
     done = subprocess.run(
         command, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=600,

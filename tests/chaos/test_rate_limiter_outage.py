@@ -43,7 +43,7 @@ scenario's docstring), but at 0.6 a breaker-open window holds ~390 limited reque
 is their 4th slowest, one of them the breaker's probe, and two requests hit by one stall of the
 machine decide it: 1 run in 6 failed the 2 ms bound on a loaded machine. At 0.8, ~525."""
 
-RETRIES = 2
+RETRIES = 4
 """Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
 machine), as ``chaos run`` gives by default."""
 
