@@ -118,7 +118,6 @@ line, and says why.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import random
 from collections.abc import Callable
@@ -156,12 +155,11 @@ from chaos.scenario import (
     Window,
 )
 from chaos.scenarios._examples import example_file, load_example
+from chaos.scenarios._gauges import per_sample
+from chaos.scenarios._naive_limiter import ErrorsCountAsLimited
 from resilient.events import EventBus
 from resilient.ratelimit import (
-    Decision,
-    DecisionSource,
     FailOpenGuard,
-    Limiter,
     Rate,
     RedisLimiter,
     RedisLimiterOptions,
@@ -267,32 +265,6 @@ _ALLOWED = ("ok", "ok_degraded")
 _GOOD = ("ok", "ok_degraded", "limited", "control_ok")
 
 
-class ErrorsCountAsLimited:
-    """The incident's limiter: asks Redis within ``timeout`` and counts any failure as a denial.
-
-    A limiter error (timeout, connection reset, refused connection) comes back as
-    ``Decision(allowed=False)``, indistinguishable from a real over-limit answer, so the
-    middleware sends 429: "the limiter does not know" became "over the limit".
-    """
-
-    def __init__(self, limiter: Limiter, *, timeout: float) -> None:
-        self.limiter = limiter
-        self.timeout = timeout
-        self.errors = 0
-        self.failing = False
-
-    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
-        try:
-            async with asyncio.timeout(self.timeout):
-                decision = await self.limiter.decide(key, cost=cost, rate=rate)
-        except Exception:
-            self.errors += 1
-            self.failing = True
-            return Decision(False, 0, 1.0, 1.0, DecisionSource.PRIMARY, "")
-        self.failing = False
-        return decision
-
-
 # -- the load --------------------------------------------------------------------------------
 
 _NORMAL_SPECS = tuple(
@@ -348,7 +320,7 @@ async def guarded(ctx: ArmContext) -> web.Application:
     stats = guard.stats
     ctx.gauge(
         FAULTS_GAUGE,
-        _per_sample(lambda: stats.timeouts + stats.unavailable + stats.errors + stats.malformed),
+        per_sample(lambda: stats.timeouts + stats.unavailable + stats.errors + stats.malformed),
     )
     return app
 
@@ -364,24 +336,12 @@ async def naive(ctx: ArmContext) -> web.Application:
     )
     limiter = ErrorsCountAsLimited(redis_limiter, timeout=BUDGET)
     ctx.gauge("limiter_failing", lambda: float(limiter.failing))
-    ctx.gauge(FAULTS_GAUGE, _per_sample(lambda: limiter.errors))
+    ctx.gauge(FAULTS_GAUGE, per_sample(lambda: limiter.errors))
     return example.service_app(limiter, close=(redis_limiter.aclose,))
 
 
 FAULTS_GAUGE = "redis_faults"
 """Redis calls of the arm's limiter that timed out or failed since the gauge's last sample."""
-
-
-def _per_sample(total: Callable[[], int]) -> Callable[[], float]:
-    """A gauge of how much the counter ``total`` grew since the previous sample."""
-    last = [total()]
-
-    def grown() -> float:
-        now = total()
-        grown, last[0] = now - last[0], now
-        return float(grown)
-
-    return grown
 
 
 def _quiet_events() -> EventBus:
