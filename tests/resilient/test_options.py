@@ -21,7 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resilient
-from resilient._validate import Choice, Integer, Number, Rule, Text, check, rule_of, shown
+from resilient._validate import (
+    Choice,
+    Instance,
+    Integer,
+    Number,
+    Rule,
+    Text,
+    TupleOf,
+    check,
+    rule_of,
+    shown,
+)
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 
 OPTIONS = sorted(
@@ -299,8 +310,19 @@ def test_a_value_that_cannot_be_shown_is_named_by_its_type() -> None:
     assert len(shown("x" * 1000)) < 120
 
 
-def test_rules_are_immutable_values() -> None:
-    rule = Integer(min=1)
-    assert {rule: "kept"}[Integer(min=1)] == "kept"  # hashable, equal by value
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Integer(min=1),
+        Number(min=0),
+        Text(non_empty=True),
+        Choice(values=("a",)),
+        Instance(int, "an int"),
+        TupleOf(callable, "a tuple of callables"),
+    ],
+    ids=lambda rule: type(rule).__name__,
+)
+def test_rules_are_immutable_values(rule: Rule) -> None:
+    assert {rule: "kept"}[dataclasses.replace(rule)] == "kept"  # hashable, equal by value
     with pytest.raises(dataclasses.FrozenInstanceError):
-        rule.min = 0  # type: ignore[misc]
+        rule.name = "changed"  # type: ignore[attr-defined]
