@@ -134,6 +134,10 @@ def mutate(path: str, tests: list[str], mutmut: str) -> Outcome:
             return outcome
         with sqlite3.connect(cache) as db:
             rows = db.execute("select id, status from Mutant").fetchall()
+        if not rows or all(status == "untested" for _, status in rows):
+            # No mutant was tried: the tests failed without any mutation (mutmut's baseline).
+            outcome.error = (done.stdout + done.stderr).strip()[-2000:] or "no mutant tried"
+            return outcome
         equivalents = load_equivalents().get(path, [])
         for mutant_id, status in rows:
             if status == "ok_killed":
