@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 REPORTS = ROOT / "reports" / "mutation"
 BAR = 0.90
+STALL = 900.0
+"""Seconds a mutmut run may take before it is taken for stalled and resumed."""
+RESUMES = 6
 
 
 @dataclass
@@ -138,19 +141,30 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
     runner = f"{sys.executable} -c {_PYTEST!r} -x -q -p no:cacheprovider --timeout 120 " + (
         " ".join(tests)
     )
-    done = subprocess.run(
-        [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"]
     cache = copy / ".mutmut-cache"
+    for _ in range(RESUMES):
+        # mutmut 2 can stall between mutants (no test running, nothing printed): a stalled
+        # run is stopped and resumed where it stopped (its cache keeps every result).
+        try:
+            done = subprocess.run(
+                command, cwd=copy, capture_output=True, text=True, check=False, timeout=STALL
+            )
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        outcome.error = f"mutmut stalled {RESUMES} times on {path}"
+        return outcome
     if not cache.exists():
         outcome.error = (done.stdout + done.stderr).strip()[-2000:]
         return outcome
     with sqlite3.connect(cache) as db:
         rows = db.execute("select id, status from Mutant").fetchall()
+    if not rows or all(status == "untested" for _, status in rows):
+        # No mutant was tried: the tests failed without any mutation (mutmut's baseline).
+        outcome.error = (done.stdout + done.stderr).strip()[-2000:] or "no mutant tried"
+        return outcome
     equivalents = load_equivalents().get(path, [])
     for mutant_id, status in rows:
         if status in ("ok_killed", "ok_suspicious"):  # suspicious: killed, but slowly

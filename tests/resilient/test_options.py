@@ -21,7 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resilient
-from resilient._validate import Choice, Integer, Number, Rule, Text, check, rule_of, shown
+from resilient._validate import (
+    Choice,
+    Instance,
+    Integer,
+    Number,
+    Rule,
+    Text,
+    TupleOf,
+    check,
+    rule_of,
+    shown,
+)
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 
 OPTIONS = sorted(
@@ -299,8 +310,68 @@ def test_a_value_that_cannot_be_shown_is_named_by_its_type() -> None:
     assert len(shown("x" * 1000)) < 120
 
 
-def test_rules_are_immutable_values() -> None:
-    rule = Integer(min=1)
-    assert {rule: "kept"}[Integer(min=1)] == "kept"  # hashable, equal by value
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Integer(min=1),
+        Number(min=0),
+        Text(non_empty=True),
+        Choice(values=("a",)),
+        Instance(int, "an int"),
+        TupleOf(callable, "a tuple of callables"),
+    ],
+    ids=lambda rule: type(rule).__name__,
+)
+def test_rules_are_immutable_values(rule: Rule) -> None:
+    assert {rule: "kept"}[dataclasses.replace(rule)] == "kept"  # hashable, equal by value
     with pytest.raises(dataclasses.FrozenInstanceError):
-        rule.min = 0  # type: ignore[misc]
+        rule.name = "changed"  # type: ignore[attr-defined]
+
+
+def test_the_named_defaults() -> None:
+    """Every default, as documented (a changed default is a changed behaviour)."""
+    breaker = resilient.DEFAULT_BREAKER_OPTIONS
+    assert breaker == resilient.BreakerOptions()
+    assert (breaker.failure_threshold, breaker.reset_timeout) == (5, 30.0)
+    assert (breaker.half_open_max_calls, breaker.exclude) == (1, ())
+    guard = resilient.DEFAULT_GUARD_OPTIONS
+    assert (guard.timeout, guard.mode, guard.instances) == (0.020, resilient.GuardMode.FALLBACK, 1)
+    assert guard.unavailable == (OSError, resilient.LimiterUnavailable)
+    assert (guard.fault_keys, guard.fault_window) == (100, 1.0)
+    assert resilient.BreakerOptions(5, 5.0) == resilient.GUARD_BREAKER_OPTIONS
+    assert resilient.DEFAULT_LOCAL_LIMITER_OPTIONS.max_memory == 32 * 2**20
+    redis = resilient.DEFAULT_REDIS_LIMITER_OPTIONS
+    assert (redis.prefix, redis.time_source, redis.round_trip_timeout) == ("rl:", "server", 1.0)
+    assert (redis.max_batch, redis.key_ttl_margin) == (512, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: resilient.BreakerOptions(reset_timeout=-1),
+            "BreakerOptions.reset_timeout must be a finite number of seconds >= 0, got -1",
+        ),
+        (
+            lambda: resilient.BreakerOptions(exclude=[OSError]),
+            "BreakerOptions.exclude must be a tuple of exception types or predicates, "
+            "got [<class 'OSError'>]",
+        ),
+        (
+            lambda: resilient.GuardOptions(unavailable=(3,)),
+            "GuardOptions.unavailable must be a tuple of exception types, got (3,)",
+        ),
+        (
+            lambda: resilient.RedisLimiterOptions(time_source="wall"),
+            "RedisLimiterOptions.time_source must be one of 'server', 'clock', got 'wall'",
+        ),
+        (
+            lambda: resilient.GuardOptions(mode="fallback"),
+            "GuardOptions.mode must be a GuardMode, got 'fallback'",
+        ),
+    ],
+)
+def test_each_options_refusal_in_its_exact_words(build: Callable[[], object], message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build()
+    assert str(raised.value) == message

@@ -72,6 +72,9 @@ async def test_a_batch_reads_the_same_in_pieces_of_any_size(size: int) -> None:
         (b"*4\r\n:1\r\n:12345678901234567\r\n:0\r\n:0\r\n", 1, "malformed GCRA reply: "),
         (b"*4\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n", 2, "malformed GCRA reply: "),
         (b"*4\r\n:1\r\n:x", 1, "malformed GCRA reply: "),
+        (b"*4\r\n:x\r\n:0\r\n", 1, "malformed GCRA reply: "),
+        (b"*4\r\n:0\r\n:0\r\n:x\r\n", 1, "malformed GCRA reply: "),
+        (b"*4\r\n:0\r\n:-1\r\n", 1, "malformed GCRA reply: "),
         (b"*4\r\n:1\r\n:1\r\n:-2", 1, "malformed GCRA reply: "),
     ],
     ids=[
@@ -89,6 +92,9 @@ async def test_a_batch_reads_the_same_in_pieces_of_any_size(size: int) -> None:
         "seventeen-digits",
         "a-fifth-integer",
         "letters",
+        "letters-second",
+        "letters-fourth",
+        "never-in-the-wrong-place",
         "minus-two-arriving",
     ],
 )
@@ -157,3 +163,9 @@ async def test_open_streams_says_exactly_what_is_wrong() -> None:
     for reader, writer in [(None, b"w"), (b"r", None), (None, None)]:
         with pytest.raises(ConnectionError, match=r"^SimpleNamespace is not connected$"):
             open_streams(SimpleNamespace(_reader=reader, _writer=writer))
+
+
+@pytest.mark.parametrize("size", [1, 5, 1 << 20])
+async def test_integers_of_sixteen_digits_are_read_in_pieces(size: int) -> None:
+    data = b"*4\r\n:0\r\n:9999999999999999\r\n:1\r\n:4503599627370495\r\n"
+    assert await replies(data, 1, size) == [(0, 9999999999999999, 1, 4503599627370495)]
