@@ -169,16 +169,19 @@ def as_object_field(value: object, path: str, struct: str) -> dict[str, object]:
 
 
 def field(obj: dict[str, object], name: str) -> object:
-    """The value of key ``name`` (case-insensitive, last one wins, like Go), or :data:`MISSING`."""
+    """The value Go's decoder leaves in the struct field ``name``, or :data:`MISSING`.
+
+    Go applies the keys in order, each to the field it matches case-insensitively, so the last
+    matching key wins, exact or not (``{"name": "a", "NAME": "b"}`` is ``"b"``), and ``null``
+    leaves the field as it was. Python's decoders keep one value per key repeated exactly (the
+    last, at the place of the first), so there the result can differ from Go's:
+    ``{"name": "a", "name": null}`` is MISSING here, ``"a"`` in Go.
+    """
     found: object = MISSING
-    exact: object = MISSING
     for key, value in obj.items():
-        if key == name:
-            exact = value
-        elif key.lower() == name:
+        if value is not None and key.lower() == name:
             found = value
-    result = exact if exact is not MISSING else found
-    return MISSING if result is None else result
+    return found
 
 
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -220,7 +223,7 @@ def as_float32(value: object, struct: str, path: str) -> float:
     """
     if not _is_number(value):
         raise _type_error(value, struct, path, "float32")
-    if abs(Decimal(_literal(value))) >= _FLOAT32_OVERFLOW:
+    if Decimal(_literal(value)).copy_abs() >= _FLOAT32_OVERFLOW:  # exact: abs() rounds
         raise _number_error(value, struct, path, "float32")
     return _round_float32(float(_literal(value)))
 
@@ -268,9 +271,7 @@ def _shortest_float32(value: float) -> tuple[str, int]:
         mantissa, _, exponent_text = text.partition("e")
         exponent = int(exponent_text)
         nearest = int(mantissa.replace(".", ""))
-        for candidate in (nearest, nearest + 1, nearest - 1):
-            if candidate <= 0:
-                continue
+        for candidate in (nearest, nearest + 1, nearest - 1):  # 0 (from 1) reads back as 0
             digits = str(candidate)
             shift = exponent + len(digits) - precision
             try:
@@ -278,7 +279,7 @@ def _shortest_float32(value: float) -> tuple[str, int]:
             except OverflowError:  # past the largest float32: not a way to write it
                 continue
             if back[0] == value:
-                return digits.rstrip("0") or "0", shift
+                return digits.rstrip("0"), shift  # a candidate starts with 1-9
     raise AssertionError(f"no shortest form for {value!r}")  # 9 digits always round-trip
 
 

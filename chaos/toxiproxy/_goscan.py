@@ -58,11 +58,9 @@ def quote_byte(byte: int) -> str:
     """Go's ``quoteChar``: how its scanner names an unexpected byte, e.g. ``'x'``, ``'\\t'``."""
     if byte == 0x27:
         return "'\\''"
-    if byte == 0x22:
-        return "'\"'"
     if byte == 0x5C:
         return "'\\\\'"
-    char = chr(byte)  # Go quotes string(rune(byte)): 0xe9 is 'é', whatever the encoding
+    char = chr(byte)  # Go quotes string(rune(byte)): 0xe9 is 'é', whatever the encoding; '"' too
     if byte in _GO_ESCAPES:
         shown = _GO_ESCAPES[byte]
     elif char.isprintable():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from chaos.toxiproxy import _gojson
@@ -69,7 +69,7 @@ class Toxic:
     stream: str
     upstream: bool
     toxicity: float
-    attributes: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, int]
 
     def to_json(self) -> dict[str, object]:
         """The toxic as the API shows it (``toxicity`` a float32, for :func:`_gojson.encode`)."""

@@ -104,10 +104,20 @@ def test_decode_falls_back_to_the_scanner_only_where_python_cannot_nest() -> Non
         (ord("'"), "'\\''"),
         (ord('"'), "'\"'"),
         (ord("\\"), "'\\\\'"),
+        (ord("#"), "'#'"),
+        (ord("&"), "'&'"),
         (0x00, "'\\x00'"),
+        (0x07, "'\\a'"),
+        (0x08, "'\\b'"),
         (0x09, "'\\t'"),
+        (0x0A, "'\\n'"),
+        (0x0C, "'\\f'"),
+        (0x0D, "'\\r'"),
+        (0x0E, "'\\x0e'"),
+        (0x06, "'\\x06'"),
         (0x0B, "'\\v'"),
         (0x7F, "'\\x7f'"),
+        (0x80, "'\\u0080'"),
         (0x85, "'\\u0085'"),
         (0xA0, "'\\u00a0'"),
         (0xE9, "'é'"),
@@ -136,6 +146,8 @@ def test_a_byte_is_named_as_gos_quotechar_names_it(byte: int, shown: str) -> Non
         (b"[1 2]", "invalid character '2' after array element"),
         (b"{1:2}", "invalid character '1' looking for beginning of object key string"),
         (b'{"a":1,}', "invalid character '}' looking for beginning of object key string"),
+        (b'{"a":[],}', "invalid character '}' looking for beginning of object key string"),
+        (b'{"a":[],1}', "invalid character '1' looking for beginning of object key string"),
         (b"[1,]", "invalid character ']' looking for beginning of value"),
         (b"\xff", "invalid character '\u00ff' looking for beginning of value"),
         (b"-a", "invalid character 'a' in numeric literal"),
@@ -147,6 +159,12 @@ def test_a_byte_is_named_as_gos_quotechar_names_it(byte: int, shown: str) -> Non
         (b'"\\q"', "invalid character 'q' in string escape code"),
         (b'"\\u00zz"', "invalid character 'z' in \\u hexadecimal character escape"),
         (b'"a\nb"', "invalid character '\\n' in string literal"),
+        (b'"\\X"', "invalid character 'X' in string escape code"),
+        (b'"\\', "unexpected EOF"),
+        (b"1eX5", "invalid character 'X' in exponent of numeric literal"),
+        (b"[1X]", "invalid character 'X' after array element"),
+        (b'"\\uX"', "invalid character 'X' in \\u hexadecimal character escape"),
+        (b'"\\u0"', "invalid character '\"' in \\u hexadecimal character escape"),
     ],
 )
 def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
@@ -159,6 +177,9 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
     ("data", "value"),
     [
         (b"1x", 1),  # Go's decoder stops after the first value; the rest is not read
+        (b"1X", 1),
+        (b"0", 0),
+        (b"-1.5e+2", -150.0),
         (b"[1]garbage", [1]),
         (b' {"a": [1, "x", true, null, -0.5e1, {}]} ', {"a": [1, "x", True, None, -5.0, {}]}),
         (b'{"a":1,"a":2}', {"a": 2}),
@@ -169,3 +190,34 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
 def test_the_scanner_reads_what_go_reads(data: bytes, value: object) -> None:
     expected = json.loads(data.split(b"garbage")[0].rstrip(b"x")) if value is None else value
     assert _goscan.decode(data, parse_int=int, parse_float=float) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "steps"),
+    [
+        # Each element of the run: whitespace of every kind, every number form, escapes, words.
+        (b'[1, -2.5e+3 ,"a\\"\\u00e9\\n/" ,\ttrue,\r\nfalse, null, 0, 1E-2, 7]', 2),
+        (b'{"a" : 1, "b":"x" ,\n"c":true, "d": null, "e": -0.5, "f": 2}', 2),
+        (b"[[1], 2, 3, 4]", 4),  # a run after the comma that follows a container
+        (b'{"a": {}, "b": 1, "c": 2}', 3),
+    ],
+)
+def test_a_run_of_simple_elements_is_read_in_one_step(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, steps: int
+) -> None:
+    begin = _goscan._Reader._begin_value
+    calls: list[int] = []
+
+    def counting(reader: Any, stack: Any, keys: Any) -> tuple[object, bool]:
+        calls.append(reader.pos)
+        return begin(reader, stack, keys)
+
+    monkeypatch.setattr(_goscan._Reader, "_begin_value", counting)
+    assert _goscan.decode(data, parse_int=int, parse_float=float) == json.loads(data)
+    assert len(calls) == steps, calls
+
+
+@pytest.mark.parametrize("data", [b"", b" \t\r\n"])
+def test_the_scanner_reads_nothing_as_eof(data: bytes) -> None:
+    with pytest.raises(_goscan.GoSyntaxError, match=r"^EOF$"):
+        _goscan.decode(data, parse_int=int, parse_float=float)

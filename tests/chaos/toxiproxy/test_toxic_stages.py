@@ -184,6 +184,14 @@ def test_a_mistyped_attribute_names_the_go_field(
     )
 
 
+def test_attributes_that_are_not_an_object_are_gos_type_error() -> None:
+    with pytest.raises(BadBody) as caught:
+        parse_attributes("latency", [1], {})
+    assert str(caught.value) == (
+        "json: cannot unmarshal array into Go struct field .attributes of type toxics.LatencyToxic"
+    )
+
+
 def test_attributes_merge_over_the_current_ones_and_default_to_zero() -> None:
     assert parse_attributes("latency", MISSING, {}) == {"latency": 0, "jitter": 0}
     assert parse_attributes("latency", {"jitter": 5}, {"latency": 100, "jitter": 1}) == {
@@ -320,6 +328,12 @@ def test_latency_waits_from_the_read_time_so_a_burst_is_pipelined() -> None:
     assert host.sleeps == [pytest.approx(0.020)]  # the second is already due
     assert sink.data == [b"a", b"b"]
     assert sink.chunks[0][0] == read  # the read time travels with the chunk
+
+
+def test_latency_due_to_the_instant_does_not_wait() -> None:
+    host = FakeHost()
+    sink = _run(_stage(_toxic("latency", latency=500), host), host, (host.clock - 0.5, b"x"))
+    assert (host.sleeps, sink.data) == ([], [b"x"])  # 99.5 + 0.5 - 100.0 is exactly 0
 
 
 def test_latency_does_not_wait_for_the_end_of_stream_or_when_it_does_not_apply() -> None:
@@ -528,6 +542,17 @@ def test_restarting_a_timeout_rearms_it_with_the_new_value() -> None:
     toxic.attributes["timeout"] = 200
     stage.start()
     assert host.live_timers() == [pytest.approx(0.2)]
+
+
+def test_a_timeout_updated_to_zero_disarms_and_keeps_dropping_data() -> None:
+    host = FakeHost()
+    toxic = _toxic("timeout", timeout=100)
+    stage = _stage(toxic, host)
+    toxic.attributes["timeout"] = 0
+    stage.start()
+    sink = _run(stage, host, (1.0, b"a"), (1.0, b"b"))
+    stage.stop(removed=False)
+    assert (sink.data, host.live_timers(), host.closed) == ([], [], 0)
 
 
 # -- reset_peer --------------------------------------------------------------------------------
