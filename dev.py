@@ -4,6 +4,7 @@
     python3 dev.py chaos [ARGS...]   create .venv, install, run the chaos suite (embedded proxy)
     python3 dev.py test  [ARGS...]   create .venv, install, lint, type-check, run every test
     python3 dev.py mutate PATH...    mutation testing of modules, on demand (tools/mutate.py)
+    python3 dev.py bench [NAME...]   every benchmark in bench/ (or those named), one after another
 
 Both are idempotent: the virtualenv is reused and reinstalled only when pyproject.toml changes.
 Extra ARGS go to the underlying command (``chaos run`` or ``pytest``). With no ARGS, ``test``
@@ -157,8 +158,32 @@ def cmd_mutate(args: list[str]) -> None:
     run(PYTHON, ROOT / "tools" / "mutate.py", *args)
 
 
+def cmd_bench(args: list[str]) -> None:
+    """Run every ``bench/bench_*.py`` (or the named ones) in turn; a failed target fails it."""
+    ensure_venv()
+    ensure_redis_server()
+    found = subprocess.run([str(PYTHON), "-c", "import aiolimiter, limits"], cwd=ROOT, check=False)
+    if found.returncode != 0:
+        say("installing the bench extra (the peers benchmarks measure against)")
+        run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[bench]")
+    scripts = sorted((ROOT / "bench").glob("bench_*.py"))
+    if args:
+        wanted = {name.removeprefix("bench_").removesuffix(".py") for name in args}
+        unknown = wanted - {script.stem.removeprefix("bench_") for script in scripts}
+        if unknown:
+            sys.exit(f"[dev] no benchmark named {', '.join(sorted(unknown))}")
+        scripts = [script for script in scripts if script.stem.removeprefix("bench_") in wanted]
+    failed = []
+    for number, script in enumerate(scripts, 1):
+        say(f"benchmark {number} of {len(scripts)}: {script.name}")
+        if subprocess.run([str(PYTHON), str(script)], cwd=ROOT, check=False).returncode != 0:
+            failed.append(script.name)
+    if failed:
+        sys.exit(f"[dev] failed (a target missed or an error): {', '.join(failed)}")
+
+
 def main() -> None:
-    commands = {"test": cmd_test, "chaos": cmd_chaos, "mutate": cmd_mutate}
+    commands = {"test": cmd_test, "chaos": cmd_chaos, "mutate": cmd_mutate, "bench": cmd_bench}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](sys.argv[2:])
