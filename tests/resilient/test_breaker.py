@@ -411,3 +411,33 @@ def test_bad_options_name_the_field(options: dict[str, object], field: str) -> N
 def test_options_of_the_wrong_type_name_the_field(options: dict[str, object], field: str) -> None:
     with pytest.raises(TypeError, match=f"BreakerOptions.{field}"):
         BreakerOptions(**options)  # type: ignore[arg-type]
+
+
+def test_a_trip_state_reads_counts_and_resets_the_storage() -> None:
+    import pybreaker
+
+    storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+    state = TripState(storage)
+    assert state.failures == 0
+    assert state.add_failure() == 1
+    assert state.add_failure() == 2
+    assert (state.failures, storage.counter) == (2, 2)
+    state.reset_failures()
+    assert (state.failures, storage.counter) == (0, 0)
+
+
+def test_consecutive_failures_trips_at_its_threshold_and_a_success_resets_it() -> None:
+    import pybreaker
+
+    from resilient.breaker import ConsecutiveFailures
+    from resilient.errors import ArgumentValueError
+
+    policy = ConsecutiveFailures(3)
+    assert repr(policy) == "ConsecutiveFailures(3)"
+    state = TripState(pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED))
+    assert [policy.on_failure(state), policy.on_failure(state)] == [False, False]
+    policy.on_success(state)
+    assert state.failures == 0
+    assert [policy.on_failure(state) for _ in range(3)] == [False, False, True]
+    with pytest.raises(ArgumentValueError, match=r"^ConsecutiveFailures\.threshold must be"):
+        ConsecutiveFailures(0)

@@ -375,3 +375,20 @@ def test_each_options_refusal_in_its_exact_words(build: Callable[[], object], me
     with pytest.raises((TypeError, ValueError)) as raised:
         build()
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("cls", OPTIONS, ids=lambda cls: cls.__name__)
+def test_every_options_object_is_frozen_and_slotted(cls: type) -> None:
+    options = cls()
+    name = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(options, name, getattr(options, name))
+    assert not hasattr(options, "__dict__")  # slotted: no stray attribute can be added
+
+
+def test_an_exclusion_is_an_exception_type_or_a_predicate() -> None:
+    from collections.abc import Callable
+
+    from resilient.breaker import Exclusion
+
+    assert Exclusion == type[BaseException] | Callable[[BaseException], bool]
