@@ -220,12 +220,18 @@ class TupleOf(Rule):
         return isinstance(value, tuple) and all(self.item(entry) for entry in value)
 
 
+def _bound(value: float) -> str:
+    """A bound as written, exactly: an int in full, a float to 15 digits (``1e+300``,
+    ``315360000``, ``0.02``), never rounded to six as ``:g`` would."""
+    return str(value) if isinstance(value, int) else f"{value:.15g}"
+
+
 def _range_text(low: float | None, high: float | None, *, min_open: bool) -> str:
     parts = []
     if low is not None:
-        parts.append(f"{'>' if min_open else '>='} {low:g}")
+        parts.append(f"{'>' if min_open else '>='} {_bound(low)}")
     if high is not None:
-        parts.append(f"<= {high:g}")
+        parts.append(f"<= {_bound(high)}")
     return (" " + " and ".join(parts)) if parts else ""
 
 

@@ -392,3 +392,74 @@ def test_an_exclusion_is_an_exception_type_or_a_predicate() -> None:
     from resilient.breaker import Exclusion
 
     assert Exclusion == type[BaseException] | Callable[[BaseException], bool]
+
+
+# Each field's bounds, written out (not derived from its rule, which a test must be able to
+# catch changing): the last value accepted on each side, and the first refused with its words.
+BOUNDS: list[tuple[type, str, list[object], object, str]] = [
+    (resilient.BreakerOptions, "failure_threshold", [1], 0, "an int >= 1"),
+    (resilient.BreakerOptions, "reset_timeout", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
+    (resilient.BreakerOptions, "half_open_max_calls", [1], 0, "an int >= 1"),
+    (
+        resilient.LocalLimiterOptions,
+        "max_memory",
+        [400, 2**40],
+        399,
+        "an int >= 400 and <= 1099511627776",
+    ),
+    (
+        resilient.LocalLimiterOptions,
+        "max_memory",
+        [],
+        2**40 + 1,
+        "an int >= 400 and <= 1099511627776",
+    ),
+    (
+        resilient.RedisLimiterOptions,
+        "round_trip_timeout",
+        [1e-9],
+        0,
+        "a finite number of seconds > 0",
+    ),
+    (resilient.RedisLimiterOptions, "max_batch", [1], 0, "an int >= 1"),
+    (
+        resilient.RedisLimiterOptions,
+        "key_ttl_margin",
+        [0, 315_360_000.0],
+        315_360_000.5,
+        "a finite number of seconds >= 0 and <= 315360000",
+    ),
+    (resilient.GuardOptions, "timeout", [1e-9], 0, "a finite number of seconds > 0"),
+    (resilient.GuardOptions, "instances", [1], 0, "an int >= 1"),
+    (resilient.GuardOptions, "fault_keys", [1], 0, "an int >= 1"),
+    (resilient.GuardOptions, "fault_window", [1e-9], 0, "a finite number of seconds > 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "accepted", "refused", "wants"),
+    BOUNDS,
+    ids=[f"{cls.__name__}.{name}-{refused}" for cls, name, _, refused, _ in BOUNDS],
+)
+def test_each_bound_is_where_it_is_written(
+    cls: type, name: str, accepted: list[object], refused: object, wants: str
+) -> None:
+    for value in accepted:
+        assert getattr(cls(**{name: value}), name) == value
+    with pytest.raises(ArgumentValueError) as raised:
+        cls(**{name: refused})
+    assert str(raised.value) == f"{cls.__name__}.{name} must be {wants}, got {refused!r}"
+
+
+def test_the_limits_behind_the_bounds() -> None:
+    from resilient.ratelimit import _options
+
+    assert _options.MAX_KEY_TTL_MARGIN == 10 * 365 * 24 * 3600 == 315_360_000
+    assert _options.DEFAULT_MAX_MEMORY // _options.ENTRY_BYTES == 83_886  # as documented
+    assert _options.ENTRY_BYTES == 400
+    assert typing.get_args(_options.TimeSource) == ("server", "clock")
+    assert [mode.value for mode in resilient.GuardMode] == [
+        "fallback",
+        "pass_through",
+        "fail_closed",
+    ]
