@@ -441,3 +441,94 @@ def test_consecutive_failures_trips_at_its_threshold_and_a_success_resets_it() -
     assert [policy.on_failure(state) for _ in range(3)] == [False, False, True]
     with pytest.raises(ArgumentValueError, match=r"^ConsecutiveFailures\.threshold must be"):
         ConsecutiveFailures(0)
+
+
+# -- the counters, the probe slots and the constructor, exactly (mutation survivors) ----------
+
+
+async def test_every_rejection_is_counted_open_or_with_every_slot_taken() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock, half_open_max_calls=1)
+    assert breaker.allows_call() is True
+    assert breaker.retry_after == 0.0  # closed: nothing to wait for
+    await trip(breaker)
+    assert breaker.try_acquire() is None
+    assert breaker.try_acquire() is None
+    assert breaker.stats.rejected == 2
+    clock.advance(10.0)
+    assert breaker.retry_after == 0.0  # due, not yet read as half-open: never negative
+    probe = breaker.try_acquire()
+    assert probe is not None
+    assert probe.probe
+    assert breaker.try_acquire() is None  # the one slot is taken
+    assert breaker.stats.rejected == 3
+    probe.released()
+    assert breaker.stats.cancelled == 1
+
+
+async def test_a_permit_is_settled_once_whatever_is_reported_after() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock, half_open_max_calls=2)
+    await trip(breaker)
+    clock.advance(10.0)
+    first, second = breaker.try_acquire(), breaker.try_acquire()
+    assert first is not None
+    assert second is not None
+    first.released()
+    first.released()
+    first.failed(Boom("late"))
+    first.succeeded()
+    assert (breaker.stats.cancelled, breaker.stats.failures, breaker.stats.successes) == (1, 3, 0)
+    assert state_of(breaker) is BreakerState.HALF_OPEN
+    third = breaker.try_acquire()  # the one slot the first freed, once
+    assert third is not None
+    assert breaker.try_acquire() is None
+    second.released()
+    third.released()
+    assert breaker.stats.cancelled == 3
+    fourth = breaker.try_acquire()
+    assert fourth is not None
+    fourth.succeeded()
+    fourth.succeeded()
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert (breaker.stats.successes, breaker.stats.ignored) == (1, 0)
+
+
+def test_the_stats_are_a_slotted_value() -> None:
+    from resilient.breaker import BreakerStats
+
+    stats = BreakerStats()
+    assert stats == BreakerStats(0, 0, 0, 0, 0, 0)
+    assert repr(stats) == (
+        "BreakerStats(successes=0, failures=0, rejected=0, cancelled=0, ignored=0, trips=0)"
+    )
+    assert not hasattr(stats, "__dict__")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: CircuitBreaker(""), "CircuitBreaker.name must be a non-empty str, got ''"),
+        (
+            lambda: CircuitBreaker("dep", 3),  # type: ignore[arg-type]
+            "CircuitBreaker.options must be a BreakerOptions, got 3",
+        ),
+    ],
+)
+def test_the_constructor_refuses_in_exact_words(build: object, message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build()  # type: ignore[operator]
+    assert str(raised.value) == message
+
+
+async def test_a_predicate_that_raises_is_logged_by_the_breakers_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(error: BaseException) -> bool:
+        raise RuntimeError("bug in the predicate")
+
+    breaker = make_breaker(VirtualClock(), exclude=(broken,))
+    with caplog.at_level("ERROR", logger="resilient.breaker"), pytest.raises(Boom):
+        await breaker.call(fail)
+    assert breaker.stats.failures == 1
+    assert [record.name for record in caplog.records] == ["resilient.breaker"]
