@@ -463,3 +463,10 @@ def test_the_limits_behind_the_bounds() -> None:
         "pass_through",
         "fail_closed",
     ]
+
+
+def test_a_value_is_shown_in_at_most_100_characters() -> None:
+    assert shown("x" * 98) == repr("x" * 98)  # 100 characters with its quotes: whole
+    assert len(shown("x" * 99)) == 100  # one more: cut to 100
+    assert len(shown("x" * 10_000)) == 100
+    assert len(shown(10**200)) == 100
