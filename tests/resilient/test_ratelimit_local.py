@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient.clock import VirtualClock
+from resilient.errors import ArgumentTypeError
 from resilient.events import EventBus, EventRecorder
 from resilient.ratelimit import (
     DEFAULT_MAX_MEMORY,
@@ -433,3 +434,94 @@ def test_keys_of_up_to_32_characters_are_kept_as_they_are_and_longer_by_digest()
     assert short in limiter._tats
     assert long_ not in limiter._tats
     assert len(limiter) == 2
+
+
+# -- where the table keeps keys and when it sweeps, exactly (mutation survivors) --------------
+
+
+def _limiter_of(keys: int, clock: VirtualClock, rate: Rate) -> LocalLimiter:
+    from resilient.ratelimit import LocalLimiterOptions
+    from resilient.ratelimit._options import ENTRY_BYTES
+
+    limiter = LocalLimiter(
+        rate,
+        LocalLimiterOptions(max_memory=keys * ENTRY_BYTES),
+        clock=clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    assert limiter.max_keys == keys
+    return limiter
+
+
+def test_a_key_up_to_32_characters_is_kept_as_it_is_a_longer_one_by_digest() -> None:
+    limiter = LocalLimiter(Rate(1, 1.0), clock=VirtualClock())
+    inline, longer = "k" * INLINE_KEY_CHARS, "k" * (INLINE_KEY_CHARS + 1)
+    assert INLINE_KEY_CHARS == 32
+    limiter.decide_now(inline)
+    limiter.decide_now(longer)
+    stored = list(limiter._tats)
+    assert stored[0] == inline
+    assert isinstance(stored[1], bytes)
+    assert len(stored[1]) == 16
+    assert not limiter.decide_now(longer).allowed  # the digest is its key
+
+
+def test_a_small_table_is_first_swept_at_1024_keys() -> None:
+    clock = VirtualClock()
+    limiter = _limiter_of(2048, clock, Rate(1, 1.0))
+    for i in range(1024):
+        limiter.decide_now(f"k{i}")
+    clock.advance(2.0)  # every key back at full allowance
+    assert limiter.stats.sweeps == 0
+    limiter.decide_now("new")  # the 1025th key finds 1024 in the table: one sweep
+    assert (limiter.stats.sweeps, limiter.stats.evicted, len(limiter)) == (1, 1024, 1)
+
+
+@pytest.mark.parametrize(("keys", "every"), [(12, 1), (64, 8)])
+def test_a_full_table_is_swept_again_after_an_eighth_of_its_size_in_new_keys(
+    keys: int, every: int
+) -> None:
+    clock = VirtualClock()
+    limiter = _limiter_of(keys, clock, Rate(1, 100.0))
+    for i in range(keys + 1):  # the last one finds the table full of live keys: it overflows
+        limiter.decide_now(f"k{i}")
+    assert (limiter.stats.sweeps, limiter.stats.overflowed) == (1, 1)
+    clock.advance(200.0)  # every key back at full allowance
+    for i in range(every - 1):
+        limiter.decide_now(f"n{i}")
+    assert limiter.stats.sweeps == 1  # too few new keys since the last sweep
+    limiter.decide_now("last")
+    assert (limiter.stats.sweeps, limiter.stats.evicted) == (2, keys)
+
+
+@pytest.mark.parametrize("cost", [True, 1.0])
+def test_a_cost_that_only_equals_one_is_refused(cost: object) -> None:
+    limiter = LocalLimiter(Rate(1, 1.0), clock=VirtualClock())
+    with pytest.raises(ArgumentTypeError):
+        limiter.decide_now("k", cost=cost)  # type: ignore[arg-type]
+    assert len(limiter) == 0
+
+
+def test_the_system_clock_is_read_in_microseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resilient.clock import SystemClock
+    from resilient.ratelimit import _local
+
+    now_ns = [5_000_000_000_000]
+    monkeypatch.setattr(_local, "_monotonic_ns", lambda: now_ns[0])
+    limiter = LocalLimiter(Rate(1, 1.0), clock=SystemClock())
+    assert limiter.decide_now("k").allowed
+    now_ns[0] += 999_999_000  # 1 µs short of the emission interval
+    denied = limiter.decide_now("k")
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(1e-6)
+    now_ns[0] += 1_000
+    assert limiter.decide_now("k").allowed
+
+
+def test_the_stats_are_a_slotted_value() -> None:
+    from resilient.ratelimit import LocalLimiterStats
+
+    stats = LocalLimiterStats()
+    assert stats == LocalLimiterStats(0, 0, 0)
+    assert repr(stats) == "LocalLimiterStats(sweeps=0, evicted=0, overflowed=0)"
+    assert not hasattr(stats, "__dict__")
