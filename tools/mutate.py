@@ -38,11 +38,14 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 REPORTS = ROOT / "reports" / "mutation"
 BAR = 0.90
-STALL = 900.0
-"""Seconds a mutmut run may take before it is taken for stalled and resumed."""
-RESUMES = 6
+IDLE = 300.0
+"""Seconds without a new result in mutmut's cache after which a run is taken for stalled,
+stopped and resumed (one mutant's tests stop at pytest's --timeout of 120 s well before)."""
+RESUMES = 20
 
 
 @dataclass
@@ -135,6 +139,29 @@ def mutate(path: str, tests: list[str], mutmut: str, *, keep: bool = False) -> O
         return _mutate_in(Path(scratch), path, tests, mutmut)
 
 
+def _run_while_busy(
+    command: list[str], cwd: Path, cache: Path
+) -> subprocess.CompletedProcess[str] | None:
+    """Run ``command``; None if the cache went ``IDLE`` seconds without a change (stopped)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=err, text=True, start_new_session=True
+        )
+        changed, seen = time.monotonic(), None
+        while process.poll() is None:
+            time.sleep(2.0)
+            stamp = cache.stat().st_mtime_ns if cache.exists() else None
+            if stamp != seen:
+                changed, seen = time.monotonic(), stamp
+            elif time.monotonic() - changed > IDLE:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return None
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command, process.returncode, out.read(), err.read())
+
+
 def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
     outcome = Outcome(path)
     copy_checkout(copy)
@@ -144,15 +171,12 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
     command = [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"]
     cache = copy / ".mutmut-cache"
     for _ in range(RESUMES):
-        # mutmut 2 can stall between mutants (no test running, nothing printed): a stalled
-        # run is stopped and resumed where it stopped (its cache keeps every result).
-        try:
-            done = subprocess.run(
-                command, cwd=copy, capture_output=True, text=True, check=False, timeout=STALL
-            )
+        # mutmut 2 can stall between mutants (no test running, nothing printed: a thread
+        # blocked writing to a pipe of a worker gone): a run whose cache records nothing new
+        # for IDLE seconds is stopped and resumed where it stopped (the cache keeps every result).
+        done = _run_while_busy(command, copy, cache)
+        if done is not None:
             break
-        except subprocess.TimeoutExpired:
-            continue
     else:
         outcome.error = f"mutmut stalled {RESUMES} times on {path}"
         return outcome
