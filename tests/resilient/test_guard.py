@@ -882,3 +882,169 @@ async def test_no_input_changes_the_guard_for_other_callers(
     assert guard.breaker.failure_count == 0
     assert guard.breaker.stats.failures == 0
     assert guard.stats.errors == guard.stats.malformed == guard.stats.timeouts == 0
+
+
+# -- counters, refusals and budgets, exactly (mutation survivors) ------------------------------
+
+
+def test_the_stats_start_at_zero_as_a_slotted_value() -> None:
+    import dataclasses
+
+    from resilient.ratelimit import GuardStats
+
+    stats = GuardStats()
+    assert set(dataclasses.asdict(stats).values()) == {0}
+    assert not hasattr(stats, "__dict__")
+
+
+def test_a_guard_may_wait_so_a_guard_over_it_gives_it_a_budget() -> None:
+    assert FailOpenGuard.never_waits is False
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda clock: FailOpenGuard(LocalLimiter(GLOBAL, clock=clock), 3),
+            "FailOpenGuard.options must be a GuardOptions, got 3",
+        ),
+        (
+            lambda clock: FailOpenGuard(LocalLimiter(GLOBAL, clock=clock)),
+            "FailOpenGuard.fallback is required in mode FALLBACK: give it "
+            "LocalLimiter(rate.per_share(instances)), or choose another GuardOptions.mode",
+        ),
+        (
+            lambda clock: FailOpenGuard(LocalLimiter(GLOBAL, clock=clock), fallback=3),
+            "FailOpenGuard.fallback must be a Limiter (with a decide method), got 3",
+        ),
+    ],
+)
+def test_the_constructor_refuses_in_exact_words(build: Any, message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build(VirtualClock())
+    assert str(raised.value) == message
+
+
+async def test_each_decision_the_open_breaker_takes_is_counted(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.error = OSError("down")
+    guard = make_guard(virtual_clock, primary)
+    for _ in range(5):
+        await guard.decide("k")
+    assert state_of(guard) is BreakerState.OPEN
+    await guard.decide("k")
+    await guard.decide("k")
+    assert guard.stats.breaker_open == 2
+    await guard.aclose()
+
+
+async def test_each_malformed_answer_is_counted_and_named(virtual_clock: VirtualClock) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.answer = "yes"
+    guard = make_guard(virtual_clock, primary)
+    first = await guard.decide("k")
+    await guard.decide("k")
+    assert guard.stats.malformed == 2
+    assert first.reason == "primary returned a malformed decision"
+    assert guard.breaker.stats.failures == 2
+    await guard.aclose()
+
+
+class WaitingFallback:
+    """A fallback that may wait (it takes ``delay`` seconds of the clock to answer)."""
+
+    never_waits = False
+
+    def __init__(self, clock: VirtualClock, delay: float) -> None:
+        self.inner = LocalLimiter(SHARE, clock=clock)
+        self.clock = clock
+        self.delay = delay
+
+    async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+        await self.clock.sleep(self.delay)
+        return await self.inner.decide(key, cost=cost, rate=rate)
+
+
+async def test_a_waiting_fallback_gets_only_what_is_left_of_the_budget(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.hang = asyncio.Event()  # silent for ever: the whole 20 ms budget goes on it
+    guard = FailOpenGuard(
+        primary,
+        GuardOptions(timeout=0.020),
+        fallback=WaitingFallback(virtual_clock, delay=0.015),
+        clock=virtual_clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    decision = await guard.decide("k")
+    assert virtual_clock.monotonic() == pytest.approx(0.020)  # one budget, not two
+    assert decision.source is DecisionSource.PASS_THROUGH
+    assert decision.reason == "primary timeout; fallback failed"
+    await guard.aclose()
+
+
+async def test_a_waiting_fallback_behind_a_never_waiting_primary_gets_a_whole_budget(
+    virtual_clock: VirtualClock,
+) -> None:
+    class Failing:
+        never_waits = True
+
+        async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+            raise OSError("down")
+
+    guard = FailOpenGuard(
+        Failing(),
+        GuardOptions(timeout=0.020),
+        fallback=WaitingFallback(virtual_clock, delay=0.015),
+        clock=virtual_clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    decision = await guard.decide("k")
+    assert decision.source is DecisionSource.FALLBACK
+    assert decision.reason == "primary unavailable: OSError"
+    assert virtual_clock.monotonic() == pytest.approx(0.015)
+    await guard.aclose()
+
+
+async def test_the_budget_is_watched_by_a_task_named_for_the_guard(
+    virtual_clock: VirtualClock,
+) -> None:
+    primary = FakePrimary(virtual_clock)
+    primary.hang = asyncio.Event()
+    guard = make_guard(virtual_clock, primary)
+    waiting = asyncio.ensure_future(guard.decide("k"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert "FailOpenGuard.watchdog" in {task.get_name() for task in asyncio.all_tasks()}
+    primary.hang.set()
+    await waiting
+    await guard.aclose()
+
+
+async def test_the_breaker_is_told_what_the_malformed_answer_was(
+    virtual_clock: VirtualClock,
+) -> None:
+    seen: list[str] = []
+
+    def note(error: BaseException) -> bool:
+        seen.append(str(error))
+        return False
+
+    primary = FakePrimary(virtual_clock)
+    primary.answer = "yes"
+    events = EventBus(log_when_unobserved=False)
+    guard = FailOpenGuard(
+        primary,
+        fallback=LocalLimiter(SHARE, clock=virtual_clock),
+        breaker=CircuitBreaker(
+            "b", BreakerOptions(exclude=(note,)), clock=virtual_clock, events=events
+        ),
+        clock=virtual_clock,
+        events=events,
+    )
+    await guard.decide("k")
+    assert seen == ["primary returned 'yes'"]
+    await guard.aclose()
