@@ -470,3 +470,50 @@ def test_a_value_is_shown_in_at_most_100_characters() -> None:
     assert len(shown("x" * 99)) == 100  # one more: cut to 100
     assert len(shown("x" * 10_000)) == 100
     assert len(shown(10**200)) == 100
+
+
+# Rate's bounds, written out: what every limiter can serve, and the first value past each.
+RATE_BOUNDS: list[tuple[tuple[Any, ...], str | None]] = [
+    ((10**9, 1e15), None),
+    (
+        (10**9, 1.0000000000000002e15),
+        "Rate.period must be a finite number of seconds > 0 and <= 1e+15, got 1000000000000000.2",
+    ),
+    ((1, 0), "Rate.period must be a finite number of seconds > 0 and <= 1e+15, got 0"),
+    ((2**50, 1.0), None),
+    (
+        (2**50 + 1, 1.0),
+        "Rate.limit must be an int >= 1 and <= 1125899906842624, got 1125899906842625",
+    ),
+    ((10**6, 1.0, 2**50 - 1), None),  # one request spans exactly 2^50 us
+    (
+        (10**6, 1.0, 2**50),
+        "Rate.period and Rate.burst: 1000000/1s (+1125899906842624 burst) lets one request span "
+        "1125899906842625 us, more than 2^50 us (35.7 years); got period=1.0, "
+        "burst=1125899906842624",
+    ),
+    ((1, 1.0, 1_125_899_905), None),
+    (
+        (1, 1.0, 1_125_899_906),
+        "Rate.period and Rate.burst: 1/1s (+1125899906 burst) lets one request span "
+        "1125899907000000 us, more than 2^50 us (35.7 years); got period=1.0, burst=1125899906",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arguments", "refusal"), RATE_BOUNDS)
+def test_each_bound_of_a_rate_is_where_it_is_written(
+    arguments: tuple[Any, ...], refusal: str | None
+) -> None:
+    from resilient.ratelimit import Rate
+    from resilient.ratelimit._types import MAX_SPAN_US
+
+    assert MAX_SPAN_US == 2**50
+    if refusal is None:
+        rate = Rate(*arguments)
+        assert (rate.burst + 1) * rate.emission_us <= MAX_SPAN_US
+        assert not hasattr(rate, "__dict__")
+        return
+    with pytest.raises(ArgumentValueError) as raised:
+        Rate(*arguments)
+    assert str(raised.value) == refusal
