@@ -532,3 +532,18 @@ async def test_a_predicate_that_raises_is_logged_by_the_breakers_logger(
         await breaker.call(fail)
     assert breaker.stats.failures == 1
     assert [record.name for record in caplog.records] == ["resilient.breaker"]
+
+
+@pytest.mark.parametrize(
+    ("state", "retry_after", "message"),
+    [
+        (BreakerState.OPEN, 1.5, "circuit 'dep' is open; probes in 1.500s"),
+        (BreakerState.HALF_OPEN, 0.0, "circuit 'dep' is half-open; every probe slot is taken"),
+    ],
+)
+def test_a_refusal_says_where_the_circuit_is(
+    state: BreakerState, retry_after: float, message: str
+) -> None:
+    error = CircuitOpenError("dep", state, retry_after)
+    assert str(error) == message
+    assert (error.name, error.state, error.retry_after) == ("dep", state, retry_after)

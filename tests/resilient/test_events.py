@@ -106,3 +106,119 @@ def test_unobserved_typed_events_are_logged_field_by_field(
     with caplog.at_level(logging.INFO, logger="resilient"):
         emit(Tripped(5, "x"))
     assert "tripped failures=5 reason='x'" in caplog.records[0].getMessage()
+
+
+# -- the envelope, the bus and the recorder, exactly (mutation survivors) ----------------------
+
+
+def test_an_event_is_a_frozen_slotted_value_with_its_defaults() -> None:
+    import dataclasses
+
+    from resilient.events import Event, Severity
+
+    event = Event("src", "happened")
+    assert (event.severity, event.attributes, event.time) == (Severity.INFO, {}, 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.name = "other"  # type: ignore[misc]
+    assert not hasattr(event, "__dict__")
+    for source, name, message in (
+        ("", "n", "Event.source must not be empty"),
+        ("s", "", "Event.name must not be empty"),
+    ):
+        with pytest.raises(ValueError, match="must not be empty") as raised:
+            Event(source, name)
+        assert str(raised.value) == message
+
+
+def test_event_attributes_are_frozen_slotted_and_equal_as_mappings() -> None:
+    import dataclasses
+
+    from resilient.events import EventAttributes, Severity
+
+    assert (EventAttributes.NAME, EventAttributes.SEVERITY) == ("", Severity.INFO)
+
+    @dataclasses.dataclass(frozen=True, slots=True, eq=False)
+    class Seen(EventAttributes):
+        what: str
+
+    seen = Seen("x")
+    assert seen == {"what": "x"}
+    assert seen == Seen("x")
+    assert seen != Seen("y")
+    assert hash(seen) == hash(Seen("x"))
+    assert not hasattr(seen, "__dict__")
+
+
+def test_an_unobserved_event_is_logged_as_its_name_and_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from resilient.events import Event, EventBus, Severity
+
+    with caplog.at_level("INFO", logger="resilient.src"):
+        EventBus().emit(Event("src", "happened", Severity.WARNING, {"key": "k", "n": 3}))
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("resilient.src", "WARNING", "happened key='k' n=3")
+    ]
+
+
+def test_a_failing_listener_is_logged_by_the_events_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from resilient.events import Event, EventBus
+
+    bus = EventBus()
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("listener bug")
+
+    bus.subscribe(broken)
+    with caplog.at_level("ERROR", logger="resilient.events"):
+        bus.emit(Event("src", "happened"))
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("resilient.events", f"event listener {broken!r} failed on src.happened")
+    ]
+    assert repr(bus) == "EventBus(listeners=1)"
+
+
+def test_an_event_emitted_during_delivery_waits_for_every_listener_to_have_the_first() -> None:
+    from resilient.events import Event, EventBus
+
+    bus = EventBus()
+    seen: list[tuple[str, str]] = []
+
+    def first(event: Event) -> None:
+        seen.append(("first", event.name))
+        if event.name == "a":
+            bus.emit(Event("src", "b"))
+
+    bus.subscribe(first)
+    bus.subscribe(lambda event: seen.append(("second", event.name)))
+    bus.emit(Event("src", "a"))
+    bus.emit(Event("src", "c"))  # the bus is free again
+    assert seen == [
+        ("first", "a"),
+        ("second", "a"),
+        ("first", "b"),
+        ("second", "b"),
+        ("first", "c"),
+        ("second", "c"),
+    ]
+
+
+def test_the_default_bus_is_one_shared_bus() -> None:
+    from resilient.events import DEFAULT_EVENTS, EventBus
+
+    assert isinstance(DEFAULT_EVENTS, EventBus)
+
+
+def test_the_recorder_finds_events_by_name_and_source() -> None:
+    from resilient.events import Event, EventRecorder
+
+    recorder = EventRecorder()
+    events = [Event("a", "x"), Event("b", "x"), Event("a", "y")]
+    for event in events:
+        recorder(event)
+    assert recorder.named("x") == events[:2]
+    assert recorder.named("x", "a") == events[:1]
+    assert recorder.named("x", "b") == events[1:2]
+    assert recorder.named("y", "b") == []

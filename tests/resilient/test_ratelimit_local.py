@@ -525,3 +525,24 @@ def test_the_stats_are_a_slotted_value() -> None:
     assert stats == LocalLimiterStats(0, 0, 0)
     assert repr(stats) == "LocalLimiterStats(sweeps=0, evicted=0, overflowed=0)"
     assert not hasattr(stats, "__dict__")
+
+
+def test_the_small_print_of_a_rate_and_a_decision() -> None:
+    from resilient.ratelimit import Limiter
+
+    assert Rate(10**7, 1.0).emission_us == 1  # the finest rate: one unit per microsecond
+    assert Rate(3, 1.0).emission_us == 333_334  # rounded up: the limit is never exceeded
+    assert Rate(3, 1.0, burst=5).per_share(1) == Rate(3, 1.0, burst=5)
+    assert Rate(3, 1.0, burst=5).per_share(4) == Rate(1, 1.0, burst=1)  # at least 1 each
+    assert str(Rate(10, 1.0, burst=2)) == "10/1s (+2 burst)"
+    assert str(Rate(10, 0.5)) == "10/0.5s"
+    assert [source.value for source in DecisionSource] == ["primary", "fallback", "pass_through"]
+    limiter = LocalLimiter(Rate(1, 1.0), clock=VirtualClock())
+    allowed, denied = limiter.decide_now("k"), limiter.decide_now("k")
+    assert (allowed.limited, denied.limited) == (False, True)
+
+    class Declared(Limiter):
+        async def decide(self, key: str, *, cost: int = 1, rate: Rate | None = None) -> Decision:
+            return allowed
+
+    assert Declared().never_waits is False  # a limiter that does not say may wait
