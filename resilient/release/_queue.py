@@ -42,31 +42,20 @@ from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.release._commit import CommitChecks, RevalidateCallback, StateSource, described
 from resilient.release._events import (
     RELEASE_EVENT_SOURCE,
-    ActionDone,
-    ActionDropped,
-    ActionFailed,
-    ActionReplanned,
-    ActionRetrying,
-    ActionSuperseded,
     QueueClosed,
-    QueuePaused,
-    QueueResumed,
 )
+from resilient.release._hold import Holds
+from resilient.release._ledger import Ledger
 from resilient.release._line import Line, Slot
 from resilient.release._options import DEFAULT_RELEASE_OPTIONS, ReleaseOptions
 from resilient.release._pacing import Pacer, backoff, budget_limit
 from resilient.release._pool import WorkerPool
 from resilient.release._ticket import READY, RUNNING, Ticket
 from resilient.release._types import (
-    Attempt,
     Brake,
-    Done,
-    Dropped,
-    Failed,
     ReleaseState,
     ReleaseStats,
     Replan,
-    Superseded,
     check_run,
 )
 
@@ -136,12 +125,8 @@ class ReleaseQueue:
         self._scheduler: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_on_end = False
-        self._drainers: list[asyncio.Future[None]] = []
-        self._manual: str | None = None
-        self._followed: list[CircuitBreaker] = []
-        self._breaker_closed: object = None
-        self._hold: str | None = None
-        self._held_since = 0.0
+        self._ledger = Ledger(self.stats, self._emit, clock, options.done_events, self._idle)
+        self._holds = Holds(clock, self._emit, self._pacer, self.stats, self._wake)
         self._closed = False
         self._cancelling = False
         self._last_run: object = None
@@ -189,7 +174,7 @@ class ReleaseQueue:
         ticket: Ticket[T] = Ticket(key, run, based_on, takes_out, restores, self._clock.monotonic())
         old = self._line.place(ticket, self._running)
         if old is not None:
-            self._supersede(old, ticket)
+            self._ledger.superseded(old, ticket)
         self.stats.submitted += 1
         if self._scheduler is None:
             self._scheduler = asyncio.get_running_loop().create_task(
@@ -202,46 +187,24 @@ class ReleaseQueue:
     def pause(self, reason: str) -> None:
         """Start nothing until :meth:`resume` (running actions go on). ``reason`` is told in
         the ``paused`` event."""
-        self._manual = check("ReleaseQueue.pause(reason)", reason, _REASON)
-        self._update_hold()
+        self._holds.pause(reason, len(self._line))
 
     def resume(self) -> None:
         """Undo :meth:`pause`. The queue starts again at ``ramp_start`` per interval, and
         every action is revalidated against the state read at its own start. A followed
         breaker that is not closed still holds it."""
-        self._manual = None
-        self._update_hold()
+        self._holds.resume(len(self._line))
 
     def follow(self, breaker: CircuitBreaker) -> Callable[[], None]:
         """Hold the queue while ``breaker`` is not closed (open or half-open); returns a
-        function that stops following it.
-
-        The breaker's state is read before every start, and once an interval while it holds
-        the queue: a breaker turns half-open only when its state is read, and its events go
-        to whichever bus it was given, so polling is the one way that always sees it.
-        """
-        from resilient.breaker import BreakerState, CircuitBreaker
-
-        check("ReleaseQueue.follow(breaker)", breaker, Instance(CircuitBreaker, "a CircuitBreaker"))
-        self._breaker_closed = BreakerState.CLOSED
-        if breaker not in self._followed:
-            self._followed.append(breaker)
-        self._update_hold()
-
-        def unfollow() -> None:
-            if breaker in self._followed:
-                self._followed.remove(breaker)
-                self._update_hold()
-
-        return unfollow
+        function that stops following it. The breaker's state is read before every start and
+        once an interval while it holds the queue (see ``_hold.py``)."""
+        return self._holds.follow(breaker, lambda: len(self._line))
 
     async def drain(self) -> None:
         """Return once nothing waits or runs (a paused queue with actions waits for its
         resume, or its close)."""
-        while self._line.pending or self._running:
-            future = asyncio.get_running_loop().create_future()
-            self._drainers.append(future)
-            await future
+        await self._ledger.drained()
 
     async def close(self, *, cancel: bool = False) -> tuple[Ticket[Any], ...]:
         """Stop: :meth:`submit` raises from now on, every action not started ends as
@@ -270,7 +233,7 @@ class ReleaseQueue:
             self._cancelling = True
             pool.cancel(me)
         for ticket in left:
-            self._drop(ticket, "closed")
+            self._ledger.dropped(ticket, "closed")
         scheduler = self._scheduler
         if scheduler is not None and scheduler is not me and not scheduler.done():
             scheduler.cancel()
@@ -280,7 +243,7 @@ class ReleaseQueue:
         if me is not scheduler:
             await self._deadlines.aclose()
         self._emit(QueueClosed(len(left), cancelled))
-        self._notify_drainers()
+        self._ledger.notify()
         return tuple(left)
 
     async def __aenter__(self) -> ReleaseQueue:
@@ -313,11 +276,11 @@ class ReleaseQueue:
     @property
     def paused(self) -> bool:
         """True while :meth:`pause` or a followed breaker holds the queue."""
-        return self._hold_reason() is not None
+        return self._holds.current() is not None
 
     @property
     def pause_reason(self) -> str | None:
-        return self._hold_reason()
+        return self._holds.current()
 
     @property
     def brake(self) -> Brake:
@@ -339,6 +302,9 @@ class ReleaseQueue:
             f"paused={self.paused}, brake={self.brake.value}, closed={self._closed})"
         )
 
+    def _idle(self) -> bool:
+        return not self._line.pending and not self._running
+
     # -- the scheduler -------------------------------------------------------------------------
 
     async def _schedule(self) -> None:
@@ -350,7 +316,7 @@ class ReleaseQueue:
             reason = f"closed: the release queue failed ({described(error)})"
             left = self._line.clear()
             for ticket in left:
-                self._drop(ticket, reason)
+                self._ledger.dropped(ticket, reason)
             self._emit(QueueClosed(len(left), 0))
 
     async def _commit_loop(self) -> None:
@@ -359,6 +325,7 @@ class ReleaseQueue:
         pacer = self._pacer
         checks = self._checks
         line = self._line
+        holds = self._holds
         interval = options.interval
         slow_window = interval * options.slow_factor
         while not self._closed:
@@ -374,11 +341,10 @@ class ReleaseQueue:
                 continue
             ticket = slot.ticket
             assert ticket is not None
-            if self._manual is not None or self._followed:
-                self._update_hold()
-                if self._hold is not None:
-                    await self._wait(None if self._manual is not None else interval)
-                    continue
+            held = (holds.manual is not None or holds.followed) and holds.update(len(line))
+            if held:
+                await self._wait(None if holds.manual is not None else interval)
+                continue
             if self._in_flight >= options.max_in_flight:
                 self._wake_on_end = True
                 await self._wait(wait)
@@ -392,7 +358,7 @@ class ReleaseQueue:
             if state is None:
                 await self._wait(interval)
                 continue
-            if self._closed or slot.ticket is not ticket or self._manual is not None:
+            if self._closed or slot.ticket is not ticket or holds.manual is not None:
                 continue  # changed while the state was read: look again
             now = clock.monotonic()
             brake = checks.update_brake(state, now)
@@ -403,12 +369,12 @@ class ReleaseQueue:
                 if brake is _SLOWED and pacer.delay(now, slow_window) > 0:
                     continue
             judged = await checks.judge(ticket, state, now)
-            if self._closed or slot.ticket is not ticket or self._manual is not None:
+            if self._closed or slot.ticket is not ticket or holds.manual is not None:
                 continue  # changed while the callback ran: look again
             if judged is not None:
                 if isinstance(judged, str):
                     line.take(slot, ticket)
-                    self._drop(ticket, judged)
+                    self._ledger.dropped(ticket, judged)
                     continue
                 ticket = self._replan(slot, ticket, judged, state, now)
                 if slot.ticket is not ticket:
@@ -417,13 +383,13 @@ class ReleaseQueue:
                 limit = budget_limit(options, state)
                 if ticket._takes_out > limit:
                     line.take(slot, ticket)
-                    self._drop(ticket, _over_budget(ticket, limit, state, options))
+                    self._ledger.dropped(ticket, _over_budget(ticket, limit, state, options))
                     continue
                 if state.out_of_service + self._units + ticket._takes_out > limit:
                     self._wake_on_end = True
                     await self._wait(interval)
                     continue
-            if self._followed and self._hold_reason() is not None:
+            if holds.followed and holds.current() is not None:
                 continue
             self._start(slot, ticket, now)
 
@@ -456,10 +422,7 @@ class ReleaseQueue:
             old._key, plan.run, state.version, plan.takes_out, restores, now
         )
         self._line.replace(slot, old, fresh)
-        self.stats.replanned += 1
-        self.stats.superseded += 1
-        old._resolve(Superseded(fresh))
-        self._emit(ActionReplanned(old._key, old._based_on, state.version))
+        self._ledger.replanned(old, fresh)
         return fresh
 
     def _start(self, slot: Slot, ticket: Ticket[Any], now: float) -> None:
@@ -471,32 +434,6 @@ class ReleaseQueue:
         self._pacer.record(now)
         self.stats.started += 1
         self._pool.run(ticket)
-
-    def _hold_reason(self) -> str | None:
-        if self._manual is not None:
-            return self._manual
-        for breaker in self._followed:
-            state = breaker.state
-            if state is not self._breaker_closed:
-                return f"breaker {breaker.name!r} is {state.value}"
-        return None
-
-    def _update_hold(self) -> None:
-        reason = self._hold_reason()
-        old = self._hold
-        if reason == old:
-            return
-        now = self._clock.monotonic()
-        self._hold = reason
-        if reason is None:
-            self._pacer.restart()
-            self._emit(QueueResumed(now - self._held_since, len(self._line)))
-            self._wake()
-            return
-        if old is None:
-            self._held_since = now
-            self.stats.pauses += 1
-        self._emit(QueuePaused(reason, len(self._line)))
 
     # -- running, and how actions end --------------------------------------------------------------
 
@@ -512,24 +449,19 @@ class ReleaseQueue:
                 self._failed_run(ticket, error, started)
                 return
             self._end(ticket)
-            self._fail(ticket, error, started, "cancelled")
+            self._ledger.failed(ticket, error, started, "cancelled")
             raise
         except Exception as error:
             self._failed_run(ticket, error, started)
         except BaseException as error:  # KeyboardInterrupt, SystemExit: recorded, then raised
             self._end(ticket)
-            self._fail(ticket, error, started, f"{type(error).__name__} raised")
+            self._ledger.failed(ticket, error, started, f"{type(error).__name__} raised")
             raise
         else:
             self._end(ticket)
-            self.stats.done += 1
             if self._pacer.succeeded(self._checks.brake is _OFF):
                 self._wake()  # the window may be open now
-            ticket._resolve(Done(result))
-            if self.options.done_events:
-                self._emit(ActionDone(ticket._key, ticket._tries))
-            if self._drainers:
-                self._notify_drainers()
+            self._ledger.done(ticket, result)
 
     def _failed_run(self, ticket: Ticket[Any], error: BaseException, started: float) -> None:
         """A run raised: retry after a backoff, or end the action."""
@@ -537,27 +469,21 @@ class ReleaseQueue:
         tries, most = ticket._tries, self.options.max_attempts
         if tries >= most or self._closed:
             self._end(ticket)
-            self._fail(
-                ticket,
-                error,
-                started,
-                "closed" if tries < most else (f"attempts exhausted ({tries} of {most})"),
-            )
+            why = "closed" if tries < most else f"attempts exhausted ({tries} of {most})"
+            self._ledger.failed(ticket, error, started, why)
             return
         self._release(ticket)
         key = ticket._key
         now = self._clock.monotonic()
         newer = self._line.pending.get(key)
         if newer is not None:  # a newer intent waits behind this one: retrying it is moot
-            _record(ticket, error, started, now, None)
+            self._ledger.record(ticket, error, started, now, None)
             self._unpark(key)
-            self._supersede(ticket, newer)
+            self._ledger.superseded(ticket, newer)
             return
         delay = backoff(self.options, tries, self._random)
-        _record(ticket, error, started, now, delay)
         self._line.back_off(ticket, now + delay)
-        self.stats.retries += 1
-        self._emit(ActionRetrying(key, tries, described(error), delay))
+        self._ledger.retrying(ticket, error, started, now, delay)
         self._wake()
 
     def _end(self, ticket: Ticket[Any]) -> None:
@@ -575,44 +501,6 @@ class ReleaseQueue:
     def _unpark(self, key: str) -> None:
         if self._line.unpark(key):
             self._wake()
-
-    def _supersede(self, old: Ticket[Any], by: Ticket[Any]) -> None:
-        self.stats.superseded += 1
-        old._resolve(Superseded(by))
-        self._emit(ActionSuperseded(old._key, old._based_on, by._based_on))
-
-    def _drop(self, ticket: Ticket[Any], reason: str) -> None:
-        self.stats.dropped += 1
-        ticket._resolve(Dropped(reason))
-        self._emit(ActionDropped(ticket._key, reason))
-        if self._drainers:
-            self._notify_drainers()
-
-    def _fail(self, ticket: Ticket[Any], error: BaseException, started: float, why: str) -> None:
-        _record(ticket, error, started, self._clock.monotonic(), None)
-        self.stats.failed += 1
-        ticket._resolve(Failed(error, tuple(ticket._attempts or ())))
-        self._emit(ActionFailed(ticket._key, described(error), ticket._tries, why))
-        if self._drainers:
-            self._notify_drainers()
-
-    def _notify_drainers(self) -> None:
-        if self._line.pending or self._running:
-            return
-        drainers, self._drainers = self._drainers, []
-        for future in drainers:
-            if not future.done():
-                future.set_result(None)
-
-
-def _record(
-    ticket: Ticket[Any], error: BaseException, started: float, ended: float, delay: float | None
-) -> None:
-    attempt = Attempt(ticket._tries, started, ended, error, delay)
-    if ticket._attempts is None:
-        ticket._attempts = [attempt]
-    else:
-        ticket._attempts.append(attempt)
 
 
 def _over_budget(
