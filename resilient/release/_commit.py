@@ -39,7 +39,7 @@ from resilient.release._types import (
     Verdict,
 )
 
-__all__ = ["CommitChecks", "RevalidateCallback", "StateSource", "described"]
+__all__ = ["CommitChecks", "Raised", "RevalidateCallback", "StateSource", "described"]
 
 StateSource: TypeAlias = Callable[[], ReleaseState | Awaitable[ReleaseState]]
 """What ``ReleaseQueue(state)`` takes: returns, or awaits, the state now."""
@@ -59,11 +59,11 @@ class CommitChecks:
         "_emit",
         "_options",
         "_pacer",
-        "_revalidate",
-        "_state",
         "_stats",
         "_unavailable_since",
         "brake",
+        "revalidate",
+        "source",
     )
 
     def __init__(
@@ -76,8 +76,9 @@ class CommitChecks:
         emit: Emitter,
         stats: ReleaseStats,
     ) -> None:
-        self._state = state
-        self._revalidate = revalidate
+        self.source = state
+        """``state``, as given: the scheduler calls it (see :meth:`settle`)."""
+        self.revalidate = revalidate
         self._options = options
         self._pacer = pacer
         self._deadlines = deadlines
@@ -88,22 +89,29 @@ class CommitChecks:
         self.brake = _OFF
         """Where the brake stands, as of the last state read."""
 
-    async def read_state(self, now: float) -> ReleaseState | None:
-        """The state now, or None (and a ``state_unavailable`` event, once per outage)."""
+    @property
+    def unavailable(self) -> bool:
+        """True from a failed read of the state until the next good one."""
+        return self._unavailable_since is not None
+
+    async def settle(self, answer: object, now: float) -> ReleaseState | None:
+        """The state from what ``source()`` answered (a :class:`Raised` when it raised):
+        awaited within ``state_timeout`` when awaitable, checked; None when there is no
+        state (with a ``state_unavailable`` event, once per outage)."""
         timeout = self._options.state_timeout
         scope: DeadlineScope | None = None
         try:
-            answer: Any = self._state()
+            if isinstance(answer, Raised):
+                raise answer.error
+            if not isinstance(answer, ReleaseState) and inspect.isawaitable(answer):
+                async with self._deadlines.within(timeout) as scope:
+                    answer = await answer
             if not isinstance(answer, ReleaseState):
-                if inspect.isawaitable(answer):
-                    async with self._deadlines.within(timeout) as scope:
-                        answer = await answer
-                if not isinstance(answer, ReleaseState):
-                    raise _NotAState(f"state() answered {shown(answer)}, not a ReleaseState")
-        except asyncio.CancelledError:
+                raise _NotAState(f"state() answered {shown(answer)}, not a ReleaseState")
+        except asyncio.CancelledError as error:
             if _cancelled():
                 raise
-            reason = "state() raised CancelledError"
+            reason = f"state() raised {described(error)}"
         except _NotAState as error:
             reason = str(error)
         except Exception as error:
@@ -160,17 +168,11 @@ class CommitChecks:
         replan it (a ``Proceed`` answer drops it with the policy's reason). A fresh action
         starts unless the callback answers otherwise.
         """
-        options = self._options
-        age = now - ticket._submitted_at
-        problem: str | None = None
-        if age > options.max_age:
-            problem = f"expired: {_seconds(age)} s old, max_age {_seconds(options.max_age)} s"
-        elif ticket._based_on < state.version:
-            problem = f"stale: based on version {ticket._based_on}, state is {state.version}"
-        callback = self._revalidate
+        problem = self.problem(ticket, state, now)
+        callback = self.revalidate
         if callback is None:
             return problem
-        timeout = options.revalidate_timeout
+        timeout = self._options.revalidate_timeout
         scope: DeadlineScope | None = None
         try:
             verdict: Any = callback(ticket, state)
@@ -192,6 +194,26 @@ class CommitChecks:
         if isinstance(verdict, Drop):
             return verdict.reason
         return f"revalidate answered {shown(verdict)}, not Proceed, Replan or Drop"
+
+    def problem(self, ticket: Ticket[Any], state: ReleaseState, now: float) -> str | None:
+        """Why policy forbids starting ``ticket`` as it is (None: nothing)."""
+        max_age = self._options.max_age
+        age = now - ticket._submitted_at
+        if age > max_age:
+            return f"expired: {_seconds(age)} s old, max_age {_seconds(max_age)} s"
+        if ticket._based_on < state.version:
+            return f"stale: based on version {ticket._based_on}, state is {state.version}"
+        return None
+
+
+class Raised:
+    """What a sync ``state()`` answered by raising: the scheduler calls ``state()`` itself
+    (the fast path) and hands this to :meth:`CommitChecks.settle`."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class _NotAState(Exception):

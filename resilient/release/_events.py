@@ -1,7 +1,7 @@
 """Every event a :class:`~resilient.release.ReleaseQueue` emits (source ``"release"``).
 
-How an action ended (one event each, always: nothing ends silently): ``superseded``,
-``dropped``, ``failed``, and ``done`` (DEBUG; ``ReleaseOptions.done_events``). On the way:
+How an action ended (one event each): ``dropped`` and ``failed`` (always), ``superseded`` and
+``done`` (DEBUG) unless ``ReleaseOptions.routine_events`` is off. On the way:
 ``retrying`` after a failed attempt, ``replanned`` when the ``revalidate`` callback answered
 with a fresh action. The queue as a whole: ``paused`` / ``resumed``, the brake's ``slowed`` /
 ``halted`` / ``released``, ``state_unavailable`` / ``state_recovered``, and ``closed``.
@@ -67,7 +67,7 @@ RELEASE_CLOSED = "closed"
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ActionDone(EventAttributes):
-    """An action ran and succeeded (DEBUG; emitted when ``ReleaseOptions.done_events``)."""
+    """An action ran and succeeded (DEBUG; when ``ReleaseOptions.routine_events``)."""
 
     NAME: ClassVar[str] = RELEASE_DONE
     SEVERITY: ClassVar[Severity] = Severity.DEBUG
@@ -94,7 +94,8 @@ class ActionFailed(EventAttributes):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ActionSuperseded(EventAttributes):
-    """A newer action for the same key took the place of one not yet started (INFO)."""
+    """A newer action for the same key took the place of one not yet started (INFO; when
+    ``ReleaseOptions.routine_events``)."""
 
     NAME: ClassVar[str] = RELEASE_SUPERSEDED
 

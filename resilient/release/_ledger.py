@@ -34,27 +34,27 @@ __all__ = ["Ledger"]
 class Ledger:
     """Ends the tickets of one queue; ``idle()`` says whether nothing waits or runs."""
 
-    __slots__ = ("_clock", "_done_events", "_drainers", "_emit", "_idle", "stats")
+    __slots__ = ("_clock", "_drainers", "_emit", "_idle", "_routine", "stats")
 
     def __init__(
         self,
         stats: ReleaseStats,
         emit: Emitter,
         clock: Clock,
-        done_events: bool,
+        routine_events: bool,
         idle: Callable[[], bool],
     ) -> None:
         self.stats = stats
         self._emit = emit
         self._clock = clock
-        self._done_events = done_events
+        self._routine = routine_events
         self._idle = idle
         self._drainers: list[asyncio.Future[None]] = []
 
     def done(self, ticket: Ticket[Any], result: object) -> None:
         self.stats.done += 1
         ticket._resolve(Done(result))
-        if self._done_events:
+        if self._routine:
             self._emit(ActionDone(ticket._key, ticket._tries))
         if self._drainers:
             self.notify()
@@ -62,7 +62,8 @@ class Ledger:
     def superseded(self, old: Ticket[Any], by: Ticket[Any]) -> None:
         self.stats.superseded += 1
         old._resolve(Superseded(by))
-        self._emit(ActionSuperseded(old._key, old._based_on, by._based_on))
+        if self._routine:
+            self._emit(ActionSuperseded(old._key, old._based_on, by._based_on))
 
     def replanned(self, old: Ticket[Any], fresh: Ticket[Any]) -> None:
         """``fresh`` (a ``Replan`` answer) supersedes ``old``."""

@@ -141,10 +141,12 @@ class ReleaseOptions:
     revalidate_timeout: float = option(1.0, Number(min=0, min_open=True, unit="seconds"))
     """Seconds an awaitable ``revalidate`` answer may take; past it the action is dropped with
     the reason (nothing is applied on a verdict that never came)."""
-    done_events: bool = option(True, Instance(bool, "a bool"))
-    """Emit a ``done`` event (DEBUG) for every action that succeeded. Failures, drops and
-    supersessions are always emitted; turn this off only where a success per action is too
-    many events (it costs about as much as the rest of an action's way through the queue)."""
+    routine_events: bool = option(True, Instance(bool, "a bool"))
+    """Emit the events of routine endings: ``done`` (DEBUG) for every action that succeeded,
+    ``superseded`` (INFO) for every one a newer action of its key replaced. Failures, drops
+    and replans are always emitted, and every ending is on its ticket and in the stats. Turn
+    it off where an event per action is too many: building one costs about as much as the
+    rest of an action's way through an unthrottled queue (``bench/bench_release.py``)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

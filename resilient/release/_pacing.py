@@ -29,7 +29,7 @@ class Pacer:
     ``(now - window, now]``.
     """
 
-    __slots__ = ("_log", "allowance", "batch", "ramp_start", "successes")
+    __slots__ = ("allowance", "batch", "log", "ramp_start", "successes")
 
     def __init__(self, options: ReleaseOptions) -> None:
         self.batch = options.batch
@@ -37,12 +37,12 @@ class Pacer:
         self.allowance = options.ramp_start
         self.successes = 0
         # The allowance never exceeds batch, so the last batch starts are all that matter.
-        self._log: collections.deque[float] = collections.deque(maxlen=options.batch)
+        self.log: collections.deque[float] = collections.deque(maxlen=options.batch)
 
     def delay(self, now: float, window: float) -> float:
         """Seconds until a start is allowed (0 when it is now)."""
         allowance = self.allowance
-        log = self._log
+        log = self.log
         if len(log) < allowance:
             return 0.0
         opens = log[-allowance] + window
@@ -50,7 +50,7 @@ class Pacer:
 
     def record(self, now: float) -> None:
         """A start happened at ``now``."""
-        self._log.append(now)
+        self.log.append(now)
 
     def succeeded(self, grow: bool) -> bool:
         """A run succeeded; the allowance may grow (only when ``grow``: never under the

@@ -12,21 +12,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from resilient.release._ticket import Ticket
+from resilient.release._ticket import RUNNING, Ticket
 
 __all__ = ["WorkerPool"]
 
 
 class WorkerPool:
-    """Runs each ticket handed to :meth:`run` with ``execute``, on its own worker tasks."""
+    """Runs each ticket handed to :meth:`run` on its worker tasks, and tells how it went:
+    ``succeeded(ticket, result)``, or ``failed(ticket, error)``, which answers whether the
+    worker must raise the error too (a cancellation of the worker, KeyboardInterrupt)."""
 
-    __slots__ = ("_closing", "_execute", "_free", "ready", "workers")
+    __slots__ = ("_closing", "_failed", "_free", "_succeeded", "ready", "workers")
 
-    def __init__(self, execute: Callable[[Ticket[Any]], Awaitable[None]]) -> None:
-        self._execute = execute
+    def __init__(
+        self,
+        succeeded: Callable[[Ticket[Any], Any], None],
+        failed: Callable[[Ticket[Any], BaseException], bool],
+    ) -> None:
+        self._succeeded = succeeded
+        self._failed = failed
         self.ready: deque[Ticket[Any]] = deque()
         """Committed tickets no worker has taken yet (for an instant)."""
         self.workers: set[asyncio.Task[None]] = set()
@@ -36,6 +43,10 @@ class WorkerPool:
     def run(self, ticket: Ticket[Any]) -> None:
         """Run ``ticket`` now (on a free worker, or a new one)."""
         self.ready.append(ticket)
+        self.wake()
+
+    def wake(self) -> None:
+        """Tickets were added to :attr:`ready` directly: make sure a worker will take them."""
         if not self._free:
             self._spawn()
 
@@ -47,6 +58,8 @@ class WorkerPool:
 
     async def _work(self) -> None:
         ready = self.ready
+        succeeded = self._succeeded
+        failed = self._failed
         busy = False
         try:
             while ready:
@@ -55,7 +68,15 @@ class WorkerPool:
                 busy = True
                 if ready and not self._free:
                     self._spawn()
-                await self._execute(ticket)
+                ticket._state = RUNNING
+                ticket._tries += 1
+                try:
+                    result = await ticket._run()
+                except BaseException as error:
+                    if failed(ticket, error):
+                        raise
+                else:
+                    succeeded(ticket, result)
                 self._free += 1
                 busy = False
         finally:

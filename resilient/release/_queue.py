@@ -39,18 +39,24 @@ from resilient._validate import Instance, Integer, Text, check, shown
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ArgumentTypeError, ArgumentValueError, QueueClosedError
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
-from resilient.release._commit import CommitChecks, RevalidateCallback, StateSource, described
+from resilient.release._commit import (
+    CommitChecks,
+    Raised,
+    RevalidateCallback,
+    StateSource,
+    described,
+)
 from resilient.release._events import (
     RELEASE_EVENT_SOURCE,
     QueueClosed,
 )
 from resilient.release._hold import Holds
 from resilient.release._ledger import Ledger
-from resilient.release._line import Line, Slot
+from resilient.release._line import Line
 from resilient.release._options import DEFAULT_RELEASE_OPTIONS, ReleaseOptions
 from resilient.release._pacing import Pacer, backoff, budget_limit
 from resilient.release._pool import WorkerPool
-from resilient.release._ticket import READY, RUNNING, Ticket
+from resilient.release._ticket import HERE, READY, RUNNING, Ticket
 from resilient.release._types import (
     Brake,
     ReleaseState,
@@ -74,6 +80,10 @@ _UNITS = Integer(min=0)
 _FLAG = Instance(bool, "a bool")
 _REASON = Text(non_empty=True)
 _OFF, _SLOWED, _HALTED = Brake.OFF, Brake.SLOWED, Brake.HALTED
+
+_PASS = 256
+"""Most starts in one pass of the scheduler before it lets the event loop run (a backlog of
+100,000 actions with no throttling would otherwise hold the loop for a tenth of a second)."""
 
 
 class ReleaseQueue:
@@ -119,13 +129,13 @@ class ReleaseQueue:
         self._line = Line()
         self._running: dict[str, Ticket[Any]] = {}
         """The committed action of each key (starting or running): at most one per key."""
-        self._pool = WorkerPool(self._execute)
+        self._pool = WorkerPool(self._succeeded, self._failed)
         self._in_flight = 0
         self._units = 0
         self._scheduler: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_on_end = False
-        self._ledger = Ledger(self.stats, self._emit, clock, options.done_events, self._idle)
+        self._ledger = Ledger(self.stats, self._emit, clock, options.routine_events, self._idle)
         self._holds = Holds(clock, self._emit, self._pacer, self.stats, self._wake)
         self._closed = False
         self._cancelling = False
@@ -172,9 +182,15 @@ class ReleaseQueue:
         if self._closed:
             raise QueueClosedError(f"the release queue is closed: submit({shown(key)}) refused")
         ticket: Ticket[T] = Ticket(key, run, based_on, takes_out, restores, self._clock.monotonic())
-        old = self._line.place(ticket, self._running)
-        if old is not None:
-            self._ledger.superseded(old, ticket)
+        line = self._line
+        if key in line.pending or key in self._running:
+            old = line.place(ticket, self._running)
+            if old is not None:
+                self._ledger.superseded(old, ticket)
+        else:  # Line.place, inlined for the common case: a key with nothing waiting or running
+            line.pending[key] = ticket
+            ticket._entry = HERE
+            (line.restores if restores else line.removals).append(ticket)
         self.stats.submitted += 1
         if self._scheduler is None:
             self._scheduler = asyncio.get_running_loop().create_task(
@@ -320,12 +336,30 @@ class ReleaseQueue:
             self._emit(QueueClosed(len(left), 0))
 
     async def _commit_loop(self) -> None:
+        # A *pass* reads the state once, then starts actions in line order while every check
+        # holds; its starts happen in one turn of the event loop, at one instant, with nothing
+        # else run in between, so that state is the state at each one's commit. The common
+        # case (a sync state(), no callback, no pause, no brake) awaits nothing. With a
+        # revalidate callback every start is a pass of its own.
         options = self.options
         clock = self._clock
         pacer = self._pacer
+        log = pacer.log
         checks = self._checks
+        read = checks.source
+        policy_only = checks.revalidate is None
         line = self._line
+        pending = line.pending
+        restores = line.restores
+        removals = line.removals
         holds = self._holds
+        running = self._running
+        stats = self.stats
+        pool = self._pool
+        ready = pool.ready
+        max_in_flight = options.max_in_flight
+        max_age = options.max_age
+        slow_above = options.slow_above
         interval = options.interval
         slow_window = interval * options.slow_factor
         while not self._closed:
@@ -335,63 +369,112 @@ class ReleaseQueue:
                 line.admit_due(now)
                 due = line.next_due()
             wait = None if due is None else due - now
-            slot = line.head()
-            if slot is None:
+            ticket = line.head()
+            if ticket is None:
                 await self._wait(wait)
                 continue
-            ticket = slot.ticket
-            assert ticket is not None
             held = (holds.manual is not None or holds.followed) and holds.update(len(line))
             if held:
                 await self._wait(None if holds.manual is not None else interval)
                 continue
-            if self._in_flight >= options.max_in_flight:
+            if self._in_flight >= max_in_flight:
                 self._wake_on_end = True
                 await self._wait(wait)
                 continue
-            braked = not ticket._restores and checks.brake is not _OFF
-            delay = pacer.delay(now, slow_window if braked else interval)
-            if delay > 0:
-                await self._wait(delay if wait is None else min(delay, wait))
-                continue
-            state = await checks.read_state(now)
-            if state is None:
-                await self._wait(interval)
-                continue
-            if self._closed or slot.ticket is not ticket or holds.manual is not None:
-                continue  # changed while the state was read: look again
-            now = clock.monotonic()
-            brake = checks.update_brake(state, now)
-            if not ticket._restores:
-                if brake is _HALTED:
+            allowance = pacer.allowance
+            if len(log) >= allowance:
+                braked = not ticket._restores and checks.brake is not _OFF
+                delay = log[-allowance] + (slow_window if braked else interval) - now
+                if delay > 0:
+                    await self._wait(delay if wait is None else min(delay, wait))
+                    continue
+            try:
+                state: Any = read()
+            except (Exception, asyncio.CancelledError) as error:
+                state = Raised(error)
+            if type(state) is not ReleaseState or checks.unavailable:
+                state = await checks.settle(state, now)
+                if state is None:
                     await self._wait(interval)
                     continue
-                if brake is _SLOWED and pacer.delay(now, slow_window) > 0:
-                    continue
-            judged = await checks.judge(ticket, state, now)
-            if self._closed or slot.ticket is not ticket or holds.manual is not None:
-                continue  # changed while the callback ran: look again
-            if judged is not None:
-                if isinstance(judged, str):
-                    line.take(slot, ticket)
-                    self._ledger.dropped(ticket, judged)
-                    continue
-                ticket = self._replan(slot, ticket, judged, state, now)
-                if slot.ticket is not ticket:
-                    continue  # the fresh action went to the other lane
-            if not ticket._restores and ticket._takes_out:
-                limit = budget_limit(options, state)
-                if ticket._takes_out > limit:
-                    line.take(slot, ticket)
-                    self._ledger.dropped(ticket, _over_budget(ticket, limit, state, options))
-                    continue
-                if state.out_of_service + self._units + ticket._takes_out > limit:
-                    self._wake_on_end = True
-                    await self._wait(interval)
-                    continue
-            if holds.followed and holds.current() is not None:
-                continue
-            self._start(slot, ticket, now)
+                if self._closed or ticket._entry is None or holds.manual is not None:
+                    continue  # changed while the state was awaited: look again
+                now = clock.monotonic()
+            brake = _OFF
+            if checks.brake is not _OFF or state.unhealthy > slow_above:
+                brake = checks.update_brake(state, now)
+            version = state.version
+            limit = budget_limit(options, state)
+            room = limit - state.out_of_service  # for the units of the actions it starts
+            passed = 0
+            while True:  # one start per round; any check that does not hold ends the pass
+                if not ticket._restores and brake is not _OFF:
+                    if brake is _HALTED:
+                        await self._wait(interval)
+                        break
+                    if pacer.delay(now, slow_window) > 0:
+                        break
+                if policy_only:
+                    if now - ticket._submitted_at > max_age or ticket._based_on < version:
+                        line.take(ticket)
+                        self._ledger.dropped(ticket, checks.problem(ticket, state, now) or "")
+                        break
+                else:
+                    judged = await checks.judge(ticket, state, now)
+                    if self._closed or ticket._entry is None or holds.manual is not None:
+                        break  # changed while the callback ran: look again
+                    if holds.followed and holds.current() is not None:
+                        break
+                    if judged is not None:
+                        if isinstance(judged, str):
+                            line.take(ticket)
+                            self._ledger.dropped(ticket, judged)
+                            break
+                        fresh = self._replan(ticket, judged, state, now)
+                        if fresh._restores != ticket._restores:
+                            break  # the fresh action went to the other lane
+                        ticket = fresh
+                takes_out = ticket._takes_out
+                if takes_out:  # never for a restore
+                    if takes_out > limit:
+                        line.take(ticket)
+                        self._ledger.dropped(ticket, _over_budget(ticket, limit, state, options))
+                        break
+                    if self._units + takes_out > room:
+                        self._wake_on_end = True
+                        await self._wait(interval)
+                        break
+                # Start it (line.take and WorkerPool.run, inlined: every action comes here).
+                (restores if ticket._restores else removals).popleft()
+                entry = ticket._entry
+                if entry is not HERE and entry is not None:
+                    entry._current = None  # the place of a ticket this one superseded
+                ticket._entry = None
+                key = ticket._key
+                del pending[key]
+                running[key] = ticket
+                ticket._state = READY
+                ticket._started = now
+                self._in_flight += 1
+                self._units += takes_out
+                log.append(now)
+                stats.started += 1
+                ready.append(ticket)
+                passed += 1
+                if not policy_only or passed >= _PASS:
+                    break
+                # The next in line, if every cheap check still holds.
+                head = line.head()
+                if head is None or self._in_flight >= max_in_flight:
+                    break
+                ticket = head
+                allowance = pacer.allowance
+                if len(log) >= allowance and log[-allowance] + interval > now:
+                    break
+            if ready:
+                pool.wake()
+                if passed >= _PASS:
+                    await asyncio.sleep(0)  # let the workers, and everyone else, run
 
     async def _wait(self, seconds: float | None) -> None:
         """Until woken (a submit, a resume, an end the scheduler waits for, a close) or, when
@@ -415,53 +498,50 @@ class ReleaseQueue:
             future.set_result(None)
 
     def _replan(
-        self, slot: Slot, old: Ticket[Any], plan: Replan, state: ReleaseState, now: float
+        self, old: Ticket[Any], plan: Replan, state: ReleaseState, now: float
     ) -> Ticket[Any]:
         restores = old._restores if plan.restores is None else plan.restores
         fresh: Ticket[Any] = Ticket(
             old._key, plan.run, state.version, plan.takes_out, restores, now
         )
-        self._line.replace(slot, old, fresh)
+        self._line.replace(old, fresh)
         self._ledger.replanned(old, fresh)
         return fresh
 
-    def _start(self, slot: Slot, ticket: Ticket[Any], now: float) -> None:
-        self._line.take(slot, ticket)
-        self._running[ticket._key] = ticket
-        ticket._state = READY
-        self._in_flight += 1
-        self._units += ticket._takes_out
-        self._pacer.record(now)
-        self.stats.started += 1
-        self._pool.run(ticket)
-
     # -- running, and how actions end --------------------------------------------------------------
 
-    async def _execute(self, ticket: Ticket[Any]) -> None:
-        """Run a committed action once (on a worker) and settle what follows."""
-        ticket._state = RUNNING
-        ticket._tries += 1
-        started = self._clock.monotonic()
-        try:
-            result = await ticket._run()
-        except asyncio.CancelledError as error:
-            if not self._cancelling:  # raised by the action itself: a failed run
-                self._failed_run(ticket, error, started)
-                return
-            self._end(ticket)
-            self._ledger.failed(ticket, error, started, "cancelled")
-            raise
-        except Exception as error:
+    def _succeeded(self, ticket: Ticket[Any], result: object) -> None:
+        """A run returned (called by a worker): free its place, grow the ramp, end it."""
+        key = ticket._key
+        del self._running[key]
+        self._in_flight -= 1
+        self._units -= ticket._takes_out
+        wake = self._wake_on_end
+        if key in self._line.pending:
+            wake |= self._line.unpark(key)
+        if self._checks.brake is _OFF:
+            wake |= self._pacer.succeeded(True)  # the window may be open now
+        if wake:
+            self._wake()
+        self._ledger.done(ticket, result)
+
+    def _failed(self, ticket: Ticket[Any], error: BaseException) -> bool:
+        """A run raised (called by a worker); True when the worker must raise it too."""
+        started = ticket._started
+        if isinstance(error, Exception):
             self._failed_run(ticket, error, started)
-        except BaseException as error:  # KeyboardInterrupt, SystemExit: recorded, then raised
-            self._end(ticket)
-            self._ledger.failed(ticket, error, started, f"{type(error).__name__} raised")
-            raise
-        else:
-            self._end(ticket)
-            if self._pacer.succeeded(self._checks.brake is _OFF):
-                self._wake()  # the window may be open now
-            self._ledger.done(ticket, result)
+            return False
+        if isinstance(error, asyncio.CancelledError) and not self._cancelling:
+            self._failed_run(ticket, error, started)  # raised by the action itself
+            return False
+        self._end(ticket)
+        why = (
+            "cancelled"
+            if isinstance(error, asyncio.CancelledError)
+            else (f"{type(error).__name__} raised")
+        )
+        self._ledger.failed(ticket, error, started, why)
+        return True  # our close(cancel=True), or KeyboardInterrupt / SystemExit
 
     def _failed_run(self, ticket: Ticket[Any], error: BaseException, started: float) -> None:
         """A run raised: retry after a backoff, or end the action."""

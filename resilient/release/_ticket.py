@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from resilient.release._types import Attempt, Outcome
-
-if TYPE_CHECKING:
-    from resilient.release._line import Slot
 
 __all__ = ["Ticket"]
 
@@ -27,6 +25,14 @@ READY = 3
 RUNNING = 4
 ENDED = 5
 
+
+class _Here(enum.Enum):
+    HERE = "here"
+
+
+HERE: Final = _Here.HERE
+"""``Ticket._entry`` of a ticket that holds its own place in a lane (see ``_line.py``)."""
+
 _STATUS = ("queued", "parked", "backoff", "starting", "running", "ended")
 
 
@@ -43,12 +49,14 @@ class Ticket(Generic[T]):
     __slots__ = (
         "_attempts",
         "_based_on",
+        "_current",
+        "_entry",
         "_future",
         "_key",
         "_outcome",
         "_restores",
         "_run",
-        "_slot",
+        "_started",
         "_state",
         "_submitted_at",
         "_takes_out",
@@ -71,8 +79,13 @@ class Ticket(Generic[T]):
         self._restores = restores
         self._submitted_at = submitted_at
         self._state = QUEUED
-        self._slot: Slot | None = None
+        self._entry: Ticket[Any] | Literal[_Here.HERE] | None = None
+        """Where it stands in a lane: HERE (its own place), the ticket whose place it holds,
+        or None (in no lane)."""
+        self._current: Ticket[Any] | None = None
+        """For a ticket whose place another holds now: that one (None: nobody)."""
         self._tries = 0
+        self._started = 0.0
         self._attempts: list[Attempt] | None = None
         self._outcome: Outcome[T] | None = None
         self._future: asyncio.Future[None] | None = None
@@ -146,7 +159,6 @@ class Ticket(Generic[T]):
         """End the ticket (the queue calls this exactly once)."""
         self._state = ENDED
         self._outcome = outcome
-        self._slot = None
         future = self._future
         if future is not None and not future.done():
             future.set_result(None)
