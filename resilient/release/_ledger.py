@@ -11,7 +11,6 @@ left.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from resilient.clock import Clock
@@ -25,16 +24,17 @@ from resilient.release._events import (
     ActionRetrying,
     ActionSuperseded,
 )
-from resilient.release._ticket import Ticket
+from resilient.release._ticket import ENDED, Ticket
 from resilient.release._types import Attempt, Done, Dropped, Failed, ReleaseStats, Superseded
 
 __all__ = ["Ledger"]
 
 
 class Ledger:
-    """Ends the tickets of one queue; ``idle()`` says whether nothing waits or runs."""
+    """Ends the tickets of one queue; ``pending`` and ``running`` are the queue's waiting
+    and committed actions by key (the queue is idle when both are empty)."""
 
-    __slots__ = ("_clock", "_drainers", "_emit", "_idle", "_routine", "stats")
+    __slots__ = ("_clock", "_drainers", "_emit", "_pending", "_routine", "_running", "stats")
 
     def __init__(
         self,
@@ -42,26 +42,34 @@ class Ledger:
         emit: Emitter,
         clock: Clock,
         routine_events: bool,
-        idle: Callable[[], bool],
+        pending: dict[str, Ticket[Any]],
+        running: dict[str, Ticket[Any]],
     ) -> None:
         self.stats = stats
         self._emit = emit
         self._clock = clock
         self._routine = routine_events
-        self._idle = idle
+        self._pending = pending
+        self._running = running
         self._drainers: list[asyncio.Future[None]] = []
 
     def done(self, ticket: Ticket[Any], result: object) -> None:
         self.stats.done += 1
-        ticket._resolve(Done(result))
+        # Ticket._resolve_lazily(Done, result), inlined: every action that succeeds comes here.
+        ticket._lazy = Done
+        ticket._value = result
+        ticket._state = ENDED
+        future = ticket._future
+        if future is not None and not future.done():
+            future.set_result(None)
         if self._routine:
             self._emit(ActionDone(ticket._key, ticket._tries))
-        if self._drainers:
+        if self._drainers and not self._pending and not self._running:
             self.notify()
 
     def superseded(self, old: Ticket[Any], by: Ticket[Any]) -> None:
         self.stats.superseded += 1
-        old._resolve(Superseded(by))
+        old._resolve_lazily(Superseded, by)
         if self._routine:
             self._emit(ActionSuperseded(old._key, old._based_on, by._based_on))
 
@@ -112,15 +120,15 @@ class Ledger:
             ticket._attempts.append(attempt)
 
     async def drained(self) -> None:
-        """Return once ``idle()``."""
-        while not self._idle():
+        """Return once nothing waits or runs."""
+        while self._pending or self._running:
             future = asyncio.get_running_loop().create_future()
             self._drainers.append(future)
             await future
 
     def notify(self) -> None:
-        """Wake :meth:`drained` if ``idle()``."""
-        if not self._idle():
+        """Wake :meth:`drained` if nothing waits or runs."""
+        if self._pending or self._running:
             return
         drainers, self._drainers = self._drainers, []
         for future in drainers:

@@ -52,14 +52,10 @@ class Pacer:
         """A start happened at ``now``."""
         self.log.append(now)
 
-    def succeeded(self, grow: bool) -> bool:
-        """A run succeeded; the allowance may grow (only when ``grow``: never under the
-        health brake). True when it grew."""
-        if not grow:
-            return False
-        self.successes += 1
-        if self.successes < self.allowance:
-            return False
+    def succeeded(self) -> bool:
+        """``successes`` reached the allowance (the queue counts them, and calls this then;
+        never under the health brake): double the allowance, up to ``batch``. True when it
+        grew."""
         self.successes = 0
         if self.allowance >= self.batch:
             return False

@@ -135,7 +135,9 @@ class ReleaseQueue:
         self._scheduler: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._wake_on_end = False
-        self._ledger = Ledger(self.stats, self._emit, clock, options.routine_events, self._idle)
+        self._ledger = Ledger(
+            self.stats, self._emit, clock, options.routine_events, self._line.pending, self._running
+        )
         self._holds = Holds(clock, self._emit, self._pacer, self.stats, self._wake)
         self._closed = False
         self._cancelling = False
@@ -192,12 +194,13 @@ class ReleaseQueue:
             ticket._entry = HERE
             (line.restores if restores else line.removals).append(ticket)
         self.stats.submitted += 1
-        if self._scheduler is None:
+        wakeup = self._wakeup  # _wake, inlined
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+        elif self._scheduler is None:
             self._scheduler = asyncio.get_running_loop().create_task(
                 self._schedule(), name="ReleaseQueue.scheduler"
             )
-        else:
-            self._wake()
         return ticket
 
     def pause(self, reason: str) -> None:
@@ -318,9 +321,6 @@ class ReleaseQueue:
             f"paused={self.paused}, brake={self.brake.value}, closed={self._closed})"
         )
 
-    def _idle(self) -> bool:
-        return not self._line.pending and not self._running
-
     # -- the scheduler -------------------------------------------------------------------------
 
     async def _schedule(self) -> None:
@@ -362,6 +362,7 @@ class ReleaseQueue:
         slow_above = options.slow_above
         interval = options.interval
         slow_window = interval * options.slow_factor
+        here, starting, most = HERE, READY, _PASS
         while not self._closed:
             now = clock.monotonic()
             due = line.next_due()
@@ -406,11 +407,30 @@ class ReleaseQueue:
             version = state.version
             limit = budget_limit(options, state)
             room = limit - state.out_of_service  # for the units of the actions it starts
-            passed = 0
-            while True:  # one start per round; any check that does not hold ends the pass
+            passed = handled = 0
+            pause: float | None = None  # how long to wait after the pass (None: no wait)
+            wake_on_end = False
+            while True:  # one action per round; a check that does not hold ends the pass
+                if handled:  # the next in line, if the cheap checks still hold
+                    if handled >= most:
+                        break
+                    # Line.head, inlined for the common case: no restore waits, and the first
+                    # removal holds its own place.
+                    head = removals[0] if removals and not restores else None
+                    if head is None or head._entry is not here:
+                        head = line.head()
+                        if head is None:
+                            break
+                    if self._in_flight >= max_in_flight:
+                        break
+                    ticket = head
+                    allowance = pacer.allowance
+                    if len(log) >= allowance and log[-allowance] + interval > now:
+                        break
+                handled += 1
                 if not ticket._restores and brake is not _OFF:
                     if brake is _HALTED:
-                        await self._wait(interval)
+                        pause = interval  # read the state (health) again in an interval
                         break
                     if pacer.delay(now, slow_window) > 0:
                         break
@@ -418,7 +438,7 @@ class ReleaseQueue:
                     if now - ticket._submitted_at > max_age or ticket._based_on < version:
                         line.take(ticket)
                         self._ledger.dropped(ticket, checks.problem(ticket, state, now) or "")
-                        break
+                        continue
                 else:
                     judged = await checks.judge(ticket, state, now)
                     if self._closed or ticket._entry is None or holds.manual is not None:
@@ -439,42 +459,36 @@ class ReleaseQueue:
                     if takes_out > limit:
                         line.take(ticket)
                         self._ledger.dropped(ticket, _over_budget(ticket, limit, state, options))
-                        break
+                        continue
                     if self._units + takes_out > room:
-                        self._wake_on_end = True
-                        await self._wait(interval)
+                        pause, wake_on_end = interval, True  # an end, or a new state, may help
                         break
                 # Start it (line.take and WorkerPool.run, inlined: every action comes here).
                 (restores if ticket._restores else removals).popleft()
                 entry = ticket._entry
-                if entry is not HERE and entry is not None:
+                if entry is not here and entry is not None:
                     entry._current = None  # the place of a ticket this one superseded
                 ticket._entry = None
                 key = ticket._key
                 del pending[key]
                 running[key] = ticket
-                ticket._state = READY
+                ticket._state = starting
                 ticket._started = now
                 self._in_flight += 1
                 self._units += takes_out
                 log.append(now)
-                stats.started += 1
                 ready.append(ticket)
                 passed += 1
-                if not policy_only or passed >= _PASS:
-                    break
-                # The next in line, if every cheap check still holds.
-                head = line.head()
-                if head is None or self._in_flight >= max_in_flight:
-                    break
-                ticket = head
-                allowance = pacer.allowance
-                if len(log) >= allowance and log[-allowance] + interval > now:
-                    break
+                if not policy_only:
+                    break  # with a callback, every start is a pass of its own
+            stats.started += passed
             if ready:
                 pool.wake()
-                if passed >= _PASS:
-                    await asyncio.sleep(0)  # let the workers, and everyone else, run
+            if pause is not None:
+                self._wake_on_end = wake_on_end
+                await self._wait(pause)
+            elif handled >= most:
+                await asyncio.sleep(0)  # let the workers, and everyone else, run
 
     async def _wait(self, seconds: float | None) -> None:
         """Until woken (a submit, a resume, an end the scheduler waits for, a close) or, when
@@ -520,7 +534,10 @@ class ReleaseQueue:
         if key in self._line.pending:
             wake |= self._line.unpark(key)
         if self._checks.brake is _OFF:
-            wake |= self._pacer.succeeded(True)  # the window may be open now
+            pacer = self._pacer
+            pacer.successes += 1
+            if pacer.successes >= pacer.allowance:  # Pacer.succeeded, inlined up to a change
+                wake |= pacer.succeeded()  # the window may be open now
         if wake:
             self._wake()
         self._ledger.done(ticket, result)
