@@ -384,7 +384,7 @@ class ReleaseQueue:
                 continue
             allowance = pacer.allowance
             if len(log) >= allowance:
-                braked = not ticket._restores and checks.brake is not _OFF
+                braked = not ticket._restores and checks.brake is _SLOWED
                 delay = log[-allowance] + (slow_window if braked else interval) - now
                 if delay > 0:
                     await self._wait(delay if wait is None else min(delay, wait))
