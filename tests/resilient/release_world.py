@@ -9,7 +9,8 @@ model *at each start*, independently of the queue's own accounting:
 - the units out of service (the world's own ``out`` plus the ``takes_out`` of every action
   running) never exceed the budget (``budget_units``, or ``budget_share`` of the capacity
   rounded up), when an action that takes units out starts;
-- no more than ``batch`` starts within any ``interval`` (half-open window, as the queue's);
+- no more than ``batch`` starts within any ``interval`` (half-open window, as the queue's,
+  to a nanosecond);
 - nothing starts while the world says the queue is paused, no removal while health is past
   ``halt_above``, and no action computed from an older version than the world's (unless a
   test's revalidation replanned it).
@@ -27,6 +28,8 @@ from typing import Any
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
 from resilient.release import ReleaseOptions, ReleaseQueue, ReleaseState
+
+_EDGE = 1e-9
 
 
 class Boom(Exception):
@@ -119,10 +122,11 @@ class World:
             self.peak_units = max(self.peak_units, units)
             if units > self.limit():
                 self.violations.append(f"{units} units out at {now}, budget {self.limit()}")
+        # Starts in (now - interval, now]; one within a nanosecond of the edge counts as out
+        # (64.1 - 1.0 is 63.09999999999999 in binary: the start at 63.1 is on the edge).
         times = [start.time for start in self.starts]
-        window = bisect.bisect_right(times, now) - bisect.bisect_right(
-            times, now - options.interval
-        )
+        edge = now - options.interval + _EDGE
+        window = bisect.bisect_right(times, now) - bisect.bisect_right(times, edge)
         if window + 1 > options.batch:
             self.violations.append(f"{window + 1} starts within an interval ending at {now}")
         self.starts.append(Start(now, key, takes_out, restores, based_on))
