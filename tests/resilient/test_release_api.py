@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import subprocess
 import sys
 
@@ -13,8 +14,9 @@ import pytest
 
 import resilient
 import resilient.release as release
+from resilient.errors import ArgumentError
 from resilient.events import Severity
-from resilient.release import Brake, ReleaseStats
+from resilient.release import Brake, ReleaseOptions, ReleaseStats
 from resilient.release._ticket import _STATUS, DELAYED, ENDED, PARKED, QUEUED, READY, RUNNING
 
 MODULES = [
@@ -144,3 +146,49 @@ def test_importing_the_release_queue_imports_nothing_heavy() -> None:
     )
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
     assert loaded & {"redis", "pybreaker", "aiohttp", "tenacity"} == set()
+
+
+# Each field: a value at its bound that is accepted, and the first refused one with its message.
+BOUNDS = [
+    ("batch", 1, 0, "an int >= 1"),
+    ("interval", 1e-9, 0, "a finite number of seconds > 0"),
+    ("max_in_flight", 1, 0, "an int >= 1"),
+    ("ramp_start", 1, 0, "an int >= 1"),
+    ("budget_units", 0, -1, "a number of units >= 0"),
+    ("budget_units", math.inf, math.nan, "a number of units >= 0"),
+    ("budget_share", 1, 1.01, "a finite number of capacity >= 0 and <= 1"),
+    ("budget_share", 0, -0.01, "a finite number of capacity >= 0 and <= 1"),
+    ("slow_above", 0, -0.01, "a finite number of unhealthy share >= 0 and <= 1"),
+    ("slow_factor", 1, 0.99, "a finite number of times >= 1"),
+    ("halt_above", 1, 1.01, "a finite number of unhealthy share >= 0 and <= 1"),
+    ("max_age", 1e-9, 0, "a number of seconds > 0"),
+    ("max_age", math.inf, -1, "a number of seconds > 0"),
+    ("max_attempts", 1, 0, "an int >= 1"),
+    ("backoff_initial", 0, -0.01, "a finite number of seconds >= 0"),
+    ("backoff_max", 1e9, -0.01, "a finite number of seconds >= 0"),
+    ("backoff_jitter", 1, 1.01, "a finite number of share >= 0 and <= 1"),
+    ("backoff_jitter", 0, -0.01, "a finite number of share >= 0 and <= 1"),
+    ("state_timeout", 1e-9, 0, "a finite number of seconds > 0"),
+    ("state_timeout", 1e9, math.inf, "a finite number of seconds > 0"),
+    ("revalidate_timeout", 1e-9, 0, "a finite number of seconds > 0"),
+    ("revalidate_timeout", 1e9, math.inf, "a finite number of seconds > 0"),
+    ("routine_events", False, 0, "a bool"),
+]
+
+
+@pytest.mark.parametrize(("field", "accepted", "refused", "rule"), BOUNDS)
+def test_every_option_has_its_bound(
+    field: str, accepted: object, refused: object, rule: str
+) -> None:
+    companions: dict[str, object] = {}
+    if field == "slow_above":
+        companions["halt_above"] = 1.0
+    if field == "halt_above":
+        companions["slow_above"] = 0.0
+    if field == "backoff_max":
+        companions["backoff_initial"] = 0.0
+    options = ReleaseOptions(**{field: accepted, **companions})
+    assert getattr(options, field) == accepted
+    with pytest.raises(ArgumentError) as raised:
+        ReleaseOptions(**{field: refused, **companions})
+    assert str(raised.value) == f"ReleaseOptions.{field} must be {rule}, got {refused!r}"
