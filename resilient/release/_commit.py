@@ -190,6 +190,12 @@ class CommitChecks:
         if isinstance(verdict, Proceed):
             return problem
         if isinstance(verdict, Replan):
+            restores = ticket._restores if verdict.restores is None else verdict.restores
+            if restores and verdict.takes_out:
+                return (
+                    f"revalidate answered a Replan that restores and takes out "
+                    f"{verdict.takes_out} units"
+                )
             return verdict
         if isinstance(verdict, Drop):
             return verdict.reason

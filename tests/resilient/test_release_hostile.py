@@ -473,3 +473,18 @@ async def test_drop_and_replan_answers_are_checked_when_made() -> None:
 
 async def noop() -> None:
     return None
+
+
+async def test_a_replan_of_a_restore_that_would_take_units_out_is_dropped() -> None:
+    fleet = world()
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Replan:
+        return Replan(fleet.action(action.key), takes_out=2)  # restores=None keeps "restores"
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    ticket = queue.submit("r", fleet.action("r", restores=True), based_on=1, restores=True)
+    assert await ticket == Dropped(
+        "revalidate answered a Replan that restores and takes out 2 units"
+    )
+    assert fleet.starts == []
+    await queue.close()
