@@ -124,7 +124,14 @@ class Ledger:
         while self._pending or self._running:
             future = asyncio.get_running_loop().create_future()
             self._drainers.append(future)
-            await future
+            try:
+                await future
+            except asyncio.CancelledError:
+                # A cancelled waiter leaves nothing behind (a caller polling drain() with a
+                # timeout on a queue that is never idle would otherwise grow this list).
+                if future in self._drainers:
+                    self._drainers.remove(future)
+                raise
 
     def notify(self) -> None:
         """Wake :meth:`drained` if nothing waits or runs."""

@@ -488,3 +488,23 @@ async def test_a_replan_of_a_restore_that_would_take_units_out_is_dropped() -> N
     )
     assert fleet.starts == []
     await queue.close()
+
+
+async def test_cancelled_drains_leave_nothing_behind() -> None:
+    fleet = world()
+    queue = make_queue(fleet)
+    ticket = queue.submit("k", fleet.action("k", seconds=100.0), based_on=1)
+    loop = asyncio.get_running_loop()
+    for _ in range(1000):
+        waiter = loop.create_task(queue.drain())
+        await settle(2)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    assert queue._ledger._drainers == []
+    kept = loop.create_task(queue.drain())
+    await settle(2)
+    assert len(queue._ledger._drainers) == 1
+    await kept
+    assert ticket.outcome == Done(None)
+    await queue.close()
