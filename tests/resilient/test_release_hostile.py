@@ -491,7 +491,7 @@ async def test_a_replan_of_a_restore_that_would_take_units_out_is_dropped() -> N
 
 
 async def test_cancelled_drains_leave_nothing_behind() -> None:
-    fleet = world()
+    fleet = World(VirtualClock(), FAST)  # time moves only when told: the action never ends
     queue = make_queue(fleet)
     ticket = queue.submit("k", fleet.action("k", seconds=100.0), based_on=1)
     loop = asyncio.get_running_loop()
@@ -505,6 +505,7 @@ async def test_cancelled_drains_leave_nothing_behind() -> None:
     kept = loop.create_task(queue.drain())
     await settle(2)
     assert len(queue._ledger._drainers) == 1
+    await fleet.clock.run_for(100.0)
     await kept
     assert ticket.outcome == Done(None)
     await queue.close()
