@@ -206,7 +206,7 @@ def test_the_ramp_doubles_after_as_many_successes_as_it_allows_and_halves_on_fai
 
 def test_the_ramp_starts_where_the_options_say() -> None:
     pacer = Pacer(ReleaseOptions(batch=10, ramp_start=3))
-    assert (pacer.allowance, pacer.batch, pacer.ramp_start) == (3, 10, 3)
+    assert (pacer.allowance, pacer.batch, pacer.ramp_start, pacer.successes) == (3, 10, 3, 0)
     pacer.successes = 3
     assert pacer.succeeded() is True
     assert pacer.allowance == 6
@@ -227,6 +227,8 @@ def test_the_ramp_starts_where_the_options_say() -> None:
         (0.5, 7.0, 10, 5),
         (0.07, math.inf, 100, 7),
         (0.29, math.inf, 100, 29),
+        (0.30000000001, math.inf, 10, 3),  # rounded to 9 decimals before rounding up
+        (0.3000000001, math.inf, 10, 4),
     ],
 )
 def test_the_budget_is_the_smaller_of_units_and_the_share_rounded_up(
@@ -244,6 +246,8 @@ def test_the_backoff_doubles_from_its_start_up_to_its_cap() -> None:
     assert delays[14] == pytest.approx(81.92)  # client-go's 15th: 82 s
     assert delays[-1] == 1000.0
     assert backoff(options, 10**9, draw) == 1000.0  # no overflow, whatever the count
+    tiny = ReleaseOptions(backoff_initial=1e-300, backoff_max=1e300, backoff_jitter=0.0)
+    assert backoff(tiny, 10**6, draw) == 1e-300 * 2.0**1000  # the exponent stops at 1000
 
 
 def test_the_backoff_jitter_draws_a_share_of_the_delay() -> None:
