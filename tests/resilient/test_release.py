@@ -1328,3 +1328,79 @@ async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_w
     with pytest.raises(QueueClosedError):
         queue.submit("k", noop, based_on=1)
     await queue.close()
+
+
+@pytest.mark.parametrize("restores", [False, True], ids=["same lane", "other lane"])
+async def test_an_action_superseded_while_its_revalidation_is_awaited_never_starts(
+    restores: bool,
+) -> None:
+    fleet = world()
+    queue: ReleaseQueue | None = None
+    newer: list[Ticket[Any]] = []
+
+    async def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed:
+        assert queue is not None
+        if action.based_on == 1:
+            await fleet.clock.sleep(0.5)
+            run = fleet.action("k", restores=restores, based_on=2, result="newer")
+            newer.append(queue.submit("k", run, based_on=2, restores=restores))
+            await fleet.clock.sleep(0.5)
+        return Proceed()
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    old = queue.submit("k", fleet.action("k", result="old"), based_on=1)
+    assert await old == Superseded(newer[0])
+    assert await newer[0] == Done("newer")
+    assert [start.based_on for start in fleet.starts] == [2]
+    await queue.close()
+
+
+async def test_a_replanned_action_waiting_for_room_is_superseded_by_a_newer_submit() -> None:
+    options = ReleaseOptions(batch=10, ramp_start=10, budget_share=0.1)
+    fleet = world(options, capacity=10, out=1)  # no room
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed | Replan:
+        if action.based_on < state.version:
+            return Replan(fleet.action(action.key, takes_out=1, based_on=2), takes_out=1)
+        return Proceed()
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    queue.pause("p")
+    old = queue.submit("k", fleet.action("k", takes_out=1), based_on=1, takes_out=1)
+    fleet.version = 2
+    queue.resume()
+    await fleet.clock.sleep(2.5)
+    replanned = old.outcome
+    assert isinstance(replanned, Superseded)
+    assert replanned.by.status == "queued"  # waits for room
+    assert queue.queued == 1
+    newest = queue.submit("k", fleet.action("k", result="newest", based_on=2), based_on=2)
+    assert replanned.by.outcome == Superseded(newest)
+    assert queue.queued == 1
+    assert await newest == Done("newest")  # it takes nothing out: no room needed
+    await queue.close()
+
+
+async def test_every_pause_is_counted() -> None:
+    queue = make_queue(world())
+    queue.pause("one")
+    queue.pause("one, told again")  # still the same pause
+    queue.resume()
+    queue.pause("two")
+    queue.resume()
+    assert queue.stats.pauses == 2
+    await queue.close()
+
+
+async def test_a_parked_action_put_back_in_line_is_queued_and_closed_once() -> None:
+    fleet = world(ReleaseOptions(batch=1, ramp_start=1, interval=100.0))
+    queue = make_queue(fleet)
+    running = queue.submit("k", fleet.action("k", seconds=1.0), based_on=1)
+    await settle()
+    parked = queue.submit("k", fleet.action("k"), based_on=1)
+    assert parked.status == "parked"
+    assert await running == Done(None)
+    await settle()
+    assert parked.status == "queued"  # back in line, waiting for the window
+    assert await queue.close() == (parked,)
+    assert parked.outcome == Dropped("closed")
