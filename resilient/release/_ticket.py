@@ -64,6 +64,13 @@ class Ticket(Generic[T]):
         "_value",
     )
 
+    # Set before they are first read (not in __init__: a submit is the hot path).
+    _started: float
+    """When its last run was committed, on the queue's clock (set at each commit)."""
+    _lazy: Callable[[Any], Outcome[T]] | None
+    _value: Any
+    """Once ended (both set then): the outcome, or what ``_lazy`` builds it from."""
+
     def __init__(
         self,
         key: str,
@@ -86,11 +93,7 @@ class Ticket(Generic[T]):
         self._current: Ticket[Any] | None = None
         """For a ticket whose place another holds now: that one (None: nobody)."""
         self._tries = 0
-        self._started = 0.0
         self._attempts: list[Attempt] | None = None
-        self._lazy: Callable[[Any], Outcome[T]] | None = None
-        self._value: Any = None
-        """Once ended: the outcome, or what ``_lazy`` builds it from."""
         self._future: asyncio.Future[None] | None = None
 
     @property

@@ -1299,8 +1299,10 @@ async def test_a_ticket_tells_what_it_is() -> None:
     assert ticket.attempts == ()
     assert ticket.runs == 0
     assert repr(ticket) == "Ticket(key='engine-7', based_on=4, takes_out=2, status=queued)"
+    long = queue.submit("x" * 100, fleet.action("long"), based_on=4)
+    assert repr(long) == f"Ticket(key='{'x' * 40}', based_on=4, takes_out=0, status=queued)"
     assert repr(queue) == (
-        "ReleaseQueue(queued=1, in_flight=0, paused=True, brake=off, closed=False)"
+        "ReleaseQueue(queued=2, in_flight=0, paused=True, brake=off, closed=False)"
     )
     queue.resume()
     await queue.drain()
