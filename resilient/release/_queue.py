@@ -22,6 +22,15 @@ order:
 
 An action that waits keeps its place, and the ones behind it wait too (no overtaking: a large
 drain is never starved by small ones, and the order of intent is kept).
+
+The scheduler works in *passes*: a pass checks 1 to 5 and reads the state once, then takes
+actions in line order while every check holds, each one judged (6, 7) on its own. The starts
+of a pass happen in one turn of the event loop, at one instant, with nothing else run between
+them (with no revalidate callback: then every start is a pass of its own, as the callback may
+await), so the state read for the pass is the state at each one's commit, and the budget
+counts the units of the actions the pass already started. Drops do not end a pass: a backlog
+of stale actions after a pause is judged on one read. A pass handles at most 256 actions
+before it lets the event loop run.
 """
 
 from __future__ import annotations
