@@ -192,3 +192,52 @@ def test_every_option_has_its_bound(
     with pytest.raises(ArgumentError) as raised:
         ReleaseOptions(**{field: refused, **companions})
     assert str(raised.value) == f"ReleaseOptions.{field} must be {rule}, got {refused!r}"
+
+
+def test_every_value_is_frozen_and_every_event_compares_as_a_mapping() -> None:
+    import asyncio
+
+    from resilient.events import EventAttributes
+    from resilient.release import (
+        Attempt,
+        Done,
+        Drop,
+        Dropped,
+        Failed,
+        Proceed,
+        ReleaseState,
+        Replan,
+        Superseded,
+    )
+
+    async def run() -> None:
+        return None
+
+    ticket = release.Ticket("k", run, 1, 0, False, 0.0)
+    values = [
+        ReleaseState(1, 2),
+        Proceed(),
+        Replan(run),
+        Drop("why"),
+        Done(1),
+        Failed(ValueError("x"), ()),
+        Superseded(ticket),
+        Dropped("why"),
+        Attempt(1, 0.0, 1.0, ValueError("x"), None),
+    ]
+    for value in values:
+        field = dataclasses.fields(value)[0].name if dataclasses.fields(value) else "x"
+        with pytest.raises((dataclasses.FrozenInstanceError, AttributeError, TypeError)):
+            setattr(value, field, None)
+        assert not hasattr(value, "__dict__"), type(value).__name__  # slotted
+    assert Done(1) == Done(1)
+    assert Dropped("a") != Dropped("b")
+    assert hash(ReleaseState(1, 2)) == hash(ReleaseState(1, 2))
+    for name, *_ in EVENTS:
+        cls = getattr(release, name)
+        assert issubclass(cls, EventAttributes)
+        assert "__eq__" not in vars(cls), name
+        assert not dataclasses.fields(cls) or cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        assert "__slots__" in vars(cls), name
+    assert release.QueueClosed(1, 0) == {"left": 1, "cancelled": 0}
+    assert asyncio.iscoroutinefunction(run)
