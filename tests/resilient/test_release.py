@@ -1406,3 +1406,23 @@ async def test_a_parked_action_put_back_in_line_is_queued_and_closed_once() -> N
     assert parked.status == "queued"  # back in line, waiting for the window
     assert await queue.close() == (parked,)
     assert parked.outcome == Dropped("closed")
+
+
+async def test_every_replan_is_counted() -> None:
+    fleet = world()
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed | Replan:
+        if action.based_on < state.version:
+            return Replan(fleet.action(action.key, based_on=state.version))
+        return Proceed()
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    queue.pause("p")
+    for key in ("a", "b"):
+        queue.submit(key, fleet.action(key), based_on=1)
+    fleet.version = 2
+    queue.resume()
+    await queue.drain()
+    stats = queue.stats
+    assert (stats.replanned, stats.superseded, stats.done) == (2, 2, 2)
+    await queue.close()
