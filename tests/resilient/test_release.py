@@ -1426,3 +1426,125 @@ async def test_every_replan_is_counted() -> None:
     stats = queue.stats
     assert (stats.replanned, stats.superseded, stats.done) == (2, 2, 2)
     await queue.close()
+
+
+async def test_each_outage_of_the_state_is_told_with_its_length() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    down = True
+
+    def state() -> ReleaseState:
+        if down:
+            raise Boom("down")
+        return fleet.state()
+
+    bus, recorder = recorded()
+    queue = ReleaseQueue(state, FAST, clock=clock, events=bus)
+    assert queue._checks.unavailable is False
+    for outage in range(2):
+        down = True
+        ticket = queue.submit(f"k{outage}", fleet.action(f"k{outage}"), based_on=1)
+        await clock.sleep(2.5)
+        assert queue._checks.unavailable is True
+        down = False
+        assert await ticket == Done(None)
+        assert queue._checks.unavailable is False
+    assert [event.name for event in recorder.events if "state" in event.name] == [
+        "state_unavailable",
+        "state_recovered",
+        "state_unavailable",
+        "state_recovered",
+    ]
+    lengths = [e.attributes["unavailable_for"] for e in recorder.named("state_recovered")]
+    assert lengths == [3.0, 3.0]  # down at the read of 0 and 2.5, read again 1 s later each
+    await queue.close()
+
+
+async def test_the_brake_thresholds_are_strict_and_slowing_keeps_the_ramp() -> None:
+    options = ReleaseOptions(batch=4, ramp_start=4, slow_above=0.3, halt_above=0.6)
+    fleet = world(options, unhealthy=0.3)  # at slow_above: not slowed
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    assert await queue.submit("a", fleet.action("a"), based_on=1) == Done(None)
+    assert queue.brake is Brake.OFF
+    fleet.unhealthy = 0.6  # at halt_above: slowed, not halted
+    assert await queue.submit("b", fleet.action("b"), based_on=1) == Done(None)
+    assert queue.brake is Brake.SLOWED
+    assert queue.ramp == 4  # slowing does not restart the ramp
+    for unhealthy in (0.9, 0.0, 0.9, 0.0):
+        fleet.unhealthy = unhealthy
+        queue.submit(f"k{unhealthy}", fleet.action(f"k{unhealthy}"), based_on=1)  # a halt holds it
+        await fleet.clock.sleep(1.0)
+    assert queue.stats.halts == 2
+    assert [e.name for e in recorder.events if e.name in ("slowed", "halted", "released")] == [
+        "slowed",
+        "halted",
+        "released",
+        "halted",
+        "released",
+    ]
+    await queue.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("raise", "revalidate raised Boom: sync no"),
+        ("garbage", "revalidate answered 3, not Proceed, Replan or Drop"),
+    ],
+)
+async def test_a_sync_revalidate_that_fails_drops_the_action(answer: str, reason: str) -> None:
+    fleet = world()
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Any:
+        if action.key == "ok":
+            return Proceed()
+        if answer == "raise":
+            raise Boom("sync no")
+        return 3
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    ticket = queue.submit("k", fleet.action("k"), based_on=1)
+    assert await ticket == Dropped(reason)
+    assert await queue.submit("ok", fleet.action("ok"), based_on=1) == Done(None)
+    await queue.close()
+
+
+async def test_age_is_counted_from_the_submit_and_max_age_itself_is_not_too_old() -> None:
+    fleet = world(ReleaseOptions(max_age=10.0, batch=10, ramp_start=10))
+    queue = make_queue(fleet, revalidate=lambda action, state: Proceed())
+    await fleet.clock.sleep(50.0)
+    queue.pause("p")
+    edge = queue.submit("edge", fleet.action("edge"), based_on=1)
+    await fleet.clock.sleep(5.0)
+    old = queue.submit("old", fleet.action("old"), based_on=1)
+    await fleet.clock.sleep(5.0)  # edge is exactly 10 s old
+    queue.resume()
+    assert await edge == Done(None)
+    assert await old == Done(None)
+    queue.pause("p")
+    late = queue.submit("late", fleet.action("late"), based_on=1)
+    await fleet.clock.sleep(12.5)
+    queue.resume()
+    assert await late == Dropped("expired: 12.5 s old, max_age 10 s")
+    await queue.close()
+
+
+async def test_a_close_while_the_state_is_awaited_is_no_outage() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    reading = asyncio.Event()
+
+    async def state() -> ReleaseState:
+        reading.set()
+        await clock.sleep(0.5)
+        return fleet.state()
+
+    bus, recorder = recorded()
+    queue = ReleaseQueue(state, FAST, clock=clock, events=bus)
+    ticket = queue.submit("k", fleet.action("k"), based_on=1)
+    await reading.wait()
+    assert await queue.close() == (ticket,)
+    assert clock.monotonic() == 0.0
+    assert recorder.named("state_unavailable") == []
+    assert no_tasks_left()
