@@ -13,6 +13,9 @@ def main() -> int:
     """Run the ``chaos`` command; returns its exit status."""
     try:
         from chaos.cli import main as run
+    except KeyboardInterrupt:  # Ctrl-C while importing: nothing was started yet
+        print("chaos: interrupted", file=sys.stderr)
+        return 130
     except ModuleNotFoundError as error:
         missing = (error.name or "").partition(".")[0]
         if missing not in _HARNESS_EXTRA:

@@ -5,25 +5,33 @@ service under test, so relaying the dependency's traffic (and applying toxics) w
 service down by itself. ``chaos run`` therefore starts the embedded server as a child process
 (``python -m chaos.toxiproxy -host 127.0.0.1 -port 0``), like a real ``toxiproxy-server``, and
 stops it at the end.
+
+An external server (``--toxiproxy`` or ``$TOXIPROXY_URL``) must answer ``GET /version`` as
+Toxiproxy does; one that does not (another web server on that port) is refused in one line
+naming the URL and where it came from (:class:`NotToxiproxy`), never with the page it sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
+import re
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
 
-from chaos.toxiproxy.control import (
-    TOXIPROXY_URL_ENV,
-    ToxiproxyControl,
-    open_control,
-    toxiproxy_server,
-)
+from chaos.toxiproxy._url import chosen_url
+from chaos.toxiproxy.control import ToxiproxyControl, open_control
+from chaos.toxiproxy.errors import ToxiproxyError, ToxiproxyUnavailable
 
-__all__ = ["run_toxiproxy"]
+__all__ = ["NotToxiproxy", "run_toxiproxy"]
+
+
+class NotToxiproxy(ValueError):
+    """The URL names a server that answers, but not as Toxiproxy does (one line, no page)."""
+
 
 _READY_PREFIX = "toxiproxy: listening on "
 _START_TIMEOUT = 30.0
@@ -34,10 +42,14 @@ async def run_toxiproxy(url: str | None, *, seed: int) -> AsyncIterator[Toxiprox
     """A control of the server to use: ``url``, else ``$TOXIPROXY_URL``, else a child process.
 
     Raises ``ValueError`` for a malformed URL, :class:`ToxiproxyUnavailable` when the server
-    does not answer, and ``RuntimeError`` when the embedded one does not start.
+    does not answer, :class:`NotToxiproxy` when it answers but is not Toxiproxy, and
+    ``RuntimeError`` when the embedded one does not start.
     """
-    if url is not None or os.environ.get(TOXIPROXY_URL_ENV, "").strip():
-        async with toxiproxy_server(url, seed=seed) as control:
+    chosen, source = chosen_url(url)
+    if chosen is not None:
+        source = "--toxiproxy" if url is not None else source
+        async with contextlib.AsyncExitStack() as stack:
+            control = await stack.enter_async_context(_external(chosen, source))
             yield control
         return
     process = await asyncio.create_subprocess_exec(
@@ -66,6 +78,41 @@ async def run_toxiproxy(url: str | None, *, seed: int) -> AsyncIterator[Toxiprox
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def _external(url: str, source: str) -> AsyncIterator[ToxiproxyControl]:
+    """:func:`open_control` of an external server, refused as :class:`NotToxiproxy` when what
+    answers there is not Toxiproxy (an error status, or a version that is not one)."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            control = await stack.enter_async_context(open_control(url, source=source))
+        except ToxiproxyUnavailable:
+            raise
+        except ToxiproxyError as exc:
+            why = f"GET /version answered HTTP {exc.status}{_gist(exc.message)}"
+            raise NotToxiproxy(_not_toxiproxy(url, source, why)) from None
+        version = control.server_version or ""
+        if not _VERSION.match(version):
+            why = f"GET /version answered{_gist(version)}, not a version"
+            raise NotToxiproxy(_not_toxiproxy(url, source, why))
+        yield control
+
+
+_VERSION = re.compile(r"v?\d+\.\d+")
+"""What the start of a Toxiproxy version looks like (``2.12.0``, ``v2.1.4``)."""
+
+
+def _not_toxiproxy(url: str, source: str, why: str) -> str:
+    return f"the server at {url} (URL from {source}) is not a Toxiproxy server: {why}"
+
+
+def _gist(text: str, limit: int = 60) -> str:
+    """A reply body as a few words: tags dropped, whitespace folded, cut at ``limit``."""
+    words = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+    if not words:
+        return ""
+    return f" ({words[:limit]}{'...' if len(words) > limit else ''})"
 
 
 async def _drain(stream: asyncio.StreamReader, tail: deque[str]) -> None:

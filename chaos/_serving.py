@@ -1,8 +1,10 @@
 """Serving on loopback what a scenario declares: each topology server, and the service under test.
 
 Every server gets a free loopback port and is stopped when its ``async with`` block exits, so
-an arm leaves no process and no port behind. A server that cannot start, or a service that
-does not answer, raises :class:`ServeError` naming it: the harness's failure, never a guard's.
+an arm leaves no process and no port behind, also when it is cancelled at any instant (Ctrl-C):
+a step that binds a port runs to its end first (:func:`chaos._completing.run_to_end`). A
+server that cannot start, or a service that does not answer, raises :class:`ServeError` naming
+it: the harness's failure, never a guard's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from chaos._completing import run_to_end
 from chaos.scenario import AiohttpServer, RedisServer, Server, TcpServer
 from chaos.servers import redis_server
 
@@ -42,7 +45,8 @@ async def serve_server(server: Server) -> AsyncIterator[tuple[str, int]]:
                 host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
                 yield host, int(port)
         case TcpServer():
-            tcp = await asyncio.start_server(server.handler, "127.0.0.1", 0)
+            started = asyncio.start_server(server.handler, "127.0.0.1", 0)
+            tcp = await run_to_end(started, release=asyncio.Server.close)
             try:
                 host, port = tcp.sockets[0].getsockname()[:2]
                 yield host, port
@@ -60,7 +64,7 @@ async def serve_app(app: web.Application) -> AsyncIterator[str]:
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await run_to_end(site.start())  # registered with the runner: its cleanup stops it
         host, port = runner.addresses[0][:2]
         yield f"http://{host}:{port}/"
     finally:

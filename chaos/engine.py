@@ -11,7 +11,11 @@ walk the whole setup (see :func:`_freeze_setup_objects`).
 
 Errors of the harness itself (a server that does not start, a proxy that cannot be created, a
 fault the Toxiproxy server refuses) end the arm with verdict ``error`` and the reason; they are
-never mistaken for a guard's failure.
+never mistaken for a guard's failure. So does a measurement the harness cannot trust (see
+:mod:`chaos.scenario._verdicts`); with ``retries``, such an arm is run again, on a fresh
+topology, up to that many times, and every attempt is kept in the result. An attempt that
+kept its timeline but was inconclusive is not thrown away: its requests are pooled with the
+next attempt's where an SLO can use them (``RunData.earlier``).
 """
 
 from __future__ import annotations
@@ -23,15 +27,21 @@ import inspect
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from chaos._results import (
+    ArmProgress,
+    ArmResult,
+    FaultRecord,
+    ProgressCallback,
+    ScenarioResult,
+)
 from chaos._serving import ServeError, check_answers, serve_app, serve_server
-from chaos.load import LoadError, LoadProcess, LoadProgress, LoadResult
+from chaos.load import LoadError, LoadProcess, LoadResult
 from chaos.scenario import (
     AddToxic,
     Arm,
@@ -42,9 +52,7 @@ from chaos.scenario import (
     RemoveToxic,
     RunData,
     Scenario,
-    SLOResult,
     UpdateToxic,
-    Verdict,
     judge_guarded,
     judge_naive,
 )
@@ -61,75 +69,6 @@ _SETUP_TIMEOUT = 60.0
 """Seconds an arm may take to start its topology, build its service and answer once."""
 
 
-@dataclass(frozen=True)
-class FaultRecord:
-    """One fault of the timeline as applied: planned and actual offsets from load start."""
-
-    at: float
-    applied_at: float
-    kind: str
-    proxy: str
-    description: str
-
-
-@dataclass(frozen=True)
-class ArmProgress:
-    """A live view of one arm for progress displays.
-
-    ``ok_outcomes`` are the scenario's good outcome classes (:attr:`Scenario.ok_outcomes`).
-    """
-
-    scenario: str
-    arm: str
-    role: str
-    phase: str
-    elapsed: float
-    planned: float
-    load: LoadProgress | None
-    ok_outcomes: tuple[str, ...] = ("ok",)
-
-
-@dataclass
-class ArmResult:
-    """One arm's run and its verdict.
-
-    ``load`` and ``gauges`` are None when the harness failed before the load (``error`` says
-    why).
-    """
-
-    name: str
-    role: str
-    verdict: Verdict
-    slos: tuple[SLOResult, ...] = ()
-    signature: tuple[SLOResult, ...] = ()
-    load: LoadResult | None = None
-    gauges: Mapping[str, GaugeSeries] = field(default_factory=dict)
-    faults: tuple[FaultRecord, ...] = ()
-    error: str | None = None
-    wall_time: float = 0.0
-
-    @property
-    def trustworthy(self) -> bool:
-        """Whether the load kept its schedule (lag p99 <= 5 ms); False when there was no load."""
-        return self.load is not None and self.load.trustworthy
-
-
-@dataclass
-class ScenarioResult:
-    """Every arm of one scenario, run with one seed and one scale."""
-
-    scenario: Scenario
-    seed: int
-    scale: float
-    arms: list[ArmResult]
-    toxiproxy_url: str
-    toxiproxy_version: str | None
-    toxiproxy_embedded: bool
-
-
-ProgressCallback = Callable[[ArmProgress], None]
-
-
 async def run_scenario(
     scenario: Scenario,
     control: ToxiproxyControl,
@@ -138,19 +77,38 @@ async def run_scenario(
     scale: float = 1.0,
     arms: Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
+    retries: int = 0,
 ) -> ScenarioResult:
     """Run the arms of ``scenario`` (all, or those named) one after the other and judge them.
 
-    ``scale`` shortens (or stretches) every offset, duration and window. Raises
-    :class:`KeyError` for an unknown arm name; harness failures become ``error`` verdicts.
+    ``scale`` shortens (or stretches) every offset, duration and window. An arm whose
+    measurement is untrusted is run again, up to ``retries`` times; the first trusted attempt
+    (or the last one) is its result, the earlier ones are in its ``attempts``. Raises
+    :class:`KeyError` for an unknown arm name and :class:`ValueError` for negative
+    ``retries``; harness failures become ``error`` verdicts.
     """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     scaled = scenario.scaled(scale)
     chosen = list(scaled.arms) if arms is None else [scaled.arm(name) for name in arms]
     version = control.server_version or await control.version()
     results = []
     for arm in chosen:
-        runner = _ArmRun(scaled, arm, control, seed=seed, on_progress=on_progress)
-        results.append(await runner.run())
+        earlier: list[ArmResult] = []
+        pooled: list[LoadResult] = []  # loads of untrusted attempts that kept the timeline
+        while True:
+            runner = _ArmRun(
+                scaled, arm, control, seed=seed, on_progress=on_progress,
+                attempt=(len(earlier) + 1, retries + 1), earlier=tuple(pooled),
+            )  # fmt: skip
+            result = await runner.run()
+            if not runner.retryable or len(earlier) == retries:
+                break
+            earlier.append(result)
+            if runner.timeline_kept and result.load is not None:
+                pooled.append(result.load)
+        result.attempts = tuple(earlier)
+        results.append(result)
     return ScenarioResult(
         scenario=scaled,
         seed=seed,
@@ -215,8 +173,14 @@ class _ArmRun:
         *,
         seed: int,
         on_progress: ProgressCallback | None,
+        attempt: tuple[int, int] = (1, 1),
+        earlier: tuple[LoadResult, ...] = (),
     ) -> None:
         self.scenario = scenario
+        self.attempt = attempt
+        self.earlier = earlier
+        self.retryable = False  # set by run(): untrusted, and nothing a rerun cannot mend
+        self.timeline_kept = True
         self.arm = arm
         self.control = control
         self.seed = seed
@@ -245,25 +209,35 @@ class _ArmRun:
                 error=_describe(exc),
                 wall_time=time.monotonic() - started,
             )
-        run = RunData(load, gauges, {w.name: w for w in self.scenario.windows})
+        run = RunData(
+            load,
+            gauges,
+            {w.name: w for w in self.scenario.windows},
+            gauge_interval=self.scenario.gauge_interval,
+            fault_delays=tuple(max(0.0, f.applied_at - f.at) for f in self.faults),
+            earlier=self.earlier,
+        )
         judge = judge_naive if self.arm.role == "naive" else judge_guarded
-        verdict, slos, signature = judge(self.scenario, run)
-        problems = [f"SLO {r.name!r}: {r.problem}" for r in (*slos, *signature) if r.problem]
-        errors = [*load.errors, *problems]
-        if errors:
-            verdict = "error"
+        judged = judge(self.scenario, run)
+        errors = [*load.errors, *judged.problems]
+        self.retryable = bool(judged.untrusted) and len(errors) == 0
+        self.timeline_kept = judged.timeline_kept
+        if judged.untrusted:
+            errors.append("untrusted measurement: " + "; ".join(judged.untrusted))
         self._progress("done")
         return ArmResult(
             name=self.arm.name,
             role=self.arm.role,
-            verdict=verdict,
-            slos=slos,
-            signature=signature,
+            verdict="error" if errors else judged.verdict,
+            slos=judged.slos,
+            signature=judged.signature,
             load=load,
             gauges=gauges,
             faults=tuple(self.faults),
             error="; ".join(errors) or None,
             wall_time=time.monotonic() - started,
+            untrusted=judged.untrusted,
+            premises=judged.premises,
         )
 
     async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:
@@ -438,6 +412,8 @@ class _ArmRun:
                 planned=self.scenario.duration,
                 load=self.load_process.progress if self.load_process is not None else None,
                 ok_outcomes=tuple(self.scenario.ok_outcomes),
+                attempt=self.attempt[0],
+                max_attempts=self.attempt[1],
             )
         )
 

@@ -15,9 +15,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+
+from chaos._completing import run_to_end
 
 __all__ = [
     "RedisServer",
@@ -89,9 +92,63 @@ class RedisServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers PING (or raise after ``timeout`` s)."""
+        """Start the server and wait until it answers PING (or raise after ``timeout`` s).
+
+        Interrupt-safe: whatever stops the wait (an error, a timeout, ``KeyboardInterrupt`` at
+        any instant) stops the process too, so no server outlives a failed ``start``.
+        """
         if self.running:
             return
+        try:
+            self.spawn()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self._raise_if_exited()
+                if self._pings():
+                    return
+                time.sleep(_READY_POLL)
+            raise TimeoutError(
+                f"redis-server on port {self.port} did not answer within {timeout} s"
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    async def start_async(self, timeout: float = 10.0) -> None:
+        """:meth:`start` without blocking the event loop (the process is spawned in the loop's
+        thread, so it is known to :meth:`stop` before the first ``await``).
+
+        Cancellation-safe: cancelled or failed at any ``await``, it stops the process first.
+        """
+        if self.running:
+            return
+        try:
+            self.spawn()
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        self._raise_if_exited()
+                        if await self._pings_async():
+                            return
+                        await asyncio.sleep(_READY_POLL)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"redis-server on port {self.port} did not answer within {timeout} s"
+                ) from None
+        except BaseException:
+            await _stop_off_loop(self)
+            raise
+
+    def spawn(self) -> None:
+        """Start the process and return at once (:meth:`start` also waits for PING).
+
+        SIGINT is held back in the main thread while the process is created and recorded, so
+        a ``KeyboardInterrupt`` can never come between the two: the process is always known to
+        :meth:`stop`.
+        """
+        if self.running:
+            return
+        self.stop()  # reap a process that died (kill) and close its pipe
         args = [
             self._binary,
             "--bind", self.host,
@@ -102,25 +159,18 @@ class RedisServer:
             "--protected-mode", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
-        self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                err = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
-                raise RuntimeError(
-                    f"redis-server exited at start (port {self.port}): {err.strip()}"
-                )
-            if self._pings():
-                return
-            time.sleep(0.01)
-        self.stop()
-        raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout} s")
+        with _sigint_deferred():
+            self._process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            )
+
+    def _raise_if_exited(self) -> None:
+        process = self._process
+        if process is None:
+            raise RuntimeError(f"redis-server (port {self.port}) is not running")
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"redis-server exited at start (port {self.port}): {err.strip()}")
 
     def _pings(self) -> bool:
         try:
@@ -128,6 +178,18 @@ class RedisServer:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
+            return False
+
+    async def _pings_async(self) -> bool:
+        try:
+            async with asyncio.timeout(0.5):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    writer.write(b"PING\r\n")
+                    return (await reader.read(16)).startswith(b"+PONG")
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError):
             return False
 
     def kill(self) -> None:
@@ -166,10 +228,48 @@ class RedisServer:
 
 @contextlib.asynccontextmanager
 async def redis_server(*, host: str = "127.0.0.1") -> AsyncIterator[RedisServer]:
-    """Start a :class:`RedisServer` without blocking the event loop; stop it on exit."""
+    """Start a :class:`RedisServer` without blocking the event loop; stop it on exit.
+
+    Cancellation-safe at every instant: the process is spawned inside the ``try`` whose
+    ``finally`` stops it, with no ``await`` in between, so a cancelled or interrupted start
+    (Ctrl-C of ``chaos run``) leaves no process and no port behind.
+    """
     server = RedisServer(host=host)
-    await asyncio.to_thread(server.start)
     try:
+        await server.start_async()
         yield server
     finally:
-        await asyncio.to_thread(server.close)
+        await _stop_off_loop(server, close=True)
+
+
+_READY_POLL = 0.01
+"""Seconds between two PINGs while a server starts."""
+
+
+async def _stop_off_loop(server: RedisServer, *, close: bool = False) -> None:
+    """Stop (with ``close``: and clean up) ``server`` in a worker thread, to the end even if
+    the caller is cancelled meanwhile (:func:`chaos._completing.run_to_end`)."""
+    await run_to_end(asyncio.to_thread(server.close if close else server.stop))
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT back for the block (in the main thread, where Python handles signals).
+
+    A SIGINT that comes meanwhile is only noted; when the block ends the previous handler is
+    put back and the signal raised again for it (``KeyboardInterrupt``, or asyncio's
+    cancellation of the main task). Elsewhere (another thread, a handler not set from
+    Python) the block runs as it is.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)

@@ -91,24 +91,21 @@ class Deadlines:
         self._watching_until = until
 
     async def _watch(self) -> None:
+        """Expire the scopes in deadline order; end once none is left (a finished watchdog is
+        replaced by the next scope entered)."""
         heap = self._heap
-        try:
-            while heap:
-                deadline, _, scope = heap[0]
-                if scope.done:
-                    heapq.heappop(heap)
-                    continue
-                delay = deadline - self._clock.monotonic()
-                if delay > 0:
-                    self._watching_until = deadline
-                    await self._clock.sleep(delay)
-                    continue
+        while heap:
+            deadline, _, scope = heap[0]
+            if scope.done:
                 heapq.heappop(heap)
-                scope._expire()
-        finally:
-            if self._watchdog is asyncio.current_task():
-                self._watchdog = None
-                self._watching_until = float("inf")
+                continue
+            delay = deadline - self._clock.monotonic()
+            if delay > 0:
+                self._watching_until = deadline
+                await self._clock.sleep(delay)
+                continue
+            heapq.heappop(heap)
+            scope._expire()
 
 
 class DeadlineScope:

@@ -75,6 +75,8 @@ ENGINE = (
     "chaos.engine",
     "chaos._serving",
     "chaos._proxy_process",
+    "chaos._results",
+    "chaos._completing",
     "chaos.scenario",
     "chaos.load",
     "chaos.report",

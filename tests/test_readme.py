@@ -1,9 +1,20 @@
-"""The README shows real usage that runs: every Python block is executed or exercised here."""
+"""The README shows real usage that runs, the way a user runs it.
+
+Every Python block is executed or exercised here: each program in a subprocess, the pytest file
+by pytest itself in a fresh directory with pytest-asyncio's default settings (strict mode, as a
+user's own suite has them), the aiohttp service against a real Redis. Every shell command is
+either run here as written (only a fixed port is replaced by a free one), run as written by
+another test (named in :data:`RUN_ELSEWHERE`), or listed in :data:`NOT_RUN` with the reason;
+a new command in the README fails :func:`test_every_shell_command_is_run_or_accounted_for`
+until it is one of them.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +27,36 @@ from chaos.servers import RedisServer
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 PROGRAMS = [block for block in BLOCKS if "asyncio.run(main())" in block]
+(PYTEST_FILE,) = [block for block in BLOCKS if "@pytest.mark.chaos" in block]
+COMMANDS = [
+    line.split("#", 1)[0].strip()
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    for line in block.splitlines()
+    if line.split("#", 1)[0].strip()
+]
+
+TOXIPROXY_SERVE = "python -m chaos.toxiproxy -port 8474 -seed 1"
+"""Run here, with the port replaced by 0 (a free one): a test never holds a fixed port."""
+
+RUN_ELSEWHERE = {
+    "chaos list": "tests/test_wheel.py, from the installed wheel outside the checkout",
+    "chaos run rate-limiter-outage --scale 0.6 --report reports": "tests/test_wheel.py, likewise",
+}
+NOT_RUN = {
+    "python3 dev.py chaos": "CI runs it (.ci/run); its scenario runs in tests/test_wheel.py",
+    "python3 dev.py test": "the command that runs this test",
+    ".venv/bin/python bench/bench_proxy.py": "a benchmark: needs the bench extra, run by hand",
+    ".venv/bin/python bench/bench_ratelimit.py": "a benchmark: needs the bench extra",
+    ".venv/bin/python bench/bench_load.py": "a benchmark: needs the bench extra",
+    ".venv/bin/python bench/bench_import.py": "a benchmark: needs the bench extra",
+}
+
+
+def test_every_shell_command_is_run_or_accounted_for() -> None:
+    accounted = {TOXIPROXY_SERVE, *RUN_ELSEWHERE, *NOT_RUN}
+    assert [command for command in COMMANDS if command not in accounted] == []
+    assert TOXIPROXY_SERVE in COMMANDS
+    assert set(RUN_ELSEWHERE) <= set(COMMANDS)
 
 
 def test_the_readme_has_programs_and_fragments() -> None:
@@ -55,3 +96,54 @@ async def test_readme_service_limits_and_shows_the_source(redis_server: RedisSer
 def test_every_readme_block_compiles() -> None:
     for block in BLOCKS:
         compile(block, "README.md", "exec")
+
+
+def _user_env() -> dict[str, str]:
+    """The environment of a user's shell: no proxy chosen, no pytest options of this suite."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "TOXIPROXY_"))}
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@pytest.mark.real_server
+@pytest.mark.chaos
+def test_the_readme_pytest_file_passes_with_default_pytest_asyncio_settings(
+    tmp_path: Path,
+) -> None:
+    """Saved as a test file in an empty directory (no pytest configuration, so pytest-asyncio
+    runs in its default strict mode) and run by pytest, with the installed plugin."""
+    (tmp_path / "test_slow_backend.py").write_text(PYTEST_FILE)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_slow_backend.py"],
+        cwd=tmp_path, env=_user_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mode=Mode.STRICT" in done.stdout, done.stdout
+    assert "1 passed" in done.stdout, done.stdout
+
+
+@pytest.mark.real_server
+@pytest.mark.parametrize(
+    "command",
+    [TOXIPROXY_SERVE, "chaos toxiproxy serve -port 8474 -seed 1"],
+    ids=["python-m", "chaos-toxiproxy-serve"],
+)
+def test_the_readme_toxiproxy_command_serves_and_stops_on_ctrl_c(command: str) -> None:
+    args = shlex.split(command.replace("-port 8474", "-port 0"))
+    if args[0] == "python":
+        args[0] = sys.executable
+    else:  # the console script of the installed package
+        args[0] = str(Path(sys.executable).parent / args[0])
+    process = subprocess.Popen(
+        args, env=_user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("toxiproxy: listening on http://127.0.0.1:"), line
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)

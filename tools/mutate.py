@@ -10,19 +10,33 @@ the working tree is never touched, and ``--jobs`` paths at once (each in its own
 
 A survivor is either a gap in the tests or an *equivalent* mutant (a change that cannot alter
 behaviour, e.g. ``tat < now`` to ``tat <= now`` where both branches give the same value).
-Equivalent mutants are listed, each with the reason, in ``tests/mutation_equivalents.toml``;
+A mutant that changes nothing but a type annotation (``str | bytes`` to ``str & bytes``; with
+``from __future__ import annotations`` no annotation is ever evaluated) is recognised as
+equivalent by comparing the module's syntax trees without annotations. The other equivalent
+mutants are listed, each with the reason, in ``tests/mutation_equivalents.toml``;
 the score is ``killed / (mutants - explained equivalents)``, and the project's bar is 90% for
 every module of ``resilient/`` and ``chaos/toxiproxy/``. The report (every survivor as a diff)
 is printed and written to ``reports/mutation/``. Not run in CI: a module takes minutes.
 
+mutmut's ``ok_suspicious`` is a mutant the tests killed (they failed) in more than twice the
+time of the unmutated run, which a busy machine causes as readily as a mutant does: it counts as
+killed. Only ``bad_survived`` (the tests passed) is a survivor.
+
 The tests run for a module default to its mirror (``tests/resilient`` for ``resilient/...``,
 ``tests/chaos/toxiproxy`` for ``chaos/toxiproxy/...``, else ``tests``), stopping at the first
 failure (a killed mutant costs little; a survivor costs one full run).
+
+``--keep`` mutates in a kept copy (``reports/mutation/work/<module>``) and reuses its mutmut
+cache, mutmut's own incremental mode: a mutant killed before counts as killed (mutmut assumes a
+test suite only grows), and every other one is tested again when anything under ``tests/``
+changed (on a changed line of the module, a mutant is a new one). Without it, every run starts
+from nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import shutil
 import sqlite3
@@ -32,11 +46,15 @@ import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 REPORTS = ROOT / "reports" / "mutation"
 BAR = 0.90
+STALL = 900.0
+"""Seconds a mutmut run may take before it is taken for stalled and resumed."""
+RESUMES = 6
 
 
 @dataclass
@@ -98,53 +116,106 @@ def copy_checkout(target: Path) -> None:
             shutil.copy2(source, destination)
 
 
-def mutate(path: str, tests: list[str], mutmut: str) -> Outcome:
-    """Run mutmut on ``path`` in a fresh copy of the checkout."""
-    outcome = Outcome(path)
+_PYTEST: Final = "import sys, pytest; sys.exit(1 if pytest.main(sys.argv[1:]) else 0)"
+"""pytest with every failing exit status made 1: mutmut 2 counts only status 1 as the tests
+failing, so a mutant that breaks the import of its module (pytest's status 2, an error during
+collection) would otherwise count as a survivor."""
+
+
+def mutate(path: str, tests: list[str], mutmut: str, *, keep: bool = False) -> Outcome:
+    """Run mutmut on ``path`` in a fresh copy of the checkout (``keep``: in the kept one)."""
+    if keep:
+        kept = REPORTS / "work" / path.replace("/", "_")
+        kept.mkdir(parents=True, exist_ok=True)
+        backup = kept / (path + ".bak")  # the module as it was, if a run was interrupted
+        if backup.exists():
+            backup.replace(kept / path)
+        return _mutate_in(kept, path, tests, mutmut)
     with tempfile.TemporaryDirectory(prefix="mutate-") as scratch:
-        copy = Path(scratch)
-        copy_checkout(copy)
-        runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout 120 " + " ".join(
-            tests
-        )
-        done = subprocess.run(
-            [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"],
-            cwd=copy,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        cache = copy / ".mutmut-cache"
-        if not cache.exists():
-            outcome.error = (done.stdout + done.stderr).strip()[-2000:]
-            return outcome
-        with sqlite3.connect(cache) as db:
-            rows = db.execute("select id, status from Mutant").fetchall()
-        equivalents = load_equivalents().get(path, [])
-        for mutant_id, status in rows:
-            if status == "ok_killed":
-                outcome.killed += 1
-            elif status == "bad_timeout":
-                outcome.timeouts += 1
-            elif status in ("bad_survived", "ok_suspicious"):
-                diff = subprocess.run(
-                    [mutmut, "show", str(mutant_id)],
-                    cwd=copy,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                ).stdout
-                added = [
-                    line[1:].strip()
-                    for line in diff.splitlines()
-                    if line.startswith("+") and not line.startswith("+++")
-                ]
-                reason = next((why for line, why in equivalents if line in added), None)
-                if reason is None:
-                    outcome.survivors.append(diff)
-                else:
-                    outcome.equivalent.append(f"{diff}    equivalent: {reason}\n")
+        return _mutate_in(Path(scratch), path, tests, mutmut)
+
+
+def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
+    outcome = Outcome(path)
+    copy_checkout(copy)
+    runner = f"{sys.executable} -c {_PYTEST!r} -x -q -p no:cacheprovider --timeout 120 " + (
+        " ".join(tests)
+    )
+    command = [mutmut, "run", "--paths-to-mutate", path, "--runner", runner, "--no-progress"]
+    cache = copy / ".mutmut-cache"
+    for _ in range(RESUMES):
+        # mutmut 2 can stall between mutants (no test running, nothing printed): a stalled
+        # run is stopped and resumed where it stopped (its cache keeps every result).
+        try:
+            done = subprocess.run(
+                command, cwd=copy, capture_output=True, text=True, check=False, timeout=STALL
+            )
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        outcome.error = f"mutmut stalled {RESUMES} times on {path}"
+        return outcome
+    if not cache.exists():
+        outcome.error = (done.stdout + done.stderr).strip()[-2000:]
+        return outcome
+    with sqlite3.connect(cache) as db:
+        rows = db.execute("select id, status from Mutant").fetchall()
+    if not rows or all(status == "untested" for _, status in rows):
+        # No mutant was tried: the tests failed without any mutation (mutmut's baseline).
+        outcome.error = (done.stdout + done.stderr).strip()[-2000:] or "no mutant tried"
+        return outcome
+    equivalents = load_equivalents().get(path, [])
+    for mutant_id, status in rows:
+        if status in ("ok_killed", "ok_suspicious"):  # suspicious: killed, but slowly
+            outcome.killed += 1
+        elif status == "bad_timeout":
+            outcome.timeouts += 1
+        elif status == "bad_survived":
+            diff = subprocess.run(
+                [mutmut, "show", str(mutant_id)],
+                cwd=copy,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            added = [
+                line[1:].strip()
+                for line in diff.splitlines()
+                if line.startswith("+") and not line.startswith("+++")
+            ]
+            reason = next((why for line, why in equivalents if line in added), None)
+            if reason is None and _only_annotations(copy, path, mutmut, mutant_id):
+                reason = "changes only a type annotation, which is never evaluated"
+            if reason is None:
+                outcome.survivors.append(diff)
+            else:
+                outcome.equivalent.append(f"{diff}    equivalent: {reason}\n")
     return outcome
+
+
+def _only_annotations(copy: Path, path: str, mutmut: str, mutant_id: int) -> bool:
+    """Whether mutant ``mutant_id`` changes nothing but annotations of ``path``."""
+    source = copy / path
+    original = source.read_text()
+    try:
+        subprocess.run([mutmut, "apply", str(mutant_id)], cwd=copy, capture_output=True, check=True)
+        mutated = source.read_text()
+    finally:
+        source.write_text(original)
+    return _without_annotations(original) == _without_annotations(mutated)
+
+
+def _without_annotations(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            node.annotation = None
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+        elif isinstance(node, ast.AnnAssign):
+            node.annotation = ast.Constant(None)
+    return ast.dump(tree)
 
 
 def report(outcome: Outcome) -> str:
@@ -168,6 +239,12 @@ def main() -> int:
     )
     parser.add_argument("--tests", nargs="+", help="test paths to run (default: the mirror)")
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated at once")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="mutate in a kept copy (reports/mutation/work/), reusing its mutmut cache: "
+        "mutants killed before stay killed, the others are tested again if the tests changed",
+    )
     args = parser.parse_args()
     mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent))
     if mutmut is None:
@@ -179,7 +256,9 @@ def main() -> int:
     failed = False
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {
-            pool.submit(mutate, path, args.tests or default_tests(path), mutmut): path
+            pool.submit(
+                mutate, path, args.tests or default_tests(path), mutmut, keep=args.keep
+            ): path
             for path in args.paths
         }
         for future in concurrent.futures.as_completed(futures):

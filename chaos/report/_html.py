@@ -76,7 +76,7 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
             f"<td class={'pass' if verdict_ok else 'fail'}>{arm['verdict']}</td>"
             f"<td>{'-' if lag is None else f'{lag:.2f} ms'}{trust}</td>"
             f"<td>{html.escape(counts_text(arm['load']['outcomes']) if arm['load'] else '-')}</td>"
-            f"<td>{html.escape(arm['error'] or '')}</td></tr>"
+            f"<td>{'<br>'.join(html.escape(line) for line in _errors(arm))}</td></tr>"
         )
     parts.append(
         "<table><tr><th>arm</th><th>role</th><th>verdict</th><th>lag p99</th>"
@@ -103,7 +103,12 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
     )
     slo_rows = []
     for arm_result in result.arms:
-        for group, checks in (("hypothesis", arm_result.slos), ("signature", arm_result.signature)):
+        groups = (
+            ("hypothesis", arm_result.slos),
+            ("signature", arm_result.signature),
+            ("premise", arm_result.premises),
+        )
+        for group, checks in groups:
             for slo in checks:
                 must = " (must fail)" if slo.name in must_break(result, arm_result) else ""
                 slo_rows.append(
@@ -112,10 +117,19 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
                     f"<td>{html.escape(format_value(slo.value, slo))}</td>"
                     f"<td>{slo.op} {html.escape(format_value(slo.bound, slo))}</td>"
                     f"<td class={'pass' if slo.passed else 'fail'}>"
-                    f"{'pass' if slo.passed else 'fail'}</td></tr>"
+                    f"{'inconclusive' if slo.inconclusive else 'pass' if slo.passed else 'fail'}"
+                    "</td></tr>"
                 )
     parts.append(
         "<table><tr><th>arm</th><th>group</th><th>SLO</th><th>what</th><th>value</th>"
         "<th>bound</th><th>result</th></tr>" + "".join(slo_rows) + "</table>"
     )
     return "\n".join(parts)
+
+
+def _errors(arm: Mapping[str, Any]) -> list[str]:
+    """The arm's error, then each earlier attempt's (an arm run again was untrusted before)."""
+    lines = [arm["error"]] if arm["error"] else []
+    for number, attempt in enumerate(arm["attempts"], start=1):
+        lines.append(f"attempt {number}: {attempt['verdict']}: {attempt['error']}")
+    return lines

@@ -20,13 +20,17 @@ import numpy.typing as npt
 
 from chaos.engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
-from chaos.scenario import SLOResult
+from chaos.scenario import Role, SLOResult, max_timeline_slip
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_schema", "timeline_buckets", "write_json"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the JSON report's shape (``schema_version`` in every document).
 
+3: an arm's ``trustworthy`` says whether the harness trusted its measurement (the rules of
+:mod:`chaos.scenario._verdicts`), no longer only whether its lag p99 kept
+``max_trusted_lag_ms``; arms gain ``untrusted`` and ``attempts`` (earlier, untrusted runs of
+the arm) and ``premises``, SLOs ``inconclusive``, and ``max_timeline_slip_ms``.
 2: the SLO kinds ``GaugeMax`` and ``GaugeMin`` became one kind, ``Gauge`` (``op`` says which
 bound it has).
 """
@@ -120,8 +124,12 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
         "error": arm.error,
         "wall_time_s": round(arm.wall_time, 3),
         "trustworthy": arm.trustworthy,
+        "max_timeline_slip_ms": max_timeline_slip(scenario, _role(arm)) * 1000,
+        "untrusted": list(arm.untrusted),
+        "attempts": [_arm_doc(result, attempt) for attempt in arm.attempts],
         "slos": [_slo_doc(slo) for slo in arm.slos],
         "signature": [_slo_doc(slo) for slo in arm.signature],
+        "premises": [_slo_doc(slo) for slo in arm.premises],
         "faults_applied": [
             {"at": f.at, "applied_at": f.applied_at, "kind": f.kind, "proxy": f.proxy,
              "description": f.description}
@@ -159,6 +167,10 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
     return doc
 
 
+def _role(arm: ArmResult) -> Role:
+    return "naive" if arm.role == "naive" else "guarded"
+
+
 def _slo_doc(slo: SLOResult) -> dict[str, Any]:
     return {
         "name": slo.name,
@@ -171,6 +183,7 @@ def _slo_doc(slo: SLOResult) -> dict[str, Any]:
         "unit": slo.unit,
         "passed": slo.passed,
         "problem": slo.problem,
+        "inconclusive": slo.inconclusive,
     }
 
 

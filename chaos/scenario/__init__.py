@@ -9,17 +9,22 @@ named :class:`Window` s; its :class:`Arm` s (at least one ``naive`` and one ``gu
 building the service under test from an :class:`ArmContext`; and a steady-state hypothesis:
 SLOs (:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`,
 :class:`LatencyPercentile`, :class:`AddedLatency`, :class:`Gauge`) over the whole run or a
-window. ``ok_outcomes`` names the outcome classes that are good for this
-scenario (progress displays count the others as bad).
+window, and the :class:`Premise` s about the environment some of them rely on.
+``ok_outcomes`` names the outcome classes that are good for this scenario (progress displays
+count the others as bad).
 
-Verdicts:
+Verdicts (:mod:`chaos.scenario._verdicts`, which also says what "trusted" means):
 
-- a guarded arm is ``mitigated`` when it keeps every SLO of the hypothesis, else ``failed``;
+- a guarded arm is ``mitigated`` when no SLO of the hypothesis is shown broken, ``failed``
+  when one is, by a measurement the harness trusts;
 - a naive arm is ``reproduced`` when it breaks every SLO named in ``breaks`` and shows every
   check of the incident's ``signature`` (e.g. "at least 90 % of requests got 429"), else
   ``not-reproduced``;
-- either is ``error`` when the harness could not run it, or could not measure an SLO
-  (e.g. too few control requests in a window to estimate a percentile: ``SLOResult.problem``).
+- either is ``error`` when the harness could not run it, could not measure an SLO (e.g. too
+  few control requests in a window to estimate a percentile: ``SLOResult.problem``), or could
+  not trust its measurement (the timeline ran late, a gauge went unsampled, a value over its
+  bound by no more than the noise of its window: ``SLOResult.inconclusive``). An untrusted
+  arm can be run again (``chaos run --retries``).
 
 Every arm runs on the same timeline with the same seed (hence the same requests at the same
 offsets). :meth:`Scenario.scaled` shortens every offset, duration and window by one factor.
@@ -27,9 +32,11 @@ offsets). :meth:`Scenario.scaled` shortens every offset, duration and window by 
 The engine knows no pattern: patterns come in through the arms' code only.
 
 One module per part, every public name re-exported here: ``_topology`` (servers, proxies),
-``_timeline`` (faults, windows), ``_arms`` (arms and what they get), ``_slo`` (SLOs and the
-run data they measure), ``_scenario`` (:class:`Scenario`, :class:`Incident`, the checks made
-when one is built) and ``_verdicts``.
+``_timeline`` (faults, windows), ``_arms`` (arms and what they get), ``_measure`` (the run
+data SLOs measure, their results and shared shape), ``_slo`` (the SLOs), ``_noise`` (whether a
+difference of percentiles is beyond its window's noise), ``_premise`` (what a scenario assumes
+of its environment), ``_scenario`` (:class:`Scenario`,
+:class:`Incident`, the checks made when one is built) and ``_verdicts``.
 
 A scenario module (in ``chaos/scenarios/``, or any module passed to ``chaos run
 --scenarios-module``) is declarations plus arm code; ``tests/chaos/selftest_scenarios.py`` is
@@ -71,18 +78,18 @@ from __future__ import annotations
 
 from chaos.scenario._arms import Arm, ArmBuilder, ArmContext, Role
 from chaos.scenario._errors import ScenarioError
+from chaos.scenario._measure import GaugeSeries, RunData, SLOResult
+from chaos.scenario._premise import Premise
 from chaos.scenario._scenario import DEFAULT_BUCKET, DEFAULT_GAUGE_INTERVAL, Incident, Scenario
 from chaos.scenario._slo import (
     DEFAULT_MIN_CONTROL,
+    MAX_GAUGE_GAP,
     SLO,
     AddedLatency,
     Gauge,
-    GaugeSeries,
     LatencyPercentile,
     OutcomeRate,
     OutcomeRatio,
-    RunData,
-    SLOResult,
     SuccessRatio,
 )
 from chaos.scenario._timeline import (
@@ -95,12 +102,21 @@ from chaos.scenario._timeline import (
     Window,
 )
 from chaos.scenario._topology import AiohttpServer, Proxy, RedisServer, Server, TcpServer
-from chaos.scenario._verdicts import Verdict, judge_guarded, judge_naive
+from chaos.scenario._verdicts import (
+    MAX_SLIP_SHARE,
+    Judgement,
+    Verdict,
+    judge_guarded,
+    judge_naive,
+    max_timeline_slip,
+)
 
 __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_GAUGE_INTERVAL",
     "DEFAULT_MIN_CONTROL",
+    "MAX_GAUGE_GAP",
+    "MAX_SLIP_SHARE",
     "SLO",
     "AddToxic",
     "AddedLatency",
@@ -114,9 +130,11 @@ __all__ = [
     "Gauge",
     "GaugeSeries",
     "Incident",
+    "Judgement",
     "LatencyPercentile",
     "OutcomeRate",
     "OutcomeRatio",
+    "Premise",
     "Proxy",
     "RedisServer",
     "RemoveToxic",
@@ -133,4 +151,5 @@ __all__ = [
     "Window",
     "judge_guarded",
     "judge_naive",
+    "max_timeline_slip",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from chaos.load import Load
 from chaos.scenario._arms import Arm
 from chaos.scenario._errors import ScenarioError
+from chaos.scenario._premise import Premise
 from chaos.scenario._slo import SLO
 from chaos.scenario._timeline import Fault, Window
 from chaos.scenario._topology import Proxy, Server
@@ -38,6 +39,14 @@ class Scenario:
     "reproduced" means the incident happened the way it did, not just any failure.
     ``ok_outcomes`` are the outcome classes that are good answers in this scenario (e.g. a true
     429 for an abusive caller); progress displays count every other class as bad.
+
+    ``premises`` are conditions of the machine and the dependencies that the failure of some
+    SLOs relies on (:class:`~chaos.scenario.Premise`): where one does not hold, those failures
+    say nothing about the guard.
+
+    ``min_scale`` is the smallest :meth:`scaled` factor at which the scenario still means what
+    it says, and ``min_scale_reason`` why (what does not shrink with it: a breaker's probe
+    interval, enough samples in a window); a smaller scale is refused before anything runs.
     """
 
     name: str
@@ -56,6 +65,9 @@ class Scenario:
     bucket: float = DEFAULT_BUCKET
     description: str = ""
     ok_outcomes: Sequence[str] = ("ok",)
+    premises: Sequence[Premise] = ()
+    min_scale: float = 0.0
+    min_scale_reason: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.ok_outcomes, str):
@@ -71,6 +83,7 @@ class Scenario:
             "servers",
             "proxies",
             "ok_outcomes",
+            "premises",
         ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "faults", tuple(sorted(self.faults, key=lambda f: f.at)))
@@ -99,10 +112,16 @@ class Scenario:
     def scaled(self, factor: float) -> Scenario:
         """The same scenario with every offset, duration, window and bucket times ``factor``.
 
-        Rates, toxic attributes (a 2 s latency stays 2 s) and bounds are unchanged.
+        Rates, toxic attributes (a 2 s latency stays 2 s) and bounds are unchanged. A factor
+        below :attr:`min_scale` raises :class:`ScenarioError` saying why it is refused.
         """
         if not (math.isfinite(factor) and factor > 0):
             raise ScenarioError(f"scale must be a positive number, got {factor}")
+        if factor < self.min_scale:
+            raise ScenarioError(
+                f"scenario {self.name!r} runs at scale {self.min_scale:g} or more, not "
+                f"{factor:g}: {self.min_scale_reason}"
+            )
         if factor == 1:
             return self
         return replace(
@@ -166,6 +185,18 @@ def _validate(s: Scenario) -> None:
         for i, slo in enumerate(slos):
             if slo.window is not None and slo.window not in windows:
                 fail(f"{group}[{i}].window", f"{slo.window!r} is not a declared window")
+    checked = [*slo_names, *(slo.name for slo in s.signature)]
+    for i, premise in enumerate(s.premises):
+        check = premise.check
+        if check.window is not None and check.window not in windows:
+            fail(f"premises[{i}].check.window", f"{check.window!r} is not a declared window")
+        if check.name in checked:
+            fail(f"premises[{i}].check.name", f"{check.name!r} is already an SLO's name")
+        if not premise.covers:
+            fail(f"premises[{i}].covers", "name the SLOs whose failure relies on the premise")
+        for name in premise.covers:
+            if name not in checked:
+                fail(f"premises[{i}].covers", f"{name!r} is not an SLO of the scenario")
     if not s.breaks:
         fail("breaks", "name at least one hypothesis SLO the naive arm must break")
     for i, name in enumerate(s.breaks):
@@ -177,6 +208,10 @@ def _validate(s: Scenario) -> None:
         fail("gauge_interval", f"must be positive, got {s.gauge_interval}")
     if not s.bucket > 0:
         fail("bucket", f"must be positive, got {s.bucket}")
+    if not 0 <= s.min_scale <= 1:
+        fail("min_scale", f"must be in [0, 1], got {s.min_scale}")
+    if s.min_scale > 0 and not s.min_scale_reason:
+        fail("min_scale_reason", "say why a smaller scale would not mean what the scenario says")
 
 
 def _unique(s: Scenario, field_name: str, names: Sequence[str]) -> None:

@@ -3,15 +3,17 @@
 Each SLO measures one number on one arm's :class:`RunData` (its requests, its gauges, the
 scenario's windows), over the whole run or one window, and compares it with one bound:
 :class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`, :class:`LatencyPercentile`,
-:class:`AddedLatency` and :class:`Gauge`. Its :class:`SLOResult` says
-whether it held, and, when the harness could not measure it soundly (too few samples),
-why (``problem``): such an arm ends as ``error``, never as a pass or a failed guard.
+:class:`AddedLatency` and :class:`Gauge`. Its :class:`SLOResult` says whether it held; when the
+harness could not measure it soundly (too few samples), why (``problem``); and when the value
+was measured but cannot decide the SLO (an added latency over its bound by no more than the
+window's noise, a gauge that held only because some of its samples are missing), why
+(``inconclusive``). How those become verdicts is in :mod:`chaos.scenario._verdicts`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,10 +22,24 @@ import numpy.typing as npt
 
 from chaos.load import LoadResult
 from chaos.scenario._errors import ScenarioError
-from chaos.scenario._timeline import Window
+from chaos.scenario._measure import (
+    GaugeSeries,
+    RunData,
+    SLOBase,
+    SLOResult,
+    bound_of,
+    gauge_values,
+    names_of,
+    outcomes_of,
+    percentile,
+    tags_text,
+    window_text,
+)
+from chaos.scenario._noise import SIGNIFICANCE, excess_p_value
 
 __all__ = [
     "DEFAULT_MIN_CONTROL",
+    "MAX_GAUGE_GAP",
     "SLO",
     "AddedLatency",
     "Gauge",
@@ -38,107 +54,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class GaugeSeries:
-    """Samples of one gauge: times (seconds from load start) and values."""
-
-    t: npt.NDArray[np.float64]
-    values: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class RunData:
-    """What SLOs are measured on: one arm's requests, gauges and the scenario's windows."""
-
-    load: LoadResult
-    gauges: Mapping[str, GaugeSeries]
-    windows: Mapping[str, Window]
-
-    def request_mask(
-        self, window: str | None, tag: str | Sequence[str] | None = None
-    ) -> npt.NDArray[np.bool_]:
-        """Requests scheduled inside ``window`` (all when None), of group(s) ``tag`` if given."""
-        mask = np.ones(len(self.load.scheduled), dtype=np.bool_)
-        if window is not None:
-            w = self.windows[window]
-            mask &= (self.load.scheduled >= w.start) & (self.load.scheduled < w.end)
-        if tag is not None:
-            mask &= np.logical_or.reduce([self.load.tag_mask(t) for t in _names(tag)])
-        return mask
-
-    def span(self, window: str | None) -> float:
-        """The length of ``window`` in seconds (the load's duration when None)."""
-        if window is None:
-            return self.load.duration
-        w = self.windows[window]
-        return w.end - w.start
-
-
-@dataclass(frozen=True)
-class SLOResult:
-    """One SLO measured on one arm: value, bound, and whether it held.
-
-    ``value`` is None when there was nothing to measure (no request or no sample in the
-    window); such an SLO does not hold, since nothing proves it. ``problem`` says why the
-    harness could not measure it soundly (e.g. too few control requests); the engine turns an
-    arm with such an SLO into verdict ``error`` (the harness's failure, not the guard's).
-    """
-
-    name: str
-    kind: str
-    description: str
-    window: str | None
-    value: float | None
-    op: Literal["<=", ">="]
-    bound: float
-    unit: str
-    passed: bool
-    problem: str | None = None
-
-
-class _SLO:
-    """Shared shape of every SLO: a name, a window, a bound and how to measure."""
-
-    name: str
-    window: str | None
-    unit: str = ""
-
-    def measure(self, run: RunData) -> float | None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def bound(self) -> tuple[Literal["<=", ">="], float]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def describe(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def problem(self, run: RunData) -> str | None:
-        """Why this SLO cannot be measured soundly on ``run`` (None: it can)."""
-        return None
-
-    def evaluate(self, run: RunData) -> SLOResult:
-        problem = self.problem(run)
-        value = None if problem is not None else self.measure(run)
-        op, bound = self.bound()
-        if value is None or math.isnan(value):
-            passed, value = False, None
-        else:
-            passed = value <= bound if op == "<=" else value >= bound
-        return SLOResult(
-            name=self.name,
-            kind=type(self).__name__,
-            description=self.describe(),
-            window=self.window,
-            value=value,
-            op=op,
-            bound=bound,
-            unit=self.unit,
-            passed=passed,
-            problem=problem,
-        )
-
-
-@dataclass(frozen=True)
-class SuccessRatio(_SLO):
+class SuccessRatio(SLOBase):
     """Share of requests (scheduled in the window) whose outcome is in ``success``."""
 
     name: str
@@ -152,19 +68,19 @@ class SuccessRatio(_SLO):
         total = int(mask.sum())
         if total == 0:
             return None
-        return float((mask & run.load.outcome_mask(*_outcomes(self.success))).sum()) / total
+        return float((mask & run.load.outcome_mask(*outcomes_of(self.success))).sum()) / total
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return ">=", self.min
 
     def describe(self) -> str:
-        return f"share of {'/'.join(_outcomes(self.success))} >= {self.min:g}, " + _window_text(
+        return f"share of {'/'.join(outcomes_of(self.success))} >= {self.min:g}, " + window_text(
             self.window
         )
 
 
 @dataclass(frozen=True)
-class OutcomeRatio(_SLO):
+class OutcomeRatio(SLOBase):
     """Share of requests (in the window, of group ``tag``) whose outcome is in ``outcome``.
 
     Give ``max`` for a bad outcome that must stay rare (``false_429`` at most 0), or ``min``
@@ -179,28 +95,28 @@ class OutcomeRatio(_SLO):
     tag: str | Sequence[str] | None = None
 
     def __post_init__(self) -> None:
-        _bound_of(self.name, self.min, self.max)
+        bound_of(self.name, self.min, self.max)
 
     def measure(self, run: RunData) -> float | None:
         mask = run.request_mask(self.window, self.tag)
         total = int(mask.sum())
         if total == 0:
             return None
-        return float((mask & run.load.outcome_mask(*_outcomes(self.outcome))).sum()) / total
+        return float((mask & run.load.outcome_mask(*outcomes_of(self.outcome))).sum()) / total
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return ("<=", self.max) if self.max is not None else (">=", self.min or 0.0)
 
     def describe(self) -> str:
         op, bound = self.bound()
-        who = f" of {_tags_text(self.tag)} requests" if self.tag else ""
-        return f"share{who} {'/'.join(_outcomes(self.outcome))} {op} {bound:g}, " + _window_text(
+        who = f" of {tags_text(self.tag)} requests" if self.tag else ""
+        return f"share{who} {'/'.join(outcomes_of(self.outcome))} {op} {bound:g}, " + window_text(
             self.window
         )
 
 
 @dataclass(frozen=True)
-class OutcomeRate(_SLO):
+class OutcomeRate(SLOBase):
     """Requests per second (scheduled in the window, of group ``tag``) with ``outcome``.
 
     E.g. "the abusive key is allowed at most 1.2x its limit": ``OutcomeRate("abuse-capped",
@@ -216,11 +132,11 @@ class OutcomeRate(_SLO):
     unit: str = "req/s"
 
     def __post_init__(self) -> None:
-        _bound_of(self.name, self.min, self.max)
+        bound_of(self.name, self.min, self.max)
 
     def measure(self, run: RunData) -> float | None:
         mask = run.request_mask(self.window, self.tag) & run.load.outcome_mask(
-            *_outcomes(self.outcome)
+            *outcomes_of(self.outcome)
         )
         span = run.span(self.window)
         return float(mask.sum()) / span if span > 0 else None
@@ -230,20 +146,24 @@ class OutcomeRate(_SLO):
 
     def describe(self) -> str:
         op, bound = self.bound()
-        who = f" of {_tags_text(self.tag)}" if self.tag else ""
-        return f"rate{who} {'/'.join(_outcomes(self.outcome))} {op} {bound:g} req/s, " + (
-            _window_text(self.window)
+        who = f" of {tags_text(self.tag)}" if self.tag else ""
+        return f"rate{who} {'/'.join(outcomes_of(self.outcome))} {op} {bound:g} req/s, " + (
+            window_text(self.window)
         )
 
 
 @dataclass(frozen=True)
-class LatencyPercentile(_SLO):
+class LatencyPercentile(SLOBase):
     """The ``q``-th percentile of latency (seconds, from the *scheduled* start) in a window.
 
     Percentiles are nearest-rank (the smallest value with at least ``q`` % of requests at or
     below it), over exact arrays. Requests never sent (``overflow``) count as infinitely slow.
     ``measure_from="started"`` uses service time (from the actual start) instead. For latency
     *added* by a guard, see :class:`AddedLatency`.
+
+    Measured from the planned start, the value includes the load generator's own lateness; a
+    value over the bound whose service times (from the actual start) keep the bound was broken
+    by that lateness alone, not by the service, and is ``inconclusive``.
     """
 
     name: str
@@ -262,15 +182,31 @@ class LatencyPercentile(_SLO):
     def measure(self, run: RunData) -> float | None:
         mask = run.request_mask(self.window, self.tag)
         if self.outcome is not None:
-            mask &= run.load.outcome_mask(*_outcomes(self.outcome))
+            mask &= run.load.outcome_mask(*outcomes_of(self.outcome))
         source = run.load.latency if self.measure_from == "scheduled" else run.load.service_time
-        return _percentile(source[mask], self.q)
+        return percentile(source[mask], self.q)
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return "<=", self.max
 
+    def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
+        if passed or self.measure_from == "started":
+            return None
+        mask = run.request_mask(self.window, self.tag)
+        if self.outcome is not None:
+            mask &= run.load.outcome_mask(*outcomes_of(self.outcome))
+        served = percentile(run.load.service_time[mask], self.q)
+        if served is None or served > self.max:
+            return None
+        return (
+            f"{value * 1000:.1f} ms is over {self.max * 1000:g} ms only with the load "
+            f"generator's own lateness: from the actual start it is {served * 1000:.1f} ms"
+        )
+
     def describe(self) -> str:
-        return f"p{self.q:g} latency <= {self.max * 1000:g} ms, " + _window_text(self.window)
+        what = "latency" if self.measure_from == "scheduled" else "service time"
+        who = f" of {tags_text(self.tag)} requests" if self.tag is not None else ""
+        return f"p{self.q:g} {what}{who} <= {self.max * 1000:g} ms, " + window_text(self.window)
 
 
 DEFAULT_MIN_CONTROL = 100
@@ -279,7 +215,7 @@ below 100 samples a nearest-rank 99th percentile is just the maximum."""
 
 
 @dataclass(frozen=True)
-class AddedLatency(_SLO):
+class AddedLatency(SLOBase):
     """Latency a guard adds, against a control group measured in the same window.
 
     The load sends a share of its requests tagged ``control_tag`` to a route of the service
@@ -304,6 +240,21 @@ class AddedLatency(_SLO):
     same window does cancel what both samples see equally often, which is what a machine-wide
     stall is, and needs nothing but enough samples in each.
 
+    Cancelling a stall in expectation is not cancelling it in every window: at a p99 of a few
+    hundred requests, a handful of stalled requests decide each percentile, and whether one
+    group held one or two more of them moves the difference by milliseconds. So a value over
+    the bound fails the SLO only when it is beyond the window's own noise: a permutation test
+    on the window's requests (:func:`chaos.scenario._noise.excess_p_value`) must find the
+    excess over ``max`` unlikely by chance (p at most
+    :data:`~chaos.scenario._noise.SIGNIFICANCE`). Otherwise the result is ``inconclusive``: the
+    measurement cannot say whether the bound was broken, and the arm is measured again or ends
+    as ``error``, never as a failed guard. A value under the bound passes as measured.
+
+    Measured again, it measures more: the requests of the window in every earlier attempt
+    that kept its timeline (``RunData.earlier``: same schedule, same window) are pooled with
+    this attempt's, so each rerun narrows the noise instead of drawing it anew (the
+    description says how many attempts were pooled).
+
     Too few control requests to estimate the percentile (fewer than ``min_control``, default
     :data:`DEFAULT_MIN_CONTROL`), or no ``tag`` request at all, is a problem of the harness
     (:attr:`SLOResult.problem`: the arm ends as ``error``), never a pass. ``tag`` None measures
@@ -326,55 +277,89 @@ class AddedLatency(_SLO):
             raise ScenarioError(
                 f"SLO {self.name!r}: min_control must be >= 1, got {self.min_control}"
             )
-        if self.tag is not None and self.control_tag in _names(self.tag):
+        if self.tag is not None and self.control_tag in names_of(self.tag):
             raise ScenarioError(
                 f"SLO {self.name!r}: tag and control_tag are both {self.control_tag!r}"
             )
 
-    def _masks(self, run: RunData) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        in_window = run.request_mask(self.window)
-        control = in_window & run.load.tag_mask(self.control_tag)
+    def _masks(
+        self, run: RunData, load: LoadResult | None = None
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        load = run.load if load is None else load
+        in_window = run.request_mask(self.window, load=load)
+        control = in_window & load.tag_mask(self.control_tag)
         if self.tag is None:
-            measured = in_window & ~run.load.tag_mask(self.control_tag)
+            measured = in_window & ~load.tag_mask(self.control_tag)
         else:
-            measured = run.request_mask(self.window, self.tag)
+            measured = run.request_mask(self.window, self.tag, load=load)
         return measured, control
+
+    def _service_times(
+        self, run: RunData
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Service times of the measured and of the control requests in the window, of this
+        attempt and of every earlier one in ``run.earlier``, pooled."""
+        measured, control = [], []
+        for load in (run.load, *run.earlier):
+            in_measured, in_control = self._masks(run, load)
+            measured.append(load.service_time[in_measured])
+            control.append(load.service_time[in_control])
+        return np.concatenate(measured), np.concatenate(control)
+
+    def evaluate(self, run: RunData) -> SLOResult:
+        result = super().evaluate(run)
+        if not run.earlier:
+            return result
+        pooled = f", requests of {len(run.earlier) + 1} attempts pooled"
+        return dataclasses.replace(result, description=result.description + pooled)
 
     def problem(self, run: RunData) -> str | None:
         measured, control = self._masks(run)
-        where = _window_text(self.window)
+        where = window_text(self.window)
         if int(control.sum()) < self.min_control:
             return (
                 f"insufficient data: {int(control.sum())} {self.control_tag!r} requests in "
                 f"{where}, need >= {self.min_control} to estimate a p{self.q:g}"
             )
         if not measured.any():
-            who = _tags_text(self.tag) if self.tag is not None else "non-control"
+            who = tags_text(self.tag) if self.tag is not None else "non-control"
             return f"insufficient data: no {who} request in {where}"
         return None
 
     def measure(self, run: RunData) -> float | None:
-        measured, control = self._masks(run)
-        service = run.load.service_time
-        value = _percentile(service[measured], self.q)
-        base = _percentile(service[control], self.q)
+        measured, control = self._service_times(run)
+        value = percentile(measured, self.q)
+        base = percentile(control, self.q)
         if value is None or base is None:
             return None
         return value - base
+
+    def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
+        if passed:
+            return None
+        measured, control = self._service_times(run)
+        p = excess_p_value(measured, control, q=self.q, bound=self.max)
+        if p <= SIGNIFICANCE:
+            return None
+        return (
+            f"{value * 1000:.1f} ms is over {self.max * 1000:g} ms by no more than the noise "
+            f"of {window_text(self.window)}: relabelling its requests at random exceeds the "
+            f"bound as much with p = {p:.3f} (a guard failure needs p <= {SIGNIFICANCE:g})"
+        )
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return "<=", self.max
 
     def describe(self) -> str:
-        who = _tags_text(self.tag) if self.tag is not None else "guarded"
+        who = tags_text(self.tag) if self.tag is not None else "guarded"
         return (
             f"p{self.q:g} service time of {who} requests minus that of {self.control_tag!r} "
-            f"requests <= {self.max * 1000:g} ms, " + _window_text(self.window)
+            f"requests <= {self.max * 1000:g} ms, " + window_text(self.window)
         )
 
 
 @dataclass(frozen=True)
-class Gauge(_SLO):
+class Gauge(SLOBase):
     """The samples of gauge ``gauge`` in the window stay within one bound.
 
     Give ``max`` for a level that must never be exceeded (open connections at most 8: the
@@ -382,6 +367,19 @@ class Gauge(_SLO):
     least 4: the smallest sample is measured); exactly one of them, as for
     :class:`OutcomeRatio`. Samples the gauge could not give in time (NaN) are left out; a
     window with no sample measures nothing, and so does not hold.
+
+    ``unit`` is the gauge's (``"s"`` for seconds, shown in ms; empty for a count).
+
+    With ``q``, a percentile of the samples is measured instead of the extreme: the ``q``-th
+    (nearest-rank) for ``max``, the ``(100 - q)``-th for ``min``, so ``q=90`` with ``max``
+    reads "nine samples in ten at most ``max``" (for a level that may spike now and then).
+
+    A sample beyond the bound proves an extreme broken whatever else is missing; holding needs
+    every part of the window sampled. When the run's sampling interval is known and two
+    samples of the window (or a sample and the window's edge) are more than
+    :data:`MAX_GAUGE_GAP` intervals apart (the sampler ran late, or the gauge did not answer
+    in time), a value that holds (with ``q``: any value) is ``inconclusive``: what the gap hid
+    is unknown.
     """
 
     name: str
@@ -389,66 +387,59 @@ class Gauge(_SLO):
     max: float | None = None
     min: float | None = None
     window: str | None = None
+    q: float | None = None
+    unit: str = ""
 
     def __post_init__(self) -> None:
-        _bound_of(self.name, self.min, self.max)
+        bound_of(self.name, self.min, self.max)
+        if self.q is not None and not 0 < self.q <= 100:
+            raise ScenarioError(f"SLO {self.name!r}: q must be in (0, 100], got {self.q}")
 
     def measure(self, run: RunData) -> float | None:
-        values = _gauge_values(run, self.gauge, self.window)
+        values = gauge_values(run, self.gauge, self.window)
         if not len(values):
             return None
+        if self.q is not None:
+            return percentile(values, self.q if self.max is not None else 100 - self.q)
         return float(values.max()) if self.max is not None else float(values.min())
+
+    def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
+        proven = not passed and self.q is None
+        if proven or run.gauge_interval is None:
+            return None
+        series = run.gauges.get(self.gauge)
+        if series is None:
+            return None
+        w = run.windows[self.window] if self.window is not None else None
+        start, end = (0.0, run.load.duration) if w is None else (w.start, w.end)
+        inside = (series.t >= start) & (series.t < end) & ~np.isnan(series.values)
+        edges = np.concatenate([[start], series.t[inside], [end]])
+        gap = float(np.diff(edges).max())
+        if gap <= MAX_GAUGE_GAP * run.gauge_interval:
+            return None
+        return (
+            f"gauge {self.gauge!r} went {gap:.2f} s without a sample in "
+            f"{window_text(self.window)} (more than {MAX_GAUGE_GAP:g} intervals of "
+            f"{run.gauge_interval:g} s): what the gap hid is unknown"
+        )
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return ("<=", self.max) if self.max is not None else (">=", self.min or 0.0)
 
     def describe(self) -> str:
         op, bound = self.bound()
-        extreme = "max" if op == "<=" else "min"
-        return f"{extreme} of gauge {self.gauge!r} {op} {bound:g}, " + _window_text(self.window)
+        if self.q is not None:
+            share = self.q if op == "<=" else 100 - self.q
+            statistic = f"p{share:g}"
+        else:
+            statistic = "max" if op == "<=" else "min"
+        return f"{statistic} of gauge {self.gauge!r} {op} {bound:g}, " + window_text(self.window)
+
+
+MAX_GAUGE_GAP = 2.5
+"""Sampling intervals two samples of a gauge may lie apart before a window's coverage counts as
+broken (one late or missing sample is tolerated, two in a row are not)."""
 
 
 SLO = SuccessRatio | OutcomeRatio | OutcomeRate | LatencyPercentile | AddedLatency | Gauge
 """Every kind of SLO a scenario's hypothesis and signature can hold."""
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _bound_of(name: str, minimum: float | None, maximum: float | None) -> None:
-    if (minimum is None) == (maximum is None):
-        raise ScenarioError(f"SLO {name!r}: give exactly one of min= or max=")
-
-
-def _window_text(window: str | None) -> str:
-    return "whole run" if window is None else f"window {window!r}"
-
-
-def _names(value: str | Sequence[str]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-_outcomes = _names
-
-
-def _tags_text(tag: str | Sequence[str]) -> str:
-    return "/".join(repr(t) for t in _names(tag))
-
-
-def _percentile(values: npt.NDArray[np.float64], q: float) -> float | None:
-    """Nearest-rank ``q``-th percentile; NaN (never sent) counts as infinite; None if empty."""
-    if len(values) == 0:
-        return None
-    finite = np.where(np.isnan(values), np.inf, values)
-    return float(np.percentile(finite, q, method="inverted_cdf"))
-
-
-def _gauge_values(run: RunData, gauge: str, window: str | None) -> npt.NDArray[np.float64]:
-    series = run.gauges.get(gauge)
-    if series is None:
-        return np.empty(0)
-    values = series.values
-    if window is not None:
-        w = run.windows[window]
-        values = values[(series.t >= w.start) & (series.t < w.end)]
-    return values[~np.isnan(values)]

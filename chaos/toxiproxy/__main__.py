@@ -5,8 +5,11 @@ Flags follow toxiproxy-server (Go style, ``-flag value`` or ``--flag=value``): `
 free port), ``-config`` (a JSON file in the ``/populate`` format), ``-seed`` (makes toxics'
 randomness reproducible) and ``-version``. Once listening it prints one line,
 ``toxiproxy: listening on http://HOST:PORT``, so a parent process can read the port. SIGINT or
-SIGTERM stops it cleanly with exit status 0. ``LOG_LEVEL`` (``error``, ``warn``, ``info``,
-``debug``, ...) sets the log level on stderr; the default is ``warn``.
+SIGTERM stops it cleanly with exit status 0. A bad flag (a port outside 0-65535) is one line on
+stderr with exit status 2; an address it cannot listen on (a port in use, a host that does not
+resolve) one line with exit status 1, as toxiproxy-server exits; never a traceback.
+``LOG_LEVEL`` (``error``, ``warn``, ``info``, ``debug``, ...) sets the log level on stderr; the
+default is ``warn``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
-from typing import Final
+from typing import Final, NoReturn
 
 from chaos.toxiproxy.server import DEFAULT_HOST, TOXIPROXY_VERSION, ToxiproxyServer
 
@@ -33,17 +37,19 @@ _LOG_LEVELS: Final = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m chaos.toxiproxy") -> int:
     """Run the server until SIGINT/SIGTERM; return the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m chaos.toxiproxy", description="Toxiproxy-compatible server"
-    )
+    parser = _Parser(prog=prog, description="Toxiproxy-compatible server")
     parser.add_argument("-host", "--host", default=DEFAULT_HOST, help="API interface")
-    parser.add_argument("-port", "--port", type=int, default=8474, help="API port (0: free port)")
+    parser.add_argument("-port", "--port", type=_port, default=8474, help="API port (0: free port)")
     parser.add_argument("-config", "--config", default=None, help="JSON file of proxies")
     parser.add_argument("-seed", "--seed", type=int, default=None, help="seed for toxics")
     parser.add_argument("-version", "--version", action="store_true", help="print the version")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
     if args.version:
         print(f"toxiproxy-server version {TOXIPROXY_VERSION}")
         return 0
@@ -54,8 +60,35 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     server = ToxiproxyServer(args.host, args.port, seed=args.seed, config=args.config)
-    asyncio.run(_serve(server))
+    try:
+        asyncio.run(_serve(server))
+    except _CannotListen as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+class _UsageError(Exception):
+    """A bad flag: one line, exit status 2."""
+
+
+class _CannotListen(Exception):
+    """The API address cannot be listened on: one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0: a free port), got {port}")
+    return port
 
 
 async def _serve(server: ToxiproxyServer) -> None:
@@ -63,7 +96,12 @@ async def _serve(server: ToxiproxyServer) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as error:  # in use, not local, no such host (socket.gaierror)
+        code = None if isinstance(error, socket.gaierror) else error.errno
+        reason = os.strerror(code) if code else error.strerror or str(error)
+        raise _CannotListen(f"cannot listen on {server.host}:{server.port}: {reason}") from None
     print(f"toxiproxy: listening on {server.url}", flush=True)
     try:
         await stop.wait()

@@ -1,15 +1,22 @@
-"""The HTTP API (aiohttp.web): Toxiproxy 2.12's routes, statuses, headers and bodies."""
+"""The HTTP API (aiohttp.web): Toxiproxy 2.12's routes, statuses, headers and bodies.
+
+The middleware reads each request's whole body before its handler runs (under the read deadline
+of :mod:`chaos.toxiproxy._http`), so a client that goes away mid-body costs one debug line, not
+an ERROR traceback, and no handler ever waits on a slow body.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
 
+from chaos.toxiproxy import _gojson
 from chaos.toxiproxy._collection import ApiError, PopulateError, ProxyCollection
+from chaos.toxiproxy._http import ApiConnections
 from chaos.toxiproxy._proxy import Proxy
 
 __all__ = ["TOXIPROXY_VERSION", "make_app"]
@@ -17,7 +24,10 @@ __all__ = ["TOXIPROXY_VERSION", "make_app"]
 TOXIPROXY_VERSION: Final = "2.12.0"
 """The toxiproxy-server version this server behaves as."""
 
+_log = logging.getLogger("chaos.toxiproxy")
+
 _COLLECTION: Final = web.AppKey("collection", ProxyCollection)
+_CONNECTIONS: Final = web.AppKey("connections", ApiConnections)
 _ERROR_HEADERS: Final = {
     "Content-Type": "text/plain; charset=utf-8",
     "X-Content-Type-Options": "nosniff",
@@ -26,10 +36,14 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _request_ids = itertools.count(1)
 
 
-def make_app(collection: ProxyCollection) -> web.Application:
-    """An aiohttp application serving the Toxiproxy API over ``collection``."""
+def make_app(collection: ProxyCollection, connections: ApiConnections) -> web.Application:
+    """An aiohttp application serving the Toxiproxy API over ``collection``.
+
+    ``connections`` are the read deadlines of the connections it is served on.
+    """
     app = web.Application(middlewares=[_conventions])
     app[_COLLECTION] = collection
+    app[_CONNECTIONS] = connections
     routes = [
         web.get("/version", _version, allow_head=False),
         web.post("/reset", _reset),
@@ -53,6 +67,24 @@ def make_app(collection: ProxyCollection) -> web.Application:
 
 @web.middleware
 async def _conventions(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Read the whole request, answer it by Go's conventions, then mark the connection idle."""
+    connections = request.app[_CONNECTIONS]
+    transport = request.transport
+    try:
+        try:
+            await request.read()  # the handler's request.read() returns it again
+        except ConnectionError:  # the client went away mid-body: nobody to answer
+            _log.debug(
+                "API: %s %s: client gone before its body arrived", request.method, request.path
+            )
+            return web.Response(status=400)
+        connections.request_read(transport)
+        return await _answer(request, handler)
+    finally:
+        connections.request_done(transport)
+
+
+async def _answer(request: web.Request, handler: _Handler) -> web.StreamResponse:
     """Go's conventions: unrouted requests skip the middleware; browsers get 403; errors as text."""
     unrouted = request.match_info.http_exception
     if isinstance(unrouted, web.HTTPMethodNotAllowed):
@@ -70,11 +102,7 @@ async def _conventions(request: web.Request, handler: _Handler) -> web.StreamRes
         except PopulateError as error:
             response = _populate_response(error.status, error.proxies, error)
         except ApiError as error:
-            body = json.dumps(
-                {"error": error.message, "status": error.status},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
+            body = _gojson.encode({"error": error.message, "status": error.status})
             response = web.Response(
                 status=error.status, body=(body + "\n").encode(), headers=dict(_ERROR_HEADERS)
             )
@@ -83,7 +111,7 @@ async def _conventions(request: web.Request, handler: _Handler) -> web.StreamRes
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    body = _gojson.encode(data).encode()
     return web.Response(status=status, body=body, content_type="application/json")
 
 

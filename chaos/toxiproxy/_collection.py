@@ -11,7 +11,10 @@ import asyncio
 from typing import Final
 
 from chaos.toxiproxy import _gojson
+from chaos.toxiproxy._accept import FdGuard
 from chaos.toxiproxy._gojson import MISSING, BadBody
+from chaos.toxiproxy._link import WorkBudget
+from chaos.toxiproxy._loops import Endpoint, find_loop
 from chaos.toxiproxy._proxy import Proxy, ProxyError, resolve_listen
 from chaos.toxiproxy._toxics import (
     TOXIC_TYPES,
@@ -62,6 +65,10 @@ class ProxyCollection:
     def __init__(self, *, seed: int | None) -> None:
         self._proxies: dict[str, Proxy] = {}
         self._seed = seed
+        self.guard = FdGuard()
+        """Shared by every listener of the server (the server opens and closes it)."""
+        self.budget = WorkBudget()
+        """The toxic work of every link of the server per loop iteration."""
         self._lock = asyncio.Lock()
 
     def all(self) -> dict[str, Proxy]:
@@ -84,9 +91,12 @@ class ProxyCollection:
         async with self._lock:
             if name in self._proxies:
                 raise ApiError(409, "proxy already exists")
-            proxy = Proxy(name, listen, upstream, seed=self._seed)
+            await self._refuse_loop(name, listen, upstream)
+            proxy = Proxy(
+                name, listen, upstream, seed=self._seed, guard=self.guard, budget=self.budget
+            )
             if enabled:
-                await _start(proxy)
+                await self._start_checked(proxy)
             self._proxies[name] = proxy
             return proxy
 
@@ -107,11 +117,12 @@ class ProxyCollection:
             except BadBody as error:
                 raise _bad_body(error) from None
             if await _differs(proxy, listen, upstream):
+                await self._refuse_loop(name, listen, upstream)
                 await proxy.stop()
                 proxy.listen = listen
                 proxy.upstream = upstream
             if enabled and not proxy.enabled:
-                await _start(proxy)
+                await self._start_checked(proxy)
             elif not enabled and proxy.enabled:
                 await proxy.stop()
             return proxy
@@ -157,12 +168,20 @@ class ProxyCollection:
                     if existing is not None and not await _differs(existing, listen, upstream):
                         handled.append(existing)
                         continue
+                    await self._refuse_loop(name, listen, upstream)
                     if existing is not None:
                         await existing.stop()
                         del self._proxies[name]
-                    proxy = Proxy(name, listen, upstream, seed=self._seed)
+                    proxy = Proxy(
+                        name,
+                        listen,
+                        upstream,
+                        seed=self._seed,
+                        guard=self.guard,
+                        budget=self.budget,
+                    )
                     if enabled:
-                        await _start(proxy)
+                        await self._start_checked(proxy)
                 except ApiError as error:
                     raise PopulateError(error, handled) from None
                 self._proxies[name] = proxy
@@ -177,6 +196,25 @@ class ProxyCollection:
                     await _start(proxy)
                 for toxic in list(proxy.toxics):
                     proxy.remove_toxic(toxic)
+
+    async def _refuse_loop(self, name: str, listen: str, upstream: str) -> None:
+        """400 if ``upstream`` leads back to the proxy ``name`` listening on ``listen``."""
+        others = (Endpoint(p.name, p.listen, p.upstream) for p in self._proxies.values())
+        message = await find_loop(Endpoint(name, listen, upstream), others)
+        if message is not None:
+            raise ApiError(400, message)
+
+    async def _start_checked(self, proxy: Proxy) -> None:
+        """Start ``proxy``; a port picked by the system is checked for a loop once known."""
+        requested = proxy.listen
+        await _start(proxy)
+        if proxy.listen != requested:
+            try:
+                await self._refuse_loop(proxy.name, proxy.listen, proxy.upstream)
+            except ApiError:
+                await proxy.stop()
+                proxy.listen = requested
+                raise
 
     async def stop_all(self) -> None:
         """Stop every proxy at once, dropping unsent data (server shutdown)."""

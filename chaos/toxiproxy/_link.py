@@ -24,12 +24,50 @@ from chaos.toxiproxy._toxics import Chunk, Stage, Toxic, make_stage
 if TYPE_CHECKING:
     from chaos.toxiproxy._proxy import Connection, Side
 
-__all__ = ["Link", "resolve_future"]
+__all__ = ["Link", "WorkBudget", "resolve_future"]
 
 _log = logging.getLogger("chaos.toxiproxy")
 
 _QUEUE_HIGH_WATER: Final = 1024 * 1024
 """A link with toxics stops reading its source while this many bytes wait for the stages."""
+_TIME_SLICE: Final = 0.001
+"""Seconds of toxic work all the links of a server may do in one loop iteration, shared equally
+by the links that are busy (see :class:`WorkBudget`), so no toxic (a slicer cutting 1-byte
+pieces with no delay, a flood through a chain of stages) can starve the API or the other
+connections. Measured in ``tests/chaos/toxiproxy/test_fairness.py`` (one link: ``/version`` p99
+of 1.7 s before, under 10 ms after) and ``test_soak.py`` (every extreme toxic at once)."""
+_MIN_SLICE: Final = 0.00005
+"""The least a busy link works between two yields, however many are busy (a yield costs ~10 us)."""
+
+
+class WorkBudget:
+    """The toxic work of one server's links per loop iteration: about ``_TIME_SLICE`` in all.
+
+    A link works for :meth:`share` seconds after each wait, then yields if it still has work.
+    Each round (loop iteration) counts the links that yielded in it; the next round's share is
+    the slice divided among them. So an iteration holds about one slice of toxic work however
+    many links are busy, each busy link gets an equal part, and a callback of the API waits at
+    most about one slice for its turn.
+    """
+
+    def __init__(self) -> None:
+        self._busy = 1
+        self._yielded = 0
+        self._round: asyncio.Handle | None = None
+
+    def share(self) -> float:
+        return max(_MIN_SLICE, _TIME_SLICE / self._busy)
+
+    def yielding(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A link used its share and yields; the round ends when the loop comes round."""
+        self._yielded += 1
+        if self._round is None:
+            self._round = loop.call_soon(self._next_round)
+
+    def _next_round(self) -> None:
+        self._round = None
+        self._busy = max(1, self._yielded)
+        self._yielded = 0
 
 
 class Link:
@@ -58,6 +96,8 @@ class Link:
         self._wakeup: asyncio.Future[None] | None = None
         self._interrupts: set[asyncio.Future[bool]] = set()
         self._drain: asyncio.Future[None] | None = None
+        self._budget = connection.proxy.budget
+        self._yield_at = 0.0
 
     # -- what the stages use (StageHost) ---------------------------------------------------
 
@@ -78,6 +118,7 @@ class Link:
             if timer is not None:
                 timer.cancel()
             self._interrupts.discard(waiter)
+            self._waited()
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return self._loop.call_later(seconds, callback)
@@ -196,6 +237,7 @@ class Link:
                     self._wakeup = self._loop.create_future()
                     await self._wakeup
                     self._wakeup = None
+                    self._waited()
                     continue
                 chunk = self._queue.popleft()
                 if chunk[1] is not None:
@@ -217,7 +259,15 @@ class Link:
         self.direct = True
         self.update_reading()
 
+    def _waited(self) -> None:
+        """The task has just waited: its share of work starts again."""
+        self._yield_at = self._loop.time() + self._budget.share()
+
     async def _push(self, stages: tuple[Stage, ...], index: int, chunk: Chunk) -> None:
+        if self._loop.time() >= self._yield_at:
+            self._budget.yielding(self._loop)
+            await asyncio.sleep(0)  # its share of work without a wait: let the loop run
+            self._waited()
         while index < len(stages) and stages[index].removed:
             index += 1
         if index < len(stages):
@@ -227,15 +277,17 @@ class Link:
         if data is None:
             self.connection.close()
             return
-        if self.connection.closing or self.sink_transport is None:
-            return
-        self.sink_transport.write(data)
+        sink = self.sink_transport
+        if self.connection.closing or sink is None or sink.is_closing():
+            return  # a lost socket: asyncio would log a warning for every write after the 5th
+        sink.write(data)
         while self.sink.write_paused and not self.connection.closing:
             self._drain = self._loop.create_future()
             try:
                 await self._drain
             finally:
                 self._drain = None
+                self._waited()
 
 
 _T = TypeVar("_T")

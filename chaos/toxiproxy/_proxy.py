@@ -20,9 +20,11 @@ import os
 import random
 import socket
 import struct
+from functools import partial
 from typing import Final, cast
 
-from chaos.toxiproxy._link import Link, resolve_future
+from chaos.toxiproxy._accept import Acceptor, FdGuard, bind_listener, is_exhaustion
+from chaos.toxiproxy._link import Link, WorkBudget, resolve_future
 from chaos.toxiproxy._toxics import Toxic
 
 __all__ = ["Proxy", "ProxyError", "format_address", "resolve_listen", "split_host_port"]
@@ -47,15 +49,26 @@ class Proxy:
     bound, so a disable/enable cycle rebinds the same concrete port.
     """
 
-    def __init__(self, name: str, listen: str, upstream: str, *, seed: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        *,
+        seed: int | None,
+        guard: FdGuard,
+        budget: WorkBudget,
+    ) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
         self.toxics: list[Toxic] = []
+        self.guard = guard
+        self.budget = budget
         self._seed = seed
         self._shared_rng = random.Random()
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
         self._connections: set[Connection] = set()
         self._accepted = 0
         self._generation = 0  # bumped by stop: a connection accepted before it must not live on
@@ -83,15 +96,22 @@ class Proxy:
         if self.enabled:
             return
         host, port = await resolve_listen(self.listen)
-        loop = asyncio.get_running_loop()
         try:
-            server = await loop.create_server(self._accept, host, port, reuse_address=True)
+            sock = bind_listener(host, port)
         except OSError as error:
             reason = os.strerror(error.errno).lower() if error.errno else str(error)
-            raise ProxyError(f"listen tcp {format_address(host, port)}: bind: {reason}") from None
-        bound = server.sockets[0].getsockname()
-        self._server = server
-        self.listen = format_address(bound[0], bound[1])
+            address = format_address(host, port)
+            raise ProxyError(f"listen tcp {address}: {error.filename}: {reason}") from None
+        acceptor = Acceptor(
+            sock,
+            partial(self._accept, self._generation),  # a later stop outdates its connections
+            name=f"proxy {self.name}",
+            guard=self.guard,
+            shed=True,
+        )
+        acceptor.start()
+        self._acceptor = acceptor
+        self.listen = format_address(*acceptor.address)
         self.enabled = True
         _log.info("proxy %s listening on %s, upstream %s", self.name, self.listen, self.upstream)
 
@@ -99,9 +119,9 @@ class Proxy:
         """Close the listener and every live connection (``abort``: without flushing)."""
         self.enabled = False
         self._generation += 1
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
         tasks = [task for connection in self._connections for task in connection.tasks()]
         for connection in list(self._connections):
             if abort:
@@ -139,9 +159,9 @@ class Proxy:
             if not connection.closing:
                 connection.link(toxic.upstream).remove_stage(toxic)
 
-    def _accept(self) -> Side:
+    def _accept(self, generation: int) -> Side:
         self._accepted += 1
-        return Connection(self, self._accepted, self._generation).client
+        return Connection(self, self._accepted, generation).client
 
     def _link_rng(self, number: int, direction: str) -> random.Random:
         if self._seed is None:
@@ -189,7 +209,7 @@ class Connection:
     def side_made(self, side: Side) -> None:
         self._open_sides += 1
         if side is self.client:
-            if self.generation != self.proxy._generation:  # accepted just before a stop
+            if self.generation != self.proxy._generation:  # its listener was stopped since
                 self.dialing = False
                 self.close()
                 return
@@ -203,7 +223,12 @@ class Connection:
             host, port = split_host_port(self.proxy.upstream)
             await self.loop.create_connection(lambda: self.server, host, int(port))
         except (OSError, ValueError) as error:
-            _log.info("proxy %s: dial %s failed: %s", self.proxy.name, self.proxy.upstream, error)
+            if isinstance(error, OSError) and is_exhaustion(error):
+                self.proxy.guard.exhausted(f"proxy {self.proxy.name}: dial", error)
+            else:
+                _log.info(
+                    "proxy %s: dial %s failed: %s", self.proxy.name, self.proxy.upstream, error
+                )
             self.close()
             return
         finally:
@@ -287,7 +312,9 @@ class Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         link = self.in_link
         if link.direct:
-            link.sink_transport.write(data)  # type: ignore[union-attr]
+            sink = link.sink_transport
+            if sink is not None and not sink.is_closing():
+                sink.write(data)
         else:
             link.feed(data)
 

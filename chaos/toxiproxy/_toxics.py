@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from chaos.toxiproxy import _gojson
@@ -69,18 +69,16 @@ class Toxic:
     stream: str
     upstream: bool
     toxicity: float
-    attributes: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, int]
 
     def to_json(self) -> dict[str, object]:
-        toxicity: float | int = self.toxicity
-        if float(toxicity).is_integer():
-            toxicity = int(toxicity)
+        """The toxic as the API shows it (``toxicity`` a float32, for :func:`_gojson.encode`)."""
         return {
             "attributes": dict(self.attributes),
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
-            "toxicity": toxicity,
+            "toxicity": _gojson.Float32(self.toxicity),
         }
 
 
@@ -148,9 +146,7 @@ class Stage:
 
     def start(self) -> None:
         """(Re)start on this link: draw toxicity. Called on open, on add and on update."""
-        toxicity = self.toxic.toxicity
-        draw = self.host.rng.random()
-        self.applies = toxicity >= 1.0 or draw < toxicity
+        self.applies = self.host.rng.random() < self.toxic.toxicity  # in [0, 1): 1 always applies
         self.on_start()
 
     def on_start(self) -> None:
@@ -258,48 +254,65 @@ class _Timeout(Stage):
 
 
 class _ResetPeer(Stage):
+    """Resets the connection ``timeout`` ms after the first chunk (or EOF) reaches it.
+
+    The wait follows the toxic: removed, or redrawn so that it no longer applies, it passes the
+    chunk on; updated, it measures the new ``timeout`` from the chunk's arrival (resetting at
+    once if that is already past); another toxic changing on the link leaves it waiting.
+    """
+
     async def process(self, chunk: Chunk, emit: Emit) -> None:
-        if not self.active():
-            await emit(chunk)
-            return
-        await asyncio.sleep(self.toxic.attributes["timeout"] / 1000)
-        self.host.reset_connection()
+        arrived = self.host.now()
+        while self.active():
+            deadline = arrived + self.toxic.attributes["timeout"] / 1000
+            remaining = deadline - self.host.now()
+            if remaining <= 0 or not await self.host.sleep(remaining):
+                self.host.reset_connection()
+                return
+        await emit(chunk)
 
 
 class _Slicer(Stage):
+    """Cuts each chunk into pieces of about ``average_size`` bytes, ``delay`` µs apart.
+
+    The cuts are Toxiproxy's (halve, move the cut by up to ±``size_variation``, until a piece is
+    at most ``average_size + size_variation``) and are made as the pieces go out, so a large chunk
+    cut into 1-byte pieces holds O(log n) state, not a list of n pieces. An interrupted delay
+    sends the rest of the chunk in one piece.
+    """
+
     async def process(self, chunk: Chunk, emit: Emit) -> None:
         read_time, data = chunk
         if data is None or not self.active():
             await emit(chunk)
             return
-        bounds = self._cuts(len(data))
         delay = self.toxic.attributes["delay"] / 1_000_000
         view = memoryview(data)
-        for index, (start, end) in enumerate(bounds):
-            await emit((read_time, bytes(view[start:end])))
-            if index + 1 < len(bounds) and delay > 0 and await self.host.sleep(delay):
-                await emit((read_time, bytes(view[end:])))
+        for start, end in self.cuts(len(data)):
+            if start > 0 and delay > 0 and await self.host.sleep(delay):
+                await emit((read_time, bytes(view[start:])))
                 return
+            await emit((read_time, bytes(view[start:end])))
 
-    def _cuts(self, size: int) -> list[tuple[int, int]]:
+    def cuts(self, size: int) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of each piece of a chunk of ``size`` bytes, in order."""
         average = self.toxic.attributes["average_size"]
         variation = self.toxic.attributes["size_variation"]
         rng = self.host.rng
-        pieces: list[tuple[int, int]] = []
         pending = [(0, size)]
         while pending:
             start, end = pending.pop()
-            if (end - start) - average <= variation or end - start < 2:
-                if end > start:
-                    pieces.append((start, end))
+            if (end - start) - average <= variation:
+                yield start, end
                 continue
             middle = start + (end - start) // 2
             if variation > 0:
                 middle += rng.randrange(variation * 2) - variation
-            middle = min(max(middle, start + 1), end - 1)
+            # A split piece is over average + variation >= 2 * variation bytes, so the cut stays
+            # below its end; it can reach its start (Toxiproxy's empty piece), moved on by one.
+            middle = max(middle, start + 1)
             pending.append((middle, end))
             pending.append((start, middle))
-        return pieces
 
 
 class _LimitData(Stage):
@@ -311,8 +324,7 @@ class _LimitData(Stage):
             await emit(chunk)
             return
         remaining = max(self.toxic.attributes["bytes"] - self.transmitted, 0)
-        if remaining < len(data):
-            data = data[:remaining]
+        data = data[:remaining]
         if data:
             self.transmitted += len(data)
             await emit((read_time, data))

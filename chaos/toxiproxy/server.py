@@ -15,19 +15,37 @@ Where it differs from toxiproxy-server 2.12 (on purpose, see ``toxiproxy-api.md`
 * a listen address with no host (``:8080`` or empty) binds loopback, not every interface;
 * ``reset_peer`` always resets the client with a TCP RST (SO_LINGER 0), also on connections that
   were open before the toxic was added (Toxiproxy sends a plain FIN to those);
+* ``reset_peer``'s wait follows the toxic like every other toxic's: removing it lets the chunk
+  through, updating it measures the new ``timeout`` from the chunk's arrival (Toxiproxy's wait is
+  a bare timer that neither removal nor update reaches);
 * removing a ``timeout`` toxic closes the connections on which it applied (its toxicity draw
   said yes), where Toxiproxy closes every connection of the proxy;
 * the stages of one direction handle one chunk at a time, so the waits of a ``slicer`` and a
   ``bandwidth`` in the same direction add up instead of overlapping (latency is measured from
   the time each chunk was read, so a burst still arrives about one latency later);
-* the proxy JSON has no ``"Logger":{}`` field.
+* the proxy JSON has no ``"Logger":{}`` field;
+* a proxy whose upstream leads back to itself (its own listen address, or a cycle through other
+  proxies of this server) is refused with 400 (Toxiproxy accepts it and runs out of file
+  descriptors);
+* out of file descriptors, a proxy sheds the connection waiting in its backlog (accepting it with
+  a spare descriptor and closing it at once) where Toxiproxy leaves it waiting, and the API
+  accepts its requests into spare descriptors so that it keeps answering; both pause accepting
+  from 5 ms doubling to 1 s, as Go's ``net/http`` does, and log one warning a minute at most;
+* a request body may be at most 1 MiB (aiohttp's limit; 413 beyond), where Toxiproxy has none.
+
+As Toxiproxy, the API gives a request 15 s to arrive and a keep-alive connection 60 s between
+requests, reads numbers and nesting exactly as Go's ``encoding/json`` does (``toxicity`` is a
+float32: past its range a 400 with Go's message; at most 10,000 levels of nesting), and writes
+replies as ``json.Marshal`` does (a float32 in its shortest form, ``<``, ``>`` and ``&`` escaped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +53,10 @@ from typing import Final
 
 from aiohttp import web
 
+from chaos.toxiproxy._accept import Acceptor, bind_listener
 from chaos.toxiproxy._api import TOXIPROXY_VERSION, make_app
 from chaos.toxiproxy._collection import ApiError, ProxyCollection
+from chaos.toxiproxy._http import DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, ApiConnections
 
 __all__ = ["DEFAULT_HOST", "TOXIPROXY_VERSION", "BackgroundToxiproxy", "ToxiproxyServer"]
 
@@ -52,8 +72,10 @@ class ToxiproxyServer:
     ``port=0`` picks a free port; after :meth:`start`, :attr:`port` and :attr:`url` give the
     real one. ``seed`` makes every random draw (jitter, toxicity, slicer cuts) reproducible.
     ``config`` is a JSON file in the ``/populate`` format loaded at start; like toxiproxy-server,
-    a missing or bad file is logged and the server starts anyway. :meth:`stop` closes the API
-    listener, every proxy listener and every live connection, and awaits their tasks.
+    a missing or bad file is logged and the server starts anyway. ``read_timeout`` (seconds for
+    a whole request to arrive) and ``idle_timeout`` (between keep-alive requests) default to
+    toxiproxy-server's 15 s and 60 s. :meth:`stop` closes the API listener, every proxy listener
+    and every live connection, and awaits their tasks.
     """
 
     def __init__(
@@ -63,13 +85,23 @@ class ToxiproxyServer:
         *,
         seed: int | None = None,
         config: str | os.PathLike[str] | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self.config = Path(config) if config is not None else None
+        self.idle_timeout = idle_timeout
+        self._connections = ApiConnections(read_timeout)
         self._collection = ProxyCollection(seed=seed)
         self._runner: web.AppRunner | None = None
+        self._acceptor: Acceptor | None = None
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds a request (headers and body) may take to arrive before its connection closes."""
+        return self._connections.read_timeout
 
     @property
     def url(self) -> str:
@@ -86,16 +118,28 @@ class ToxiproxyServer:
         """Bind the API (and the ``config`` proxies); return once it accepts requests."""
         if self._runner is not None:
             raise RuntimeError("ToxiproxyServer is already started")
-        runner = web.AppRunner(make_app(self._collection), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            make_app(self._collection, self._connections),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.idle_timeout,
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:
-            await site.start()
+            sock = bind_listener(await _resolve(self.host), self.port)
         except BaseException:
             await runner.cleanup()
             raise
+        assert runner.server is not None
+        guard = self._collection.guard
+        guard.open()
+        acceptor = Acceptor(
+            sock, self._connections.factory(runner.server), name="API", guard=guard, shed=False
+        )
+        acceptor.start()
         self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._acceptor = acceptor
+        self.port = acceptor.address[1]
         _log.info("API listening on %s", self.url)
         if self.config is not None:
             await self._load_config(self.config)
@@ -118,8 +162,12 @@ class ToxiproxyServer:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
         await runner.cleanup()
         await self._collection.stop_all()
+        self._collection.guard.close()
 
     async def __aenter__(self) -> ToxiproxyServer:
         await self.start()
@@ -225,6 +273,17 @@ class BackgroundToxiproxy:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+async def _resolve(host: str) -> str:
+    """The IP address to bind for ``host`` (IPv4 first); :class:`OSError` if it has none."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return str(infos[0][4][0])
 
 
 async def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:

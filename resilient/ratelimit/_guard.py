@@ -249,7 +249,7 @@ class FailOpenGuard:
         until: float | None = None,
     ) -> Decision:
         """Count the primary's fault against its breaker, classify it, answer without it."""
-        if timed_out and self._spent_locally(error):
+        if timed_out and self._spent_locally(error, until):
             permit.released()  # the store was answering: the budget went on this process
             self.stats.local_timeouts += 1
             return await self._degrade(
@@ -325,11 +325,17 @@ class FailOpenGuard:
             return None
         return answer if _well_formed(answer) else None
 
-    def _spent_locally(self, timeout: Exception) -> bool:
+    def _spent_locally(self, timeout: Exception, until: float | None) -> bool:
         """Whether a budget ran out while the primary's store was not silent for all of it
-        (a primary says so on its cancellation: :func:`note_store_silence`)."""
+        (a primary says so on its cancellation: :func:`note_store_silence`). The silence is
+        counted up to the deadline ``until``, not up to when a busy loop got round to the
+        cancellation: that delay is this process's, not the store's."""
         silent_for = store_silence(timeout.__cause__)
-        return silent_for is not None and silent_for < self.options.timeout
+        if silent_for is None:
+            return False
+        if until is not None:
+            silent_for -= max(0.0, self._clock.monotonic() - until)
+        return silent_for < self.options.timeout
 
     def _share_of(self, rate: Rate) -> Rate:
         share = self._shares.get(rate)

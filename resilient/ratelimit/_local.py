@@ -71,7 +71,6 @@ _MAX_CACHED_RATES = 1024
 _PRIMARY = DecisionSource.PRIMARY
 _new_tuple = tuple.__new__
 _monotonic_ns = time.monotonic_ns
-_inf = float("inf")
 
 
 @dataclass(slots=True)

@@ -382,6 +382,9 @@ class RedisLimiter:
                 batch = self._take_batch()
                 if batch:
                     await self._send(batch)
+                    # Let the callers just answered run before the next round trip starts, so
+                    # that their work is not counted as Redis's silence (_silent_for).
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             self._fail_all(self._pending, "RedisLimiter is closed")
             self._pending = []

@@ -21,7 +21,7 @@ import redis.asyncio
 from aiohttp import web
 
 from chaos._proxy_process import run_toxiproxy
-from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, exit_status, main
+from chaos.cli import EXIT_GUARD_FAILED, EXIT_HARNESS_ERROR, EXIT_OK, exit_status, main
 from chaos.engine import run_scenario
 from chaos.load import Load, schedule
 from chaos.report import load_schema
@@ -259,3 +259,46 @@ async def test_too_few_control_requests_for_an_added_latency_is_a_harness_error(
     assert arm.error is not None
     assert "SLO 'added': insufficient data: 0 'control' requests" in arm.error
     assert exit_status([result]) == EXIT_HARNESS_ERROR
+
+
+# -- measurements the harness cannot trust -----------------------------------------------------
+
+_LATE = ["--scenarios-module", "tests.chaos.selftest_scenarios", "--scale", str(SCALE)]
+
+
+def test_a_broken_guard_measured_by_a_late_load_is_a_harness_error_not_a_guard_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The guard is broken, but the load ran late on every attempt: CI must get status 2 (the
+    harness could not trust itself), with both attempts reported, and never 1."""
+    command = ["run", "selftest-late-broken-guard", *_LATE, "--arms", "guarded"]
+    status = main([*command, "--retries", "1", "--json", "--report", str(tmp_path)])
+    assert status == EXIT_HARNESS_ERROR
+    document = json.loads(capsys.readouterr().out)
+    jsonschema.validate(document, load_schema(), cls=jsonschema.Draft202012Validator)
+    (arm,) = document["scenarios"][0]["arms"]
+    (earlier,) = arm["attempts"]
+    for attempt in (earlier, arm):
+        assert attempt["verdict"] == "error"
+        assert attempt["trustworthy"] is False
+        assert attempt["untrusted"][0].startswith("the load ran late: scheduling lag p99")
+        assert attempt["error"].startswith("untrusted measurement: the load ran late")
+    assert "attempt 1: error: untrusted measurement" in (tmp_path / "report.html").read_text()
+
+
+def test_an_arm_untrusted_once_is_judged_on_its_next_attempt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.chaos.selftest_scenarios import reset_late_once
+
+    command = ["run", "selftest-late-once", *_LATE, "--arms", "guarded", "--json"]
+    reset_late_once()
+    assert main([*command, "--retries", "0"]) == EXIT_HARNESS_ERROR
+    capsys.readouterr()
+    reset_late_once()
+    assert main([*command, "--retries", "1"]) == EXIT_OK
+    (arm,) = json.loads(capsys.readouterr().out)["scenarios"][0]["arms"]
+    assert (arm["verdict"], arm["trustworthy"], arm["untrusted"]) == ("mitigated", True, [])
+    (earlier,) = arm["attempts"]
+    assert earlier["verdict"] == "error"
+    assert earlier["untrusted"][0].startswith("the load ran late")

@@ -26,6 +26,7 @@ from chaos.load import schedule
 from chaos.scenarios import load_scenarios
 from chaos.scenarios.rate_limiter_outage import (
     ABUSIVE_KEY,
+    BACK_ON_REDIS,
     BUDGET,
     CONTROL_PATH,
     CONTROL_RATE,
@@ -42,6 +43,10 @@ scenario's docstring), but at 0.6 a breaker-open window holds ~390 limited reque
 is their 4th slowest, one of them the breaker's probe, and two requests hit by one stall of the
 machine decide it: 1 run in 6 failed the 2 ms bound on a loaded machine. At 0.8, ~525."""
 
+RETRIES = 4
+"""Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
+machine), as ``chaos run`` gives by default."""
+
 FAULTS = ("latency", "timeout", "reset_peer", "disabled")
 
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
@@ -52,10 +57,13 @@ def _slos(arm: ArmResult) -> dict[str, float | None]:
 
 
 def _explain(arm: ArmResult) -> str:
-    """Why an arm got its verdict: its error, trust, and every SLO with value and bound."""
+    """Why an arm got its verdict: its error, trust, earlier attempts, and every SLO and premise
+    with value and bound."""
     lines = [f"{arm.name}: {arm.verdict} (error: {arm.error}, trustworthy: {arm.trustworthy})"]
-    for slo in (*arm.slos, *arm.signature):
-        mark = "PASS" if slo.passed else "FAIL"
+    for number, attempt in enumerate(arm.attempts, start=1):
+        lines.append(f"  attempt {number}: {attempt.verdict}: {attempt.error}")
+    for slo in (*arm.slos, *arm.signature, *arm.premises):
+        mark = "INCONCLUSIVE" if slo.inconclusive else "PASS" if slo.passed else "FAIL"
         lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
     return "\n".join(lines)
 
@@ -63,7 +71,7 @@ def _explain(arm: ArmResult) -> str:
 async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() -> None:
     scenario = load_scenarios()["rate-limiter-outage"]
     async with run_toxiproxy(None, seed=1) as control:
-        result = await run_scenario(scenario, control, seed=1, scale=SCALE)
+        result = await run_scenario(scenario, control, seed=1, scale=SCALE, retries=RETRIES)
     naive, guarded = result.arms
     assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), _explain(
         naive
@@ -102,7 +110,11 @@ async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() ->
         assert opened <= 0.002
     back = guarded_values["back-on-redis"]
     assert back is not None
-    assert back >= 0.5
+    assert back >= BACK_ON_REDIS
+    for arm in result.arms:  # the premises are measured beside each arm
+        (premise,) = arm.premises
+        assert premise.name == "redis-answered-when-recovered"
+        assert premise.value is not None
 
 
 # -- the example service -------------------------------------------------------------------

@@ -33,9 +33,10 @@ def _arm(name: str, role: str, false_429: float, seed: int) -> ArmResult:
     gauges = {"conns": GaugeSeries(np.arange(0, 10, 0.5), np.append(np.arange(19.0), np.nan))}
     run = RunData(load, gauges, {w.name: w for w in scenario.windows})
     judge = judge_naive if role == "naive" else judge_guarded
-    verdict, slos, signature = judge(scenario, run)
+    judged = judge(scenario, run)
     return ArmResult(
-        name=name, role=role, verdict=verdict, slos=slos, signature=signature, load=load,
+        name=name, role=role, verdict=judged.verdict, slos=judged.slos,
+        signature=judged.signature, load=load,
         gauges=gauges, wall_time=11.0,
         faults=(FaultRecord(2.0, 2.001, "AddToxic", "redis", "add latency"),),
     )  # fmt: skip

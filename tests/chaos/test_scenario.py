@@ -168,6 +168,20 @@ def test_bad_scale_is_refused(factor: float) -> None:
         make_scenario().scaled(factor)
 
 
+def test_a_scale_below_the_scenarios_smallest_is_refused_saying_why() -> None:
+    scenario = make_scenario(min_scale=0.5, min_scale_reason="windows need 100 samples")
+    assert scenario.scaled(0.5).duration == pytest.approx(5.0)
+    with pytest.raises(ScenarioError) as refused:
+        scenario.scaled(0.4)
+    assert str(refused.value) == (
+        "scenario 'demo' runs at scale 0.5 or more, not 0.4: windows need 100 samples"
+    )
+    with pytest.raises(ScenarioError, match="min_scale_reason: say why"):
+        make_scenario(min_scale=0.5)
+    with pytest.raises(ScenarioError, match=r"min_scale: must be in \[0, 1\], got 2"):
+        make_scenario(min_scale=2, min_scale_reason="x")
+
+
 # -- SLOs ------------------------------------------------------------------------------------
 
 WINDOWS = {"before": Window("before", 0, 2), "fault": Window("fault", 2, 8)}
@@ -327,24 +341,26 @@ def _fault_run(false_429_share: float, added_latency: float) -> RunData:
 
 def test_naive_arm_reproduces_when_it_breaks_the_named_slos_and_shows_the_signature() -> None:
     scenario = make_scenario()
-    verdict, slos, signature = judge_naive(scenario, _fault_run(0.95, 0.0))
-    assert verdict == "reproduced"
-    assert [s.passed for s in slos] == [False, True]
-    assert [s.passed for s in signature] == [True]
+    judged = judge_naive(scenario, _fault_run(0.95, 0.0))
+    assert judged.verdict == "reproduced"
+    assert [s.passed for s in judged.slos] == [False, True]
+    assert [s.passed for s in judged.signature] == [True]
+    assert (judged.problems, judged.untrusted) == ((), ())
 
 
 def test_naive_arm_without_the_signature_does_not_reproduce() -> None:
-    verdict, _, signature = judge_naive(make_scenario(), _fault_run(0.5, 0.0))
-    assert verdict == "not-reproduced"
-    assert not signature[0].passed
+    judged = judge_naive(make_scenario(), _fault_run(0.5, 0.0))
+    assert judged.verdict == "not-reproduced"
+    assert not judged.signature[0].passed
 
 
 def test_naive_arm_keeping_the_slo_does_not_reproduce() -> None:
-    verdict, _, _ = judge_naive(make_scenario(signature=()), _fault_run(0.0, 0.0))
-    assert verdict == "not-reproduced"
+    assert judge_naive(make_scenario(signature=()), _fault_run(0.0, 0.0)).verdict == (
+        "not-reproduced"
+    )
 
 
 def test_guarded_arm_is_mitigated_only_when_every_slo_holds() -> None:
-    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.05))[0] == "mitigated"
-    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.2))[0] == "failed"
-    assert judge_guarded(make_scenario(), _fault_run(0.01, 0.0))[0] == "failed"
+    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.05)).verdict == "mitigated"
+    assert judge_guarded(make_scenario(), _fault_run(0.0, 0.2)).verdict == "failed"
+    assert judge_guarded(make_scenario(), _fault_run(0.01, 0.0)).verdict == "failed"

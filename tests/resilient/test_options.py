@@ -21,7 +21,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resilient
-from resilient._validate import Choice, Integer, Number, Rule, Text, rule_of
+from resilient._validate import (
+    Choice,
+    Instance,
+    Integer,
+    Number,
+    Rule,
+    Text,
+    TupleOf,
+    check,
+    rule_of,
+    shown,
+)
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 
 OPTIONS = sorted(
@@ -224,3 +235,143 @@ def test_constructor_arguments_are_checked_the_same_way(
 ) -> None:
     with pytest.raises(error, match=rf"^{where}"):
         build()
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        (Integer(), "an int"),
+        (Integer(min=1), "an int >= 1"),
+        (Integer(min=0, max=3), "an int >= 0 and <= 3"),
+        (Integer(max=7), "an int <= 7"),
+        (Number(), "a finite number"),
+        (Number(finite=False), "a number"),
+        (Number(min=0, unit="seconds"), "a finite number of seconds >= 0"),
+        (Number(min=0, min_open=True, unit="seconds"), "a finite number of seconds > 0"),
+        (Number(min=0.5, max=1e15), "a finite number >= 0.5 and <= 1e+15"),
+        (Text(), "a str"),
+        (Text(non_empty=True), "a non-empty str"),
+        (Choice(Colour), "a Colour"),
+        (Choice(values=("server", "clock")), "one of 'server', 'clock'"),
+    ],
+)
+def test_every_rule_says_exactly_what_it_wants(rule: Rule, text: str) -> None:
+    assert rule.describe() == text
+    with pytest.raises((TypeError, ValueError)) as raised:
+        rule.check("Thing.field", object())
+    assert str(
+        raised.value
+    ) == f"Thing.field must be {text}, got {shown(raised.value.args[0])}" or (
+        str(raised.value).startswith(f"Thing.field must be {text}, got <object object at")
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "inside", "outside"),
+    [
+        (Integer(min=1, max=3), [1, 2, 3], [0, 4]),
+        (Number(min=0, max=1), [0, 0.5, 1], [-1e-9, 1.000001]),
+        (Number(min=0, min_open=True, max=1), [1e-300, 1], [0, -1]),
+    ],
+)
+def test_both_ends_of_a_range_are_where_they_say(
+    rule: Rule, inside: list[float], outside: list[float]
+) -> None:
+    for value in inside:
+        rule.check("Thing.field", value)
+    for value in outside:
+        with pytest.raises(ValueError, match=r"^Thing\.field must be"):
+            rule.check("Thing.field", value)
+
+
+def test_a_value_is_kept_as_its_builtin() -> None:
+    class MyInt(int):
+        pass
+
+    class MyFloat(float):
+        pass
+
+    options = resilient.BreakerOptions(failure_threshold=MyInt(3), reset_timeout=MyFloat(2.5))
+    assert type(options.failure_threshold) is int
+    assert type(options.reset_timeout) is float
+    assert type(resilient.GuardOptions(timeout=1).timeout) is float  # a number is a float
+    assert check("Thing.field", MyInt(4), Integer()) == 4
+    assert type(check("Thing.field", MyInt(4), Integer())) is int
+
+
+def test_a_value_that_cannot_be_shown_is_named_by_its_type() -> None:
+    class Unshowable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert shown(Unshowable()).startswith("<Unshowable instance at 0x")
+    assert shown(10**5000) == "<int that cannot be shown>"  # past Python's digit limit
+    assert "..." in shown("x" * 1000)
+    assert len(shown("x" * 1000)) < 120
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Integer(min=1),
+        Number(min=0),
+        Text(non_empty=True),
+        Choice(values=("a",)),
+        Instance(int, "an int"),
+        TupleOf(callable, "a tuple of callables"),
+    ],
+    ids=lambda rule: type(rule).__name__,
+)
+def test_rules_are_immutable_values(rule: Rule) -> None:
+    assert {rule: "kept"}[dataclasses.replace(rule)] == "kept"  # hashable, equal by value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rule.name = "changed"  # type: ignore[attr-defined]
+
+
+def test_the_named_defaults() -> None:
+    """Every default, as documented (a changed default is a changed behaviour)."""
+    breaker = resilient.DEFAULT_BREAKER_OPTIONS
+    assert breaker == resilient.BreakerOptions()
+    assert (breaker.failure_threshold, breaker.reset_timeout) == (5, 30.0)
+    assert (breaker.half_open_max_calls, breaker.exclude) == (1, ())
+    guard = resilient.DEFAULT_GUARD_OPTIONS
+    assert (guard.timeout, guard.mode, guard.instances) == (0.020, resilient.GuardMode.FALLBACK, 1)
+    assert guard.unavailable == (OSError, resilient.LimiterUnavailable)
+    assert (guard.fault_keys, guard.fault_window) == (100, 1.0)
+    assert resilient.BreakerOptions(5, 5.0) == resilient.GUARD_BREAKER_OPTIONS
+    assert resilient.DEFAULT_LOCAL_LIMITER_OPTIONS.max_memory == 32 * 2**20
+    redis = resilient.DEFAULT_REDIS_LIMITER_OPTIONS
+    assert (redis.prefix, redis.time_source, redis.round_trip_timeout) == ("rl:", "server", 1.0)
+    assert (redis.max_batch, redis.key_ttl_margin) == (512, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: resilient.BreakerOptions(reset_timeout=-1),
+            "BreakerOptions.reset_timeout must be a finite number of seconds >= 0, got -1",
+        ),
+        (
+            lambda: resilient.BreakerOptions(exclude=[OSError]),
+            "BreakerOptions.exclude must be a tuple of exception types or predicates, "
+            "got [<class 'OSError'>]",
+        ),
+        (
+            lambda: resilient.GuardOptions(unavailable=(3,)),
+            "GuardOptions.unavailable must be a tuple of exception types, got (3,)",
+        ),
+        (
+            lambda: resilient.RedisLimiterOptions(time_source="wall"),
+            "RedisLimiterOptions.time_source must be one of 'server', 'clock', got 'wall'",
+        ),
+        (
+            lambda: resilient.GuardOptions(mode="fallback"),
+            "GuardOptions.mode must be a GuardMode, got 'fallback'",
+        ),
+    ],
+)
+def test_each_options_refusal_in_its_exact_words(build: Callable[[], object], message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build()
+    assert str(raised.value) == message

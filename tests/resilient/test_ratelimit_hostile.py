@@ -128,7 +128,7 @@ async def test_local_queueing_never_opens_the_breaker(
     )
     try:
         await guard.decide("warm-up")
-        for _ in range(3):
+        for _ in range(2):
             decisions = await asyncio.gather(*(guard.decide(f"u{i}") for i in range(callers)))
             assert all(d.allowed for d in decisions)
             degraded = [d for d in decisions if d.source is not DecisionSource.PRIMARY]

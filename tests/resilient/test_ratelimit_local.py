@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from resilient.clock import VirtualClock
 from resilient.events import EventBus, EventRecorder
 from resilient.ratelimit import (
+    DEFAULT_MAX_MEMORY,
     ENTRY_BYTES,
     Decision,
     DecisionSource,
@@ -22,6 +23,7 @@ from resilient.ratelimit import (
     Rate,
 )
 from resilient.ratelimit._gcra import NEVER, GcraResult, gcra
+from resilient.ratelimit._local import INLINE_KEY_CHARS
 from resilient.ratelimit._types import never_decision, new_decision
 
 rates = st.builds(
@@ -343,3 +345,91 @@ def test_the_table_stays_within_max_memory_whatever_the_keys(key_of: Callable[[i
     assert len(limiter) <= limiter.max_keys
     assert held - before <= max_memory, (held - before) / limiter.max_keys
     assert peak - before <= max_memory + 64 * 1024  # plus the key being decided
+
+
+@pytest.mark.parametrize("tat", [None, 0, 5_000_000])
+def test_the_formula_denies_a_cost_above_burst_plus_one_for_ever_and_keeps_the_state(
+    tat: int | None,
+) -> None:
+    emission, tolerance = 1_000_000, 2_000_000  # Rate(1, 1.0, burst=2): at most 3 at once
+    result = gcra(tat, 1_000_000, emission, tolerance, 4)
+    assert result.allowed is False
+    assert result.retry_after_us == NEVER
+    assert result.new_tat_us == max(tat or 0, 1_000_000)  # nothing consumed
+    assert gcra(tat, 1_000_000, emission, tolerance, 3).retry_after_us != NEVER
+
+
+# -- what the mutation pass found loose ------------------------------------------------------
+
+
+async def test_decide_without_a_cost_takes_exactly_one_unit() -> None:
+    clock = VirtualClock()
+    limiter = LocalLimiter(Rate(10, 1.0, burst=4), clock=clock)
+    remaining = [(await limiter.decide("k")).remaining for _ in range(5)]
+    assert remaining == [4, 3, 2, 1, 0]
+    assert not (await limiter.decide("k")).allowed
+
+
+def test_on_the_system_clock_time_is_whole_microseconds() -> None:
+    limiter = LocalLimiter(Rate(1, 3600.0))  # the real clock
+    first, second = limiter.decide_now("k"), limiter.decide_now("k")
+    assert first.allowed
+    assert not second.allowed
+    assert type(first.remaining) is int
+    assert type(second.remaining) is int
+    assert 3599.0 < second.retry_after <= 3600.0
+    assert second.retry_after * 1e6 == pytest.approx(round(second.retry_after * 1e6), abs=1e-3)
+
+
+def test_a_fresh_limiter_has_counted_nothing_and_never_waits() -> None:
+    limiter = LocalLimiter(Rate(1, 1.0))
+    assert (limiter.stats.sweeps, limiter.stats.evicted, limiter.stats.overflowed) == (0, 0, 0)
+    assert LocalLimiter.never_waits is True
+    assert len(limiter) == 0
+    assert limiter.max_keys == DEFAULT_MAX_MEMORY // ENTRY_BYTES
+    assert repr(limiter) == f"LocalLimiter(rate=1/1s, keys=0, max_keys={limiter.max_keys})"
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: LocalLimiter("10/s"), "LocalLimiter.rate must be a Rate, got '10/s'"),
+        (
+            lambda: LocalLimiter(Rate(1, 1.0), 5),
+            "LocalLimiter.options must be a LocalLimiterOptions, got 5",
+        ),
+        (
+            lambda: LocalLimiter(Rate(1, 1.0), rates=7),
+            "LocalLimiter.rates must be a mapping or a callable, got 7",
+        ),
+        (
+            lambda: LocalLimiter(Rate(1, 1.0)).decide_now(["k"]),
+            "LocalLimiter.decide(key) must be a str, got ['k']",
+        ),
+        (
+            lambda: LocalLimiter(Rate(1, 1.0)).decide_now("k", cost=-2),
+            "LocalLimiter.decide(cost) must be an int >= 0, got -2",
+        ),
+        (
+            lambda: LocalLimiter(Rate(1, 1.0)).decide_now("k", rate="5/s"),
+            "rate for key 'k' must be a Rate, got '5/s'",
+        ),
+    ],
+)
+def test_every_refusal_says_exactly_what_was_wrong(
+    build: Callable[[], object], message: str
+) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build()
+    assert str(raised.value) == message
+
+
+def test_keys_of_up_to_32_characters_are_kept_as_they_are_and_longer_by_digest() -> None:
+    limiter = LocalLimiter(Rate(1, 60.0), clock=VirtualClock())
+    short, long_ = "s" * INLINE_KEY_CHARS, "l" * (INLINE_KEY_CHARS + 1)
+    for key in (short, long_):
+        assert limiter.decide_now(key).allowed
+        assert not limiter.decide_now(key).allowed  # each is limited as itself
+    assert short in limiter._tats
+    assert long_ not in limiter._tats
+    assert len(limiter) == 2

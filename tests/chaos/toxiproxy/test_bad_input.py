@@ -12,8 +12,14 @@ from tests.chaos.toxiproxy.conftest import Peer, Proxy, ToxiproxyApi
 pytestmark = pytest.mark.real_server
 
 
+def go_json(value: object) -> str:
+    """``value`` as Go's ``json.Marshal`` writes it: compact, ``<``, ``>`` and ``&`` escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _error(message: str, status: int) -> tuple[int, str]:
-    return status, json.dumps({"error": message, "status": status}, separators=(",", ":")) + "\n"
+    return status, go_json({"error": message, "status": status}) + "\n"
 
 
 async def _expect(

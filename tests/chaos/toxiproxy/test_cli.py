@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from chaos.toxiproxy import BackgroundToxiproxy, ToxiproxyServer
+from chaos.toxiproxy import __main__ as toxiproxy_main
 
 pytestmark = pytest.mark.real_server
 
@@ -140,3 +143,105 @@ def test_background_server_serves_from_its_own_thread_and_stops() -> None:
     assert threading.active_count() == threads
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port)):
         pass
+
+
+# -- the command's flags and logging, in process ---------------------------------------------
+
+
+class _Recorded:
+    """Stands in for ToxiproxyServer and asyncio.run: records what main() asks for."""
+
+    def __init__(self) -> None:
+        self.servers: list[tuple[tuple[object, ...], dict[str, object]]] = []
+        self.logging: dict[str, object] = {}
+
+    def server(self, *args: object, **kwargs: object) -> str:
+        self.servers.append((args, kwargs))
+        return "server"
+
+    def run(self, coroutine: Coroutine[object, object, None]) -> None:
+        coroutine.close()
+
+    def basic_config(self, **kwargs: object) -> None:
+        self.logging = kwargs
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> _Recorded:
+    record = _Recorded()
+    monkeypatch.setattr(toxiproxy_main, "ToxiproxyServer", record.server)
+    monkeypatch.setattr(asyncio, "run", record.run)  # as main() sees them (a sync test: no loop)
+    monkeypatch.setattr(logging, "basicConfig", record.basic_config)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    return record
+
+
+def test_the_defaults_are_loopback_port_8474_no_seed_no_config(recorded: _Recorded) -> None:
+    assert toxiproxy_main.main([]) == 0
+    assert recorded.servers == [(("127.0.0.1", 8474), {"seed": None, "config": None})]
+    assert recorded.logging == {
+        "level": logging.WARNING,
+        "stream": sys.stderr,
+        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-host", "0.0.0.0", "-port", "0", "-seed", "7", "-config", "c.json"],
+        ["--host=0.0.0.0", "--port=0", "--seed=7", "--config=c.json"],
+    ],
+)
+def test_the_flags_reach_the_server(recorded: _Recorded, argv: list[str]) -> None:
+    assert toxiproxy_main.main(argv) == 0
+    assert recorded.servers == [(("0.0.0.0", 0), {"seed": 7, "config": "c.json"})]
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        ("panic", logging.CRITICAL),
+        ("fatal", logging.CRITICAL),
+        ("error", logging.ERROR),
+        ("warn", logging.WARNING),
+        ("warning", logging.WARNING),
+        ("info", logging.INFO),
+        ("debug", logging.DEBUG),
+        ("trace", logging.DEBUG),
+        (" Info ", logging.INFO),
+        ("loud", logging.WARNING),
+    ],
+)
+def test_log_level_is_read_as_toxiproxy_reads_it(
+    recorded: _Recorded, monkeypatch: pytest.MonkeyPatch, value: str, level: int
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", value)
+    toxiproxy_main.main([])
+    assert recorded.logging["level"] == level
+
+
+def test_the_version_flag_starts_nothing(
+    recorded: _Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert toxiproxy_main.main(["-version"]) == 0
+    assert capsys.readouterr().out == "toxiproxy-server version 2.12.0\n"
+    assert (recorded.servers, recorded.logging) == ([], {})
+
+
+def test_the_help_names_the_command_and_each_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        toxiproxy_main.main(["-h"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m chaos.toxiproxy ")
+    assert "\nToxiproxy-compatible server\n" in out
+    shown = {line.split("  ")[-1].strip() for line in out.splitlines()}
+    for text in (
+        "API interface",
+        "API port (0: free port)",
+        "JSON file of proxies",
+        "seed for toxics",
+        "print the version",
+    ):
+        assert text in shown, out

@@ -303,7 +303,7 @@ async def test_update_toxic_merges_attributes_and_keeps_toxicity(
         await control.update_toxic(proxy.name, "lag")
 
 
-async def test_latency_toxic_delays_the_reply_at_least_its_latency(
+async def test_latency_toxic_delays_the_reply_by_its_latency(
     control: ToxiproxyControl, names: Callable[[str], str], echo: Callable[..., Awaitable[str]]
 ) -> None:
     proxy = await control.create_proxy(names("slow"), await echo())
@@ -311,7 +311,7 @@ async def test_latency_toxic_delays_the_reply_at_least_its_latency(
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await round_trip(proxy, b"ping") == b"ping"
-    assert loop.time() - started >= 0.14
+    assert 0.14 <= loop.time() - started <= 0.4
 
 
 async def test_remove_toxic_then_it_is_gone(

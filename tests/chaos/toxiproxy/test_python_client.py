@@ -165,7 +165,7 @@ def test_add_list_get_destroy_toxics(
 
     started = time.monotonic()
     assert round_trip(proxy, b"slow") == b"slow"
-    assert time.monotonic() - started >= 0.11
+    assert 0.11 <= time.monotonic() - started <= 0.5  # a new connection, then 120 ms
 
     assert proxy.destroy_toxic("latency_downstream") is True
     assert set(proxy.toxics()) == {"bw", "rarely"}
