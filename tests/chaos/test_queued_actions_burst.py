@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from collections.abc import AsyncIterator
 
@@ -202,3 +203,71 @@ async def test_example_service_serves_and_holds_moves_while_placement_is_down() 
         await _wait_for(session, base, "in_service", sorted(f"engine-{i}" for i in range(ENGINES)))
         async with session.post(base + "plan?engines=nobody&generation=2") as response:
             assert response.status == 400
+
+
+# -- the example's guarded scheduler, in virtual time ---------------------------------------
+
+
+async def test_the_guarded_scheduler_drops_stale_moves_and_keeps_the_budget_in_virtual_time() -> (
+    None
+):
+    """The scenario's story without a network: 6 moves queued while the breaker is open, the
+    plan revised (2 stay), the breaker closed: the 2 stale moves are dropped with their
+    reasons, the 4 others replanned and run, never more than 2 engines out at once."""
+    from chaos.scenarios._examples import load_example
+    from resilient import EventBus, EventRecorder, VirtualClock
+    from resilient.breaker import CircuitBreaker
+    from resilient.release import RELEASE_DROPPED
+
+    module = load_example("queued-actions-burst")
+    clock = VirtualClock(autojump=True)
+    events, recorder = EventBus(), EventRecorder()
+    events.subscribe(recorder)
+    fleet = module.Fleet({f"engine-{i}": f"http://engine-{i}/" for i in range(ENGINES)})
+    out: list[int] = []
+
+    async def watched(engine: str) -> None:
+        out.append(ENGINES - len(fleet.in_service))
+
+    breaker = CircuitBreaker("scheduler", module.BREAKER_OPTIONS, clock=clock, events=events)
+    run = functools.partial(
+        module._run_move, fleet, reassign_time=2.0, leave=watched, rejoin=watched, clock=clock
+    )
+    scheduler = module.GuardedScheduler(
+        fleet, "http://placement/", None, breaker, run=run, clock=clock, events=events
+    )
+    manager = module.CapacityManager(fleet, scheduler)
+
+    async def down() -> None:
+        raise ConnectionRefusedError("placement down")
+
+    async def up() -> None:
+        return None
+
+    for _ in range(module.BREAKER_OPTIONS.failure_threshold):
+        with contextlib.suppress(ConnectionRefusedError):
+            await breaker.call(down)
+    assert breaker.state.value == "open"
+    frozen = scheduler.view.version
+    fleet.set_plan(dict.fromkeys(MOVED, 2))
+    manager.tick()
+    assert scheduler.queue.queued == len(MOVED)
+    fleet.set_plan(dict.fromkeys(STAYING, 1))
+    manager.tick()  # adds nothing, takes nothing back
+    assert scheduler.queue.queued == len(MOVED)
+    await clock.sleep(module.BREAKER_OPTIONS.reset_timeout)
+    await breaker.call(up)  # the probe: closed
+    await scheduler.queue.drain()
+
+    assert max(out) == int(BUDGET_SHARE * ENGINES)  # 2 engines out at most, and it got there
+    assert fleet.generation == {f"engine-{i}": 2 if i < 4 else 1 for i in range(ENGINES)}
+    assert fleet.unneeded_moves == 0
+    assert sorted(fleet.in_service) == sorted(f"engine-{i}" for i in range(ENGINES))
+    drops = {e.attributes["key"]: e.attributes["reason"] for e in recorder.named(RELEASE_DROPPED)}
+    assert set(drops) == set(STAYING)
+    for engine, reason in drops.items():
+        assert reason.startswith(f"stale: computed from state version {frozen}, state is ")
+        assert f"keeps {engine} on generation 1" in reason
+    stats = scheduler.queue.stats
+    assert (stats.done, stats.dropped, stats.failed) == (4, 2, 0)
+    await scheduler.aclose()
