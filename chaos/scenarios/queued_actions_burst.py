@@ -54,7 +54,8 @@ Hypothesis (the guarded arm keeps it): engines in service never below 6 of 8 (75
 99.5 % of the requests answered 200, and no move started that the plan did not ask for at its
 start (``unneeded_moves``). The naive arm must break the first two, and show the incident's
 signature: at least :data:`COLLAPSED_SHARE` of the release window's gauge samples with at
-most 3 engines in service, and at least one move started on a stale state.
+most 3 engines in service, at least one move started that the plan no longer asked for, and
+at least 1 % of the release window's requests failed.
 
 Trust. The verdicts rest on the gauges (sampled every 0.1 s: a gap of more than 2.5 intervals
 makes a gauge that held inconclusive) and on the requests' outcomes. A stall of this process
@@ -173,6 +174,11 @@ _DURATION = 11.0
 
 _ENGINE_NAMES = tuple(f"engine-{i}" for i in range(ENGINES))
 _RELEASE = Window("release", _RESUME_AT, _DURATION)
+_AFTER_BURST = Window("after-burst", 7.0, _DURATION)
+"""From after the naive arm's burst (its moves start by about 5 s, a count never goes down) to
+the end: long enough (4 s) that the timeline may slip 0.2 s before the naive arm's verdict is
+untrusted; a 1 s window allowed only 50 ms, which a busy machine's load generator missed once
+in 10 runs, with nothing at stake."""
 
 _BAD_OUTCOMES = (
     "overloaded",
@@ -396,7 +402,7 @@ def _signature() -> list[Gauge | OutcomeRatio]:
             q=100 * COLLAPSED_SHARE,
             window=_RELEASE.name,
         ),
-        Gauge("acted-on-stale-state", UNNEEDED_GAUGE, min=1, window="end"),
+        Gauge("acted-on-stale-state", UNNEEDED_GAUGE, min=1, window=_AFTER_BURST.name),
         OutcomeRatio("failed-in-release", _BAD_OUTCOMES, min=0.01, window=_RELEASE.name),
     ]
 
@@ -434,7 +440,7 @@ SCENARIOS = [
             Window("steady", 0.0, _PAUSE_AT),
             Window("paused", _PAUSE_AT, _RESUME_AT),
             _RELEASE,
-            Window("end", _DURATION - 1.0, _DURATION),
+            _AFTER_BURST,
         ),
         arms=(
             Arm("naive", "naive", naive, "every queued move starts at once"),
