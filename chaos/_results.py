@@ -15,7 +15,10 @@ __all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ProgressCallback", "Scena
 
 @dataclass(frozen=True)
 class FaultRecord:
-    """One fault of the timeline as applied: planned and actual offsets from load start."""
+    """One fault of the timeline as applied: planned and actual offsets from load start.
+
+    An arm's own step (:meth:`chaos.scenario.ArmContext.at`) is recorded the same way, with
+    ``kind`` ``ArmStep`` and no ``proxy`` (an empty string)."""
 
     at: float
     applied_at: float
@@ -51,7 +54,8 @@ class ArmResult:
     why). ``premises`` are the scenario's premises measured on this run. ``untrusted`` says
     why the measurement could not be trusted (the verdict is then ``error``); ``attempts``
     holds the earlier runs of this arm, each untrusted, when it was run again (``retries``):
-    this result is the last attempt.
+    this result is the last attempt. ``notes`` are the lines the arm's code added to its
+    report (:meth:`chaos.scenario.ArmContext.note`).
     """
 
     name: str
@@ -67,6 +71,7 @@ class ArmResult:
     untrusted: tuple[str, ...] = ()
     attempts: tuple[ArmResult, ...] = ()
     premises: tuple[SLOResult, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def trustworthy(self) -> bool:

@@ -29,6 +29,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -127,12 +128,17 @@ class _HarnessError(Exception):
 class _Context:
     """The :class:`chaos.scenario.ArmContext` handed to an arm's builder."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, control: ToxiproxyControl) -> None:
         self._scenario = scenario
         self._seed = seed
+        self._control = control
         self.servers: dict[str, tuple[str, int]] = {}
         self.proxies: dict[str, tuple[str, int]] = {}
+        self.proxy_names: dict[str, str] = {}
+        """The Toxiproxy name of each declared proxy."""
         self.gauges: dict[str, Callable[[], float | Awaitable[float]]] = {}
+        self.steps: list[_Step] = []
+        self.notes: list[str] = []
 
     @property
     def seed(self) -> int:
@@ -163,6 +169,38 @@ class _Context:
             raise ValueError(f"gauge {name!r} is registered twice")
         self.gauges[name] = read
 
+    def at(self, offset: float, step: Callable[[], Awaitable[None] | None], what: str) -> None:
+        duration = self._scenario.duration
+        if not (math.isfinite(offset) and 0 <= offset <= duration):
+            raise ValueError(f"step {what!r} at {offset} s is outside the load (0..{duration})")
+        self.steps.append(_Step(offset, step, what))
+
+    async def disable_proxy(self, name: str) -> None:
+        await self._control.disable(self._proxy_name(name))
+
+    async def enable_proxy(self, name: str) -> None:
+        await self._control.enable(self._proxy_name(name))
+
+    def _proxy_name(self, name: str) -> str:
+        if name not in self.proxy_names:
+            raise KeyError(f"no proxy named {name!r} in scenario {self._scenario.name!r}")
+        return self.proxy_names[name]
+
+    def note(self, text: str) -> None:
+        self.notes.append(str(text))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """An arm's own step on the timeline (:meth:`chaos.scenario.ArmContext.at`)."""
+
+    at: float
+    run: Callable[[], Awaitable[None] | None]
+    what: str
+
+    def describe(self) -> str:
+        return self.what
+
 
 class _ArmRun:
     def __init__(
@@ -185,8 +223,8 @@ class _ArmRun:
         self.control = control
         self.seed = seed
         self.on_progress = on_progress
-        self.context = _Context(scenario, seed)
-        self.proxy_names: dict[str, str] = {}
+        self.context = _Context(scenario, seed, control)
+        self.proxy_names = self.context.proxy_names
         self.faults: list[FaultRecord] = []
         self.samples: dict[str, list[tuple[float, float]]] = {}
         self.phase = "starting"
@@ -208,6 +246,7 @@ class _ArmRun:
                 faults=tuple(self.faults),
                 error=_describe(exc),
                 wall_time=time.monotonic() - started,
+                notes=tuple(self.context.notes),
             )
         run = RunData(
             load,
@@ -238,6 +277,7 @@ class _ArmRun:
             wall_time=time.monotonic() - started,
             untrusted=judged.untrusted,
             premises=judged.premises,
+            notes=tuple(self.context.notes),
         )
 
     async def _run(self) -> tuple[LoadResult, dict[str, GaugeSeries]]:
@@ -317,22 +357,33 @@ class _ArmRun:
             await self.control.delete_proxy(name)
 
     async def _timeline(self, t0: float) -> None:
-        for fault in self.scenario.faults:
-            delay = t0 + fault.at - time.monotonic()
+        """Apply the faults and run the arm's steps, each at its offset, in offset order (a
+        fault before a step at the same offset)."""
+        entries: list[Fault | _Step] = [*self.scenario.faults, *self.context.steps]
+        for entry in sorted(entries, key=lambda e: (e.at, isinstance(e, _Step))):
+            delay = t0 + entry.at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             applied = time.monotonic() - t0
             try:
-                await self._apply(fault)
-            except ToxiproxyError as exc:
-                raise _HarnessError(f"fault at {fault.at:g} s ({fault.describe()}): {exc}") from exc
+                if isinstance(entry, _Step):
+                    done = entry.run()
+                    if inspect.isawaitable(done):
+                        await done
+                else:
+                    await self._apply(entry)
+            except Exception as exc:
+                raise _HarnessError(
+                    f"{'step' if isinstance(entry, _Step) else 'fault'} at {entry.at:g} s "
+                    f"({entry.describe()}): {_describe(exc)}"
+                ) from exc
             self.faults.append(
                 FaultRecord(
-                    at=fault.at,
+                    at=entry.at,
                     applied_at=applied,
-                    kind=type(fault).__name__,
-                    proxy=fault.proxy,
-                    description=fault.describe(),
+                    kind="ArmStep" if isinstance(entry, _Step) else type(entry).__name__,
+                    proxy="" if isinstance(entry, _Step) else entry.proxy,
+                    description=entry.describe(),
                 )
             )
 

@@ -3,7 +3,7 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, ...   (each knows the foundations, never an adapter)
+    patterns      ratelimit, breaker, release  (each knows the foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         CircuitOpenError,
         ConfigurationError,
         LimiterUnavailable,
+        QueueClosedError,
         RedisLimiterUnavailable,
         ResilientError,
     )
@@ -67,6 +68,23 @@ if TYPE_CHECKING:
         RedisLimiterOptions,
         RedisLimiterStats,
     )
+    from resilient.release import (
+        DEFAULT_RELEASE_OPTIONS,
+        Brake,
+        Done,
+        Drop,
+        Dropped,
+        Failed,
+        Outcome,
+        Proceed,
+        ReleaseOptions,
+        ReleaseQueue,
+        ReleaseState,
+        ReleaseStats,
+        Replan,
+        Superseded,
+        Ticket,
+    )
 
 __version__ = "0.1.0"
 
@@ -90,6 +108,7 @@ __getattr__, __dir__ = lazy_exports(
             "CircuitOpenError",
             "ConfigurationError",
             "LimiterUnavailable",
+            "QueueClosedError",
             "RedisLimiterUnavailable",
             "ResilientError",
         ],
@@ -121,6 +140,23 @@ __getattr__, __dir__ = lazy_exports(
             "RedisLimiterOptions",
             "RedisLimiterStats",
         ],
+        "resilient.release": [
+            "DEFAULT_RELEASE_OPTIONS",
+            "Brake",
+            "Done",
+            "Drop",
+            "Dropped",
+            "Failed",
+            "Outcome",
+            "Proceed",
+            "ReleaseOptions",
+            "ReleaseQueue",
+            "ReleaseState",
+            "ReleaseStats",
+            "Replan",
+            "Superseded",
+            "Ticket",
+        ],
     },
 )
 
@@ -130,11 +166,13 @@ __all__ = [
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
+    "DEFAULT_RELEASE_OPTIONS",
     "GUARD_BREAKER_OPTIONS",
     "SYSTEM_CLOCK",
     "ArgumentError",
     "ArgumentTypeError",
     "ArgumentValueError",
+    "Brake",
     "BreakerOptions",
     "BreakerState",
     "BreakerStats",
@@ -144,11 +182,15 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "DecisionSource",
+    "Done",
+    "Drop",
+    "Dropped",
     "Event",
     "EventAttributes",
     "EventBus",
     "EventRecorder",
     "FailOpenGuard",
+    "Failed",
     "GuardMode",
     "GuardOptions",
     "GuardStats",
@@ -157,14 +199,24 @@ __all__ = [
     "LocalLimiter",
     "LocalLimiterOptions",
     "LocalLimiterStats",
+    "Outcome",
+    "Proceed",
+    "QueueClosedError",
     "Rate",
     "RedisLimiter",
     "RedisLimiterOptions",
     "RedisLimiterStats",
     "RedisLimiterUnavailable",
+    "ReleaseOptions",
+    "ReleaseQueue",
+    "ReleaseState",
+    "ReleaseStats",
+    "Replan",
     "ResilientError",
     "Severity",
+    "Superseded",
     "SystemClock",
+    "Ticket",
     "VirtualClock",
     "__version__",
 ]

@@ -11,7 +11,9 @@
           │                              (an unsupported dependency version; also a RuntimeError)
           ├── LimiterUnavailable         a rate limiter could not decide (also a ConnectionError)
           │    └── RedisLimiterUnavailable     Redis could not answer a decision
-          └── CircuitOpenError           a circuit breaker refused a call
+          ├── CircuitOpenError           a circuit breaker refused a call
+          └── QueueClosedError           a closed release queue refused an action
+                                         (also a RuntimeError)
 
 Catch :class:`ResilientError` for everything, or the leaf you handle. Each error also derives
 from the builtin exception it has always been, so an ``except ValueError``, ``except TypeError``
@@ -27,6 +29,7 @@ What each means for a caller:
 - :class:`LimiterUnavailable`: "the limiter does not know". Never "over the limit": an HTTP
   front answers 503, not 429. A :class:`~resilient.ratelimit.FailOpenGuard` degrades on it.
 - :class:`CircuitOpenError`: the call was not made. ``retry_after`` says when probes go through.
+- :class:`QueueClosedError`: the action was not queued; the queue will not start anything again.
 
 This module imports nothing but the standard library, so catching an error never costs an
 import of a pattern's dependencies.
@@ -46,6 +49,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
     "LimiterUnavailable",
+    "QueueClosedError",
     "RedisLimiterUnavailable",
     "ResilientError",
 ]
@@ -106,3 +110,7 @@ class CircuitOpenError(ResilientError):
     def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, BreakerState, float]]:
         """Pickled with every field, so it crosses a process boundary whole."""
         return type(self), (self.name, self.state, self.retry_after)
+
+
+class QueueClosedError(ResilientError, RuntimeError):
+    """A :class:`~resilient.release.ReleaseQueue` was closed: ``submit`` queues nothing."""

@@ -232,7 +232,13 @@ def public_pattern_classes() -> list[type]:
 
 def test_every_pattern_class_is_found() -> None:
     names = {cls.__name__ for cls in public_pattern_classes()}
-    assert names == {"CircuitBreaker", "FailOpenGuard", "LocalLimiter", "RedisLimiter"}
+    assert names == {
+        "CircuitBreaker",
+        "FailOpenGuard",
+        "LocalLimiter",
+        "RedisLimiter",
+        "ReleaseQueue",
+    }
 
 
 @pytest.mark.parametrize("pattern", public_pattern_classes(), ids=lambda cls: cls.__name__)
@@ -289,6 +295,7 @@ def test_typed_event_attributes_keep_a_mappings_equality() -> None:
 
     importlib.import_module("resilient.ratelimit._events")
     importlib.import_module("resilient.breaker._events")
+    importlib.import_module("resilient.release._events")
     found = []
     pending = list(EventAttributes.__subclasses__())
     while pending:

@@ -49,6 +49,7 @@ NOT_RUN = {
     ".venv/bin/python bench/bench_ratelimit.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_load.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_import.py": "a benchmark: needs the bench extra",
+    ".venv/bin/python bench/bench_release.py": "a benchmark: needs the bench extra",
 }
 
 

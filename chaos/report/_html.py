@@ -124,6 +124,13 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
         "<table><tr><th>arm</th><th>group</th><th>SLO</th><th>what</th><th>value</th>"
         "<th>bound</th><th>result</th></tr>" + "".join(slo_rows) + "</table>"
     )
+    note_rows = "".join(
+        f"<tr><td>{html.escape(arm['name'])}</td><td>{html.escape(note)}</td></tr>"
+        for arm in doc["arms"]
+        for note in arm.get("notes", ())
+    )
+    if note_rows:
+        parts.append("<table><tr><th>arm</th><th>note</th></tr>" + note_rows + "</table>")
     return "\n".join(parts)
 
 

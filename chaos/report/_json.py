@@ -130,6 +130,7 @@ def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:
         "slos": [_slo_doc(slo) for slo in arm.slos],
         "signature": [_slo_doc(slo) for slo in arm.signature],
         "premises": [_slo_doc(slo) for slo in arm.premises],
+        "notes": list(arm.notes),
         "faults_applied": [
             {"at": f.at, "applied_at": f.applied_at, "kind": f.kind, "proxy": f.proxy,
              "description": f.description}

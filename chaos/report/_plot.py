@@ -14,14 +14,16 @@ import numpy.typing as npt
 
 from chaos.engine import ScenarioResult
 from chaos.report._json import timeline_buckets
-from chaos.scenario import Window
+from chaos.scenario import Gauge, Scenario, Window
 
 __all__ = ["plot_scenario"]
 
 
 def plot_scenario(result: ScenarioResult) -> bytes:
     """PNG of the scenario's timeline: per arm (side by side), request rate by outcome
-    (stacked) and latency p50/p99 over time (log scale), windows shaded, faults marked."""
+    (stacked), latency p50/p99 over time (log scale) and each gauge on a row of its own (its
+    own scale, shared by the arms, with the bound of each whole-run hypothesis SLO on it
+    dashed), windows shaded, faults marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,11 +40,13 @@ def plot_scenario(result: ScenarioResult) -> bytes:
                 outcomes.append(name)
     colors = _colors(outcomes)
     gauge_names = sorted({name for arm in arms for name in arm.gauges})
-    rows = 3 if gauge_names else 2
+    rows = 2 + len(gauge_names)  # one row per gauge: each on its own scale
+    ratios = [3.0, 2.0] + [1.5] * len(gauge_names)
     fig, axes = plt.subplots(
-        rows, len(arms), figsize=(6.5 * len(arms), 3.25 * rows), sharex=True, sharey="row",
-        squeeze=False, gridspec_kw={"height_ratios": [3, 2, 2][:rows]},
+        rows, len(arms), figsize=(6.5 * len(arms), 1.3 * sum(ratios)), sharex=True,
+        sharey="row", squeeze=False, gridspec_kw={"height_ratios": ratios},
     )  # fmt: skip
+    bounds = _gauge_bounds(scenario)
     bucket = scenario.bucket
     for column, arm in enumerate(arms):
         load = arm.load
@@ -70,14 +74,17 @@ def plot_scenario(result: ScenarioResult) -> bytes:
         latency_ax.yaxis.set_minor_formatter(NullFormatter())
         latency_ax.set_ylabel("latency from schedule (ms)")
         panels = [rate_ax, latency_ax]
-        if gauge_names:
-            gauge_ax = axes[2][column]
-            for i, name in enumerate(gauge_names):
-                series = arm.gauges.get(name)
-                if series is not None:
-                    gauge_ax.step(series.t, series.values, where="post", label=name,
-                                  color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
-            gauge_ax.set_ylabel("gauges")
+        for i, name in enumerate(gauge_names):
+            gauge_ax = axes[2 + i][column]
+            series = arm.gauges.get(name)
+            if series is not None:
+                gauge_ax.step(series.t, series.values, where="post", label=name,
+                              color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
+                if len(series.values) and np.nanmin(series.values) >= 0:
+                    gauge_ax.set_ylim(bottom=0)
+            for bound in bounds.get(name, ()):
+                gauge_ax.axhline(bound, color="#d62728", linestyle="--", linewidth=1)
+            gauge_ax.set_ylabel(_wrapped(name), fontsize=8)
             panels.append(gauge_ax)
         panels[-1].set_xlabel("seconds from load start")
         for ax in panels:
@@ -102,6 +109,25 @@ def plot_scenario(result: ScenarioResult) -> bytes:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _gauge_bounds(scenario: Scenario) -> dict[str, list[float]]:
+    """The bound of every hypothesis SLO on a gauge over the whole run, by gauge: drawn as a
+    dashed line on the gauge's row."""
+    bounds: dict[str, list[float]] = {}
+    for slo in scenario.hypothesis:
+        if isinstance(slo, Gauge) and slo.window is None:
+            bounds.setdefault(slo.gauge, []).append(slo.bound()[1])
+    return bounds
+
+
+def _wrapped(name: str) -> str:
+    """A gauge's name as its axis label: on two lines at its middle underscore when long."""
+    if len(name) <= 14 or "_" not in name:
+        return name
+    cuts = [i for i, c in enumerate(name) if c == "_"]
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return name[:cut] + "\n" + name[cut + 1 :]
 
 
 def _label_rows(windows: Sequence[Window], duration: float) -> list[int]:
@@ -143,6 +169,8 @@ _OUTCOME_COLORS = {
     "fallback": "#17becf",
     "limited": "#bcbd22",
     "false_429": "#d62728",
+    "overloaded": "#ff7f0e",
+    "no_engine": "#d62728",
     "error": "#8c1c13",
     "timeout": "#9467bd",
     "conn_error": "#8c564b",

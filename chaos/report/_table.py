@@ -38,6 +38,7 @@ def render_table(results: Sequence[ScenarioResult]) -> Table:
                 _slo_line(slo, must_break=slo.name in must_break(result, arm)) for slo in checks
             ]
             lines += [f"premise: {_slo_line(slo, must_break=False)}" for slo in arm.premises]
+            lines += [f"note: {note}" for note in arm.notes]
             if arm.error:
                 lines.append(f"error: {arm.error}")
             for number, attempt in enumerate(arm.attempts, start=1):

@@ -69,6 +69,12 @@ a complete one. In outline::
                                 window="faults"),),
     )]
 
+Beside the faults, an arm may put steps of its own on the timeline (``ctx.at(offset, step,
+what)``: a plan published to a scheduler, an operator's action; run in offset order with the
+faults, recorded and judged like them), take its proxies away and back
+(``ctx.disable_proxy``, ``ctx.enable_proxy``) and add notes to its report (``ctx.note``);
+``chaos/scenarios/queued_actions_burst.py`` does all three.
+
 ``one_request(i, rng)`` returns a :class:`~chaos.load.RequestSpec` (path, headers, ``tag``)
 and ``classify(spec, reply)`` names the outcome; both must be module-level functions, since
 the load runs in its own process.

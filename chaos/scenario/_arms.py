@@ -56,6 +56,31 @@ class ArmContext(Protocol):
         """
         ...
 
+    def at(self, offset: float, step: Callable[[], Awaitable[None] | None], what: str) -> None:
+        """Run ``step()`` at ``offset`` seconds from load start, on the fault timeline.
+
+        For what happens to the service under test besides the network faults (a new plan
+        published to a scheduler, an operator's action): the engine runs it in timeline order
+        with the faults, records it beside them (kind ``ArmStep``, described by ``what``) and
+        judges its delay like theirs. ``offset`` is on the scenario's (scaled) time axis and
+        must lie within the load; a ``step`` that raises ends the arm as ``error``.
+        """
+        ...
+
+    async def disable_proxy(self, name: str) -> None:
+        """Disable proxy ``name`` now (its listener closes, live connections drop): an arm's
+        own action on the topology, e.g. a scheduler taking an engine out of service."""
+        ...
+
+    async def enable_proxy(self, name: str) -> None:
+        """Enable proxy ``name`` again (same listen address)."""
+        ...
+
+    def note(self, text: str) -> None:
+        """Add a line to the arm's report (``ArmResult.notes``): what the arm wants a reader
+        to see beside its SLOs, e.g. each action a guard dropped and why."""
+        ...
+
 
 ArmBuilder = Callable[[ArmContext], Awaitable["web.Application"]]
 

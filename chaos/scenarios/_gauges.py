@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
-__all__ = ["per_sample"]
+__all__ = ["LoopStall", "per_sample"]
 
 
 def per_sample(total: Callable[[], int]) -> Callable[[], float]:
@@ -18,3 +20,28 @@ def per_sample(total: Callable[[], int]) -> Callable[[], float]:
         return float(grown)
 
     return grown
+
+
+class LoopStall:
+    """How long the event loop was held up: a task wakes every ``tick`` seconds and keeps the
+    longest delay past its deadline; :meth:`read` (the gauge) returns it and starts over.
+
+    A stall of the process (another program on the core, a collection) holds up everything
+    on the loop alike: the servers of the topology, the service under test and this task.
+    ``run`` it while the load runs (e.g. from the app's ``cleanup_ctx``).
+    """
+
+    def __init__(self, tick: float = 0.01) -> None:
+        self.tick = tick
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        """Measure until cancelled."""
+        while True:
+            due = time.monotonic() + self.tick
+            await asyncio.sleep(self.tick)
+            self.worst = max(self.worst, time.monotonic() - due)
+
+    def read(self) -> float:
+        worst, self.worst = self.worst, 0.0
+        return worst

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -302,3 +303,116 @@ def test_an_arm_untrusted_once_is_judged_on_its_next_attempt(
     (earlier,) = arm["attempts"]
     assert earlier["verdict"] == "error"
     assert earlier["untrusted"][0].startswith("the load ran late")
+
+
+# -- an arm's own steps on the timeline, its proxies, its notes --------------------------------
+
+
+async def _steps_and_notes(ctx: ArmContext) -> web.Application:
+    """Takes its backend's proxy away at 0.3 s and back at 0.6 s (its own steps, not faults),
+    and notes what it did."""
+    seen: list[int] = []
+
+    async def away() -> None:
+        await ctx.disable_proxy("backend")
+        ctx.note("backend away")
+
+    def back() -> Awaitable[None]:
+        ctx.note("backend back")
+        return ctx.enable_proxy("backend")
+
+    ctx.at(0.3, away, "take the backend away")
+    ctx.at(0.6, back, "bring the backend back")
+    ctx.at(0.6, lambda: seen.append(1), "a sync step")
+    with pytest.raises(ValueError, match=r"outside the load \(0\.\.1\.0\)"):
+        ctx.at(1.5, back, "too late")
+    with pytest.raises(KeyError, match="no proxy named 'nothing'"):
+        await ctx.disable_proxy("nothing")
+    session = aiohttp.ClientSession()
+    app = web.Application()
+
+    async def relay(request: web.Request) -> web.Response:
+        try:
+            async with session.get(ctx.url("backend")) as response:
+                await response.read()
+                return web.Response(text="ok")
+        except aiohttp.ClientError:
+            return web.Response(status=502)
+
+    async def close(app: web.Application) -> None:
+        ctx.note(f"sync steps run: {len(seen)}")
+        await session.close()
+
+    app.on_cleanup.append(close)
+    app.router.add_get("/", relay)
+    return app
+
+
+async def test_an_arm_runs_its_own_steps_on_the_timeline_and_notes_what_it_did(
+    tmp_path: Path,
+) -> None:
+    scenario = dataclasses.replace(
+        TOPOLOGY,
+        arms=(Arm("naive", "naive", _steps_and_notes), Arm("guarded", "guarded", _steps_and_notes)),
+        faults=(DisableProxy(0.6, "echo"), EnableProxy(0.8, "echo")),
+        hypothesis=(SuccessRatio("all-ok", min=0.0),),
+        breaks=("all-ok",),
+        windows=(Window("all", 0.0, 1.0), Window("away", 0.35, 0.55)),
+    )
+    async with toxiproxy_server(seed=1) as control:
+        before = set(await control.proxies())
+        result = await run_scenario(scenario, control, seed=1, arms=["guarded"])
+        assert set(await control.proxies()) == before
+    (arm,) = result.arms
+    assert (arm.verdict, arm.error) == ("mitigated", None)
+    assert [(f.kind, f.at, f.proxy) for f in arm.faults] == [  # a fault first at one offset
+        ("ArmStep", 0.3, ""),
+        ("DisableProxy", 0.6, "echo"),
+        ("ArmStep", 0.6, ""),
+        ("ArmStep", 0.6, ""),
+        ("EnableProxy", 0.8, "echo"),
+    ]
+    assert [f.description for f in arm.faults if f.kind == "ArmStep"] == [
+        "take the backend away",
+        "bring the backend back",
+        "a sync step",
+    ]
+    assert arm.notes == ("backend away", "backend back", "sync steps run: 1")
+    assert arm.load is not None
+    away = (arm.load.scheduled >= 0.35) & (arm.load.scheduled < 0.55)
+    assert arm.load.counts(away) == {"error": int(away.sum())}
+    late = arm.load.scheduled >= 0.7
+    assert arm.load.counts(late) == {"ok": int(late.sum())}
+
+    from chaos.report import build_report, write_reports
+
+    document = build_report([result], exit_status=0, seed=1, scale=1.0)
+    jsonschema.validate(document, load_schema(), cls=jsonschema.Draft202012Validator)
+    (doc_arm,) = document["scenarios"][0]["arms"]
+    assert doc_arm["notes"] == list(arm.notes)
+    assert doc_arm["faults_applied"][0]["kind"] == "ArmStep"
+    write_reports([result], document, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "<td>backend away</td>" in page
+    assert "take the backend away" in page
+
+
+async def test_a_step_that_raises_ends_the_arm_as_a_harness_error() -> None:
+    async def raising_step(ctx: ArmContext) -> web.Application:
+        def broken() -> None:
+            raise RuntimeError("plan service gone")
+
+        ctx.at(0.2, broken, "publish the plan")
+        app = web.Application()
+        app.router.add_get("/", _ok)
+        return app
+
+    scenario = dataclasses.replace(
+        TOPOLOGY,
+        arms=(Arm("naive", "naive", raising_step), Arm("guarded", "guarded", raising_step)),
+    )
+    async with toxiproxy_server(seed=1) as control:
+        result = await run_scenario(scenario, control, seed=1, arms=["guarded"])
+    (arm,) = result.arms
+    assert arm.verdict == "error"
+    assert arm.error == "step at 0.2 s (publish the plan): RuntimeError: plan service gone"

@@ -127,3 +127,30 @@ def test_window_labels_that_would_overlap_get_their_own_rows() -> None:
         Window("far", 95.0, 100.0),
     ]
     assert _label_rows(windows, duration=100.0) == [0, 1, 2, 0, 0, 0]
+
+
+def test_each_gauge_gets_a_row_of_its_own_with_its_whole_run_bounds() -> None:
+    import dataclasses
+
+    from chaos.report._plot import _gauge_bounds, _wrapped, plot_scenario
+    from chaos.scenario import Gauge
+
+    scenario = dataclasses.replace(
+        make_scenario(),
+        hypothesis=(
+            *make_scenario().hypothesis,
+            Gauge("floor", "engines_in_service", min=6),
+            Gauge("windowed", "engines_in_service", min=7, window="fault"),
+        ),
+    )
+    assert _gauge_bounds(scenario) == {"engines_in_service": [6.0]}
+    assert _wrapped("conns") == "conns"
+    assert _wrapped("engines_in_service") == "engines_in\nservice"
+    result = _result()
+    for arm in result.arms:
+        arm.gauges = {**arm.gauges, "engines_in_service": GaugeSeries(np.arange(3.0), np.ones(3))}
+    result.scenario = scenario
+    png = plot_scenario(result)
+    assert png.startswith(b"\x89PNG")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert height > width / 2  # 2 rows of requests and latency, then 2 rows of gauges
