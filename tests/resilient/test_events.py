@@ -222,3 +222,70 @@ def test_the_recorder_finds_events_by_name_and_source() -> None:
     assert recorder.named("x", "a") == events[:1]
     assert recorder.named("x", "b") == events[1:2]
     assert recorder.named("y", "b") == []
+
+
+# Every event of the breaker and the rate limiters, written out: its source, name, severity and
+# fields are what dashboards and alerts match on, so a change is a change of the public API.
+EVENTS: list[tuple[str, str, str, str, str, list[str]]] = [
+    ("resilient.breaker._events", "BreakerOpened", "breaker", "opened", "WARNING",
+     ["breaker", "previous", "reason", "failures", "reset_timeout"]),
+    ("resilient.breaker._events", "BreakerHalfOpened", "breaker", "half_opened", "INFO",
+     ["breaker", "previous", "reason", "max_probes"]),
+    ("resilient.breaker._events", "BreakerClosed", "breaker", "closed", "INFO",
+     ["breaker", "previous", "reason"]),
+    ("resilient.ratelimit._events", "GuardDegraded", "ratelimit.guard", "degraded", "WARNING",
+     ["reason", "mode"]),
+    ("resilient.ratelimit._events", "GuardRecovered", "ratelimit.guard", "recovered", "INFO",
+     ["degraded_for"]),
+    ("resilient.ratelimit._events", "SuspectedLimiterFault", "ratelimit.guard",
+     "suspected_limiter_fault", "WARNING", ["distinct_keys_denied", "window"]),
+    ("resilient.ratelimit._events", "LocalLimiterOverflow", "ratelimit.local", "overflow",
+     "WARNING", ["max_keys", "live_keys"]),
+    ("resilient.ratelimit._events", "RedisRoundTripFailed", "ratelimit.redis",
+     "round_trip_failed", "WARNING", ["reason", "decisions"]),
+    ("resilient.ratelimit._events", "RedisClientUnsupported", "ratelimit.redis",
+     "client_unsupported", "ERROR", ["reason"]),
+    ("resilient.ratelimit._events", "RedisScriptReloaded", "ratelimit.redis", "script_reloaded",
+     "INFO", ["reason"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "source", "name", "severity", "fields"),
+    EVENTS,
+    ids=[row[1] for row in EVENTS],
+)
+def test_each_event_is_named_and_shaped_as_written(
+    module: str, cls: str, source: str, name: str, severity: str, fields: list[str]
+) -> None:
+    import dataclasses
+    import importlib
+
+    events = importlib.import_module(module)
+    attributes = getattr(events, cls)
+    assert name == attributes.NAME
+    assert attributes.SEVERITY is Severity[severity]
+    assert [field.name for field in dataclasses.fields(attributes)] == fields
+    sources = {value for key, value in vars(events).items() if key.endswith("_EVENT_SOURCE")}
+    assert source in sources
+    constants = {value for key, value in vars(events).items() if key.isupper()}
+    assert name in constants  # the name is also a constant listeners can match on
+    one = attributes(*range(len(fields)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(one, fields[0], "changed")
+    assert not hasattr(one, "__dict__")
+    assert one == dict(zip(fields, range(len(fields)), strict=True))
+    assert one == attributes(*range(len(fields)))  # equal as mappings: eq=False kept
+    assert one != attributes(*range(1, len(fields) + 1))
+
+
+def test_each_pattern_emits_under_its_own_source() -> None:
+    from resilient.breaker import _events as breaker_events
+    from resilient.ratelimit import _events as ratelimit_events
+
+    assert breaker_events.BREAKER_EVENT_SOURCE == "breaker"
+    assert (
+        ratelimit_events.GUARD_EVENT_SOURCE,
+        ratelimit_events.LOCAL_EVENT_SOURCE,
+        ratelimit_events.REDIS_EVENT_SOURCE,
+    ) == ("ratelimit.guard", "ratelimit.local", "ratelimit.redis")
