@@ -65,7 +65,6 @@ class VirtualClock:
         self._order = itertools.count()
         self._autojump = autojump
         self._jumper: asyncio.Task[None] | None = None
-        self._wakeup: asyncio.Event | None = None
 
     def monotonic(self) -> float:
         return self._now
@@ -101,8 +100,7 @@ class VirtualClock:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
         target = self._now + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, future = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
+            _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
         self._now = target

@@ -98,3 +98,48 @@ async def test_cancelled_sleeper_is_not_pending_and_does_not_move_time() -> None
 def test_advance_rejects_negative_time() -> None:
     with pytest.raises(ValueError, match="seconds must be >= 0"):
         VirtualClock().advance(-1)
+
+
+def test_a_negative_advance_is_refused_in_exact_words() -> None:
+    with pytest.raises(ValueError, match="seconds must be >= 0") as raised:
+        VirtualClock().advance(-1.5)
+    assert str(raised.value) == "seconds must be >= 0, got -1.5"
+
+
+async def test_a_sleep_of_nothing_only_yields_on_either_clock() -> None:
+    clock = VirtualClock()
+    for seconds in (0, -1.0):
+        # Bounded in real time: a sleep of nothing must not wait (0.5 s is far above a yield).
+        await asyncio.wait_for(clock.sleep(seconds), 0.5)
+        await asyncio.wait_for(SYSTEM_CLOCK.sleep(seconds), 0.5)
+    assert clock.monotonic() == 0.0
+    assert clock.pending == 0
+    assert clock.next_deadline() is None
+
+
+def test_each_clock_says_what_it_is() -> None:
+    clock = VirtualClock(2.5)
+    assert repr(SYSTEM_CLOCK) == "SystemClock()"
+    assert repr(clock) == "VirtualClock(now=2.5, pending=0)"
+
+
+async def test_autojump_waits_until_every_task_is_idle() -> None:
+    clock = VirtualClock(autojump=True)
+    seen: list[float] = []
+
+    names: set[str] = set()
+
+    async def busy_then_sleep() -> None:
+        await asyncio.sleep(0)
+        names.update(task.get_name() for task in asyncio.all_tasks())
+        for _ in range(30):  # busy for 30 rounds of the loop (autojump waits for up to 64)
+            await asyncio.sleep(0)
+        seen.append(clock.monotonic())
+        await clock.sleep(1.0)
+        seen.append(clock.monotonic())
+
+    task = asyncio.ensure_future(busy_then_sleep())
+    await clock.sleep(5.0)
+    await task
+    assert seen == [0.0, 1.0]  # the clock did not jump to 5 while the task was busy
+    assert "VirtualClock.autojump" in names
