@@ -213,3 +213,68 @@ async def test_a_request_no_wait_can_allow_is_429_without_retry_after_and_says_w
         assert "cost 5 exceeds the largest request this rate ever allows (1)" in (
             await response.text()
         )
+
+
+# -- the exact answers and refusals (mutation survivors) ----------------------------------------
+
+
+def test_a_request_without_an_address_is_keyed_unknown() -> None:
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from resilient.aiohttp import remote_address
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = None  # no peer name: aiohttp's remote is None
+    assert remote_address(make_mocked_request("GET", "/", transport=transport)) == "unknown"
+    transport.get_extra_info.return_value = ("10.0.0.7", 5000)
+    assert remote_address(make_mocked_request("GET", "/", transport=transport)) == "10.0.0.7"
+
+
+async def test_the_answers_in_exact_words() -> None:
+    clock = VirtualClock()
+    async with serve(rate_limit_middleware(LocalLimiter(RATE, clock=clock))) as client:
+        await client.get("/")
+        denied = await client.get("/")
+        assert (denied.status, await denied.text()) == (429, "Too Many Requests")
+    guard = guard_over_down_primary(VirtualClock(), GuardMode.FAIL_CLOSED)
+    async with serve(rate_limit_middleware(guard)) as client:
+        unavailable = await client.get("/")
+        assert (unavailable.status, await unavailable.text()) == (
+            503,
+            "Service Unavailable: rate limiter unavailable",
+        )
+    async with serve(rate_limit_middleware(LocalLimiter(RATE, clock=clock), cost=5)) as client:
+        never = await client.get("/")
+        assert await never.text() == (
+            "Too Many Requests: cost 5 exceeds the largest request this rate ever allows (1)"
+        )
+        assert never.headers["RateLimit-Reset"] == "0"  # a fresh key: nothing to reset
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cost": -1}, "rate_limit_middleware.cost must be an int >= 0, got -1"),
+        ({"cost": True}, "rate_limit_middleware.cost must be an int >= 0, got True"),
+        (
+            {"exempt": ["health"]},
+            "rate_limit_middleware.exempt paths must start with '/', got 'health'",
+        ),
+    ],
+)
+def test_bad_arguments_in_exact_words(kwargs: dict[str, Any], message: str) -> None:
+    limiter = LocalLimiter(RATE, clock=VirtualClock())
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 - the exact words are checked below
+        rate_limit_middleware(limiter, **kwargs)
+    assert str(raised.value) == message
+
+
+async def test_a_cost_of_zero_reads_without_counting() -> None:
+    clock = VirtualClock()
+    limiter = LocalLimiter(RATE, clock=clock)
+    async with serve(rate_limit_middleware(limiter, cost=0)) as client:
+        for _ in range(5):
+            assert (await client.get("/")).status == 200
+    assert len(limiter) == 0
