@@ -75,3 +75,13 @@ def test_every_public_name_resolves() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         resilient.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_name_the_package_does_not_have_is_an_attribute_error_in_pythons_words() -> None:
+    import resilient
+    import resilient.ratelimit
+
+    for package in (resilient, resilient.ratelimit):
+        with pytest.raises(AttributeError) as raised:
+            package.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+        assert str(raised.value) == f"module {package.__name__!r} has no attribute 'no_such_name'"
