@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
+import subprocess
+import sys
+import warnings
 
 import pytest
 
+from chaos.toxiproxy import ToxiproxyServer
+from chaos.toxiproxy._api import make_app
+from chaos.toxiproxy._collection import ProxyCollection
+from chaos.toxiproxy._http import ApiConnections
 from tests.chaos.toxiproxy.conftest import Peer, ToxiproxyApi, round_trip
 
 pytestmark = pytest.mark.real_server
@@ -285,3 +294,90 @@ async def test_client_eof_reaches_the_upstream(toxiproxy: ToxiproxyApi, sink_pee
     assert await asyncio.wait_for(reader.read(), 2) == b""  # the proxy closes fully
     writer.close()
     assert b"".join(sink_peer.reads) == b"last words"
+
+
+async def test_every_error_reply_is_plain_text_that_browsers_must_not_sniff(
+    toxiproxy: ToxiproxyApi,
+) -> None:
+    api_error = await toxiproxy.request("GET", "/proxies/none")
+    unrouted = await toxiproxy.request("GET", "/nothing/here")
+    browser = await toxiproxy.request("GET", "/proxies", headers={"User-Agent": "Mozilla/5.0"})
+    for reply in (api_error, unrouted, browser):
+        assert reply.headers["Content-Type"] == "text/plain; charset=utf-8", reply.status
+        assert reply.headers["X-Content-Type-Options"] == "nosniff", reply.status
+
+
+async def test_request_ids_are_20_digits_counting_up_by_one(toxiproxy: ToxiproxyApi) -> None:
+    ids = [
+        (await toxiproxy.request("GET", "/version")).headers["X-Toxiproxy-Request-Id"]
+        for _ in range(3)
+    ]
+    assert all(re.fullmatch(r"\d{20}", id_) for id_ in ids), ids
+    first = int(ids[0])
+    assert [int(id_) for id_ in ids] == [first, first + 1, first + 2]
+
+
+async def test_a_client_gone_before_its_body_arrived_costs_one_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="chaos.toxiproxy")
+    async with ToxiproxyServer() as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+        writer.transport.abort()  # gone mid-body
+        expected = "API: POST /proxies: client gone before its body arrived"
+        for _ in range(1000):  # a log line, no event to await: polled, up to 5 s
+            if expected in _messages(caplog):
+                break
+            await asyncio.sleep(0.005)
+    assert expected in _messages(caplog)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "chaos.toxiproxy"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/version", "/proxies", "/proxies/p", "/proxies/p/toxics", "/proxies/p/toxics/t"]
+)
+async def test_head_is_not_allowed_on_get_routes(toxiproxy: ToxiproxyApi, path: str) -> None:
+    reply = await toxiproxy.request("HEAD", path)
+    assert reply.status == 405  # Go's router matches GET only
+
+
+async def test_a_request_answered_leaves_its_connection_without_a_read_deadline() -> None:
+    async with ToxiproxyServer() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b'"2.12.0"}\n')
+        (connection,) = server._connections._connections.values()
+        assert connection._timer is None  # idle: the middleware said read, then answered
+        writer.close()
+
+
+def test_the_first_request_id_of_a_process_is_1() -> None:
+    script = (
+        "import asyncio\n"
+        "from chaos.toxiproxy import ToxiproxyServer\n"
+        "async def main():\n"
+        "    async with ToxiproxyServer() as server:\n"
+        "        reader, writer = await asyncio.open_connection('127.0.0.1', server.port)\n"
+        "        writer.write(b'GET /version HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+        "        print((await reader.readuntil(b'\\r\\n\\r\\n')).decode())\n"
+        "        writer.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "X-Toxiproxy-Request-Id: 00000000000000000001" in done.stdout.splitlines()
+
+
+def test_the_app_is_built_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. aiohttp's NotAppKeyWarning for an untyped key
+        app = make_app(ProxyCollection(seed=None), ApiConnections())
+    assert len(app.router.routes()) == 15
