@@ -201,6 +201,19 @@ async def test_duplicate_toxic_name_is_409_across_directions(
             "bad request body: json: cannot unmarshal string into Go struct field "
             "ToxicWrapper.toxicity of type float32",
         ),
+        *(
+            (
+                {"type": "noop", field: 1},
+                "bad request body: json: cannot unmarshal number into Go struct field "
+                f"ToxicWrapper.{field} of type string",
+            )
+            for field in ("name", "stream")
+        ),
+        (
+            {"type": 1},
+            "bad request body: json: cannot unmarshal number into Go struct field "
+            "ToxicWrapper.type of type string",
+        ),
     ],
 )
 async def test_mistyped_toxic_body_is_400(
@@ -354,3 +367,39 @@ async def test_trailing_bytes_after_the_json_value_are_ignored(
     body = json.dumps({"name": name, "listen": "127.0.0.1:0", "upstream": echo_peer.address})
     reply = await toxiproxy.request("POST", "/proxies", raw=(body + "}garbage").encode())
     assert reply.status == 201
+
+
+async def test_a_body_of_the_wrong_json_type_names_the_go_type_it_should_have_been(
+    toxiproxy: ToxiproxyApi, proxy: Proxy
+) -> None:
+    prefix = "bad request body: json: cannot unmarshal "
+    await _expect(
+        toxiproxy,
+        "POST",
+        "/proxies",
+        b"[]",
+        400,
+        prefix + "array into Go value of type toxiproxy.Proxy",
+    )
+    await _expect(
+        toxiproxy,
+        "PATCH",
+        f"/proxies/{proxy.name}",
+        b'"x"',
+        400,
+        prefix + "string into Go value of type toxiproxy.Proxy",
+    )
+    await _expect(
+        toxiproxy,
+        "POST",
+        f"/proxies/{proxy.name}/toxics",
+        b"1",
+        400,
+        prefix + "number into Go value of type toxics.ToxicWrapper",
+    )
+    reply = await toxiproxy.request("POST", "/populate", {"name": "x"})
+    assert reply.json["error"] == (
+        prefix + "object into Go value of type []struct { "
+        'Name string "json:\\"name\\""; Listen string "json:\\"listen\\""; '
+        'Upstream string "json:\\"upstream\\""; Enabled *bool "json:\\"enabled\\"" }'
+    )
