@@ -138,6 +138,20 @@ async def test_patch_moves_a_proxy_to_a_new_listen_address(
         await proxy.connect()  # the old address is closed
 
 
+async def test_a_listen_address_that_resolves_to_the_same_one_changes_nothing(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("same", echo_peer.address)
+    reader, writer = await proxy.connect()
+    await round_trip(reader, writer)
+    same = await toxiproxy.request(
+        "PATCH", f"/proxies/{proxy.name}", {"listen": f"localhost:{proxy.port}"}
+    )
+    assert (same.status, same.json["listen"]) == (200, proxy.listen)
+    await round_trip(reader, writer)  # not restarted: the connection lives on
+    writer.close()
+
+
 async def test_changing_upstream_closes_live_connections(
     toxiproxy: ToxiproxyApi, echo_peer: Peer, sink_peer: Peer
 ) -> None:
