@@ -2,18 +2,27 @@
 
 :class:`WorkBudget` is driven with a loop that only records ``call_soon``, so each round of the
 shared toxic work is ended by hand: the share of each busy link, its floor, and when a round
-ends. ``test_fairness.py`` measures what the budget is for (a responsive API under a flood).
+ends. ``test_fairness.py`` measures what the budget is for (a responsive API under a flood). A
+:class:`Link` runs over fake sides and a fake connection: when it stops reading, and what a
+toxic that fails does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
 
-from chaos.toxiproxy._link import WorkBudget, resolve_future
+from chaos.toxiproxy import _link as _link_module
+from chaos.toxiproxy._link import Link, WorkBudget, resolve_future
+from chaos.toxiproxy._proxy import Connection
+from chaos.toxiproxy._proxy import Side as ProxySide
+from chaos.toxiproxy._toxics import Chunk, Emit, Stage, Toxic
 
 
 class _Loop:
@@ -92,3 +101,91 @@ async def test_resolve_future_sets_a_pending_future_and_leaves_a_done_one_alone(
     cancelled.cancel()
     resolve_future(cancelled, 3)
     assert cancelled.cancelled()
+
+
+# -- a Link over fake sides and a fake connection --------------------------------------------
+
+
+class _Side:
+    """A socket of the connection as a link sees it: flow control, recorded."""
+
+    def __init__(self) -> None:
+        self.write_paused = False
+        self.reading: list[bool] = []
+
+    def set_reading(self, *, paused: bool) -> None:
+        self.reading.append(paused)
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.proxy = SimpleNamespace(name="p", budget=WorkBudget())
+        self.dialed: asyncio.Future[None] = self.loop.create_future()
+        self.dialed.set_result(None)
+        self.closing = False
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closing = True
+        self.closed += 1
+
+
+def _link() -> tuple[Link, _Connection, _Side, _Transport]:
+    connection, source, sink, transport = _Connection(), _Side(), _Side(), _Transport()
+    link = Link(
+        cast(Connection, connection),
+        True,
+        cast(ProxySide, source),
+        cast(ProxySide, sink),
+        random.Random(0),
+    )
+    link.sink_transport = cast(asyncio.Transport, transport)
+    return link, connection, source, transport
+
+
+def _toxic() -> Toxic:
+    return Toxic("t", "noop", "upstream", True, 1.0, {})
+
+
+async def test_a_link_with_toxics_stops_reading_once_a_mebibyte_waits() -> None:
+    link, _connection, source, _transport = _link()
+    link.direct = False  # as before the upstream is dialled: what arrives waits in the queue
+    link.feed(b"x" * (1024 * 1024 - 1))
+    assert source.reading == []
+    link.feed(b"x")
+    assert source.reading == [True]
+
+
+async def test_a_toxic_that_fails_closes_its_connection_with_one_logged_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing(Stage):
+        async def process(self, chunk: Chunk, emit: Emit) -> None:
+            raise RuntimeError("broken toxic")
+
+    monkeypatch.setattr(_link_module, "make_stage", Failing)
+    link, connection, _source, transport = _link()
+    link.add_stage(_toxic())
+    task = link.task
+    assert task is not None
+    link.feed(b"data")
+    await task
+    assert connection.closed == 1
+    assert transport.written == []
+    (record,) = [r for r in caplog.records if r.name == "chaos.toxiproxy"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "proxy p: toxic chain failed; closing the connection"
+    assert record.exc_info is not None
+    assert link.task is None
