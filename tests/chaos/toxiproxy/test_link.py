@@ -10,6 +10,7 @@ toxic that fails does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -188,4 +189,72 @@ async def test_a_toxic_that_fails_closes_its_connection_with_one_logged_error(
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "proxy p: toxic chain failed; closing the connection"
     assert record.exc_info is not None
+    assert link.task is None
+
+
+async def test_what_waited_for_the_dial_is_relayed_in_order_and_no_longer_counts() -> None:
+    link, _connection, source, transport = _link()
+    link.direct = False  # before the dial
+    link.feed(b"first ")
+    link.feed(b"second")
+    link.dialed()
+    assert transport.written == [b"first ", b"second"]
+    assert link.direct is True  # no toxic: direct from now on
+    assert source.reading == [False]  # the sink is not paused: reading goes on
+    link.direct = False
+    link.feed(b"x" * (1024 * 1024 - 1))  # the relayed bytes no longer count as waiting
+    assert source.reading == [False]
+
+
+class _Counting(Stage):
+    """A stage that passes every chunk on and counts its (re)starts."""
+
+    def start(self) -> None:
+        self.starts = getattr(self, "starts", 0) + 1
+        super().start()
+
+
+async def _stopped(link: Link) -> None:
+    await asyncio.sleep(0)  # the task starts (and waits for data)
+    task = link.task
+    link.stop()
+    if task is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_toxic_added_restarts_the_one_it_follows_and_shares_the_one_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, _source, transport = _link()
+    link.add_stage(_toxic())
+    first = cast(_Counting, link.stages[0])
+    task = link.task
+    assert (first.starts, link.direct, task is not None) == (1, False, True)
+    link.add_stage(_toxic())
+    second = cast(_Counting, link.stages[1])
+    assert (first.starts, second.starts) == (2, 1)  # as Toxiproxy: the one before restarts
+    assert link.task is task  # one task runs every stage
+    link.feed(b"through both")
+    for _ in range(100):  # the task's turn
+        if transport.written:
+            break
+        await asyncio.sleep(0)
+    assert transport.written == [b"through both"]
+    await _stopped(link)
+
+
+async def test_a_toxic_added_while_closing_restarts_nothing_and_runs_no_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, connection, _source, _transport = _link()
+    link.direct = False
+    link.add_stage(_toxic())
+    first = cast(_Counting, link.stages[0])
+    await _stopped(link)
+    connection.closing = True
+    link.add_stage(_toxic())
+    assert first.starts == 1
     assert link.task is None
