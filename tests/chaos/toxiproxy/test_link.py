@@ -258,3 +258,29 @@ async def test_a_toxic_added_while_closing_restarts_nothing_and_runs_no_task(
     link.add_stage(_toxic())
     assert first.starts == 1
     assert link.task is None
+
+
+async def test_a_toxic_removed_restarts_only_the_one_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, _source, _transport = _link()
+    toxics = [_toxic(), _toxic(), _toxic()]
+    for toxic in toxics:
+        link.add_stage(toxic)
+    first, middle, last = (cast(_Counting, stage) for stage in link.stages)
+    starts = (first.starts, last.starts)
+    link.remove_stage(toxics[1])
+    assert link.stages == [first, last]
+    assert middle.removed
+    assert (first.starts, last.starts) == (starts[0] + 1, starts[1])
+    await _stopped(link)
+
+
+async def test_stopping_a_link_is_not_removing_its_toxics() -> None:
+    link, connection, _source, _transport = _link()
+    timeout = Toxic("t", "timeout", "upstream", True, 1.0, {"timeout": 0})
+    link.add_stage(timeout)  # a removed timeout toxic would close the connection
+    await _stopped(link)
+    assert connection.closed == 0
+    assert not link.stages[0].removed
