@@ -14,12 +14,15 @@ import logging
 import random
 import socket
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 
+from chaos.toxiproxy import _link
 from chaos.toxiproxy._accept import FdGuard
 from chaos.toxiproxy._link import WorkBudget
 from chaos.toxiproxy._proxy import Connection, Proxy, resolve_listen
+from chaos.toxiproxy._toxics import Stage, Toxic
 from tests.chaos.toxiproxy.conftest import Peer, round_trip
 
 pytestmark = pytest.mark.real_server
@@ -135,3 +138,42 @@ async def test_a_connection_accepted_before_any_later_stop_does_not_live_on(
 @pytest.mark.parametrize(("listen", "port"), [("", 0), (":5000", 5000)])
 async def test_an_empty_listen_host_means_loopback(listen: str, port: int) -> None:
     assert await resolve_listen(listen) == ("127.0.0.1", port)
+
+
+async def test_waiting_for_connections_returns_as_soon_as_they_are_gone(
+    echo_peer: Peer,
+) -> None:
+    proxy = _proxy(echo_peer)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await proxy.wait_connections_closed()  # none: at once
+    assert loop.time() - started < 0.5
+    await proxy.start()
+    _connection, writer = await _connected(proxy)
+    await proxy.stop()
+    started = loop.time()
+    await proxy.wait_connections_closed()  # polled every 5 ms, not every second
+    assert loop.time() - started < 0.5
+    assert proxy.connection_count == 0
+    writer.close()
+
+
+async def test_a_toxic_updated_restarts_its_stage_on_every_open_connection(
+    started: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Counting(Stage):
+        def start(self) -> None:
+            self.starts = getattr(self, "starts", 0) + 1
+            super().start()
+
+    monkeypatch.setattr(_link, "make_stage", Counting)
+    connection, writer = await _connected(started)
+    toxic = Toxic("t", "noop", "downstream", False, 1.0, {})
+    started.add_toxic(toxic)
+    (stage,) = connection.down.stages
+    assert cast(Counting, stage).starts == 1
+    started.update_toxic(toxic)
+    assert cast(Counting, stage).starts == 2
+    started.remove_toxic(toxic)
+    assert connection.down.stages == []
+    writer.close()
