@@ -284,3 +284,20 @@ async def test_stopping_a_link_is_not_removing_its_toxics() -> None:
     await _stopped(link)
     assert connection.closed == 0
     assert not link.stages[0].removed
+
+
+async def test_reading_resumes_once_the_stages_have_taken_the_queue_below_a_mebibyte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, source, transport = _link()
+    link.add_stage(_toxic())
+    source.reading.clear()
+    link.feed(b"x" * (1024 * 1024))
+    assert source.reading == [True]
+    for _ in range(100):  # the task's turn
+        if transport.written:
+            break
+        await asyncio.sleep(0)
+    assert source.reading == [True, False]
+    await _stopped(link)
