@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import random
+import re
+import socket
+import subprocess
+import sys
+import warnings
 
 import pytest
 
+from chaos.toxiproxy import ToxiproxyServer, _collection
+from chaos.toxiproxy._api import make_app
+from chaos.toxiproxy._collection import ApiError, ProxyCollection
+from chaos.toxiproxy._http import ApiConnections
+from chaos.toxiproxy._link import WorkBudget
+from chaos.toxiproxy._loops import Endpoint
 from tests.chaos.toxiproxy.conftest import Peer, ToxiproxyApi, round_trip
 
 pytestmark = pytest.mark.real_server
@@ -84,6 +97,59 @@ async def test_update_by_patch_and_by_deprecated_post(
     assert posted.json["enabled"] is False
     enabled = await toxiproxy.request("PATCH", f"/proxies/{proxy.name}", {"enabled": True})
     assert enabled.json["listen"] == proxy.listen  # the same concrete port
+
+
+async def test_patch_enables_only_a_disabled_proxy_and_disables_only_an_enabled_one(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("switch", echo_peer.address, enabled=False)
+    path = f"/proxies/{proxy.name}"
+    still = await toxiproxy.request("PATCH", path, {"enabled": False})
+    assert (still.json["enabled"], still.json["listen"]) == (False, "127.0.0.1:0")  # not bound
+    enabled = (await toxiproxy.request("PATCH", path, {"enabled": True})).json
+    assert enabled["enabled"] is True
+    host, port = enabled["listen"].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await round_trip(reader, writer)
+    again = await toxiproxy.request("PATCH", path, {"enabled": True})
+    assert again.json == enabled
+    await round_trip(reader, writer)  # enabling an enabled proxy leaves its connections be
+    disabled = await toxiproxy.request("PATCH", path, {"enabled": False})
+    assert disabled.json["enabled"] is False
+    assert await asyncio.wait_for(reader.read(), 2) == b""  # disabling closes them
+    writer.close()
+
+
+async def test_patch_moves_a_proxy_to_a_new_listen_address(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("moved", echo_peer.address)
+    with socket.socket() as probe:  # a port free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    moved = await toxiproxy.request(
+        "PATCH", f"/proxies/{proxy.name}", {"listen": f"127.0.0.1:{port}"}
+    )
+    assert (moved.status, moved.json["listen"]) == (200, f"127.0.0.1:{port}")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await round_trip(reader, writer)
+    writer.close()
+    with pytest.raises(ConnectionRefusedError):
+        await proxy.connect()  # the old address is closed
+
+
+async def test_a_listen_address_that_resolves_to_the_same_one_changes_nothing(
+    toxiproxy: ToxiproxyApi, echo_peer: Peer
+) -> None:
+    proxy = await toxiproxy.create_proxy("same", echo_peer.address)
+    reader, writer = await proxy.connect()
+    await round_trip(reader, writer)
+    same = await toxiproxy.request(
+        "PATCH", f"/proxies/{proxy.name}", {"listen": f"localhost:{proxy.port}"}
+    )
+    assert (same.status, same.json["listen"]) == (200, proxy.listen)
+    await round_trip(reader, writer)  # not restarted: the connection lives on
+    writer.close()
 
 
 async def test_changing_upstream_closes_live_connections(
@@ -199,6 +265,13 @@ async def test_populate_missing_field_creates_nothing(
         "proxies": None,
     }
     assert (await toxiproxy.request("GET", f"/proxies/{name}")).status == 404
+    body = [{"name": name, "upstream": echo_peer.address}, {"upstream": echo_peer.address}]
+    reply = await toxiproxy.request("POST", "/populate", body)
+    assert (reply.status, reply.json) == (
+        400,
+        {"error": "missing required field: name at proxy 2", "status": 400, "proxies": None},
+    )
+    assert (await toxiproxy.request("GET", f"/proxies/{name}")).status == 404
 
 
 async def test_populate_stops_at_the_first_failure_with_the_partial_list(
@@ -285,3 +358,149 @@ async def test_client_eof_reaches_the_upstream(toxiproxy: ToxiproxyApi, sink_pee
     assert await asyncio.wait_for(reader.read(), 2) == b""  # the proxy closes fully
     writer.close()
     assert b"".join(sink_peer.reads) == b"last words"
+
+
+async def test_every_error_reply_is_plain_text_that_browsers_must_not_sniff(
+    toxiproxy: ToxiproxyApi,
+) -> None:
+    api_error = await toxiproxy.request("GET", "/proxies/none")
+    unrouted = await toxiproxy.request("GET", "/nothing/here")
+    browser = await toxiproxy.request("GET", "/proxies", headers={"User-Agent": "Mozilla/5.0"})
+    for reply in (api_error, unrouted, browser):
+        assert reply.headers["Content-Type"] == "text/plain; charset=utf-8", reply.status
+        assert reply.headers["X-Content-Type-Options"] == "nosniff", reply.status
+
+
+async def test_request_ids_are_20_digits_counting_up_by_one(toxiproxy: ToxiproxyApi) -> None:
+    ids = [
+        (await toxiproxy.request("GET", "/version")).headers["X-Toxiproxy-Request-Id"]
+        for _ in range(3)
+    ]
+    assert all(re.fullmatch(r"\d{20}", id_) for id_ in ids), ids
+    first = int(ids[0])
+    assert [int(id_) for id_ in ids] == [first, first + 1, first + 2]
+
+
+async def test_a_client_gone_before_its_body_arrived_costs_one_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="chaos.toxiproxy")
+    async with ToxiproxyServer() as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+        writer.transport.abort()  # gone mid-body
+        expected = "API: POST /proxies: client gone before its body arrived"
+        for _ in range(1000):  # a log line, no event to await: polled, up to 5 s
+            if expected in _messages(caplog):
+                break
+            await asyncio.sleep(0.005)
+    assert expected in _messages(caplog)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "chaos.toxiproxy"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/version", "/proxies", "/proxies/p", "/proxies/p/toxics", "/proxies/p/toxics/t"]
+)
+async def test_head_is_not_allowed_on_get_routes(toxiproxy: ToxiproxyApi, path: str) -> None:
+    reply = await toxiproxy.request("HEAD", path)
+    assert reply.status == 405  # Go's router matches GET only
+
+
+async def test_a_request_answered_leaves_its_connection_without_a_read_deadline() -> None:
+    async with ToxiproxyServer() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b'"2.12.0"}\n')
+        (connection,) = server._connections._connections.values()
+        assert connection._timer is None  # idle: the middleware said read, then answered
+        writer.close()
+
+
+def test_the_first_request_id_of_a_process_is_1() -> None:
+    script = (
+        "import asyncio\n"
+        "from chaos.toxiproxy import ToxiproxyServer\n"
+        "async def main():\n"
+        "    async with ToxiproxyServer() as server:\n"
+        "        reader, writer = await asyncio.open_connection('127.0.0.1', server.port)\n"
+        "        writer.write(b'GET /version HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+        "        print((await reader.readuntil(b'\\r\\n\\r\\n')).decode())\n"
+        "        writer.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "X-Toxiproxy-Request-Id: 00000000000000000001" in done.stdout.splitlines()
+
+
+def test_the_app_is_built_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. aiohttp's NotAppKeyWarning for an untyped key
+        app = make_app(ProxyCollection(seed=None), ApiConnections())
+    assert len(app.router.routes()) == 15
+
+
+async def test_the_servers_seed_guard_and_budget_reach_every_proxy(echo_peer: Peer) -> None:
+    collection = ProxyCollection(seed=7)
+    created = await collection.create(
+        json.dumps({"name": "a", "upstream": echo_peer.address, "enabled": False}).encode()
+    )
+    (populated,) = await collection.populate(
+        json.dumps([{"name": "b", "upstream": echo_peer.address, "enabled": False}]).encode()
+    )
+    for proxy in (created, populated):
+        assert proxy.guard is collection.guard
+        assert proxy.budget is collection.budget
+        assert isinstance(proxy.budget, WorkBudget)
+        draw = proxy._link_rng(1, "up").random()  # the seed's draws: per seed, name, link
+        assert draw == random.Random(f"7/{proxy.name}/1/up").random()
+
+
+async def test_a_port_picked_by_the_system_is_checked_for_a_loop_once_bound(
+    monkeypatch: pytest.MonkeyPatch, echo_peer: Peer
+) -> None:
+    # The bound port cannot be known beforehand, so the loop check is told what to find.
+    checked: list[str] = []
+
+    async def loops_once_bound(proxy: Endpoint, others: object) -> str | None:
+        checked.append(proxy.listen)
+        return None if proxy.listen.endswith(":0") else "a loop"
+
+    monkeypatch.setattr(_collection, "find_loop", loops_once_bound)
+    collection = ProxyCollection(seed=None)
+    body = {"name": "a", "listen": "127.0.0.1:0", "upstream": echo_peer.address}
+    with pytest.raises(ApiError) as refused:
+        await collection.create(json.dumps(body).encode())
+    assert (refused.value.status, refused.value.message) == (400, "a loop")
+    assert checked[0] == "127.0.0.1:0"
+    assert checked[1].startswith("127.0.0.1:")  # the port actually bound
+    assert collection.all() == {}
+
+    disabled = await collection.create(json.dumps({**body, "enabled": False}).encode())
+    with pytest.raises(ApiError):
+        await collection.update("a", b'{"enabled": true}')
+    assert (disabled.enabled, disabled.listen) == (False, "127.0.0.1:0")  # as it was
+    with socket.socket() as probe:  # the bound port was let go
+        probe.bind(("127.0.0.1", int(checked[-1].rsplit(":", 1)[1])))
+
+
+async def test_stopping_every_proxy_returns_once_their_connections_are_gone(
+    echo_peer: Peer,
+) -> None:
+    collection = ProxyCollection(seed=None)
+    body = {"name": "a", "listen": "127.0.0.1:0", "upstream": echo_peer.address}
+    proxy = await collection.create(json.dumps(body).encode())
+    host, port = proxy.listen.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await round_trip(reader, writer)
+    assert proxy.connection_count == 1
+    await collection.stop_all()  # the server shutting down: connections dropped at once
+    assert proxy.connection_count == 0
+    writer.close()

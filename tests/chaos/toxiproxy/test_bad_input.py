@@ -201,6 +201,19 @@ async def test_duplicate_toxic_name_is_409_across_directions(
             "bad request body: json: cannot unmarshal string into Go struct field "
             "ToxicWrapper.toxicity of type float32",
         ),
+        *(
+            (
+                {"type": "noop", field: 1},
+                "bad request body: json: cannot unmarshal number into Go struct field "
+                f"ToxicWrapper.{field} of type string",
+            )
+            for field in ("name", "stream")
+        ),
+        (
+            {"type": 1},
+            "bad request body: json: cannot unmarshal number into Go struct field "
+            "ToxicWrapper.type of type string",
+        ),
     ],
 )
 async def test_mistyped_toxic_body_is_400(
@@ -243,6 +256,53 @@ async def test_malformed_proxy_update_is_400_and_changes_nothing(
         "of type bool",
     )
     assert (await toxiproxy.request("GET", f"/proxies/{proxy.name}")).json["enabled"] is True
+    for field in ("listen", "upstream"):
+        await _expect(
+            toxiproxy,
+            "PATCH",
+            f"/proxies/{proxy.name}",
+            {field: 1},
+            400,
+            f"bad request body: json: cannot unmarshal number into Go struct field Proxy.{field} "
+            "of type string",
+        )
+
+
+async def test_an_update_to_a_listen_address_that_cannot_be_resolved_is_500(
+    toxiproxy: ToxiproxyApi, proxy: Proxy
+) -> None:
+    await _expect(
+        toxiproxy,
+        "PATCH",
+        f"/proxies/{proxy.name}",
+        {"listen": "nosuchhost.invalid:1234"},
+        500,
+        "listen tcp: lookup nosuchhost.invalid: no such host",
+    )
+    assert (await toxiproxy.request("GET", f"/proxies/{proxy.name}")).json["listen"] == (
+        proxy.listen
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            1,
+            "json: cannot unmarshal number into Go value of type struct "
+            '{ Name string "json:\\"name\\""; ... }',
+        ),
+        ({"name": 1}, "json: cannot unmarshal number into Go struct field .name of type string"),
+    ],
+)
+async def test_a_mistyped_populate_entry_is_400_naming_it_like_go(
+    toxiproxy: ToxiproxyApi, entry: object, message: str
+) -> None:
+    reply = await toxiproxy.request("POST", "/populate", [entry])
+    assert (reply.status, reply.json) == (
+        400,
+        {"error": f"bad request body: {message}", "status": 400, "proxies": None},
+    )
 
 
 _CRASHERS = [
@@ -354,3 +414,56 @@ async def test_trailing_bytes_after_the_json_value_are_ignored(
     body = json.dumps({"name": name, "listen": "127.0.0.1:0", "upstream": echo_peer.address})
     reply = await toxiproxy.request("POST", "/proxies", raw=(body + "}garbage").encode())
     assert reply.status == 201
+
+
+async def test_a_body_of_the_wrong_json_type_names_the_go_type_it_should_have_been(
+    toxiproxy: ToxiproxyApi, proxy: Proxy
+) -> None:
+    prefix = "bad request body: json: cannot unmarshal "
+    await _expect(
+        toxiproxy,
+        "POST",
+        "/proxies",
+        b"[]",
+        400,
+        prefix + "array into Go value of type toxiproxy.Proxy",
+    )
+    await _expect(
+        toxiproxy,
+        "PATCH",
+        f"/proxies/{proxy.name}",
+        b'"x"',
+        400,
+        prefix + "string into Go value of type toxiproxy.Proxy",
+    )
+    await _expect(
+        toxiproxy,
+        "POST",
+        f"/proxies/{proxy.name}/toxics",
+        b"1",
+        400,
+        prefix + "number into Go value of type toxics.ToxicWrapper",
+    )
+    await _expect(
+        toxiproxy,
+        "POST",
+        f"/proxies/{proxy.name}/toxics",
+        {"type": "latency", "attributes": "x"},
+        400,
+        prefix + "string into Go struct field .attributes of type toxics.NoopToxic",
+    )
+    await proxy.add_toxic("latency", name="slow")
+    await _expect(
+        toxiproxy,
+        "PATCH",
+        f"/proxies/{proxy.name}/toxics/slow",
+        b"[]",
+        400,
+        prefix + "array into Go value of type struct { Attributes ... }",
+    )
+    reply = await toxiproxy.request("POST", "/populate", {"name": "x"})
+    assert reply.json["error"] == (
+        prefix + "object into Go value of type []struct { "
+        'Name string "json:\\"name\\""; Listen string "json:\\"listen\\""; '
+        'Upstream string "json:\\"upstream\\""; Enabled *bool "json:\\"enabled\\"" }'
+    )

@@ -207,3 +207,27 @@ async def test_requests_of_two_connections_have_their_own_deadlines() -> None:
     await _closed_after(two)
     await _elapse(EARLY)
     assert (one.closed, two.closed) == (0, 1)
+
+
+async def test_a_pipelined_request_once_answered_leaves_no_deadline_behind() -> None:
+    connections = ApiConnections(READ)
+    protocol, transport, _inner = _open(connections)
+    connections.request_read(transport)
+    protocol.data_received(b"GET /next")  # pipelined behind the first
+    connections.request_done(transport)
+    assert protocol._timer is not None  # type: ignore[attr-defined]  # the next one's deadline
+    connections.request_read(transport)  # the pipelined request is read in full
+    assert protocol._timer is None  # type: ignore[attr-defined]
+    connections.request_done(transport)  # and answered: idle, nothing pending any more
+    assert protocol._timer is None  # type: ignore[attr-defined]
+    assert transport.closed == 0
+
+
+async def test_a_connection_closed_by_its_deadline_is_then_forgotten() -> None:
+    connections = ApiConnections(READ)
+    protocol, transport, inner = _open(connections)
+    protocol._expired()  # type: ignore[attr-defined]  # the deadline passes (called at once)
+    assert transport.closed == 1
+    protocol.connection_lost(None)  # the transport reports the close
+    assert connections._connections == {}
+    assert inner.calls[-1] == ("lost", None)

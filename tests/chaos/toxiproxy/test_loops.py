@@ -8,6 +8,8 @@ address reaches which listening one (loopback, every interface, IPv6, names).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from chaos.toxiproxy._loops import Endpoint, find_loop
@@ -110,3 +112,30 @@ async def test_every_way_of_dialling_the_listen_address_is_a_loop(
 ) -> None:
     message = await find_loop(_proxy("a", listen, upstream), [])
     assert message == f'upstream {upstream} loops back to proxy "a" itself'
+
+
+async def test_a_loop_through_two_other_proxies_says_proxies() -> None:
+    proxy = _proxy("a", "127.0.0.1:5000", "127.0.0.1:5001")
+    others = [
+        _proxy("b", "127.0.0.1:5001", "127.0.0.1:5002"),
+        _proxy("c", "127.0.0.1:5002", "127.0.0.1:5000"),
+    ]
+    assert await find_loop(proxy, others) == (
+        'upstream 127.0.0.1:5001 loops back to proxy "a" through proxies "b", "c"'
+    )
+
+
+@pytest.mark.parametrize("host", ["X127.0.0.1", "127.0.0.1X"])
+async def test_a_name_that_only_contains_an_address_is_a_name_not_that_address(
+    host: str,
+) -> None:
+    # Only the brackets of an IPv6 literal are taken off: anything else makes the host a name
+    # (this one does not resolve, so nothing is dialled and there is no loop).
+    assert await find_loop(_proxy("a", "127.0.0.1:5000", f"{host}:5000"), []) is None
+
+
+def test_an_endpoint_is_an_immutable_value() -> None:
+    endpoint = _proxy("a", "127.0.0.1:5000", "127.0.0.1:5001")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        endpoint.name = "b"  # type: ignore[misc]
+    assert hash(endpoint) == hash(_proxy("a", "127.0.0.1:5000", "127.0.0.1:5001"))
