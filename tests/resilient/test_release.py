@@ -871,6 +871,33 @@ async def test_out_of_a_halt_the_ramp_starts_again() -> None:
     await queue.close()
 
 
+async def test_only_a_halt_restarts_the_ramp_and_health_at_slow_above_releases_a_slowing() -> None:
+    options = ReleaseOptions(batch=8, ramp_start=1, interval=1.0, slow_above=0.3, halt_above=0.6)
+    fleet = world(options)
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    for i in range(40):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await fleet.clock.sleep(5.5)
+    assert queue.ramp == 8
+    assert len(fleet.starts) == 38
+    fleet.unhealthy = 0.5  # slowed at the read of t=6
+    await fleet.clock.sleep(1.0)
+    assert queue.brake is Brake.SLOWED
+    assert queue.ramp == 8  # slowing keeps the ramp
+    fleet.unhealthy = 0.3  # exactly slow_above: not slowed any more
+    await fleet.clock.sleep(9.0)  # the slowed window opens at t=15 (8 starts at t=5)
+    assert queue.brake is Brake.OFF
+    assert queue.ramp == 8  # a release from a slowing keeps the ramp too
+    assert [e for e in names(recorder) if e in ("slowed", "halted", "released")] == [
+        "slowed",
+        "released",
+    ]
+    assert [start.time for start in fleet.starts][38:] == [15.0, 15.0]
+    assert fleet.violations == []
+    await queue.close()
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 

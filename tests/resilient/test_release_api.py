@@ -9,6 +9,8 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,9 @@ import resilient
 import resilient.release as release
 from resilient.errors import ArgumentError
 from resilient.events import Severity
-from resilient.release import Brake, ReleaseOptions, ReleaseStats
+from resilient.release import Brake, ReleaseOptions, ReleaseState, ReleaseStats, Ticket
 from resilient.release._ticket import _STATUS, DELAYED, ENDED, PARKED, QUEUED, READY, RUNNING
+from resilient.release._types import Verdict
 
 MODULES = [
     "resilient.release",
@@ -41,6 +44,14 @@ def test_every_exported_name_exists(name: str) -> None:
     assert module.__all__, name
     for exported in module.__all__:
         assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_the_public_type_aliases_say_what_the_queue_takes() -> None:
+    assert release.StateSource == Callable[[], ReleaseState | Awaitable[ReleaseState]]
+    assert (
+        release.RevalidateCallback
+        == Callable[[Ticket[Any], ReleaseState], Verdict | Awaitable[Verdict]]
+    )
 
 
 def test_the_package_exports_what_users_touch() -> None:
