@@ -735,6 +735,35 @@ async def test_an_async_state_is_awaited_at_each_pass() -> None:
     await queue.close()
 
 
+async def test_a_pass_starts_at_most_256_actions_before_it_lets_the_workers_run() -> None:
+    options = ReleaseOptions(batch=1000, ramp_start=1000, max_in_flight=1000)
+    fleet = world(options)
+    queue = make_queue(fleet)
+    seen: list[int] = []
+
+    async def run() -> Any:
+        seen.append(queue.in_flight)
+
+    for i in range(300):
+        queue.submit(f"k{i}", run, based_on=1)
+    await settle()  # no virtual time passes
+    assert queue.stats.done == 300
+    assert (seen[0], seen[256]) == (256, 44)  # 256 committed, then the workers ran them
+    assert fleet.reads == 2
+    await queue.close()
+
+
+async def test_the_starts_allowed_at_an_interval_edge_share_one_read() -> None:
+    fleet = world(ReleaseOptions(batch=4, ramp_start=4, interval=1.0))
+    queue = make_queue(fleet)
+    for i in range(12):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await queue.drain()
+    assert [start.time for start in fleet.starts] == [0.0] * 4 + [1.0] * 4 + [2.0] * 4
+    assert fleet.reads == 3  # one pass, one read, at each edge
+    await queue.close()
+
+
 # -- the disruption budget -------------------------------------------------------------------------
 
 
@@ -895,6 +924,39 @@ async def test_only_a_halt_restarts_the_ramp_and_health_at_slow_above_releases_a
     ]
     assert [start.time for start in fleet.starts][38:] == [15.0, 15.0]
     assert fleet.violations == []
+    await queue.close()
+
+
+async def test_successes_under_the_brake_do_not_grow_the_ramp() -> None:
+    options = ReleaseOptions(
+        batch=8, ramp_start=1, interval=1.0, slow_above=0.2, slow_factor=2.0, halt_above=0.9
+    )
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    for i in range(6):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await queue.drain()
+    assert queue.brake is Brake.SLOWED
+    assert queue.ramp == 1
+    assert [start.time for start in fleet.starts] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    await queue.close()
+
+
+async def test_a_halted_queue_waits_its_interval_even_when_an_action_ends() -> None:
+    options = ReleaseOptions(batch=4, ramp_start=4, interval=1.0, slow_above=0.3, halt_above=0.3)
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    restore = queue.submit(
+        "r", fleet.action("r", restores=True, seconds=0.5), based_on=1, restores=True
+    )
+    removal = queue.submit("d", fleet.action("d", takes_out=1), based_on=1, takes_out=1)
+    await fleet.clock.sleep(0.25)
+    assert queue.brake is Brake.HALTED
+    fleet.unhealthy = 0.0
+    await restore
+    await removal
+    assert [(start.key, start.time) for start in fleet.starts] == [("r", 0.0), ("d", 1.0)]
+    assert fleet.reads == 2  # at 0 and 1: the restore's end at 0.5 woke nothing
     await queue.close()
 
 
