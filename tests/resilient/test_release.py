@@ -466,6 +466,21 @@ async def test_a_key_never_runs_twice_at_once() -> None:
     await queue.close()
 
 
+async def test_an_end_that_unparks_a_key_wakes_the_scheduler_when_the_ramp_is_full() -> None:
+    fleet = world(ReleaseOptions(batch=1, ramp_start=1, interval=1.0))
+    queue = make_queue(fleet)
+    first = queue.submit("k", fleet.action("k", seconds=1.0), based_on=1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert first.status == "running"
+    parked = queue.submit("k", fleet.action("k"), based_on=1)
+    assert parked.status == "parked"
+    await fleet.clock.sleep(3.0)  # nothing else wakes the idle scheduler
+    assert parked.outcome == Done(None)
+    assert [start.time for start in fleet.starts] == [0.0, 1.0]
+    await queue.close()
+
+
 # -- revalidation at commit time ---------------------------------------------------------------
 
 
@@ -1074,6 +1089,27 @@ async def test_failures_shrink_the_ramp_and_successes_grow_it() -> None:
     await queue.close()
 
 
+async def test_an_action_that_fails_does_not_cost_its_worker() -> None:
+    fleet = world(ReleaseOptions(batch=10, ramp_start=10, max_attempts=1))
+    queue = make_queue(fleet)
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def fails() -> None:
+        tasks.append(asyncio.current_task())
+        raise Boom("no")
+
+    async def works() -> None:
+        tasks.append(asyncio.current_task())
+
+    failing = queue.submit("a", fails, based_on=1)
+    working = queue.submit("b", works, based_on=1)
+    assert isinstance(await failing, Failed)
+    assert await working == Done(None)
+    assert len(tasks) == 2
+    assert tasks[0] is tasks[1]  # one worker ran both, inline
+    await queue.close()
+
+
 # -- pause, resume, breakers ----------------------------------------------------------------------
 
 
@@ -1400,7 +1436,7 @@ async def test_a_ticket_tells_what_it_is() -> None:
 
 
 async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_why(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import resilient.release._queue as queue_module
 
@@ -1414,8 +1450,15 @@ async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_w
     tickets = [queue.submit(f"k{i}", fleet.action(f"k{i}"), based_on=1) for i in range(2)]
     assert await tickets[0] == Dropped("closed: the release queue failed (RuntimeError: a bug)")
     assert tickets[1].outcome == tickets[0].outcome
-    assert queue.closed
+    assert queue.closed is True
     assert recorder.named("closed")[0].attributes == {"left": 2, "cancelled": 0}
+    [logged] = [record for record in caplog.records if record.name == "resilient.release"]
+    assert (logged.levelname, logged.getMessage()) == (
+        "ERROR",
+        "the release queue's scheduler failed; the queue is closed",
+    )
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], RuntimeError)
     with pytest.raises(QueueClosedError):
         queue.submit("k", noop, based_on=1)
     await queue.close()
