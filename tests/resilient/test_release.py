@@ -1219,6 +1219,35 @@ async def test_a_pause_holds_the_queue_even_when_the_breaker_closes() -> None:
     await queue.close()
 
 
+@pytest.mark.parametrize("opens_at", [1.0, 11.0], ids=["first window", "a later window"])
+async def test_an_end_does_not_wake_a_scheduler_that_waits_for_its_window(opens_at: float) -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, ReleaseOptions(batch=1, ramp_start=1, interval=10.0))
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    breaker = CircuitBreaker(
+        "dep", BreakerOptions(failure_threshold=1, reset_timeout=100.0), clock=clock, events=bus
+    )
+    queue.follow(breaker)
+    for key in ("a", "b", "c"):
+        queue.submit(key, fleet.action(key, seconds=2.0), based_on=1)
+    await clock.sleep(opens_at)
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    with pytest.raises(Boom):
+        await breaker.call(fail)  # the breaker opens while the scheduler waits for the window
+    await clock.sleep(8.5)  # the running action ended 1 s after
+    assert recorder.named("paused", "release") == []  # nothing woke the scheduler
+    await clock.sleep(1.0)  # the window's edge: the breaker is read before the start
+    assert [event.attributes["reason"] for event in recorder.named("paused", "release")] == [
+        "breaker 'dep' is open"
+    ]
+    assert len(fleet.starts) == opens_at // 10 + 1
+    await queue.close()
+
+
 # -- drain, close, cancellation -----------------------------------------------------------------
 
 
