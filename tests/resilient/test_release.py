@@ -1248,6 +1248,32 @@ async def test_an_end_does_not_wake_a_scheduler_that_waits_for_its_window(opens_
     await queue.close()
 
 
+async def test_following_and_unfollowing_an_open_breaker_tell_what_waits() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, ReleaseOptions(batch=10, ramp_start=10))
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    breaker = CircuitBreaker("dep", BreakerOptions(failure_threshold=1), clock=clock, events=bus)
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    tickets = [queue.submit(key, fleet.action(key), based_on=1) for key in ("a", "b")]
+    unfollow = queue.follow(breaker)  # held at once, before anything started
+    unfollow()
+    assert [dict(event.attributes) for event in recorder.named("paused", "release")] == [
+        {"reason": "breaker 'dep' is open", "queued": 2}
+    ]
+    assert [dict(event.attributes) for event in recorder.named("resumed", "release")] == [
+        {"paused_for": 0.0, "queued": 2}
+    ]
+    for ticket in tickets:
+        await ticket
+    await queue.close()
+
+
 # -- drain, close, cancellation -----------------------------------------------------------------
 
 

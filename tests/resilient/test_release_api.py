@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,9 @@ def test_every_exported_name_exists(name: str) -> None:
 
 
 def test_the_public_type_aliases_say_what_the_queue_takes() -> None:
+    assert release.Verdict == release.Proceed | release.Replan | release.Drop
+    outcomes = [getattr(kind, "__origin__", kind) for kind in typing.get_args(release.Outcome)]
+    assert outcomes == [release.Done, release.Failed, release.Superseded, release.Dropped]
     assert release.StateSource == Callable[[], ReleaseState | Awaitable[ReleaseState]]
     assert (
         release.RevalidateCallback
