@@ -779,6 +779,28 @@ async def test_the_starts_allowed_at_an_interval_edge_share_one_read() -> None:
     await queue.close()
 
 
+async def test_an_action_superseded_while_the_state_is_awaited_never_starts() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    reading = asyncio.Event()
+
+    async def state() -> ReleaseState:
+        reading.set()
+        await clock.sleep(0.5)
+        return fleet.state()
+
+    queue = ReleaseQueue(state, FAST, clock=clock)
+    old = queue.submit("k", fleet.action("k", result="old"), based_on=1)
+    await reading.wait()
+    new = queue.submit("k", fleet.action("k", result="new"), based_on=1)
+    await clock.sleep(2.0)
+    assert new.outcome == Done("new")
+    assert old.outcome == Superseded(new)
+    assert [start.key for start in fleet.starts] == ["k"]
+    assert fleet.violations == []
+    await queue.close()
+
+
 # -- the disruption budget -------------------------------------------------------------------------
 
 
@@ -972,6 +994,25 @@ async def test_a_halted_queue_waits_its_interval_even_when_an_action_ends() -> N
     await removal
     assert [(start.key, start.time) for start in fleet.starts] == [("r", 0.0), ("d", 1.0)]
     assert fleet.reads == 2  # at 0 and 1: the restore's end at 0.5 woke nothing
+    await queue.close()
+
+
+async def test_under_a_halt_a_restore_parked_behind_its_key_starts_when_the_key_ends() -> None:
+    options = ReleaseOptions(batch=4, ramp_start=4, interval=1.0, slow_above=0.3, halt_above=0.3)
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    first = queue.submit(
+        "k", fleet.action("k", restores=True, seconds=0.5), based_on=1, restores=True
+    )
+    queue.submit("d", fleet.action("d", takes_out=1), based_on=1, takes_out=1)  # halted
+    await fleet.clock.sleep(0.25)
+    assert queue.brake is Brake.HALTED
+    second = queue.submit("k", fleet.action("k", restores=True), based_on=1, restores=True)
+    assert second.status == "parked"
+    await fleet.clock.sleep(0.5)
+    assert first.outcome == Done(None)
+    assert second.outcome == Done(None)
+    assert [(start.key, start.time) for start in fleet.starts] == [("k", 0.0), ("k", 0.5)]
     await queue.close()
 
 
