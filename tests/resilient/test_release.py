@@ -8,6 +8,7 @@ timing assertion. The bounds of every release are checked at each start by the m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.resilient.release_world import (
     make_queue,
     names,
     no_tasks_left,
+    quiet,
     recorded,
     settle,
 )
@@ -682,6 +684,29 @@ async def test_a_revalidate_that_fails_drops_the_action_with_the_reason(
     await queue.close()
 
 
+async def test_with_a_callback_every_judgment_has_a_read_of_its_own() -> None:
+    fleet = world()
+    judged: list[tuple[str, int]] = []
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed | Replan | Drop:
+        judged.append((action.key, fleet.reads))
+        if action.key == "drop":
+            return Drop("no")
+        if action.key == "flip" and not action.restores:
+            return Replan(fleet.action("flip", restores=True), restores=True)
+        return Proceed()
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    queue.pause("pause")
+    tickets = [queue.submit(key, fleet.action(key), based_on=1) for key in ("drop", "flip", "go")]
+    queue.resume()
+    await queue.drain()
+    assert tickets[0].outcome == Dropped("no")
+    assert judged == [("drop", 1), ("flip", 2), ("flip", 3), ("go", 4)]  # the replan went first
+    assert [start.key for start in fleet.starts] == ["flip", "go"]
+    await queue.close()
+
+
 # -- the state at commit time -------------------------------------------------------------------
 
 
@@ -875,6 +900,20 @@ async def test_restores_pass_a_full_budget() -> None:
     await queue.close()
 
 
+async def test_without_a_callback_an_action_over_the_whole_budget_does_not_end_the_pass() -> None:
+    fleet = world(ReleaseOptions(batch=10, ramp_start=10, budget_units=2))
+    queue = make_queue(fleet)
+    queue.pause("pause")
+    huge = queue.submit("huge", fleet.action("huge", takes_out=3), based_on=1, takes_out=3)
+    queue.submit("ok", fleet.action("ok"), based_on=1)
+    queue.resume()
+    await queue.drain()
+    assert isinstance(huge.outcome, Dropped)
+    assert [start.key for start in fleet.starts] == ["ok"]
+    assert fleet.reads == 1  # one pass: the drop, then the start
+    await queue.close()
+
+
 # -- the health brake ---------------------------------------------------------------------------
 
 
@@ -1013,6 +1052,22 @@ async def test_under_a_halt_a_restore_parked_behind_its_key_starts_when_the_key_
     assert first.outcome == Done(None)
     assert second.outcome == Done(None)
     assert [(start.key, start.time) for start in fleet.starts] == [("k", 0.0), ("k", 0.5)]
+    await queue.close()
+
+
+async def test_a_removal_waits_for_the_slowed_window_from_the_read_that_slowed_the_queue() -> None:
+    options = ReleaseOptions(
+        batch=1, ramp_start=1, interval=1.0, slow_above=0.2, slow_factor=1.5, halt_above=0.9
+    )
+    fleet = world(options)
+    queue = make_queue(fleet)
+    queue.submit("a", fleet.action("a"), based_on=1)
+    queue.submit("b", fleet.action("b"), based_on=1)
+    await fleet.clock.sleep(0.5)
+    fleet.unhealthy = 0.5  # slowed at the read of t=1: b's window is 1.5 s from a's start
+    await queue.drain()
+    assert queue.brake is Brake.SLOWED
+    assert [(start.key, start.time) for start in fleet.starts] == [("a", 0.0), ("b", 1.5)]
     await queue.close()
 
 
@@ -1313,6 +1368,35 @@ async def test_following_and_unfollowing_an_open_breaker_tell_what_waits() -> No
     for ticket in tickets:
         await ticket
     await queue.close()
+
+
+async def test_with_a_callback_a_breaker_that_opens_while_it_runs_holds_the_action() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    breaker = CircuitBreaker(
+        "dep", BreakerOptions(failure_threshold=1, reset_timeout=100.0), clock=clock, events=quiet()
+    )
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    async def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed:
+        if action.key == "trip":
+            with contextlib.suppress(Boom):
+                await breaker.call(fail)
+        return Proceed()
+
+    queue = ReleaseQueue(fleet.state, FAST, revalidate=revalidate, clock=clock, events=quiet())
+    queue.follow(breaker)
+    ok = queue.submit("ok", fleet.action("ok"), based_on=1)
+    await clock.sleep(1.0)
+    assert ok.outcome == Done(None)  # a followed breaker that is closed holds nothing
+    trip = queue.submit("trip", fleet.action("trip"), based_on=1)
+    await clock.sleep(5.0)
+    assert trip.status == "queued"  # held: the breaker opened while it was judged
+    assert queue.pause_reason == "breaker 'dep' is open"
+    assert [start.key for start in fleet.starts] == ["ok"]
+    assert await queue.close() == (trip,)
 
 
 # -- drain, close, cancellation -----------------------------------------------------------------
