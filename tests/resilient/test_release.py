@@ -1467,7 +1467,8 @@ async def test_close_with_cancel_drops_actions_committed_but_not_yet_started() -
 
 async def test_a_failure_after_close_is_not_retried() -> None:
     fleet = world()
-    queue = make_queue(fleet)
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
     ticket = queue.submit("k", fleet.action("k", seconds=1.0, fail=1), based_on=1)
     await settle()
     await queue.close()
@@ -1475,6 +1476,8 @@ async def test_a_failure_after_close_is_not_retried() -> None:
     assert isinstance(outcome, Failed)
     assert isinstance(outcome.error, Boom)
     assert ticket.runs == 1
+    [failed] = recorder.named("failed", "release")
+    assert failed.attributes["reason"] == "closed"
 
 
 async def test_the_async_context_closes_and_cancels_when_the_block_raises() -> None:
