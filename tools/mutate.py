@@ -38,7 +38,9 @@ from __future__ import annotations
 import argparse
 import ast
 import concurrent.futures
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -145,14 +147,30 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
     cache = copy / ".mutmut-cache"
     for _ in range(RESUMES):
         # mutmut 2 can stall between mutants (no test running, nothing printed): a stalled
-        # run is stopped and resumed where it stopped (its cache keeps every result).
-        try:
-            done = subprocess.run(
-                command, cwd=copy, capture_output=True, text=True, check=False, timeout=STALL
-            )
-            break
-        except subprocess.TimeoutExpired:
-            continue
+        # run is stopped and resumed where it stopped (its cache keeps every result). The
+        # whole run is stopped (its worker and the tests it runs, not only mutmut's main
+        # process), and the module it was mutating put back: a resumed run must not mutate
+        # a module that still carries the last mutant (it then tested every later mutant on
+        # top of that one, and counted that one's failures as their kills).
+        with subprocess.Popen(
+            command,
+            cwd=copy,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as running:
+            try:
+                stdout, stderr = running.communicate(timeout=STALL)
+            except subprocess.TimeoutExpired:
+                os.killpg(running.pid, signal.SIGKILL)
+                running.communicate()
+                backup = copy / (path + ".bak")
+                if backup.exists():
+                    backup.replace(copy / path)
+                continue
+        done = subprocess.CompletedProcess(command, running.returncode, stdout, stderr)
+        break
     else:
         outcome.error = f"mutmut stalled {RESUMES} times on {path}"
         return outcome
