@@ -128,6 +128,12 @@ def test_the_brake_and_the_statuses_read_as_words() -> None:
     ]
 
 
+def test_stats_take_no_counter_they_do_not_have() -> None:
+    stats = ReleaseStats()
+    with pytest.raises(AttributeError):
+        stats.finished = 1  # type: ignore[attr-defined]  # a typo is an error, not a new counter
+
+
 def test_stats_start_at_zero() -> None:
     stats = ReleaseStats()
     assert dataclasses.asdict(stats) == {
