@@ -1863,3 +1863,17 @@ async def test_a_close_while_the_state_is_awaited_is_no_outage() -> None:
     assert clock.monotonic() == 0.0
     assert recorder.named("state_unavailable") == []
     assert no_tasks_left()
+
+
+async def test_a_resume_tells_how_long_the_pause_lasted_from_when_it_began() -> None:
+    fleet = world()
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    await fleet.clock.sleep(5.0)
+    queue.pause("p")
+    await fleet.clock.sleep(3.0)
+    queue.resume()
+    assert [dict(event.attributes) for event in recorder.named("resumed", "release")] == [
+        {"paused_for": 3.0, "queued": 0}
+    ]
+    await queue.close()
