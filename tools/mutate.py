@@ -173,10 +173,17 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
     for _ in range(RESUMES):
         # mutmut 2 can stall between mutants (no test running, nothing printed: a thread
         # blocked writing to a pipe of a worker gone): a run whose cache records nothing new
-        # for IDLE seconds is stopped and resumed where it stopped (the cache keeps every result).
+        # for IDLE seconds is stopped as a whole (its worker and the tests it runs too) and
+        # resumed where it stopped (the cache keeps every result), with the module it was
+        # mutating put back first: a resumed run must not mutate a module that still carries
+        # the last mutant (it then tests every later mutant on top of that one, and counts
+        # that one's failures as their kills).
         done = _run_while_busy(command, copy, cache)
         if done is not None:
             break
+        backup = copy / (path + ".bak")
+        if backup.exists():
+            backup.replace(copy / path)
     else:
         outcome.error = f"mutmut stalled {RESUMES} times on {path}"
         return outcome

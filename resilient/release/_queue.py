@@ -87,7 +87,6 @@ _KEY = Text()
 _VERSION = Integer()
 _UNITS = Integer(min=0)
 _FLAG = Instance(bool, "a bool")
-_REASON = Text(non_empty=True)
 _OFF, _SLOWED, _HALTED = Brake.OFF, Brake.SLOWED, Brake.HALTED
 
 _PASS = 256

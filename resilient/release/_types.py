@@ -151,10 +151,6 @@ class Drop:
 Verdict: TypeAlias = Proceed | Replan | Drop
 """What a ``revalidate`` callback answers."""
 
-PROCEED = Proceed()
-"""The one :class:`Proceed` a callback may return (any instance will do)."""
-
-
 # -- how an action ended -------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ timing assertion. The bounds of every release are checked at each start by the m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -37,6 +38,7 @@ from tests.resilient.release_world import (
     make_queue,
     names,
     no_tasks_left,
+    quiet,
     recorded,
     settle,
 )
@@ -466,6 +468,21 @@ async def test_a_key_never_runs_twice_at_once() -> None:
     await queue.close()
 
 
+async def test_an_end_that_unparks_a_key_wakes_the_scheduler_when_the_ramp_is_full() -> None:
+    fleet = world(ReleaseOptions(batch=1, ramp_start=1, interval=1.0))
+    queue = make_queue(fleet)
+    first = queue.submit("k", fleet.action("k", seconds=1.0), based_on=1)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert first.status == "running"
+    parked = queue.submit("k", fleet.action("k"), based_on=1)
+    assert parked.status == "parked"
+    await fleet.clock.sleep(3.0)  # nothing else wakes the idle scheduler
+    assert parked.outcome == Done(None)
+    assert [start.time for start in fleet.starts] == [0.0, 1.0]
+    await queue.close()
+
+
 # -- revalidation at commit time ---------------------------------------------------------------
 
 
@@ -667,6 +684,29 @@ async def test_a_revalidate_that_fails_drops_the_action_with_the_reason(
     await queue.close()
 
 
+async def test_with_a_callback_every_judgment_has_a_read_of_its_own() -> None:
+    fleet = world()
+    judged: list[tuple[str, int]] = []
+
+    def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed | Replan | Drop:
+        judged.append((action.key, fleet.reads))
+        if action.key == "drop":
+            return Drop("no")
+        if action.key == "flip" and not action.restores:
+            return Replan(fleet.action("flip", restores=True), restores=True)
+        return Proceed()
+
+    queue = make_queue(fleet, revalidate=revalidate)
+    queue.pause("pause")
+    tickets = [queue.submit(key, fleet.action(key), based_on=1) for key in ("drop", "flip", "go")]
+    queue.resume()
+    await queue.drain()
+    assert tickets[0].outcome == Dropped("no")
+    assert judged == [("drop", 1), ("flip", 2), ("flip", 3), ("go", 4)]  # the replan went first
+    assert [start.key for start in fleet.starts] == ["flip", "go"]
+    await queue.close()
+
+
 # -- the state at commit time -------------------------------------------------------------------
 
 
@@ -732,6 +772,57 @@ async def test_an_async_state_is_awaited_at_each_pass() -> None:
     ticket = queue.submit("k", fleet.action("k"), based_on=1)
     assert await ticket == Done(None)
     assert fleet.starts[0].time == 0.25
+    await queue.close()
+
+
+async def test_a_pass_starts_at_most_256_actions_before_it_lets_the_workers_run() -> None:
+    options = ReleaseOptions(batch=1000, ramp_start=1000, max_in_flight=1000)
+    fleet = world(options)
+    queue = make_queue(fleet)
+    seen: list[int] = []
+
+    async def run() -> Any:
+        seen.append(queue.in_flight)
+
+    for i in range(300):
+        queue.submit(f"k{i}", run, based_on=1)
+    await settle()  # no virtual time passes
+    assert queue.stats.done == 300
+    assert (seen[0], seen[256]) == (256, 44)  # 256 committed, then the workers ran them
+    assert fleet.reads == 2
+    await queue.close()
+
+
+async def test_the_starts_allowed_at_an_interval_edge_share_one_read() -> None:
+    fleet = world(ReleaseOptions(batch=4, ramp_start=4, interval=1.0))
+    queue = make_queue(fleet)
+    for i in range(12):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await queue.drain()
+    assert [start.time for start in fleet.starts] == [0.0] * 4 + [1.0] * 4 + [2.0] * 4
+    assert fleet.reads == 3  # one pass, one read, at each edge
+    await queue.close()
+
+
+async def test_an_action_superseded_while_the_state_is_awaited_never_starts() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    reading = asyncio.Event()
+
+    async def state() -> ReleaseState:
+        reading.set()
+        await clock.sleep(0.5)
+        return fleet.state()
+
+    queue = ReleaseQueue(state, FAST, clock=clock)
+    old = queue.submit("k", fleet.action("k", result="old"), based_on=1)
+    await reading.wait()
+    new = queue.submit("k", fleet.action("k", result="new"), based_on=1)
+    await clock.sleep(2.0)
+    assert new.outcome == Done("new")
+    assert old.outcome == Superseded(new)
+    assert [start.key for start in fleet.starts] == ["k"]
+    assert fleet.violations == []
     await queue.close()
 
 
@@ -809,6 +900,20 @@ async def test_restores_pass_a_full_budget() -> None:
     await queue.close()
 
 
+async def test_without_a_callback_an_action_over_the_whole_budget_does_not_end_the_pass() -> None:
+    fleet = world(ReleaseOptions(batch=10, ramp_start=10, budget_units=2))
+    queue = make_queue(fleet)
+    queue.pause("pause")
+    huge = queue.submit("huge", fleet.action("huge", takes_out=3), based_on=1, takes_out=3)
+    queue.submit("ok", fleet.action("ok"), based_on=1)
+    queue.resume()
+    await queue.drain()
+    assert isinstance(huge.outcome, Dropped)
+    assert [start.key for start in fleet.starts] == ["ok"]
+    assert fleet.reads == 1  # one pass: the drop, then the start
+    await queue.close()
+
+
 # -- the health brake ---------------------------------------------------------------------------
 
 
@@ -868,6 +973,101 @@ async def test_out_of_a_halt_the_ramp_starts_again() -> None:
     await fleet.clock.sleep(1.0)  # a halted queue reads the state once an interval
     assert queue.brake is Brake.OFF
     assert queue.ramp <= 2
+    await queue.close()
+
+
+async def test_only_a_halt_restarts_the_ramp_and_health_at_slow_above_releases_a_slowing() -> None:
+    options = ReleaseOptions(batch=8, ramp_start=1, interval=1.0, slow_above=0.3, halt_above=0.6)
+    fleet = world(options)
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    for i in range(40):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await fleet.clock.sleep(5.5)
+    assert queue.ramp == 8
+    assert len(fleet.starts) == 38
+    fleet.unhealthy = 0.5  # slowed at the read of t=6
+    await fleet.clock.sleep(1.0)
+    assert queue.brake is Brake.SLOWED
+    assert queue.ramp == 8  # slowing keeps the ramp
+    fleet.unhealthy = 0.3  # exactly slow_above: not slowed any more
+    await fleet.clock.sleep(9.0)  # the slowed window opens at t=15 (8 starts at t=5)
+    assert queue.brake is Brake.OFF
+    assert queue.ramp == 8  # a release from a slowing keeps the ramp too
+    assert [e for e in names(recorder) if e in ("slowed", "halted", "released")] == [
+        "slowed",
+        "released",
+    ]
+    assert [start.time for start in fleet.starts][38:] == [15.0, 15.0]
+    assert fleet.violations == []
+    await queue.close()
+
+
+async def test_successes_under_the_brake_do_not_grow_the_ramp() -> None:
+    options = ReleaseOptions(
+        batch=8, ramp_start=1, interval=1.0, slow_above=0.2, slow_factor=2.0, halt_above=0.9
+    )
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    for i in range(6):
+        queue.submit(f"d{i}", fleet.action(f"d{i}"), based_on=1)
+    await queue.drain()
+    assert queue.brake is Brake.SLOWED
+    assert queue.ramp == 1
+    assert [start.time for start in fleet.starts] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    await queue.close()
+
+
+async def test_a_halted_queue_waits_its_interval_even_when_an_action_ends() -> None:
+    options = ReleaseOptions(batch=4, ramp_start=4, interval=1.0, slow_above=0.3, halt_above=0.3)
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    restore = queue.submit(
+        "r", fleet.action("r", restores=True, seconds=0.5), based_on=1, restores=True
+    )
+    removal = queue.submit("d", fleet.action("d", takes_out=1), based_on=1, takes_out=1)
+    await fleet.clock.sleep(0.25)
+    assert queue.brake is Brake.HALTED
+    fleet.unhealthy = 0.0
+    await restore
+    await removal
+    assert [(start.key, start.time) for start in fleet.starts] == [("r", 0.0), ("d", 1.0)]
+    assert fleet.reads == 2  # at 0 and 1: the restore's end at 0.5 woke nothing
+    await queue.close()
+
+
+async def test_under_a_halt_a_restore_parked_behind_its_key_starts_when_the_key_ends() -> None:
+    options = ReleaseOptions(batch=4, ramp_start=4, interval=1.0, slow_above=0.3, halt_above=0.3)
+    fleet = world(options, unhealthy=0.5)
+    queue = make_queue(fleet)
+    first = queue.submit(
+        "k", fleet.action("k", restores=True, seconds=0.5), based_on=1, restores=True
+    )
+    queue.submit("d", fleet.action("d", takes_out=1), based_on=1, takes_out=1)  # halted
+    await fleet.clock.sleep(0.25)
+    assert queue.brake is Brake.HALTED
+    second = queue.submit("k", fleet.action("k", restores=True), based_on=1, restores=True)
+    assert second.status == "parked"
+    await fleet.clock.sleep(0.5)
+    assert first.outcome == Done(None)
+    assert second.outcome == Done(None)
+    assert [(start.key, start.time) for start in fleet.starts] == [("k", 0.0), ("k", 0.5)]
+    await queue.close()
+
+
+async def test_a_removal_waits_for_the_slowed_window_from_the_read_that_slowed_the_queue() -> None:
+    options = ReleaseOptions(
+        batch=1, ramp_start=1, interval=1.0, slow_above=0.2, slow_factor=1.5, halt_above=0.9
+    )
+    fleet = world(options)
+    queue = make_queue(fleet)
+    queue.submit("a", fleet.action("a"), based_on=1)
+    queue.submit("b", fleet.action("b"), based_on=1)
+    await fleet.clock.sleep(0.5)
+    fleet.unhealthy = 0.5  # slowed at the read of t=1: b's window is 1.5 s from a's start
+    await queue.drain()
+    assert queue.brake is Brake.SLOWED
+    assert [(start.key, start.time) for start in fleet.starts] == [("a", 0.0), ("b", 1.5)]
     await queue.close()
 
 
@@ -985,6 +1185,27 @@ async def test_failures_shrink_the_ramp_and_successes_grow_it() -> None:
     await queue.close()
 
 
+async def test_an_action_that_fails_does_not_cost_its_worker() -> None:
+    fleet = world(ReleaseOptions(batch=10, ramp_start=10, max_attempts=1))
+    queue = make_queue(fleet)
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    async def fails() -> None:
+        tasks.append(asyncio.current_task())
+        raise Boom("no")
+
+    async def works() -> None:
+        tasks.append(asyncio.current_task())
+
+    failing = queue.submit("a", fails, based_on=1)
+    working = queue.submit("b", works, based_on=1)
+    assert isinstance(await failing, Failed)
+    assert await working == Done(None)
+    assert len(tasks) == 2
+    assert tasks[0] is tasks[1]  # one worker ran both, inline
+    await queue.close()
+
+
 # -- pause, resume, breakers ----------------------------------------------------------------------
 
 
@@ -1094,6 +1315,90 @@ async def test_a_pause_holds_the_queue_even_when_the_breaker_closes() -> None:
     await queue.close()
 
 
+@pytest.mark.parametrize("opens_at", [1.0, 11.0], ids=["first window", "a later window"])
+async def test_an_end_does_not_wake_a_scheduler_that_waits_for_its_window(opens_at: float) -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, ReleaseOptions(batch=1, ramp_start=1, interval=10.0))
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    breaker = CircuitBreaker(
+        "dep", BreakerOptions(failure_threshold=1, reset_timeout=100.0), clock=clock, events=bus
+    )
+    queue.follow(breaker)
+    for key in ("a", "b", "c"):
+        queue.submit(key, fleet.action(key, seconds=2.0), based_on=1)
+    await clock.sleep(opens_at)
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    with pytest.raises(Boom):
+        await breaker.call(fail)  # the breaker opens while the scheduler waits for the window
+    await clock.sleep(8.5)  # the running action ended 1 s after
+    assert recorder.named("paused", "release") == []  # nothing woke the scheduler
+    await clock.sleep(1.0)  # the window's edge: the breaker is read before the start
+    assert [event.attributes["reason"] for event in recorder.named("paused", "release")] == [
+        "breaker 'dep' is open"
+    ]
+    assert len(fleet.starts) == opens_at // 10 + 1
+    await queue.close()
+
+
+async def test_following_and_unfollowing_an_open_breaker_tell_what_waits() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, ReleaseOptions(batch=10, ramp_start=10))
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    breaker = CircuitBreaker("dep", BreakerOptions(failure_threshold=1), clock=clock, events=bus)
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    with pytest.raises(Boom):
+        await breaker.call(fail)
+    tickets = [queue.submit(key, fleet.action(key), based_on=1) for key in ("a", "b")]
+    unfollow = queue.follow(breaker)  # held at once, before anything started
+    unfollow()
+    assert [dict(event.attributes) for event in recorder.named("paused", "release")] == [
+        {"reason": "breaker 'dep' is open", "queued": 2}
+    ]
+    assert [dict(event.attributes) for event in recorder.named("resumed", "release")] == [
+        {"paused_for": 0.0, "queued": 2}
+    ]
+    for ticket in tickets:
+        await ticket
+    await queue.close()
+
+
+async def test_with_a_callback_a_breaker_that_opens_while_it_runs_holds_the_action() -> None:
+    clock = VirtualClock(autojump=True)
+    fleet = World(clock, FAST)
+    breaker = CircuitBreaker(
+        "dep", BreakerOptions(failure_threshold=1, reset_timeout=100.0), clock=clock, events=quiet()
+    )
+
+    async def fail() -> None:
+        raise Boom("down")
+
+    async def revalidate(action: Ticket[Any], state: ReleaseState) -> Proceed:
+        if action.key == "trip":
+            with contextlib.suppress(Boom):
+                await breaker.call(fail)
+        return Proceed()
+
+    queue = ReleaseQueue(fleet.state, FAST, revalidate=revalidate, clock=clock, events=quiet())
+    queue.follow(breaker)
+    ok = queue.submit("ok", fleet.action("ok"), based_on=1)
+    await clock.sleep(1.0)
+    assert ok.outcome == Done(None)  # a followed breaker that is closed holds nothing
+    trip = queue.submit("trip", fleet.action("trip"), based_on=1)
+    await clock.sleep(5.0)
+    assert trip.status == "queued"  # held: the breaker opened while it was judged
+    assert queue.pause_reason == "breaker 'dep' is open"
+    assert [start.key for start in fleet.starts] == ["ok"]
+    assert await queue.close() == (trip,)
+
+
 # -- drain, close, cancellation -----------------------------------------------------------------
 
 
@@ -1162,7 +1467,8 @@ async def test_close_with_cancel_drops_actions_committed_but_not_yet_started() -
 
 async def test_a_failure_after_close_is_not_retried() -> None:
     fleet = world()
-    queue = make_queue(fleet)
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
     ticket = queue.submit("k", fleet.action("k", seconds=1.0, fail=1), based_on=1)
     await settle()
     await queue.close()
@@ -1170,6 +1476,8 @@ async def test_a_failure_after_close_is_not_retried() -> None:
     assert isinstance(outcome, Failed)
     assert isinstance(outcome.error, Boom)
     assert ticket.runs == 1
+    [failed] = recorder.named("failed", "release")
+    assert failed.attributes["reason"] == "closed"
 
 
 async def test_the_async_context_closes_and_cancels_when_the_block_raises() -> None:
@@ -1311,7 +1619,7 @@ async def test_a_ticket_tells_what_it_is() -> None:
 
 
 async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_why(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import resilient.release._queue as queue_module
 
@@ -1325,8 +1633,15 @@ async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_w
     tickets = [queue.submit(f"k{i}", fleet.action(f"k{i}"), based_on=1) for i in range(2)]
     assert await tickets[0] == Dropped("closed: the release queue failed (RuntimeError: a bug)")
     assert tickets[1].outcome == tickets[0].outcome
-    assert queue.closed
+    assert queue.closed is True
     assert recorder.named("closed")[0].attributes == {"left": 2, "cancelled": 0}
+    [logged] = [record for record in caplog.records if record.name == "resilient.release"]
+    assert (logged.levelname, logged.getMessage()) == (
+        "ERROR",
+        "the release queue's scheduler failed; the queue is closed",
+    )
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], RuntimeError)
     with pytest.raises(QueueClosedError):
         queue.submit("k", noop, based_on=1)
     await queue.close()
@@ -1548,3 +1863,17 @@ async def test_a_close_while_the_state_is_awaited_is_no_outage() -> None:
     assert clock.monotonic() == 0.0
     assert recorder.named("state_unavailable") == []
     assert no_tasks_left()
+
+
+async def test_a_resume_tells_how_long_the_pause_lasted_from_when_it_began() -> None:
+    fleet = world()
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    await fleet.clock.sleep(5.0)
+    queue.pause("p")
+    await fleet.clock.sleep(3.0)
+    queue.resume()
+    assert [dict(event.attributes) for event in recorder.named("resumed", "release")] == [
+        {"paused_for": 3.0, "queued": 0}
+    ]
+    await queue.close()

@@ -9,6 +9,9 @@ import json
 import math
 import subprocess
 import sys
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -16,8 +19,9 @@ import resilient
 import resilient.release as release
 from resilient.errors import ArgumentError
 from resilient.events import Severity
-from resilient.release import Brake, ReleaseOptions, ReleaseStats
+from resilient.release import Brake, ReleaseOptions, ReleaseState, ReleaseStats, Ticket
 from resilient.release._ticket import _STATUS, DELAYED, ENDED, PARKED, QUEUED, READY, RUNNING
+from resilient.release._types import Verdict
 
 MODULES = [
     "resilient.release",
@@ -41,6 +45,17 @@ def test_every_exported_name_exists(name: str) -> None:
     assert module.__all__, name
     for exported in module.__all__:
         assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_the_public_type_aliases_say_what_the_queue_takes() -> None:
+    assert release.Verdict == release.Proceed | release.Replan | release.Drop
+    outcomes = [getattr(kind, "__origin__", kind) for kind in typing.get_args(release.Outcome)]
+    assert outcomes == [release.Done, release.Failed, release.Superseded, release.Dropped]
+    assert release.StateSource == Callable[[], ReleaseState | Awaitable[ReleaseState]]
+    assert (
+        release.RevalidateCallback
+        == Callable[[Ticket[Any], ReleaseState], Verdict | Awaitable[Verdict]]
+    )
 
 
 def test_the_package_exports_what_users_touch() -> None:
@@ -111,6 +126,12 @@ def test_the_brake_and_the_statuses_read_as_words() -> None:
         "running",
         "ended",
     ]
+
+
+def test_stats_take_no_counter_they_do_not_have() -> None:
+    stats = ReleaseStats()
+    with pytest.raises(AttributeError):
+        stats.finished = 1  # type: ignore[attr-defined]  # a typo is an error, not a new counter
 
 
 def test_stats_start_at_zero() -> None:

@@ -249,8 +249,10 @@ def test_an_action_that_raises_system_exit_ends_failed_and_the_exit_goes_on() ->
     async def exits() -> None:
         raise SystemExit(3)
 
+    bus, recorder = recorded()
+
     async def main() -> None:
-        queue = make_queue(fleet)
+        queue = make_queue(fleet, events=bus)
         tickets.append(queue.submit("k", exits, based_on=1))
         await asyncio.Event().wait()
 
@@ -265,6 +267,11 @@ def test_an_action_that_raises_system_exit_ends_failed_and_the_exit_goes_on() ->
     outcome = tickets[0].outcome
     assert isinstance(outcome, Failed)
     assert isinstance(outcome.error, SystemExit)
+    [failed] = recorder.named("failed", "release")
+    assert (failed.attributes["error"], failed.attributes["reason"]) == (
+        "SystemExit: 3",
+        "SystemExit raised",
+    )
 
 
 class Unprintable(Exception):

@@ -208,3 +208,24 @@ async def test_a_cancelled_join_cancels_every_worker() -> None:
     await settle()
     assert sorted(key for key, _ in recorder.failed) == ["k0", "k1", "k2"]
     assert pool.workers == set()
+
+
+async def test_a_lone_action_runs_on_a_lone_worker() -> None:
+    recorder = Recorder()
+    pool = WorkerPool(recorder.on_success, recorder.on_failure)
+    seen: list[int] = []
+
+    async def counts() -> int:
+        seen.append(len(pool.workers))
+        await asyncio.sleep(0)
+        return len(seen)
+
+    pool.run(ticket("lone", counts))
+    await settle()
+    assert seen == [1]  # nothing else ready: no second worker
+    pool.run(ticket("first", counts))
+    pool.run(ticket("second", counts))
+    await settle()
+    assert seen == [1, 2, 2]  # one more ready: a second worker before the first runs
+    assert sorted(key for key, _ in recorder.succeeded) == ["first", "lone", "second"]
+    assert pool.workers == set()
