@@ -532,6 +532,10 @@ async def test_a_predicate_that_raises_is_logged_by_the_breakers_logger(
         await breaker.call(fail)
     assert breaker.stats.failures == 1
     assert [record.name for record in caplog.records] == ["resilient.breaker"]
+    assert caplog.records[0].getMessage() == (
+        f"breaker 'dep': exclude predicate {broken!r} raised on Boom('dependency down'); "
+        "counted as a failure"
+    )
 
 
 @pytest.mark.parametrize(
@@ -547,3 +551,53 @@ def test_a_refusal_says_where_the_circuit_is(
     error = CircuitOpenError("dep", state, retry_after)
     assert str(error) == message
     assert (error.name, error.state, error.retry_after) == ("dep", state, retry_after)
+
+
+# -- stale outcomes, exclusions, reasons and the transitions' events, exactly ---------------
+
+
+async def test_each_stale_outcome_is_ignored_and_counted() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock, half_open_max_calls=2)
+    early = breaker.try_acquire()  # the closed circuit's permit, quiet
+    assert early is not None
+    await trip(breaker)
+    early.succeeded()  # started before the circuit opened: says nothing about it now
+    assert (breaker.stats.successes, breaker.stats.ignored) == (0, 1)
+    clock.advance(10.0)
+    first, second = breaker.try_acquire(), breaker.try_acquire()
+    assert first is not None
+    assert second is not None
+    first.succeeded()  # closes the circuit
+    second.failed(Boom("late"))  # a probe of the half-open circuit that is gone
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert breaker.failure_count == 0
+    assert (breaker.stats.ignored, breaker.stats.failures) == (2, 3)
+
+
+async def test_any_exclusion_in_the_tuple_excludes() -> None:
+    breaker = make_breaker(VirtualClock(), exclude=(KeyError, NotFound, lambda e: "skip" in str(e)))
+    for error in (NotFound("x"), Boom("skip me"), KeyError("k")):
+        permit = breaker.try_acquire()
+        assert permit is not None
+        permit.failed(error)
+    assert (breaker.stats.failures, breaker.stats.successes) == (0, 3)
+    assert breaker.failure_count == 0
+
+
+async def test_the_transitions_say_why_and_from_where() -> None:
+    clock = VirtualClock()
+    recorder = EventRecorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    breaker = make_breaker(clock, bus)
+    assert repr(breaker) == "CircuitBreaker('dep', state=closed)"
+    await trip(breaker)
+    clock.advance(10.0)
+    assert await breaker.call(ok) == "ok"
+    told = [(e.name, e.attributes["previous"], e.attributes["reason"]) for e in recorder.events]
+    assert told == [
+        ("opened", "closed", "ConsecutiveFailures(3) tripped on Boom"),
+        ("half_opened", "open", "reset timeout elapsed"),
+        ("closed", "half-open", "probe succeeded"),
+    ]
