@@ -289,3 +289,12 @@ def test_each_pattern_emits_under_its_own_source() -> None:
         ratelimit_events.LOCAL_EVENT_SOURCE,
         ratelimit_events.REDIS_EVENT_SOURCE,
     ) == ("ratelimit.guard", "ratelimit.local", "ratelimit.redis")
+
+
+def test_the_recording_bus_fixture_records_into_the_event_recorder_fixture(
+    recording_bus: EventBus, event_recorder: EventRecorder
+) -> None:
+    event = Event("src", "happened")
+    recording_bus.emit(event)
+    assert event_recorder.events == [event]
+    assert isinstance(event_recorder, EventRecorder)
