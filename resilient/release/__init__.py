@@ -9,10 +9,10 @@ within a disruption budget, and a health brake slows, then halts, the release as
 gets sicker. Every action ends exactly once, as :class:`Done`, :class:`Failed`,
 :class:`Superseded` or :class:`Dropped`, with an event and a count in ``queue.stats``.
 
-- the queue and its scheduler: ``_queue.py``; its tickets: ``_ticket.py``; where waiting
-  actions stand: ``_line.py``; what is checked at commit time (state, brake, revalidation):
-  ``_commit.py``; the workers: ``_pool.py``; the pace, budget and backoff arithmetic:
-  ``_pacing.py``;
+- the queue: ``_queue.py``; its scheduler: ``_scheduler.py``; its tickets: ``_ticket.py``;
+  where waiting actions stand: ``_line.py``; what is checked at commit time (state, brake,
+  revalidation): ``_commit.py``; the workers: ``_pool.py``; the pace, budget and backoff
+  arithmetic: ``_pacing.py``;
 - every option and its default (with where the default comes from): ``_options.py``;
 - the values it reads and answers with (state, verdicts, outcomes): ``_types.py``;
 - every event: ``_events.py``; its error: :class:`~resilient.errors.QueueClosedError`.

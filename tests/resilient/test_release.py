@@ -1621,12 +1621,12 @@ async def test_a_ticket_tells_what_it_is() -> None:
 async def test_a_broken_scheduler_closes_the_queue_and_drops_every_action_with_why(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import resilient.release._queue as queue_module
+    import resilient.release._scheduler as scheduler_module
 
     def broken(options: ReleaseOptions, state: ReleaseState) -> float:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(queue_module, "budget_limit", broken)
+    monkeypatch.setattr(scheduler_module, "budget_limit", broken)
     fleet = world()
     bus, recorder = recorded()
     queue = make_queue(fleet, events=bus)

@@ -34,6 +34,7 @@ MODULES = [
     "resilient.release._pacing",
     "resilient.release._pool",
     "resilient.release._queue",
+    "resilient.release._scheduler",
     "resilient.release._ticket",
     "resilient.release._types",
 ]
