@@ -1,6 +1,6 @@
 """A global rate limit shared through Redis: GCRA in one Lua script per decision.
 
-Every decision is one ``EVALSHA`` of :data:`GCRA_SCRIPT`, which mirrors
+Every decision is one ``EVALSHA`` of :data:`GCRA_SCRIPT` (``_script.py``), which mirrors
 :func:`resilient.ratelimit._gcra.gcra` line for line (integer microseconds), on exactly one key
 (``prefix + key``, passed in ``KEYS``, so the script is Redis Cluster safe). The key holds the
 theoretical arrival time and expires when the key is back to its full allowance, so idle keys
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,8 +62,8 @@ from resilient.ratelimit._resp import (
     is_noscript,
     open_streams,
     read_replies,
-    script_sha,
 )
+from resilient.ratelimit._script import GCRA_SCRIPT, MAX_EXACT_US, SCRIPT_SHA, stored_key
 from resilient.ratelimit._types import (
     Decision,
     DecisionSource,
@@ -83,9 +82,6 @@ _PRIMARY = DecisionSource.PRIMARY
 _MAX_CACHED_RATES = 1024
 """Packed arguments are cached per distinct rate, up to this many (then the cache restarts)."""
 
-_MAX_EXACT_US = 2**52
-"""Every integer the script computes stays below 2^53, where Lua's doubles are exact."""
-
 
 @dataclass(slots=True)
 class RedisLimiterStats:
@@ -99,68 +95,6 @@ class RedisLimiterStats:
     """``SCRIPT LOAD`` calls: one at the first connection, one per ``NOSCRIPT`` after that."""
     failures: int = 0
     """Decisions that raised :class:`RedisLimiterUnavailable`."""
-
-
-GCRA_SCRIPT = """\
--- GCRA for one key in integer microseconds: a mirror of resilient/ratelimit/_gcra.py.
--- KEYS[1]: the key holding the theoretical arrival time (TAT).
--- ARGV: emission_us, tolerance_us, cost, ttl_margin_ms[, now_us (else the server's TIME)].
--- Returns {allowed (1/0), remaining, retry_after_us (-1: never), reset_after_us}.
--- Lua numbers are doubles: every value stays below 2^53 (exact), and floor_div equals //.
--- A stored value that is not a TAT (corrupted, or written by someone else) counts as absent,
--- and is overwritten by the next allowed request: one bad key never fails anything.
-local emission = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local margin_ms = tonumber(ARGV[4])
-local now
-if ARGV[5] then
-  now = tonumber(ARGV[5])
-else
-  local time = redis.call('TIME')
-  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-end
-local function floor_div(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
-local tat = now
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local stored_tat = tonumber(stored)
-  if stored_tat and stored_tat == math.floor(stored_tat) and stored_tat >= 0
-      and stored_tat < 4503599627370496 and stored_tat > now then
-    tat = stored_tat
-  end
-end
-local increment = emission * cost
-local new_tat = tat + increment
-local allow_at = new_tat - tolerance - emission
-if allow_at <= now then
-  local reset_after = new_tat - now
-  if cost > 0 then
-    local ttl_ms = floor_div(reset_after + 999, 1000) + margin_ms
-    redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-  end
-  return {1, floor_div(now - allow_at, emission), 0, reset_after}
-end
-local remaining = floor_div(now - (tat - tolerance - emission), emission)
-if remaining < 0 then
-  remaining = 0
-end
-if increment - emission > tolerance then
-  return {0, remaining, -1, tat - now}
-end
-return {0, remaining, allow_at - now, tat - now}
-"""
-"""The Lua script of every decision (see the module docstring for its arguments)."""
-
-_SCRIPT_SHA = script_sha(GCRA_SCRIPT)
 
 
 class RedisLimiter:
@@ -220,7 +154,7 @@ class RedisLimiter:
         self._prefix = options.prefix.encode("utf-8", "surrogatepass")
         self._clock_time = options.time_source == "clock"
         self._margin_arg = bulk(b"%d" % math.ceil(options.key_ttl_margin * 1000))
-        self._head = array_head(9 if self._clock_time else 8, _SCRIPT_SHA)
+        self._head = array_head(9 if self._clock_time else 8, SCRIPT_SHA)
         self._rate_args: dict[Rate, tuple[bytes, int]] = {}
         self._pending: list[_Request] = []
         self._wakeup: asyncio.Future[None] | None = None
@@ -312,7 +246,7 @@ class RedisLimiter:
         if type(cost) is not int or not 0 <= cost <= largest:
             check("RedisLimiter.decide(cost)", cost, _COST)
             cost = largest + 1  # never allowed, whatever it is: the script says so exactly
-        packed_key = self._prefix + _stored_key(key)
+        packed_key = self._prefix + stored_key(key)
         cost_arg = COST_ARGS[cost] if cost < len(COST_ARGS) else bulk(b"%d" % cost)
         command = b"%s$%d\r\n%s\r\n%s%s%s" % (
             self._head,
@@ -324,7 +258,7 @@ class RedisLimiter:
         )
         if self._clock_time:
             now_us = int(self._clock.monotonic() * 1_000_000)
-            if not 0 <= now_us < _MAX_EXACT_US:
+            if not 0 <= now_us < MAX_EXACT_US:
                 raise ArgumentValueError(
                     f"RedisLimiter.clock time must be in [0, 2^52) us, got {now_us} us"
                 )
@@ -487,7 +421,7 @@ class RedisLimiter:
         sha = await connection.read_response()
         if isinstance(sha, str):
             sha = sha.encode()
-        if sha != _SCRIPT_SHA:
+        if sha != SCRIPT_SHA:
             raise RedisLimiterUnavailable(f"SCRIPT LOAD answered {sha!r}, not the script's SHA1")
         if reloaded:
             self._emit(RedisScriptReloaded("NOSCRIPT"))
@@ -510,20 +444,6 @@ class RedisLimiter:
 
 
 _COST = Integer(min=0)
-
-_INLINE_KEY_BYTES = 64
-"""Keys of up to this many bytes (UTF-8) are stored as they are after the prefix; longer ones
-as ``~`` and the hex of their 16-byte BLAKE2b digest, so a client's key costs Redis at most
-``len(prefix) + 64`` bytes of key name whatever its length."""
-
-
-def _stored_key(key: str) -> bytes:
-    """The key's name in Redis after the prefix. Every str has one (lone surrogates included:
-    ``surrogatepass`` encodes every str, distinct strs to distinct bytes)."""
-    encoded = key.encode("utf-8", "surrogatepass")
-    if len(encoded) <= _INLINE_KEY_BYTES:
-        return encoded
-    return b"~" + hashlib.blake2b(encoded, digest_size=16).hexdigest().encode()
 
 
 class _Request(NamedTuple):

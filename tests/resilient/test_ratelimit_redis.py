@@ -525,7 +525,7 @@ async def _fake_redis(
 ) -> AsyncIterator[str]:
     """A loopback server that speaks enough RESP for a handshake and SCRIPT LOAD, then answers
     every EVALSHA with ``reply_to_evalsha()``."""
-    from resilient.ratelimit._redis import _SCRIPT_SHA
+    from resilient.ratelimit._script import SCRIPT_SHA as _SCRIPT_SHA
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
