@@ -9,6 +9,10 @@ scenario proves is exactly the code the example shows. There is no second copy o
   (``pyproject.toml`` maps the folder with ``package-dir`` and names the file in
   ``py-modules``; one entry per example), found here with :mod:`importlib.resources`.
 
+So ``pip install 'resilient-chaos[chaos]'`` then ``chaos run`` works anywhere. Package data
+through a setuptools mapping was chosen over a symlink (not portable, and a second path to
+keep right) and over a copy under ``chaos/`` (two sources that drift apart).
+
 The installed copy is preferred, so an installed harness runs what it was built with.
 :func:`load_example` loads the file as a private module (``_chaos_example_<incident>``), once.
 """

@@ -5,13 +5,8 @@ service treated "the limiter could not answer" as "over the limit": callers who 
 near a limit got HTTP 429. Here the store is Redis, behind a proxy, and the service is the
 aiohttp service of ``examples/rate-limiter-outage/service.py``.
 
-That file stays the one readable, runnable copy of the service. A checkout runs it where it
-is; the wheel ships the same file (``pyproject.toml`` maps the example's folder into the
-package as ``chaos/_examples/rate_limiter_outage/``), so ``pip install
-'resilient-chaos[chaos]'`` then ``chaos run`` works anywhere. :mod:`chaos.scenarios._examples`
-finds it (:mod:`importlib.resources` first, then the checkout) and loads it. Package data
-through a setuptools mapping was chosen over a symlink (not portable, and a second path to
-keep right) and over a copy under ``chaos/`` (two sources that drift apart).
+That file stays the one readable, runnable copy of the service; the wheel ships it too
+(:mod:`chaos.scenarios._examples` says how, and finds it).
 
 Topology: one ``redis-server``, a Toxiproxy proxy in front of it, and the service under test
 (``rate_limit_middleware`` keyed by ``X-Api-Key``, every key limited to 25 requests/s with a
