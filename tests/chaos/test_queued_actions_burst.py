@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import sys
-from collections.abc import AsyncIterator
 
 import aiohttp
 import numpy as np
@@ -30,7 +28,7 @@ from chaos.scenarios.queued_actions_burst import (
     RATE,
     STAYING,
 )
-from chaos.servers import free_port
+from tests.chaos._example_process import example_service
 
 RETRIES = 4
 """Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
@@ -120,43 +118,6 @@ def test_six_engines_serve_the_load_with_room_to_spare_and_two_cannot() -> None:
 # -- the example service, by hand ------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _example_service() -> AsyncIterator[str]:
-    """``service.py --port P`` in its own process (8 engines and a placement stub on free
-    ports beside it); yields the front's base URL, and stops everything on exit."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    error = (await process.stderr.read()).decode(errors="replace")
-                    raise AssertionError(f"service.py exited: {error}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(base + "fleet") as response:
-                        await response.read()
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("service.py did not answer within 10 s")
-        yield base
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 async def _fleet(session: aiohttp.ClientSession, base: str) -> dict[str, object]:
     async with session.get(base + "fleet") as response:
         assert response.status == 200
@@ -173,7 +134,8 @@ async def _wait_for(session: aiohttp.ClientSession, base: str, key: str, wanted:
 
 
 async def test_example_service_serves_and_holds_moves_while_placement_is_down() -> None:
-    async with _example_service() as base, aiohttp.ClientSession() as session:
+    service = example_service(EXAMPLE, ready_path="fleet")
+    async with service as base, aiohttp.ClientSession() as session:
         engines = set()
         for _ in range(16):
             async with session.get(base) as response:

@@ -8,13 +8,9 @@ the example's guarded service must keep the hypothesis.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import numpy as np
@@ -35,7 +31,8 @@ from chaos.scenarios.rate_limiter_outage import (
     KEY_LIMIT,
     NORMAL_KEYS,
 )
-from chaos.servers import RedisServer, free_port
+from chaos.servers import RedisServer
+from tests.chaos._example_process import example_service
 
 SCALE = 0.8
 """About 16 s of load per arm. Each arm sees every fault and the recovery from 0.6 on (see the
@@ -120,47 +117,12 @@ async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() ->
 # -- the example service -------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _example_service(redis_url: str) -> AsyncIterator[str]:
-    """``service.py --redis-url ... --port P`` in its own process; yields its base URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--redis-url", redis_url, "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    error = (await process.stderr.read()).decode(errors="replace")
-                    raise AssertionError(f"service.py exited: {error}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(base) as response:
-                        await response.read()
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("service.py did not answer within 10 s")
-        yield base
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        try:
-            async with asyncio.timeout(10):
-                await process.communicate()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 async def test_example_service_answers_200_and_limits_an_abusive_key(
     redis_server: RedisServer,
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    async with _example_service(redis_server.url) as base, aiohttp.ClientSession() as session:
+    service = example_service(EXAMPLE, "--redis-url", redis_server.url)
+    async with service as base, aiohttp.ClientSession() as session:
         for user in range(5):
             headers = {"X-Api-Key": f"user-{run}-{user}"}
             async with session.get(base, headers=headers) as response:
