@@ -182,3 +182,19 @@ async def settle(rounds: int = 16) -> None:
     jumps when the loop is idle, or after 64 busy rounds, so stay well under that."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+FAST = ReleaseOptions(batch=100, interval=1.0, max_in_flight=100, ramp_start=100)
+"""Options that do not throttle a small test."""
+
+
+def world(options: ReleaseOptions = FAST, **state: Any) -> World:
+    return World(VirtualClock(autojump=True), options, **state)
+
+
+def done_keys(world: World) -> list[str]:
+    return [start.key for start in world.starts]
+
+
+async def noop() -> None:
+    return None
