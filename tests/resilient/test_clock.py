@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 import pytest
 
-from resilient.clock import SYSTEM_CLOCK, Clock, VirtualClock
+import resilient.clock as clock_module
+from resilient.clock import SYSTEM_CLOCK, Clock, VirtualClock, _ready_callbacks
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:
@@ -143,3 +145,48 @@ async def test_autojump_waits_until_every_task_is_idle() -> None:
     await task
     assert seen == [0.0, 1.0]  # the clock did not jump to 5 while the task was busy
     assert "VirtualClock.autojump" in names
+
+
+async def test_the_private_ready_queue_the_clock_reads_is_still_a_deque() -> None:
+    """VirtualClock reads asyncio's ``BaseEventLoop._ready`` (clock.py says why): on the
+    interpreter the suite runs on it must still be the deque it reads."""
+    loop = asyncio.get_running_loop()
+    assert type(loop._ready) is collections.deque  # type: ignore[attr-defined]
+    assert _ready_callbacks(loop) is loop._ready  # type: ignore[attr-defined]
+
+
+async def test_a_loop_without_a_ready_queue_is_still_settled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As on uvloop: no ``_ready`` to read, so settling yields every round, and the clock
+    still waits until every task is idle before it jumps."""
+
+    class Loop:
+        pass
+
+    assert _ready_callbacks(Loop()) is None  # type: ignore[arg-type]
+    monkeypatch.setattr(clock_module, "_ready_callbacks", lambda loop: None)
+    clock = VirtualClock(autojump=True)
+    steps: list[tuple[str, float]] = []
+
+    async def busy() -> None:
+        for _ in range(40):  # many rounds of work before it sleeps: the clock must wait
+            await asyncio.sleep(0)
+        steps.append(("busy", clock.monotonic()))
+
+    async def sleeper() -> None:
+        await clock.sleep(1.0)
+        steps.append(("sleeper", clock.monotonic()))
+
+    await asyncio.gather(sleeper(), busy())
+    assert steps == [("busy", 0.0), ("sleeper", 1.0)]
+
+
+def test_a_ready_queue_that_is_no_deque_is_refused_loudly() -> None:
+    class Loop:
+        _ready: list[object] = []
+
+    with pytest.raises(
+        RuntimeError, match=r"Loop\._ready, expected a collections\.deque, found list"
+    ):
+        _ready_callbacks(Loop())  # type: ignore[arg-type]
