@@ -184,9 +184,9 @@ async def test_a_loop_without_a_ready_queue_is_still_settled(
 
 def test_a_ready_queue_that_is_no_deque_is_refused_loudly() -> None:
     class Loop:
-        _ready: list[object] = []
+        def __init__(self) -> None:
+            self._ready: list[object] = []
 
-    with pytest.raises(
-        RuntimeError, match=r"Loop\._ready, expected a collections\.deque, found list"
-    ):
+    expected = r"Loop\._ready, expected a collections\.deque, found list"
+    with pytest.raises(RuntimeError, match=expected):
         _ready_callbacks(Loop())  # type: ignore[arg-type]
