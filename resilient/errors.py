@@ -12,8 +12,14 @@
           ├── LimiterUnavailable         a rate limiter could not decide (also a ConnectionError)
           │    └── RedisLimiterUnavailable     Redis could not answer a decision
           ├── CircuitOpenError           a circuit breaker refused a call
-          └── QueueClosedError           a closed release queue refused an action
-                                         (also a RuntimeError)
+          ├── QueueClosedError           a closed release queue refused an action
+          │                              (also a RuntimeError)
+          ├── ConnectRefusedError        a connect gate will not let a connection be made in
+          │                              time (also a ConnectionError)
+          └── PoolError                  a bounded pool could not hand out a connection
+               ├── PoolTimeoutError      ... within the acquire timeout (also a TimeoutError)
+               ├── PoolExhaustedError    ... as too many callers already wait
+               └── PoolClosedError       ... as it is closed (also a RuntimeError)
 
 Catch :class:`ResilientError` for everything, or the leaf you handle. Each error also derives
 from the builtin exception it has always been, so an ``except ValueError``, ``except TypeError``
@@ -30,6 +36,10 @@ What each means for a caller:
   front answers 503, not 429. A :class:`~resilient.ratelimit.FailOpenGuard` degrades on it.
 - :class:`CircuitOpenError`: the call was not made. ``retry_after`` says when probes go through.
 - :class:`QueueClosedError`: the action was not queued; the queue will not start anything again.
+- :class:`ConnectRefusedError`: no connection was attempted: the destination is failing (its
+  breaker is open, or it is in backoff) or the gate is busy, beyond the caller's deadline.
+  ``retry_after`` says when an attempt could start, when the gate knows.
+- :class:`PoolError`: no connection was handed out, and nothing leaked; which leaf says why.
 
 This module imports nothing but the standard library, so catching an error never costs an
 import of a pattern's dependencies.
@@ -48,7 +58,12 @@ __all__ = [
     "ArgumentValueError",
     "CircuitOpenError",
     "ConfigurationError",
+    "ConnectRefusedError",
     "LimiterUnavailable",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhaustedError",
+    "PoolTimeoutError",
     "QueueClosedError",
     "RedisLimiterUnavailable",
     "ResilientError",
@@ -114,3 +129,39 @@ class CircuitOpenError(ResilientError):
 
 class QueueClosedError(ResilientError, RuntimeError):
     """A :class:`~resilient.release.ReleaseQueue` was closed: ``submit`` queues nothing."""
+
+
+class ConnectRefusedError(ResilientError, ConnectionError):
+    """A :class:`~resilient.pool.ConnectGate` did not let a connection to ``destination`` be
+    attempted: ``reason`` says why (circuit open, backoff, rate, attempts in progress), and
+    ``retry_after`` the seconds until an attempt could start (None when it waits on other
+    attempts to end)."""
+
+    def __init__(self, destination: str, reason: str, retry_after: float | None) -> None:
+        self.destination = destination
+        self.reason = reason
+        self.retry_after = retry_after
+        when = "" if retry_after is None else f"; an attempt could start in {retry_after:.3f}s"
+        super().__init__(f"no connection to {destination!r} attempted: {reason}{when}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[ConnectRefusedError], tuple[str, str, float | None]]:
+        """Pickled with every field, so it crosses a process boundary whole."""
+        return type(self), (self.destination, self.reason, self.retry_after)
+
+
+class PoolError(ResilientError):
+    """A :class:`~resilient.pool.BoundedPool` handed out no connection (nothing leaked)."""
+
+
+class PoolTimeoutError(PoolError, TimeoutError):
+    """No connection within the pool's ``acquire_timeout``; the message says what it waited on."""
+
+
+class PoolExhaustedError(PoolError):
+    """Refused at once: ``max_waiting`` callers already wait for a connection."""
+
+
+class PoolClosedError(PoolError, RuntimeError):
+    """The pool is closed: it hands out nothing, and closes what is given back."""

@@ -1,0 +1,87 @@
+"""Bounded connection pools and a connect gate (the 2026-06-02 connection storm).
+
+A :class:`ConnectGate` paces every new connection to one destination: a rate of connect
+attempts, a cap on attempts in progress, gRPC's jittered backoff after failures, a breaker
+while the destination keeps failing, and churn detection (a connection lost soon after its
+opening is a failure). :func:`shared_gate` gives every pool of a process the same gate for one
+destination. A :class:`BoundedPool` lends connections within hard bounds, and opens every new
+one through its gate.
+
+- the gate: ``_gate.py``; the pool: ``_pool.py``;
+- every option and its default (with where the default comes from): ``_options.py``;
+- every event: ``_events.py``; its errors: :class:`~resilient.errors.ConnectRefusedError` and
+  :class:`~resilient.errors.PoolError`'s leaves.
+"""
+
+from resilient.errors import (
+    ConnectRefusedError,
+    PoolClosedError,
+    PoolError,
+    PoolExhaustedError,
+    PoolTimeoutError,
+)
+from resilient.pool._events import (
+    GATE_CHURNED,
+    GATE_CONNECT_FAILED,
+    GATE_EVENT_SOURCE,
+    GATE_RECOVERED,
+    GATE_REFUSED,
+    POOL_CLOSED,
+    POOL_DISCARDED,
+    POOL_EVENT_SOURCE,
+    POOL_EXHAUSTED,
+    POOL_REBUILDING,
+    ConnectFailed,
+    ConnectionChurned,
+    ConnectionDiscarded,
+    ConnectRefused,
+    DestinationRecovered,
+    PoolClosed,
+    PoolExhausted,
+    PoolRebuilding,
+)
+from resilient.pool._gate import ConnectGate, GateStats, shared_gate
+from resilient.pool._options import (
+    DEFAULT_GATE_OPTIONS,
+    DEFAULT_POOL_OPTIONS,
+    GATE_BREAKER_OPTIONS,
+    GateOptions,
+    PoolOptions,
+)
+from resilient.pool._pool import BoundedPool, PoolStats
+
+__all__ = [
+    "DEFAULT_GATE_OPTIONS",
+    "DEFAULT_POOL_OPTIONS",
+    "GATE_BREAKER_OPTIONS",
+    "GATE_CHURNED",
+    "GATE_CONNECT_FAILED",
+    "GATE_EVENT_SOURCE",
+    "GATE_RECOVERED",
+    "GATE_REFUSED",
+    "POOL_CLOSED",
+    "POOL_DISCARDED",
+    "POOL_EVENT_SOURCE",
+    "POOL_EXHAUSTED",
+    "POOL_REBUILDING",
+    "BoundedPool",
+    "ConnectFailed",
+    "ConnectGate",
+    "ConnectRefused",
+    "ConnectRefusedError",
+    "ConnectionChurned",
+    "ConnectionDiscarded",
+    "DestinationRecovered",
+    "GateOptions",
+    "GateStats",
+    "PoolClosed",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhausted",
+    "PoolExhaustedError",
+    "PoolOptions",
+    "PoolRebuilding",
+    "PoolStats",
+    "PoolTimeoutError",
+    "shared_gate",
+]

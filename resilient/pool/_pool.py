@@ -1,0 +1,574 @@
+"""A bounded pool of connections (or clients), every new one made through a connect gate.
+
+:class:`BoundedPool` guarantees, on every path (success, an exception in the caller's block,
+a cancellation at any await, a close):
+
+- at most ``max_size`` connections are open or being opened at once;
+- a connection is in one caller's hands at a time; one whose block raised, or that failed its
+  check, is closed and never handed to anyone again;
+- every connection it opens passes its :class:`~resilient.pool.ConnectGate`, so a refill after
+  an outage, a warm-up or a rebuild is paced by the gate, never a storm;
+- callers wait first come first served, at most ``max_waiting`` of them (one more is refused
+  at once), each at most ``acquire_timeout``;
+- idle connections are closed after ``idle_timeout`` (down to ``min_size``), and each one
+  closes after its own jittered lifetime, when next idle, so connections opened together do
+  not all expire together.
+
+Only faults of the destination (``GateOptions.failures``) raised in a caller's block tell the
+gate a connection was lost; any exception discards the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from resilient import _validate
+from resilient._deadline import Deadlines
+from resilient._validate import Instance, shown
+from resilient.clock import SYSTEM_CLOCK, Clock
+from resilient.errors import (
+    ArgumentTypeError,
+    ConnectRefusedError,
+    PoolClosedError,
+    PoolExhaustedError,
+    PoolTimeoutError,
+)
+from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
+from resilient.pool._events import (
+    POOL_EVENT_SOURCE,
+    ConnectionDiscarded,
+    PoolClosed,
+    PoolExhausted,
+    PoolRebuilding,
+)
+from resilient.pool._gate import ConnectGate
+from resilient.pool._options import DEFAULT_POOL_OPTIONS, PoolOptions
+
+__all__ = ["BoundedPool", "PoolStats"]
+
+C = TypeVar("C")
+
+_log = logging.getLogger("resilient.pool")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of one :class:`BoundedPool`: its gauges now, and its counters since it was
+    made."""
+
+    open: int
+    """Connections open (idle or in use)."""
+    idle: int
+    in_use: int
+    connecting: int
+    """Connections being opened (each holds a place within ``max_size``)."""
+    waiting: int
+    """Callers waiting for a connection."""
+    connects: int
+    """Connections opened."""
+    connect_failures: int
+    """Attempts that raised (the gate's refusals included)."""
+    gated: int
+    """Connects that were refused by the gate (:class:`~resilient.errors.ConnectRefusedError`)."""
+    churned: int
+    """Connections lost soon after their opening, as the gate judged them."""
+    discarded: int
+    """Connections closed because they raised in use or failed their check."""
+    expired: int
+    """Connections closed at the end of their lifetime, or retired by a rebuild."""
+    idle_closed: int
+    """Connections closed after ``idle_timeout``."""
+    timeouts: int
+    """Acquires that ended with :class:`~resilient.errors.PoolTimeoutError`."""
+    exhausted: int
+    """Acquires refused with :class:`~resilient.errors.PoolExhaustedError`."""
+
+
+@dataclass(slots=True)
+class _Counters:
+    connects: int = 0
+    connect_failures: int = 0
+    gated: int = 0
+    churned: int = 0
+    discarded: int = 0
+    expired: int = 0
+    idle_closed: int = 0
+    timeouts: int = 0
+    exhausted: int = 0
+
+
+class _Pooled(Generic[C]):
+    """One open connection and its times."""
+
+    __slots__ = ("connection", "expires_at", "generation", "last_used", "opened_at", "retire")
+
+    def __init__(self, connection: C, opened_at: float, expires_at: float, generation: int):
+        self.connection = connection
+        self.opened_at = opened_at
+        self.expires_at = expires_at
+        self.last_used = opened_at
+        self.generation = generation
+        self.retire = False
+        """Close it when it is given back (a rebuild chose it)."""
+
+
+class BoundedPool(Generic[C]):
+    """A pool of what ``connect()`` opens and ``close(connection)`` closes (see the module doc).
+
+    ``async with pool.acquire() as connection: ...`` lends one. ``gate`` is the destination's
+    :class:`~resilient.pool.ConnectGate`, shared with every other pool that targets it (see
+    :func:`~resilient.pool.shared_gate`); by default the pool makes one of its own.
+    ``check(connection)`` (optional, async) answers whether a connection idle for
+    ``check_after_idle`` is still good before it is lent. Use one pool from one event loop.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[C]],
+        close: Callable[[C], Awaitable[None] | None],
+        options: PoolOptions = DEFAULT_POOL_OPTIONS,
+        *,
+        gate: ConnectGate | None = None,
+        check: Callable[[C], Awaitable[bool]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus = DEFAULT_EVENTS,
+    ) -> None:
+        for name, value in (("connect", connect), ("close", close)):
+            if not callable(value):
+                raise ArgumentTypeError(
+                    f"BoundedPool.{name} must be a callable, got {shown(value)}"
+                )
+        if check is not None and not callable(check):
+            raise ArgumentTypeError(
+                f"BoundedPool.check must be a callable or None, got {shown(check)}"
+            )
+        self.options: PoolOptions = _validate.check(
+            "BoundedPool.options", options, Instance(PoolOptions, "a PoolOptions")
+        )
+        _validate.check("BoundedPool.clock", clock, Instance(Clock, "a Clock"))
+        _validate.check("BoundedPool.events", events, Instance(EventBus, "an EventBus"))
+        if gate is None:
+            gate = ConnectGate(f"pool of {_name(connect)}", clock=clock, events=events)
+        self.gate: ConnectGate = _validate.check(
+            "BoundedPool.gate", gate, Instance(ConnectGate, "a ConnectGate or None")
+        )
+        self._connect = connect
+        self._close = close
+        self._check = check
+        self._clock = clock
+        self._emit = Emitter(POOL_EVENT_SOURCE, events, clock)
+        self._deadlines = Deadlines(clock, name="BoundedPool")
+        self._random = random.Random()
+        self._counts = _Counters()
+        self._idle: list[_Pooled[C]] = []
+        """Idle connections, the most recently given back last (lent first)."""
+        self._in_use: set[_Pooled[C]] = set()
+        self._size = 0
+        """Connections open or being opened: never above ``max_size``."""
+        self._connecting = 0
+        self._waiters: collections.deque[asyncio.Future[_Pooled[C] | None]] = collections.deque()
+        self._generation = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lending -------------------------------------------------------------------------------
+
+    def acquire(self) -> _Lease[C]:
+        """``async with pool.acquire() as connection``: lend a connection for the block. It
+        goes back to the pool when the block ends, and is closed instead when the block
+        raised (or was cancelled). Raises :class:`~resilient.errors.PoolTimeoutError`,
+        :class:`~resilient.errors.PoolExhaustedError`,
+        :class:`~resilient.errors.PoolClosedError`, or what the gate or ``connect`` raised."""
+        return _Lease(self)
+
+    @property
+    def stats(self) -> PoolStats:
+        counts = self._counts
+        return PoolStats(
+            open=self._size - self._connecting,
+            idle=len(self._idle),
+            in_use=len(self._in_use),
+            connecting=self._connecting,
+            waiting=len(self._waiters),
+            connects=counts.connects,
+            connect_failures=counts.connect_failures,
+            gated=counts.gated,
+            churned=counts.churned,
+            discarded=counts.discarded,
+            expired=counts.expired,
+            idle_closed=counts.idle_closed,
+            timeouts=counts.timeouts,
+            exhausted=counts.exhausted,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _lend(self) -> _Pooled[C]:
+        if self._closed:
+            raise PoolClosedError("the pool is closed: acquire() refused")
+        if self._housekeeper is None:
+            self._start()
+        timeout = self.options.acquire_timeout
+        deadline = self._clock.monotonic() + timeout
+        scope = self._deadlines.within(timeout)
+        try:
+            async with scope:
+                return await self._lend_within(deadline)
+        except TimeoutError:
+            if not scope.expired:
+                raise  # the connect attempt's own timeout: the destination's
+            self._counts.timeouts += 1
+            raise PoolTimeoutError(
+                f"no connection within acquire_timeout {timeout:g}s: {self._size} open or "
+                f"opening of max_size {self.options.max_size}, {len(self._waiters)} waiting, "
+                f"{self.gate.waiting} waiting on the gate"
+            ) from None
+
+    async def _lend_within(self, deadline: float) -> _Pooled[C]:
+        woken = False
+        while True:
+            if self._closed:
+                raise PoolClosedError("the pool closed while acquire() waited")
+            if not self._waiters or woken:
+                pooled = self._take_idle()
+                if pooled is not None:
+                    if await self._passes_check(pooled):
+                        return pooled
+                    continue
+                if self._size < self.options.max_size:
+                    return await self._open(deadline)
+            if len(self._waiters) >= self.options.max_waiting:
+                self._counts.exhausted += 1
+                self._emit(PoolExhausted(len(self._waiters), len(self._in_use)))
+                raise PoolExhaustedError(
+                    f"{len(self._waiters)} callers already wait for a connection "
+                    f"(max_waiting {self.options.max_waiting}): acquire() refused"
+                )
+            handed = await self._wait_in_line()
+            if handed is not None:
+                return handed
+            woken = True
+
+    def _take_idle(self) -> _Pooled[C] | None:
+        now = self._clock.monotonic()
+        idle = self._idle
+        while idle:
+            pooled = idle.pop()
+            if pooled.retire or now >= pooled.expires_at:
+                self._retire(pooled)
+                continue
+            self._in_use.add(pooled)
+            return pooled
+        return None
+
+    async def _passes_check(self, pooled: _Pooled[C]) -> bool:
+        """Whether a connection taken from the idle ones may be lent: checked when it was idle
+        for ``check_after_idle``; one that fails the check (or raises in it) is discarded."""
+        check = self._check
+        idle_for = self._clock.monotonic() - pooled.last_used
+        if check is None or idle_for < self.options.check_after_idle:
+            return True
+        try:
+            good = await check(pooled.connection)
+        except asyncio.CancelledError:
+            self._discard(pooled, "cancelled in its check", lost=False)
+            raise
+        except Exception as error:
+            self._discard(pooled, f"check raised {type(error).__name__}", lost=True)
+            return False
+        if good is True:
+            return True
+        self._discard(pooled, "check failed", lost=True)
+        return False
+
+    async def _open(self, deadline: float) -> _Pooled[C]:
+        """Open a connection for this caller (its place within ``max_size`` is taken first);
+        the gate refuses at once when it cannot let it through by ``deadline``."""
+        self._size += 1
+        self._connecting += 1
+        try:
+            left = max(0.0, deadline - self._clock.monotonic())
+            connection = await self.gate.connect(self._connect, timeout=left)
+        except BaseException as error:
+            self._size -= 1
+            self._connecting -= 1
+            if isinstance(error, Exception):
+                self._counts.connect_failures += 1
+                if isinstance(error, ConnectRefusedError):
+                    self._counts.gated += 1
+            self._wake_one(None)
+            raise
+        self._connecting -= 1
+        self._counts.connects += 1
+        pooled = self._pooled(connection)
+        if self._closed:  # closed while it connected: it is nobody's
+            self._size -= 1
+            self._close_later(pooled.connection)
+            raise PoolClosedError("the pool closed while acquire() connected")
+        self._in_use.add(pooled)
+        return pooled
+
+    def _pooled(self, connection: C) -> _Pooled[C]:
+        now = self._clock.monotonic()
+        options = self.options
+        lifetime = options.max_lifetime * (1 - options.lifetime_jitter * self._random.random())
+        return _Pooled(connection, now, now + lifetime, self._generation)
+
+    async def _wait_in_line(self) -> _Pooled[C] | None:
+        """Wait for a connection handed over (returned) or a free place (None)."""
+        future: asyncio.Future[_Pooled[C] | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            return await future
+        except BaseException:
+            if not future.done() or future.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            elif future.exception() is None:
+                handed = future.result()
+                if handed is None:
+                    self._wake_one(None)  # pass the free place on
+                else:
+                    self._in_use.discard(handed)
+                    self._give_back(handed)
+            raise
+
+    def _wake_one(self, pooled: _Pooled[C] | None) -> bool:
+        """Hand ``pooled`` (or a free place) to the first caller still waiting."""
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                if pooled is not None:
+                    self._in_use.add(pooled)
+                future.set_result(pooled)
+                return True
+        return False
+
+    # -- giving back ---------------------------------------------------------------------------
+
+    def _give_back(self, pooled: _Pooled[C]) -> None:
+        """The block ended normally: lend the connection again, keep it idle, or close it."""
+        self._in_use.discard(pooled)
+        now = self._clock.monotonic()
+        pooled.last_used = now
+        if self._closed or pooled.retire or now >= pooled.expires_at:
+            self._retire(pooled)
+            return
+        if not self._wake_one(pooled):
+            self._idle.append(pooled)
+
+    def _discard(self, pooled: _Pooled[C], reason: str, *, lost: bool) -> None:
+        """Close a connection that raised or failed its check; never lend it again. ``lost``:
+        the destination broke it (the gate judges whether that was churn)."""
+        self._in_use.discard(pooled)
+        self._size -= 1
+        self._counts.discarded += 1
+        now = self._clock.monotonic()
+        if lost and self.gate.lost(pooled.opened_at):
+            self._counts.churned += 1
+        self._emit(ConnectionDiscarded(reason, now - pooled.opened_at))
+        self._close_later(pooled.connection)
+        self._wake_one(None)
+
+    def _retire(self, pooled: _Pooled[C]) -> None:
+        """Close a connection by the pool's own policy (lifetime, rebuild, close)."""
+        self._size -= 1
+        self._counts.expired += 1
+        self._close_later(pooled.connection)
+        self._wake_one(None)
+
+    def _close_later(self, connection: C) -> None:
+        """Close ``connection`` in a task of the pool's own: no caller's path waits on it or
+        can be cancelled half way through it."""
+        try:
+            closing = self._close(connection)
+        except Exception:
+            _log.exception("BoundedPool: close() raised; the connection is dropped")
+            return
+        if inspect.isawaitable(closing):
+            task = asyncio.get_running_loop().create_task(_closing(closing))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._housekeeper = loop.create_task(self._housekeep(), name="BoundedPool.housekeeper")
+        self._warm(first=True)
+
+    def _warm(self, *, first: bool) -> None:
+        """Open connections up to ``min_size``, each through the gate (after a random delay
+        within ``warm_jitter`` the first time)."""
+        missing = self.options.min_size - self._size
+        loop = asyncio.get_running_loop()
+        for _ in range(max(0, missing)):
+            delay = self.options.warm_jitter * self._random.random() if first else 0.0
+            self._size += 1
+            self._connecting += 1
+            task = loop.create_task(self._open_spare(delay), name="BoundedPool.warm")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _open_spare(self, delay: float) -> None:
+        """Open one connection for the pool (its place already taken) and keep it idle."""
+        try:
+            if delay:
+                await self._clock.sleep(delay)
+            connection = await self.gate.connect(self._connect)
+        except BaseException as error:
+            self._size -= 1
+            self._connecting -= 1
+            if isinstance(error, Exception):
+                self._counts.connect_failures += 1
+            self._wake_one(None)
+            if not isinstance(error, Exception):
+                raise
+            return
+        self._connecting -= 1
+        self._counts.connects += 1
+        self._give_back(self._pooled(connection))
+
+    async def _housekeep(self) -> None:
+        while not self._closed:
+            await self._clock.sleep(self.options.housekeeping)
+            self.housekeep()
+
+    def housekeep(self) -> None:
+        """One housekeeping pass (the pool runs one every ``housekeeping`` seconds): close
+        idle connections past ``idle_timeout`` (down to ``min_size``) and past their lifetime,
+        retire ``rebuild_step`` connections of an older configuration, and warm up to
+        ``min_size``."""
+        if self._closed:
+            return
+        now = self._clock.monotonic()
+        options = self.options
+        keep: list[_Pooled[C]] = []
+        for pooled in self._idle:  # oldest use first
+            if now >= pooled.expires_at:
+                self._size -= 1
+                self._counts.expired += 1
+                self._close_later(pooled.connection)
+            elif now - pooled.last_used >= options.idle_timeout and self._size > options.min_size:
+                self._size -= 1
+                self._counts.idle_closed += 1
+                self._close_later(pooled.connection)
+            else:
+                keep.append(pooled)
+        self._idle = keep
+        step = options.rebuild_step
+        for pooled in [*self._idle, *self._in_use]:
+            if step == 0:
+                break
+            if pooled.generation < self._generation and not pooled.retire:
+                pooled.retire = True
+                step -= 1
+        for pooled in [pooled for pooled in self._idle if pooled.retire]:
+            self._idle.remove(pooled)
+            self._retire(pooled)
+        self._warm(first=False)
+
+    def rebuild(self, connect: Callable[[], Awaitable[C]] | None = None) -> None:
+        """A configuration changed: from now on new connections are made with ``connect``
+        (when given), and the open ones are retired ``rebuild_step`` per housekeeping pass
+        (the first pass now), each replaced through the gate when needed. Never all at once."""
+        if connect is not None:
+            if not callable(connect):
+                raise ArgumentTypeError(
+                    f"BoundedPool.rebuild(connect) must be a callable, got {shown(connect)}"
+                )
+            self._connect = connect
+        self._generation += 1
+        self._emit(PoolRebuilding(self._size - self._connecting))
+        self.housekeep()
+
+    async def aclose(self) -> None:
+        """Refuse new acquires and waiting callers, close idle connections now and lent ones
+        when they are given back, and stop the pool's tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_exception(PoolClosedError("the pool closed while acquire() waited"))
+        idle, self._idle = self._idle, []
+        for pooled in idle:
+            self._retire(pooled)
+        housekeeper = self._housekeeper
+        if housekeeper is not None:
+            housekeeper.cancel()
+        for task in list(self._tasks):
+            if task.get_name() == "BoundedPool.warm":
+                task.cancel()
+        pending = [task for task in (housekeeper, *self._tasks) if task is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._deadlines.aclose()
+        self._emit(PoolClosed(len(idle), len(self._in_use)))
+
+    async def __aenter__(self) -> BoundedPool[C]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        stats = self.stats
+        return (
+            f"BoundedPool(open={stats.open}, idle={stats.idle}, in_use={stats.in_use}, "
+            f"waiting={stats.waiting}, max_size={self.options.max_size})"
+        )
+
+
+class _Lease(Generic[C]):
+    """``async with pool.acquire() as connection`` (see :meth:`BoundedPool.acquire`)."""
+
+    __slots__ = ("_pool", "_pooled")
+
+    def __init__(self, pool: BoundedPool[C]) -> None:
+        self._pool = pool
+        self._pooled: _Pooled[C] | None = None
+
+    async def __aenter__(self) -> C:
+        if self._pooled is not None:
+            raise RuntimeError("a lease is entered once: call pool.acquire() again")
+        self._pooled = await self._pool._lend()
+        return self._pooled.connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pooled, self._pooled = self._pooled, None
+        assert pooled is not None
+        if exc is None:
+            self._pool._give_back(pooled)
+        else:
+            pool = self._pool
+            lost = isinstance(exc, pool.gate.options.failures)
+            pool._discard(pooled, f"{type(exc).__name__} raised in use", lost=lost)
+
+
+async def _closing(closing: Awaitable[Any]) -> None:
+    try:
+        await closing
+    except Exception:
+        _log.exception("BoundedPool: close() raised; the connection is dropped")
+
+
+def _name(connect: Callable[..., object]) -> str:
+    return getattr(connect, "__qualname__", None) or type(connect).__name__
