@@ -175,6 +175,8 @@ class BoundedPool(Generic[C]):
         self._size = 0
         """Connections open or being opened: never above ``max_size``."""
         self._connecting = 0
+        self._warming = 0
+        """Warm-up tasks still waiting for their turn."""
         self._waiters: collections.deque[asyncio.Future[_Pooled[C] | None]] = collections.deque()
         self._generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -411,32 +413,42 @@ class BoundedPool(Generic[C]):
 
     def _warm(self, *, first: bool) -> None:
         """Open connections up to ``min_size``, each through the gate (after a random delay
-        within ``warm_jitter`` the first time)."""
-        missing = self.options.min_size - self._size
+        within ``warm_jitter`` the first time); each looks again, when its turn comes, whether
+        the pool still lacks it."""
+        options = self.options
+        missing = options.min_size - self._size - self._warming
         loop = asyncio.get_running_loop()
         for _ in range(max(0, missing)):
-            delay = self.options.warm_jitter * self._random.random() if first else 0.0
-            self._size += 1
-            self._connecting += 1
+            delay = options.warm_jitter * self._random.random() if first else 0.0
+            self._warming += 1
             task = loop.create_task(self._open_spare(delay), name="BoundedPool.warm")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _open_spare(self, delay: float) -> None:
-        """Open one connection for the pool (its place already taken) and keep it idle."""
+        """Open one connection for the pool, if it still lacks one, and keep it idle."""
         try:
             if delay:
                 await self._clock.sleep(delay)
+        finally:
+            self._warming -= 1
+        if self._closed or self._size >= self.options.min_size:
+            return
+        self._size += 1
+        self._connecting += 1
+        try:
             connection = await self.gate.connect(self._connect)
-        except BaseException as error:
+        except Exception:
             self._size -= 1
             self._connecting -= 1
-            if isinstance(error, Exception):
-                self._counts.connect_failures += 1
+            self._counts.connect_failures += 1
             self._wake_one(None)
-            if not isinstance(error, Exception):
-                raise
             return
+        except BaseException:
+            self._size -= 1
+            self._connecting -= 1
+            self._wake_one(None)
+            raise
         self._connecting -= 1
         self._counts.connects += 1
         self._give_back(self._pooled(connection))
