@@ -3,7 +3,8 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release  (each knows the foundations, never an adapter)
+    patterns      ratelimit, breaker, release, pool  (each knows the foundations, never an
+                                                  adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -35,7 +36,12 @@ if TYPE_CHECKING:
         ArgumentValueError,
         CircuitOpenError,
         ConfigurationError,
+        ConnectRefusedError,
         LimiterUnavailable,
+        PoolClosedError,
+        PoolError,
+        PoolExhaustedError,
+        PoolTimeoutError,
         QueueClosedError,
         RedisLimiterUnavailable,
         ResilientError,
@@ -47,6 +53,17 @@ if TYPE_CHECKING:
         EventBus,
         EventRecorder,
         Severity,
+    )
+    from resilient.pool import (
+        DEFAULT_GATE_OPTIONS,
+        DEFAULT_POOL_OPTIONS,
+        BoundedPool,
+        ConnectGate,
+        GateOptions,
+        GateStats,
+        PoolOptions,
+        PoolStats,
+        shared_gate,
     )
     from resilient.ratelimit import (
         DEFAULT_GUARD_OPTIONS,
@@ -107,7 +124,12 @@ __getattr__, __dir__ = lazy_exports(
             "ArgumentValueError",
             "CircuitOpenError",
             "ConfigurationError",
+            "ConnectRefusedError",
             "LimiterUnavailable",
+            "PoolClosedError",
+            "PoolError",
+            "PoolExhaustedError",
+            "PoolTimeoutError",
             "QueueClosedError",
             "RedisLimiterUnavailable",
             "ResilientError",
@@ -140,6 +162,17 @@ __getattr__, __dir__ = lazy_exports(
             "RedisLimiterOptions",
             "RedisLimiterStats",
         ],
+        "resilient.pool": [
+            "DEFAULT_GATE_OPTIONS",
+            "DEFAULT_POOL_OPTIONS",
+            "BoundedPool",
+            "ConnectGate",
+            "GateOptions",
+            "GateStats",
+            "PoolOptions",
+            "PoolStats",
+            "shared_gate",
+        ],
         "resilient.release": [
             "DEFAULT_RELEASE_OPTIONS",
             "Brake",
@@ -163,8 +196,10 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "DEFAULT_BREAKER_OPTIONS",
     "DEFAULT_EVENTS",
+    "DEFAULT_GATE_OPTIONS",
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
+    "DEFAULT_POOL_OPTIONS",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
     "DEFAULT_RELEASE_OPTIONS",
     "GUARD_BREAKER_OPTIONS",
@@ -172,6 +207,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "ArgumentValueError",
+    "BoundedPool",
     "Brake",
     "BreakerOptions",
     "BreakerState",
@@ -180,6 +216,8 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "ConfigurationError",
+    "ConnectGate",
+    "ConnectRefusedError",
     "Decision",
     "DecisionSource",
     "Done",
@@ -191,6 +229,8 @@ __all__ = [
     "EventRecorder",
     "FailOpenGuard",
     "Failed",
+    "GateOptions",
+    "GateStats",
     "GuardMode",
     "GuardOptions",
     "GuardStats",
@@ -200,6 +240,12 @@ __all__ = [
     "LocalLimiterOptions",
     "LocalLimiterStats",
     "Outcome",
+    "PoolClosedError",
+    "PoolError",
+    "PoolExhaustedError",
+    "PoolOptions",
+    "PoolStats",
+    "PoolTimeoutError",
     "Proceed",
     "QueueClosedError",
     "Rate",
@@ -219,4 +265,5 @@ __all__ = [
     "Ticket",
     "VirtualClock",
     "__version__",
+    "shared_gate",
 ]

@@ -7,12 +7,18 @@ opening is a failure). :func:`shared_gate` gives every pool of a process the sam
 destination. A :class:`BoundedPool` lends connections within hard bounds, and opens every new
 one through its gate.
 
-- the gate: ``_gate.py``; the pool: ``_pool.py``;
+- the gate: ``_gate.py``; the pool: ``_pool.py``; its records and stats: ``_records.py``;
 - every option and its default (with where the default comes from): ``_options.py``;
 - every event: ``_events.py``; its errors: :class:`~resilient.errors.ConnectRefusedError` and
   :class:`~resilient.errors.PoolError`'s leaves.
+
+The options, events and errors import nothing heavy; the gate and the pool (and pybreaker,
+through the gate's breaker) are imported when first used.
 """
 
+from typing import TYPE_CHECKING
+
+from resilient._lazy import lazy_exports
 from resilient.errors import (
     ConnectRefusedError,
     PoolClosedError,
@@ -40,7 +46,6 @@ from resilient.pool._events import (
     PoolExhausted,
     PoolRebuilding,
 )
-from resilient.pool._gate import ConnectGate, GateStats, shared_gate
 from resilient.pool._options import (
     DEFAULT_GATE_OPTIONS,
     DEFAULT_POOL_OPTIONS,
@@ -48,7 +53,20 @@ from resilient.pool._options import (
     GateOptions,
     PoolOptions,
 )
-from resilient.pool._pool import BoundedPool, PoolStats
+from resilient.pool._records import PoolStats
+
+if TYPE_CHECKING:
+    from resilient.pool._gate import ConnectGate, GateStats, shared_gate
+    from resilient.pool._pool import BoundedPool
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "resilient.pool._gate": ["ConnectGate", "GateStats", "shared_gate"],
+        "resilient.pool._pool": ["BoundedPool"],
+    },
+)
 
 __all__ = [
     "DEFAULT_GATE_OPTIONS",

@@ -27,7 +27,6 @@ import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -52,73 +51,13 @@ from resilient.pool._events import (
 )
 from resilient.pool._gate import ConnectGate
 from resilient.pool._options import DEFAULT_POOL_OPTIONS, PoolOptions
+from resilient.pool._records import Counters, Pooled, PoolStats
 
-__all__ = ["BoundedPool", "PoolStats"]
+__all__ = ["BoundedPool"]
 
 C = TypeVar("C")
 
 _log = logging.getLogger("resilient.pool")
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """A snapshot of one :class:`BoundedPool`: its gauges now, and its counters since it was
-    made."""
-
-    open: int
-    """Connections open (idle or in use)."""
-    idle: int
-    in_use: int
-    connecting: int
-    """Connections being opened (each holds a place within ``max_size``)."""
-    waiting: int
-    """Callers waiting for a connection."""
-    connects: int
-    """Connections opened."""
-    connect_failures: int
-    """Attempts that raised (the gate's refusals included)."""
-    gated: int
-    """Connects that were refused by the gate (:class:`~resilient.errors.ConnectRefusedError`)."""
-    churned: int
-    """Connections lost soon after their opening, as the gate judged them."""
-    discarded: int
-    """Connections closed because they raised in use or failed their check."""
-    expired: int
-    """Connections closed at the end of their lifetime, or retired by a rebuild."""
-    idle_closed: int
-    """Connections closed after ``idle_timeout``."""
-    timeouts: int
-    """Acquires that ended with :class:`~resilient.errors.PoolTimeoutError`."""
-    exhausted: int
-    """Acquires refused with :class:`~resilient.errors.PoolExhaustedError`."""
-
-
-@dataclass(slots=True)
-class _Counters:
-    connects: int = 0
-    connect_failures: int = 0
-    gated: int = 0
-    churned: int = 0
-    discarded: int = 0
-    expired: int = 0
-    idle_closed: int = 0
-    timeouts: int = 0
-    exhausted: int = 0
-
-
-class _Pooled(Generic[C]):
-    """One open connection and its times."""
-
-    __slots__ = ("connection", "expires_at", "generation", "last_used", "opened_at", "retire")
-
-    def __init__(self, connection: C, opened_at: float, expires_at: float, generation: int):
-        self.connection = connection
-        self.opened_at = opened_at
-        self.expires_at = expires_at
-        self.last_used = opened_at
-        self.generation = generation
-        self.retire = False
-        """Close it when it is given back (a rebuild chose it)."""
 
 
 class BoundedPool(Generic[C]):
@@ -168,16 +107,16 @@ class BoundedPool(Generic[C]):
         self._emit = Emitter(POOL_EVENT_SOURCE, events, clock)
         self._deadlines = Deadlines(clock, name="BoundedPool")
         self._random = random.Random()
-        self._counts = _Counters()
-        self._idle: list[_Pooled[C]] = []
+        self._counts = Counters()
+        self._idle: list[Pooled[C]] = []
         """Idle connections, the most recently given back last (lent first)."""
-        self._in_use: set[_Pooled[C]] = set()
+        self._in_use: set[Pooled[C]] = set()
         self._size = 0
         """Connections open or being opened: never above ``max_size``."""
         self._connecting = 0
         self._warming = 0
         """Warm-up tasks still waiting for their turn."""
-        self._waiters: collections.deque[asyncio.Future[_Pooled[C] | None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Pooled[C] | None]] = collections.deque()
         self._generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
@@ -217,7 +156,7 @@ class BoundedPool(Generic[C]):
     def closed(self) -> bool:
         return self._closed
 
-    async def _lend(self) -> _Pooled[C]:
+    async def _lend(self) -> Pooled[C]:
         if self._closed:
             raise PoolClosedError("the pool is closed: acquire() refused")
         if self._housekeeper is None:
@@ -238,7 +177,7 @@ class BoundedPool(Generic[C]):
                 f"{self.gate.waiting} waiting on the gate"
             ) from None
 
-    async def _lend_within(self, deadline: float) -> _Pooled[C]:
+    async def _lend_within(self, deadline: float) -> Pooled[C]:
         woken = False
         while True:
             if self._closed:
@@ -263,7 +202,7 @@ class BoundedPool(Generic[C]):
                 return handed
             woken = True
 
-    def _take_idle(self) -> _Pooled[C] | None:
+    def _take_idle(self) -> Pooled[C] | None:
         now = self._clock.monotonic()
         idle = self._idle
         while idle:
@@ -275,7 +214,7 @@ class BoundedPool(Generic[C]):
             return pooled
         return None
 
-    async def _passes_check(self, pooled: _Pooled[C]) -> bool:
+    async def _passes_check(self, pooled: Pooled[C]) -> bool:
         """Whether a connection taken from the idle ones may be lent: checked when it was idle
         for ``check_after_idle``; one that fails the check (or raises in it) is discarded."""
         check = self._check
@@ -295,7 +234,7 @@ class BoundedPool(Generic[C]):
         self._discard(pooled, "check failed", lost=True)
         return False
 
-    async def _open(self, deadline: float) -> _Pooled[C]:
+    async def _open(self, deadline: float) -> Pooled[C]:
         """Open a connection for this caller (its place within ``max_size`` is taken first);
         the gate refuses at once when it cannot let it through by ``deadline``."""
         self._size += 1
@@ -322,15 +261,15 @@ class BoundedPool(Generic[C]):
         self._in_use.add(pooled)
         return pooled
 
-    def _pooled(self, connection: C) -> _Pooled[C]:
+    def _pooled(self, connection: C) -> Pooled[C]:
         now = self._clock.monotonic()
         options = self.options
         lifetime = options.max_lifetime * (1 - options.lifetime_jitter * self._random.random())
-        return _Pooled(connection, now, now + lifetime, self._generation)
+        return Pooled(connection, now, now + lifetime, self._generation)
 
-    async def _wait_in_line(self) -> _Pooled[C] | None:
+    async def _wait_in_line(self) -> Pooled[C] | None:
         """Wait for a connection handed over (returned) or a free place (None)."""
-        future: asyncio.Future[_Pooled[C] | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Pooled[C] | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
             return await future
@@ -347,7 +286,7 @@ class BoundedPool(Generic[C]):
                     self._give_back(handed)
             raise
 
-    def _wake_one(self, pooled: _Pooled[C] | None) -> bool:
+    def _wake_one(self, pooled: Pooled[C] | None) -> bool:
         """Hand ``pooled`` (or a free place) to the first caller still waiting."""
         while self._waiters:
             future = self._waiters.popleft()
@@ -360,7 +299,7 @@ class BoundedPool(Generic[C]):
 
     # -- giving back ---------------------------------------------------------------------------
 
-    def _give_back(self, pooled: _Pooled[C]) -> None:
+    def _give_back(self, pooled: Pooled[C]) -> None:
         """The block ended normally: lend the connection again, keep it idle, or close it."""
         self._in_use.discard(pooled)
         now = self._clock.monotonic()
@@ -371,7 +310,7 @@ class BoundedPool(Generic[C]):
         if not self._wake_one(pooled):
             self._idle.append(pooled)
 
-    def _discard(self, pooled: _Pooled[C], reason: str, *, lost: bool) -> None:
+    def _discard(self, pooled: Pooled[C], reason: str, *, lost: bool) -> None:
         """Close a connection that raised or failed its check; never lend it again. ``lost``:
         the destination broke it (the gate judges whether that was churn)."""
         self._in_use.discard(pooled)
@@ -384,7 +323,7 @@ class BoundedPool(Generic[C]):
         self._close_later(pooled.connection)
         self._wake_one(None)
 
-    def _retire(self, pooled: _Pooled[C]) -> None:
+    def _retire(self, pooled: Pooled[C]) -> None:
         """Close a connection by the pool's own policy (lifetime, rebuild, close)."""
         self._size -= 1
         self._counts.expired += 1
@@ -467,7 +406,7 @@ class BoundedPool(Generic[C]):
             return
         now = self._clock.monotonic()
         options = self.options
-        keep: list[_Pooled[C]] = []
+        keep: list[Pooled[C]] = []
         for pooled in self._idle:  # oldest use first
             if now >= pooled.expires_at:
                 self._size -= 1
@@ -551,7 +490,7 @@ class _Lease(Generic[C]):
 
     def __init__(self, pool: BoundedPool[C]) -> None:
         self._pool = pool
-        self._pooled: _Pooled[C] | None = None
+        self._pooled: Pooled[C] | None = None
 
     async def __aenter__(self) -> C:
         if self._pooled is not None:

@@ -25,6 +25,8 @@ CASES = {
     "import resilient.errors": ("import resilient.errors", set()),
     "import resilient.ratelimit": ("import resilient.ratelimit", set()),
     "import resilient.breaker": ("import resilient.breaker", set()),
+    "import resilient.pool": ("import resilient.pool", set()),
+    "resilient.BoundedPool": ("import resilient; resilient.BoundedPool", {"pybreaker", "redis"}),
     "every options class and default": (
         "import resilient; [getattr(resilient, n) for n in resilient.__all__ "
         "if n.endswith('Options') or n.endswith('_OPTIONS')]",
