@@ -31,6 +31,7 @@ REDIS_LIMITER_TESTS = (
     "tests/resilient/test_ratelimit_redis.py",
     "tests/resilient/test_ratelimit_faults.py",
     "tests/resilient/test_ratelimit_equivalence.py",
+    "tests/resilient/test_redis_adapter.py",
 )
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"

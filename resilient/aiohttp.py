@@ -1,4 +1,5 @@
-"""aiohttp helpers: rate-limit every request of a ``web.Application`` with any limiter.
+"""aiohttp adapters: rate-limit every request of a ``web.Application`` with any limiter, and
+pass every new client connection through a connect gate.
 
 :func:`rate_limit_middleware` asks a :class:`~resilient.ratelimit.Limiter` (typically a
 :class:`~resilient.ratelimit.FailOpenGuard`) about each request and answers ``429 Too Many
@@ -17,22 +18,40 @@ The decision, with its ``source`` and ``reason``, is stored on the request under
     async def handler(request: web.Request) -> web.Response:
         decision = request.get(DECISION_KEY)
 
+:class:`GatedConnector` is an ``aiohttp.TCPConnector`` whose every new connection passes the
+:class:`~resilient.pool.ConnectGate` of its destination (``host:port``, shared by every
+connector and pool of the event loop, :func:`~resilient.pool.shared_gate`)::
+
+    session = aiohttp.ClientSession(connector=GatedConnector(limit=20))
+
+Everything else is aiohttp's own: its pool, its limits, its keep-alive, its errors.
+
 This module imports no Redis client: it needs only the limiter protocol.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from resilient.errors import LimiterUnavailable
+from resilient.clock import SYSTEM_CLOCK, Clock
+from resilient.errors import ConfigurationError, LimiterUnavailable
+from resilient.events import DEFAULT_EVENTS, EventBus
+from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions
 from resilient.ratelimit._types import Decision, Limiter, Rate
+
+if TYPE_CHECKING:
+    from aiohttp.client_proto import ResponseHandler
 
 __all__ = [
     "DECISION_KEY",
+    "GatedConnector",
     "KeyFunction",
     "header_key",
     "rate_limit_middleware",
@@ -154,3 +173,63 @@ def _checked_cost(cost: int) -> int:
 
 def _constant(value: int) -> Callable[[web.Request], int]:
     return lambda request: value
+
+
+_CREATE_CONNECTION = ("self", "req", "traces", "timeout")
+"""The parameters of ``aiohttp.TCPConnector._create_connection``, which :class:`GatedConnector`
+overrides: aiohttp has no public hook that sees both the start and the outcome of a connect
+(its trace signals have no "connection failed"), and the gate must hear both or it leaks a slot.
+The override is checked at import against this signature, so an aiohttp that changes it fails
+loudly (:class:`~resilient.errors.ConfigurationError`) instead of bypassing the gate; the
+``aiohttp`` requirement is pinned below 4 in ``pyproject.toml``."""
+
+
+def _check_aiohttp() -> None:
+    found = tuple(inspect.signature(aiohttp.TCPConnector._create_connection).parameters)
+    if found != _CREATE_CONNECTION:
+        raise ConfigurationError(
+            f"GatedConnector overrides aiohttp.TCPConnector._create_connection{_CREATE_CONNECTION}"
+            f", but aiohttp {aiohttp.__version__} has {found}: this aiohttp is not supported"
+        )
+
+
+_check_aiohttp()
+
+
+class GatedConnector(aiohttp.TCPConnector):
+    """An ``aiohttp.TCPConnector`` whose new connections each pass their destination's
+    :class:`~resilient.pool.ConnectGate` (one per ``host:port`` and event loop). A refused
+    connect raises :class:`~resilient.errors.ConnectRefusedError` out of the request, a
+    ``ConnectionError`` as aiohttp's own connect errors are. ``**kwargs`` are
+    ``TCPConnector``'s."""
+
+    def __init__(
+        self,
+        gate_options: GateOptions = DEFAULT_GATE_OPTIONS,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus = DEFAULT_EVENTS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.gate_options = gate_options
+        self._gate_clock = clock
+        self._gate_events = events
+
+    async def _create_connection(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        from resilient.pool._gate import shared_gate
+
+        gate = shared_gate(
+            f"{req.host}:{req.port}",
+            self.gate_options,
+            clock=self._gate_clock,
+            events=self._gate_events,
+        )
+        create = super()._create_connection
+
+        async def connect() -> ResponseHandler:
+            return await create(req, traces, timeout)
+
+        return await gate.connect(connect, timeout=timeout.total)

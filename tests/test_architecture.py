@@ -84,14 +84,21 @@ ENGINE = (
 )
 FOUNDATIONS = ("resilient.clock", "resilient.events")
 SHARED_HELPERS = ("_validate", "_lazy", "_deadline")
-ADAPTERS = ("resilient.aiohttp", "resilient.testing")
+ADAPTERS = ("resilient.aiohttp", "resilient.redis", "resilient.testing")
 
 
 def pattern_modules() -> tuple[str, ...]:
     names = []
     for path in (ROOT / "resilient").iterdir():
         name = path.stem if path.suffix == ".py" else path.name
-        if name.startswith("_") or name in {"clock", "events", "errors", "aiohttp", "testing"}:
+        if name.startswith("_") or name in {
+            "clock",
+            "events",
+            "errors",
+            "aiohttp",
+            "redis",
+            "testing",
+        }:
             continue
         if path.suffix == ".py" or (path / "__init__.py").exists():
             names.append(f"resilient.{name}")
