@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
 from resilient.clock import SYSTEM_CLOCK, Clock
@@ -35,11 +36,14 @@ def _check_redis() -> None:
     miss reconnects. An argument-less coroutine in every redis-py the project supports
     (``redis>=5.3,<9`` in ``pyproject.toml``), checked here so that a change fails loudly."""
     method = getattr(aredis.Connection, "_connect", None)
-    coroutine = inspect.iscoroutinefunction(method)
-    if not coroutine or tuple(inspect.signature(method).parameters) != ("self",):
+    if (
+        method is None
+        or not inspect.iscoroutinefunction(method)
+        or tuple(inspect.signature(method).parameters) != ("self",)
+    ):
         raise ConfigurationError(
-            "GatedConnection overrides redis.asyncio.Connection._connect(self), which this "
-            f"redis-py ({aredis.__name__}) does not have as a coroutine method"
+            "GatedConnection overrides redis.asyncio.Connection._connect(self), which "
+            f"redis-py {redis.__version__} does not have as a coroutine method"
         )
 
 

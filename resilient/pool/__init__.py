@@ -9,6 +9,7 @@ one through its gate.
 
 - the gate: ``_gate.py``; the pool: ``_pool.py``; its records and stats: ``_records.py``;
 - every option and its default (with where the default comes from): ``_options.py``;
+- the fleet budget check (can every replica's pools exceed the backend?): ``_budget.py``;
 - every event: ``_events.py``; its errors: :class:`~resilient.errors.ConnectRefusedError` and
   :class:`~resilient.errors.PoolError`'s leaves.
 
@@ -26,6 +27,7 @@ from resilient.errors import (
     PoolExhaustedError,
     PoolTimeoutError,
 )
+from resilient.pool._budget import FleetBudget, fleet_budget
 from resilient.pool._events import (
     GATE_CHURNED,
     GATE_CONNECT_FAILED,
@@ -90,6 +92,7 @@ __all__ = [
     "ConnectionChurned",
     "ConnectionDiscarded",
     "DestinationRecovered",
+    "FleetBudget",
     "GateOptions",
     "GateStats",
     "PoolClosed",
@@ -101,5 +104,6 @@ __all__ = [
     "PoolRebuilding",
     "PoolStats",
     "PoolTimeoutError",
+    "fleet_budget",
     "shared_gate",
 ]

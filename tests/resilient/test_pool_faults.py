@@ -22,7 +22,7 @@ from chaos.pytest_plugin import ProxyFactory
 from chaos.toxiproxy.control import ToxiproxyControl
 from resilient.aiohttp import GatedConnector
 from resilient.breaker import BreakerOptions, CircuitBreaker
-from resilient.errors import ConnectRefusedError, PoolTimeoutError
+from resilient.errors import ConfigurationError, ConnectRefusedError, PoolTimeoutError
 from resilient.events import EventBus
 from resilient.pool import BoundedPool, ConnectGate, GateOptions, PoolOptions, shared_gate
 from resilient.ratelimit import Rate
@@ -247,3 +247,16 @@ async def test_aiohttps_connections_pass_the_gate() -> None:
 
 def test_a_pool_timeout_is_a_timeout_error() -> None:
     assert issubclass(PoolTimeoutError, TimeoutError)
+
+
+def test_an_aiohttp_whose_create_connection_changed_is_refused_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resilient.aiohttp as adapter
+
+    async def changed(self: object, req: object, traces: object) -> None:
+        return None
+
+    monkeypatch.setattr(aiohttp.TCPConnector, "_create_connection", changed)
+    with pytest.raises(ConfigurationError, match=r"this aiohttp is not supported"):
+        adapter._check_aiohttp()

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aredis
 
 from chaos.servers import RedisServer
+from resilient.errors import ConfigurationError
 from resilient.events import EventBus
 from resilient.pool import GateOptions, shared_gate
 from resilient.ratelimit import Rate
@@ -65,3 +66,19 @@ def test_only_a_tcp_url_makes_a_gated_redis_pool() -> None:
     for url in ("rediss://h:1/0", "unix:///tmp/r.sock", 5):
         with pytest.raises(ValueError, match="must be a redis:// URL"):
             gated_connection_pool(url)  # type: ignore[arg-type]
+
+
+def test_a_redis_py_without_the_method_the_adapter_overrides_is_refused_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resilient.redis as adapter
+
+    def sync_connect(self: object) -> None:
+        return None
+
+    monkeypatch.setattr(aredis.Connection, "_connect", sync_connect)
+    with pytest.raises(ConfigurationError, match=r"does not have as a coroutine method"):
+        adapter._check_redis()
+    monkeypatch.setattr(aredis.Connection, "_connect", None)
+    with pytest.raises(ConfigurationError, match=r"overrides redis\.asyncio\.Connection"):
+        adapter._check_redis()
