@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from chaos._fleet import Fleet, FleetError, run_fleet
 from chaos._results import (
     ArmProgress,
     ArmResult,
@@ -147,6 +148,10 @@ class _Context:
     @property
     def scenario(self) -> Scenario:
         return self._scenario
+
+    @property
+    def replica(self) -> tuple[int, int]:
+        return 0, 1
 
     def address(self, name: str) -> tuple[str, int]:
         if name in self.proxies:
@@ -327,19 +332,51 @@ class _ArmRun:
             }
             return result, gauges
 
-    async def _set_up(self, stack: AsyncExitStack) -> str:
-        """Topology, proxies, the arm's service; returns the service's base URL."""
+    async def _set_up(self, stack: AsyncExitStack) -> str | tuple[str, ...]:
+        """Topology, proxies, the arm's service; returns the service's base URL (one per
+        replica for a fleet)."""
         for server in self.scenario.servers:
             address = await stack.enter_async_context(serve_server(server))
             self.context.servers[server.name] = address
         await self._create_proxies(stack)
         self.phase = "building"
         self._progress(self.phase)
+        if self.arm.replicas > 1:
+            return await self._set_up_fleet(stack)
         app = await self.arm.build(self.context)
         base_url = await stack.enter_async_context(serve_app(app))
         self.phase = "checking"
         await check_answers(base_url)
         return base_url
+
+    async def _set_up_fleet(self, stack: AsyncExitStack) -> tuple[str, ...]:
+        """The arm's replicas (``chaos/_fleet.py``): their gauges and steps join the arm's."""
+        context = self.context
+        started: list[Fleet] = []
+        # Registered first, so it runs after the replicas stopped: their notes come then.
+        stack.callback(lambda: context.notes.extend(n for f in started for n in f.notes()))
+        fleet = await stack.enter_async_context(
+            run_fleet(
+                self.arm,
+                self.scenario,
+                seed=self.seed,
+                servers=context.servers,
+                proxies=context.proxies,
+                proxy_names=context.proxy_names,
+                control_url=self.control.url,
+                timeout=_SETUP_TIMEOUT,
+            )
+        )
+        started.append(fleet)
+        interval = self.scenario.gauge_interval
+        for name in fleet.gauge_names:
+            context.gauge(name, fleet.gauge(name, interval))
+        for index, (offset, what) in enumerate(fleet.steps):
+            context.at(offset, fleet.step(index), what)
+        self.phase = "checking"
+        for base_url in fleet.base_urls:
+            await check_answers(base_url)
+        return tuple(fleet.base_urls)
 
     async def _create_proxies(self, stack: AsyncExitStack) -> None:
         run_id = secrets.token_hex(3)
@@ -483,6 +520,6 @@ def _freeze_setup_objects(stack: AsyncExitStack) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _HarnessError | ServeError | LoadError | ToxiproxyError):
+    if isinstance(exc, _HarnessError | ServeError | LoadError | ToxiproxyError | FleetError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

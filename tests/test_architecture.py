@@ -77,6 +77,8 @@ ENGINE = (
     "chaos._proxy_process",
     "chaos._results",
     "chaos._completing",
+    "chaos._fleet",
+    "chaos._replica",
     "chaos.scenario",
     "chaos.load",
     "chaos.report",

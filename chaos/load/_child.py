@@ -39,7 +39,7 @@ def main() -> None:
         if not (isinstance(message, tuple) and message[0] == "plan"):
             raise ValueError(f"expected a plan, got {message!r}")
         load: Load = message[1]
-        base_url: str = message[2]
+        base_url: str | tuple[str, ...] = message[2]
         seed: int = message[3]
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = min(hard, max(soft, load.max_in_flight + 256))

@@ -12,6 +12,7 @@ import contextlib
 import os
 import pickle
 import sys
+from collections.abc import Sequence
 
 from chaos.load import _framing
 from chaos.load._load import Load, LoadError
@@ -31,10 +32,10 @@ class LoadProcess:
     ``await result()`` waits for the end. ``await close()`` ends the child if still running.
     """
 
-    def __init__(self, load: Load, base_url: str, *, seed: int) -> None:
+    def __init__(self, load: Load, base_url: str | Sequence[str], *, seed: int) -> None:
         _check_picklable(load)
         self._load = load
-        self._base_url = base_url
+        self._base_url = base_url if isinstance(base_url, str) else tuple(base_url)
         self._seed = seed
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: asyncio.Task[bytes] | None = None

@@ -13,7 +13,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,6 +27,7 @@ from chaos.load._load import (
     OUTCOME_OVERFLOW,
     OUTCOME_TIMEOUT,
     Load,
+    LoadError,
     Reply,
     RequestSpec,
     schedule,
@@ -40,13 +41,16 @@ _PROGRESS_INTERVAL = 0.25
 
 async def run_load(
     load: Load,
-    base_url: str,
+    base_url: str | Sequence[str],
     *,
     seed: int,
     start_at: float | None = None,
     on_progress: Callable[[LoadProgress], None] | None = None,
 ) -> LoadResult:
     """Run ``load`` against ``base_url`` in the current event loop and record every request.
+
+    Several base URLs (the replicas of a fleet) share the load round-robin: request ``i`` goes
+    to ``base_url[i % len(base_url)]``.
 
     The first request is due at ``start_at`` (a ``time.monotonic()`` value; default: now).
     Returns once every request has finished or timed out.
@@ -72,7 +76,7 @@ class Plan:
 
     async def run(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         start_at: float | None,
         on_progress: Callable[[LoadProgress], None] | None,
@@ -84,7 +88,7 @@ class Plan:
 class _Recorder:
     """Fires the requests of one plan on time and records them."""
 
-    def __init__(self, plan: Plan, base_url: str) -> None:
+    def __init__(self, plan: Plan, base_url: str | Sequence[str]) -> None:
         self.plan = plan
         self.load = plan.load
         n = len(plan.offsets)
@@ -104,8 +108,11 @@ class _Recorder:
                 code = tag_codes[spec.tag] = len(self.tag_names)
                 self.tag_names.append(spec.tag)
             self.tag[i] = code
-        base = URL(base_url)
-        self.urls = {spec.path: base.join(URL(spec.path)) for spec in plan.specs}
+        bases = [URL(base_url)] if isinstance(base_url, str) else [URL(b) for b in base_url]
+        if not bases:
+            raise LoadError("the load needs at least one base URL")
+        paths = {spec.path for spec in plan.specs}
+        self.urls = [{path: base.join(URL(path)) for path in paths} for base in bases]
         self.errors: list[str] = []
         self.in_flight = 0
         self.sent = 0
@@ -186,7 +193,7 @@ class _Recorder:
         try:
             async with self.session.request(
                 spec.method,
-                self.urls[spec.path],
+                self.urls[i % len(self.urls)][spec.path],
                 headers=spec.headers,
                 data=spec.body,
                 timeout=self.timeout,

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from chaos.scenario._errors import ScenarioError
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -33,6 +35,12 @@ class ArmContext(Protocol):
     @property
     def scenario(self) -> Scenario:
         """The scenario being run (already scaled)."""
+        ...
+
+    @property
+    def replica(self) -> tuple[int, int]:
+        """``(index, replicas)``: which replica of a fleet arm this build is for, of how many
+        (``(0, 1)`` for an arm that is not a fleet)."""
         ...
 
     def address(self, name: str) -> tuple[str, int]:
@@ -91,9 +99,23 @@ class Arm:
 
     ``build`` returns the aiohttp application the load hits; the engine serves it on a free
     loopback port and cleans it up after the run (put teardown in ``app.on_cleanup``).
+
+    ``replicas`` > 1 makes it a *fleet*: the engine runs the service as that many processes,
+    each building it with ``build`` (then a module-level function: each process imports it by
+    reference) on its own event loop, and spreads the load over them round-robin. A gauge is
+    summed over the replicas, a step (:meth:`ArmContext.at`) runs in every replica, and a
+    replica's notes carry its index (see ``chaos/_fleet.py``).
     """
 
     name: str
     role: Role
     build: ArmBuilder
     description: str = ""
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        replicas = self.replicas
+        if type(replicas) is not int or replicas < 1:
+            raise ScenarioError(
+                f"arm {self.name!r}: replicas must be an int >= 1, got {replicas!r}"
+            )
