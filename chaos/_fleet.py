@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from chaos._replica import GAUGES_PATH, STEPS_PATH, ReplicaPlan
+from chaos._replica_plan import GAUGES_PATH, STEPS_PATH, ReplicaPlan
 from chaos.load import _framing
 from chaos.scenario import Arm, Scenario
 

@@ -25,37 +25,17 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from chaos._replica_plan import GAUGES_PATH, STEPS_PATH, ReplicaPlan
 from chaos._serving import serve_app
 from chaos.load._framing import frame, read_blocking
 from chaos.scenario import Scenario
 from chaos.toxiproxy.control import ToxiproxyControl
 
-__all__ = ["ReplicaContext", "ReplicaPlan", "main"]
-
-GAUGES_PATH = "/__chaos/gauges"
-STEPS_PATH = "/__chaos/steps/{n}"
-
-
-@dataclass(frozen=True)
-class ReplicaPlan:
-    """What a replica builds, sent by the engine."""
-
-    module: str
-    qualname: str
-    """The arm's builder, imported by reference (a module-level function)."""
-    scenario: Scenario
-    seed: int
-    index: int
-    replicas: int
-    servers: dict[str, tuple[str, int]]
-    proxies: dict[str, tuple[str, int]]
-    proxy_names: dict[str, str]
-    control_url: str
+__all__ = ["ReplicaContext", "main"]
 
 
 class ReplicaContext:
@@ -176,11 +156,8 @@ def main() -> None:
             out.flush()
 
     try:
-        # Run as __main__, this module's classes are not the ones the engine pickled.
-        from chaos._replica import ReplicaPlan as SentPlan
-
         plan = read_blocking(stdin)
-        if not isinstance(plan, SentPlan):
+        if not isinstance(plan, ReplicaPlan):
             raise ValueError(f"expected a ReplicaPlan, got {plan!r:.200}")
 
         async def run() -> None:

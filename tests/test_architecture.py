@@ -79,6 +79,7 @@ ENGINE = (
     "chaos._completing",
     "chaos._fleet",
     "chaos._replica",
+    "chaos._replica_plan",
     "chaos.scenario",
     "chaos.load",
     "chaos.report",
