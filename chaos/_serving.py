@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -29,8 +30,11 @@ class ServeError(Exception):
 
 
 @contextlib.asynccontextmanager
-async def serve_server(server: Server) -> AsyncIterator[tuple[str, int]]:
-    """Start one topology server on a free loopback port; stop it on exit."""
+async def serve_server(
+    server: Server, started: Mapping[str, tuple[str, int]] | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """Start one topology server on a free loopback port; stop it on exit. ``started``: the
+    addresses of the servers started before it, for an app factory that takes them."""
     match server:
         case RedisServer():
             try:
@@ -39,14 +43,16 @@ async def serve_server(server: Server) -> AsyncIterator[tuple[str, int]]:
             except (RuntimeError, TimeoutError) as exc:
                 raise ServeError(f"server {server.name!r}: {exc}") from exc
         case AiohttpServer():
-            made = server.app()
+            factory: Any = server.app
+            takes_addresses = len(inspect.signature(factory).parameters) == 1
+            made = factory(dict(started or {})) if takes_addresses else factory()
             app = await made if inspect.isawaitable(made) else made
             async with serve_app(app) as url:
                 host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
                 yield host, int(port)
         case TcpServer():
-            started = asyncio.start_server(server.handler, "127.0.0.1", 0)
-            tcp = await run_to_end(started, release=asyncio.Server.close)
+            starting = asyncio.start_server(server.handler, "127.0.0.1", 0)
+            tcp = await run_to_end(starting, release=asyncio.Server.close)
             try:
                 host, port = tcp.sockets[0].getsockname()[:2]
                 yield host, port

@@ -295,7 +295,11 @@ class _ArmRun:
                     f"arm {self.arm.name!r} was not ready within {_SETUP_TIMEOUT:.0f} s "
                     f"(phase: {self.phase})"
                 ) from None
-            process = LoadProcess(self.scenario.load, base_url, seed=self.seed)
+            targets = {
+                name: self.context.url(name)
+                for name in (*self.context.servers, *self.context.proxies)
+            }
+            process = LoadProcess(self.scenario.load, base_url, seed=self.seed, targets=targets)
             self.load_process = process
             stack.push_async_callback(process.close)
             await process.start()
@@ -336,7 +340,7 @@ class _ArmRun:
         """Topology, proxies, the arm's service; returns the service's base URL (one per
         replica for a fleet)."""
         for server in self.scenario.servers:
-            address = await stack.enter_async_context(serve_server(server))
+            address = await stack.enter_async_context(serve_server(server, self.context.servers))
             self.context.servers[server.name] = address
         await self._create_proxies(stack)
         self.phase = "building"

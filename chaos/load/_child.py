@@ -41,6 +41,7 @@ def main() -> None:
         load: Load = message[1]
         base_url: str | tuple[str, ...] = message[2]
         seed: int = message[3]
+        targets: dict[str, str] = message[4]
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         wanted = min(hard, max(soft, load.max_in_flight + 256))
         with contextlib.suppress(ValueError, OSError):
@@ -55,7 +56,7 @@ def main() -> None:
         def send_progress(progress: LoadProgress) -> None:
             send(("progress", progress))
 
-        result = _run(plan.run(base_url, start_at=t0, on_progress=send_progress))
+        result = _run(plan.run(base_url, start_at=t0, on_progress=send_progress, targets=targets))
         send(("result", result))
     except (EOFError, BrokenPipeError):
         print("chaos load process: the parent closed the pipe", file=sys.stderr)

@@ -1,11 +1,10 @@
 """The messages between :class:`~chaos.load.LoadProcess` and its child: pickles framed by an
 8-byte big-endian length.
 
-The parent sends ``("plan", load, base_url, seed)`` then ``("begin", t0)``; the child answers
-``("ready",)``, then ``("progress", LoadProgress)`` a few times a second, and
-``("result", LoadResult)`` or ``("error", text)``. Both sides import this module and nothing
-of each other.
-"""
+The parent sends ``("plan", load, base_url, seed, targets)`` then ``("begin", t0)``; the child
+answers ``("ready",)``, then ``("progress", LoadProgress)`` a few times a second, and
+``("result", LoadResult)`` or ``("error", text)``. Both sides import this module and nothing of
+each other."""
 
 from __future__ import annotations
 

@@ -63,6 +63,10 @@ class RequestSpec:
 
     ``tag`` names a group of requests that SLOs can filter on (e.g. ``"abusive"`` for the key
     that exceeds its limit); it is recorded per request.
+
+    ``target`` sends the request to another server of the scenario's topology (by its name, or
+    its proxy's) instead of the service under test: a second tenant of a shared backend, whose
+    requests the SLOs judge beside the service's.
     """
 
     method: str = "GET"
@@ -70,6 +74,7 @@ class RequestSpec:
     headers: Mapping[str, str] | None = None
     tag: str = ""
     body: bytes | None = None
+    target: str = ""
 
 
 @dataclass(frozen=True, slots=True)

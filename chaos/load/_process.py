@@ -12,7 +12,7 @@ import contextlib
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from chaos.load import _framing
 from chaos.load._load import Load, LoadError
@@ -32,11 +32,19 @@ class LoadProcess:
     ``await result()`` waits for the end. ``await close()`` ends the child if still running.
     """
 
-    def __init__(self, load: Load, base_url: str | Sequence[str], *, seed: int) -> None:
+    def __init__(
+        self,
+        load: Load,
+        base_url: str | Sequence[str],
+        *,
+        seed: int,
+        targets: Mapping[str, str] | None = None,
+    ) -> None:
         _check_picklable(load)
         self._load = load
         self._base_url = base_url if isinstance(base_url, str) else tuple(base_url)
         self._seed = seed
+        self._targets = dict(targets or {})
         self._process: asyncio.subprocess.Process | None = None
         self._stderr: asyncio.Task[bytes] | None = None
         self.progress = LoadProgress(0.0, load.duration, 0, 0, {})
@@ -56,7 +64,7 @@ class LoadProcess:
         )
         assert self._process.stderr is not None
         self._stderr = asyncio.create_task(self._process.stderr.read())
-        self._send(("plan", self._load, self._base_url, self._seed))
+        self._send(("plan", self._load, self._base_url, self._seed, self._targets))
         message = await self._receive(timeout)
         if message != ("ready",):
             raise LoadError(f"load process did not get ready: {message!r}")

@@ -13,7 +13,7 @@ import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -44,19 +44,21 @@ async def run_load(
     base_url: str | Sequence[str],
     *,
     seed: int,
+    targets: Mapping[str, str] | None = None,
     start_at: float | None = None,
     on_progress: Callable[[LoadProgress], None] | None = None,
 ) -> LoadResult:
     """Run ``load`` against ``base_url`` in the current event loop and record every request.
 
     Several base URLs (the replicas of a fleet) share the load round-robin: request ``i`` goes
-    to ``base_url[i % len(base_url)]``.
+    to ``base_url[i % len(base_url)]``. A request with a ``target`` goes to
+    ``targets[target]`` instead.
 
     The first request is due at ``start_at`` (a ``time.monotonic()`` value; default: now).
     Returns once every request has finished or timed out.
     """
     plan = Plan.build(load, seed)
-    return await plan.run(base_url, start_at=start_at, on_progress=on_progress)
+    return await plan.run(base_url, start_at=start_at, on_progress=on_progress, targets=targets)
 
 
 @dataclass
@@ -80,15 +82,18 @@ class Plan:
         *,
         start_at: float | None,
         on_progress: Callable[[LoadProgress], None] | None,
+        targets: Mapping[str, str] | None = None,
     ) -> LoadResult:
-        recorder = _Recorder(self, base_url)
+        recorder = _Recorder(self, base_url, targets or {})
         return await recorder.run(start_at, on_progress)
 
 
 class _Recorder:
     """Fires the requests of one plan on time and records them."""
 
-    def __init__(self, plan: Plan, base_url: str | Sequence[str]) -> None:
+    def __init__(
+        self, plan: Plan, base_url: str | Sequence[str], targets: Mapping[str, str]
+    ) -> None:
         self.plan = plan
         self.load = plan.load
         n = len(plan.offsets)
@@ -111,8 +116,19 @@ class _Recorder:
         bases = [URL(base_url)] if isinstance(base_url, str) else [URL(b) for b in base_url]
         if not bases:
             raise LoadError("the load needs at least one base URL")
-        paths = {spec.path for spec in plan.specs}
+        paths = {spec.path for spec in plan.specs if not spec.target}
         self.urls = [{path: base.join(URL(path)) for path in paths} for base in bases]
+        self.target_urls: dict[str, dict[str, URL]] = {}
+        for spec in plan.specs:
+            if spec.target:
+                if spec.target not in targets:
+                    raise LoadError(
+                        f"a request targets {spec.target!r}, which the topology does not have "
+                        f"(it has {sorted(targets)})"
+                    )
+                by_path = self.target_urls.setdefault(spec.target, {})
+                if spec.path not in by_path:
+                    by_path[spec.path] = URL(targets[spec.target]).join(URL(spec.path))
         self.errors: list[str] = []
         self.in_flight = 0
         self.sent = 0
@@ -193,7 +209,11 @@ class _Recorder:
         try:
             async with self.session.request(
                 spec.method,
-                self.urls[i % len(self.urls)][spec.path],
+                (
+                    self.target_urls[spec.target][spec.path]
+                    if spec.target
+                    else self.urls[i % len(self.urls)][spec.path]
+                ),
                 headers=spec.headers,
                 data=spec.body,
                 timeout=self.timeout,

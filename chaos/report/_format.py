@@ -18,6 +18,8 @@ def format_value(value: float | None, slo: SLOResult) -> str:
         return f"{value * 1000:.1f} ms"
     if slo.unit == "req/s":
         return f"{value:.1f}/s"
+    if slo.unit == "x":
+        return f"{value:.2f}x"
     if slo.kind in ("OutcomeRatio", "SuccessRatio"):
         return f"{value:.2%}"
     return f"{value:g}"

@@ -6,10 +6,10 @@ started on a free loopback port, and a :class:`Proxy` in front of each dependenc
 timeline (:class:`AddToxic`, :class:`UpdateToxic`, :class:`RemoveToxic`, :class:`DisableProxy`,
 :class:`EnableProxy`, at offsets in seconds from load start); the :class:`~chaos.load.Load`;
 named :class:`Window` s; its :class:`Arm` s (at least one ``naive`` and one ``guarded``), each
-building the service under test from an :class:`ArmContext`; and a steady-state hypothesis:
-SLOs (:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`,
-:class:`LatencyPercentile`, :class:`AddedLatency`, :class:`Gauge`) over the whole run or a
-window, and the :class:`Premise` s about the environment some of them rely on.
+building the service under test from an :class:`ArmContext`; and a steady-state hypothesis: SLOs
+(:class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`, :class:`LatencyPercentile`,
+:class:`AddedLatency`, :class:`LatencyGrowth`, :class:`Gauge`) over the whole run or a window,
+and the :class:`Premise` s about the environment some of them rely on.
 ``ok_outcomes`` names the outcome classes that are good for this scenario (progress displays
 count the others as bad).
 
@@ -93,6 +93,7 @@ from chaos.scenario._slo import (
     SLO,
     AddedLatency,
     Gauge,
+    LatencyGrowth,
     LatencyPercentile,
     OutcomeRate,
     OutcomeRatio,
@@ -137,6 +138,7 @@ __all__ = [
     "GaugeSeries",
     "Incident",
     "Judgement",
+    "LatencyGrowth",
     "LatencyPercentile",
     "OutcomeRate",
     "OutcomeRatio",

@@ -3,11 +3,12 @@
 Each SLO measures one number on one arm's :class:`RunData` (its requests, its gauges, the
 scenario's windows), over the whole run or one window, and compares it with one bound:
 :class:`SuccessRatio`, :class:`OutcomeRatio`, :class:`OutcomeRate`, :class:`LatencyPercentile`,
-:class:`AddedLatency` and :class:`Gauge`. Its :class:`SLOResult` says whether it held; when the
-harness could not measure it soundly (too few samples), why (``problem``); and when the value
-was measured but cannot decide the SLO (an added latency over its bound by no more than the
-window's noise, a gauge that held only because some of its samples are missing), why
-(``inconclusive``). How those become verdicts is in :mod:`chaos.scenario._verdicts`.
+:class:`AddedLatency`, :class:`LatencyGrowth` and :class:`Gauge`. Its :class:`SLOResult` says
+whether it held; when the harness could not measure it soundly (too few samples), why
+(``problem``); and when the value was measured but cannot decide the SLO (an added latency over
+its bound by no more than the window's noise, a gauge that held only because some of its samples
+are missing), why (``inconclusive``). How those become verdicts is in
+:mod:`chaos.scenario._verdicts`.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ from chaos.scenario._measure import (
 from chaos.scenario._noise import SIGNIFICANCE, excess_p_value
 
 __all__ = [
+    "DEFAULT_MIN_BASELINE",
     "DEFAULT_MIN_CONTROL",
     "MAX_GAUGE_GAP",
     "SLO",
     "AddedLatency",
     "Gauge",
     "GaugeSeries",
+    "LatencyGrowth",
     "LatencyPercentile",
     "OutcomeRate",
     "OutcomeRatio",
@@ -358,6 +361,69 @@ class AddedLatency(SLOBase):
         )
 
 
+DEFAULT_MIN_BASELINE = 100
+"""Fewest requests each window needs for :class:`LatencyGrowth` at its default ``q`` (99)."""
+
+
+@dataclass(frozen=True)
+class LatencyGrowth(SLOBase):
+    """How much the ``q``-th percentile of service time of the ``tag`` requests grew in
+    ``window`` over the same percentile in ``baseline`` (a window of the same run before the
+    fault): ``p(q) in window / p(q) in baseline`` at most ``max`` ("the auth tenant's p99
+    within 2x of its baseline"). Service time counts from each request's actual start; a
+    request never sent counts as infinitely slow.
+
+    Fewer than ``min_requests`` ``tag`` requests in either window is a problem of the harness
+    (:attr:`SLOResult.problem`), never a pass or a failure.
+    """
+
+    name: str
+    max: float
+    window: str
+    baseline: str
+    tag: str | Sequence[str] | None = None
+    q: float = 99.0
+    min_requests: int = DEFAULT_MIN_BASELINE
+    unit: str = "x"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.q <= 100:
+            raise ScenarioError(f"SLO {self.name!r}: q must be in (0, 100], got {self.q}")
+        if not self.max > 0:
+            raise ScenarioError(f"SLO {self.name!r}: max must be > 0, got {self.max}")
+        if self.window == self.baseline:
+            raise ScenarioError(f"SLO {self.name!r}: window and baseline are both {self.window!r}")
+
+    def problem(self, run: RunData) -> str | None:
+        for window in (self.baseline, self.window):
+            count = int(run.request_mask(window, self.tag).sum())
+            if count < self.min_requests:
+                who = f"{tags_text(self.tag)} " if self.tag is not None else ""
+                return (
+                    f"insufficient data: {count} {who}requests in {window_text(window)}, "
+                    f"need >= {self.min_requests} to estimate a p{self.q:g}"
+                )
+        return None
+
+    def measure(self, run: RunData) -> float | None:
+        times = run.load.service_time
+        value = percentile(times[run.request_mask(self.window, self.tag)], self.q)
+        base = percentile(times[run.request_mask(self.baseline, self.tag)], self.q)
+        if value is None or base is None or base <= 0:
+            return None
+        return value / base
+
+    def bound(self) -> tuple[Literal["<=", ">="], float]:
+        return "<=", self.max
+
+    def describe(self) -> str:
+        who = f" of {tags_text(self.tag)} requests" if self.tag is not None else ""
+        return (
+            f"p{self.q:g} service time{who} <= {self.max:g}x its p{self.q:g} in "
+            f"{window_text(self.baseline)}, " + window_text(self.window)
+        )
+
+
 @dataclass(frozen=True)
 class Gauge(SLOBase):
     """The samples of gauge ``gauge`` in the window stay within one bound.
@@ -441,5 +507,13 @@ MAX_GAUGE_GAP = 2.5
 broken (one late or missing sample is tolerated, two in a row are not)."""
 
 
-SLO = SuccessRatio | OutcomeRatio | OutcomeRate | LatencyPercentile | AddedLatency | Gauge
+SLO = (
+    SuccessRatio
+    | OutcomeRatio
+    | OutcomeRate
+    | LatencyPercentile
+    | AddedLatency
+    | LatencyGrowth
+    | Gauge
+)
 """Every kind of SLO a scenario's hypothesis and signature can hold."""

@@ -7,7 +7,7 @@ dependency through its proxy, so the fault timeline can act on it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,10 +21,17 @@ __all__ = ["AiohttpServer", "Proxy", "RedisServer", "Server", "TcpServer"]
 
 @dataclass(frozen=True)
 class AiohttpServer:
-    """An aiohttp backend on a free loopback port; ``app`` builds a fresh app for each arm."""
+    """An aiohttp backend on a free loopback port; ``app`` builds a fresh app for each arm.
+
+    ``app`` takes no argument, or one: the ``(host, port)`` of each server declared before
+    this one, by name (a second tenant of a shared backend finds the backend so).
+    """
 
     name: str
-    app: Callable[[], web.Application | Awaitable[web.Application]]
+    app: (
+        Callable[[], web.Application | Awaitable[web.Application]]
+        | Callable[[Mapping[str, tuple[str, int]]], web.Application | Awaitable[web.Application]]
+    )
 
 
 @dataclass(frozen=True)
