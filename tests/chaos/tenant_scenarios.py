@@ -60,6 +60,10 @@ def request(i: int, rng: object) -> RequestSpec:
     return RequestSpec(tag="user")
 
 
+def elsewhere(i: int, rng: object) -> RequestSpec:
+    return RequestSpec(target="nowhere")
+
+
 def classify(spec: RequestSpec, reply: Reply) -> str:
     if reply.status != 200:
         return "error"
@@ -85,6 +89,6 @@ def scenario(min_requests: int = 20) -> Scenario:
                 tag="auth",
                 min_requests=min_requests,
             ),
-        ),  # fmt: skip
+        ),
         breaks=("answered",),
     )

@@ -38,10 +38,8 @@ async def test_too_few_tenant_requests_for_a_p99_is_a_harness_error() -> None:
 async def test_a_request_to_a_target_the_topology_lacks_is_a_harness_error() -> None:
     import dataclasses
 
-    from chaos.load import Load, RequestSpec
-
-    def elsewhere(i: int, rng: object) -> RequestSpec:
-        return RequestSpec(target="nowhere")
+    from chaos.load import Load
+    from tests.chaos.tenant_scenarios import elsewhere
 
     broken = dataclasses.replace(scenario(), load=Load(rate=10, duration=1.2, request=elsewhere))
     async with toxiproxy_server(seed=1) as control:
