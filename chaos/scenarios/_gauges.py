@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-__all__ = ["LoopStall", "per_sample"]
+__all__ = ["LoopStall", "per_sample", "per_second"]
 
 
 def per_sample(total: Callable[[], int]) -> Callable[[], float]:
@@ -45,3 +45,17 @@ class LoopStall:
     def read(self) -> float:
         worst, self.worst = self.worst, 0.0
         return worst
+
+
+def per_second(total: Callable[[], int]) -> Callable[[], float]:
+    """A gauge of how fast the counter ``total`` grew since the previous sample, per second of
+    the time actually elapsed between the two (a late sample does not inflate the rate)."""
+    last = [total(), time.monotonic()]
+
+    def rate() -> float:
+        now, at = total(), time.monotonic()
+        grown, elapsed = now - last[0], at - last[1]
+        last[0], last[1] = now, at
+        return grown / elapsed if elapsed > 0 else 0.0
+
+    return rate

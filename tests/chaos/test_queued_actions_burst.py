@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from chaos._proxy_process import run_toxiproxy
-from chaos.engine import ArmResult, run_scenario
+from chaos.engine import run_scenario
 from chaos.scenarios import load_scenarios
 from chaos.scenarios.queued_actions_burst import (
     BUDGET_SHARE,
@@ -28,6 +28,7 @@ from chaos.scenarios.queued_actions_burst import (
     RATE,
     STAYING,
 )
+from tests.chaos._arm_report import explain, slo_values
 from tests.chaos._example_process import example_service
 
 RETRIES = 4
@@ -41,21 +42,6 @@ example's figures)."""
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
 
 
-def _values(arm: ArmResult) -> dict[str, float | None]:
-    return {slo.name: slo.value for slo in (*arm.slos, *arm.signature, *arm.premises)}
-
-
-def _explain(arm: ArmResult) -> str:
-    lines = [f"{arm.name}: {arm.verdict} (error: {arm.error}, trustworthy: {arm.trustworthy})"]
-    for number, attempt in enumerate(arm.attempts, start=1):
-        lines.append(f"  attempt {number}: {attempt.verdict}: {attempt.error}")
-    for slo in (*arm.slos, *arm.signature, *arm.premises):
-        mark = "INCONCLUSIVE" if slo.inconclusive else "PASS" if slo.passed else "FAIL"
-        lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
-    lines += [f"  note: {note}" for note in arm.notes]
-    return "\n".join(lines)
-
-
 async def test_naive_takes_six_engines_out_at_once_and_the_release_queue_keeps_six_in() -> None:
     scenario = load_scenarios()["queued-actions-burst"]
     async with run_toxiproxy(None, seed=1) as control:
@@ -63,17 +49,15 @@ async def test_naive_takes_six_engines_out_at_once_and_the_release_queue_keeps_s
         result = await run_scenario(scenario, control, seed=1, retries=RETRIES)
         assert set(await control.proxies()) == before
     naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), _explain(
-        naive
-    )
+    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
     assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
-        _explain(guarded)
+        explain(guarded)
     )
     assert naive.load is not None
     assert guarded.load is not None
     assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
 
-    naive_values, guarded_values = _values(naive), _values(guarded)
+    naive_values, guarded_values = slo_values(naive), slo_values(guarded)
     assert naive_values["capacity-in-service"] == ENGINES - len(MOVED)
     success = naive_values["success"]
     assert success is not None

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from chaos._proxy_process import run_toxiproxy
-from chaos.engine import ArmResult, run_scenario
+from chaos.engine import run_scenario
 from chaos.load import schedule
 from chaos.scenarios import load_scenarios
 from chaos.scenarios.rate_limiter_outage import (
@@ -32,6 +32,7 @@ from chaos.scenarios.rate_limiter_outage import (
     NORMAL_KEYS,
 )
 from chaos.servers import RedisServer
+from tests.chaos._arm_report import explain, slo_values
 from tests.chaos._example_process import example_service
 
 SCALE = 0.8
@@ -49,38 +50,20 @@ FAULTS = ("latency", "timeout", "reset_peer", "disabled")
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
 
 
-def _slos(arm: ArmResult) -> dict[str, float | None]:
-    return {slo.name: slo.value for slo in (*arm.slos, *arm.signature)}
-
-
-def _explain(arm: ArmResult) -> str:
-    """Why an arm got its verdict: its error, trust, earlier attempts, and every SLO and premise
-    with value and bound."""
-    lines = [f"{arm.name}: {arm.verdict} (error: {arm.error}, trustworthy: {arm.trustworthy})"]
-    for number, attempt in enumerate(arm.attempts, start=1):
-        lines.append(f"  attempt {number}: {attempt.verdict}: {attempt.error}")
-    for slo in (*arm.slos, *arm.signature, *arm.premises):
-        mark = "INCONCLUSIVE" if slo.inconclusive else "PASS" if slo.passed else "FAIL"
-        lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
-    return "\n".join(lines)
-
-
 async def test_naive_reproduces_the_false_429s_and_the_guard_mitigates_them() -> None:
     scenario = load_scenarios()["rate-limiter-outage"]
     async with run_toxiproxy(None, seed=1) as control:
         result = await run_scenario(scenario, control, seed=1, scale=SCALE, retries=RETRIES)
     naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), _explain(
-        naive
-    )
+    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
     assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
-        _explain(guarded)
+        explain(guarded)
     )
     assert naive.load is not None
     assert guarded.load is not None
     assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
 
-    naive_values, guarded_values = _slos(naive), _slos(guarded)
+    naive_values, guarded_values = slo_values(naive), slo_values(guarded)
     for fault in FAULTS:
         share = naive_values[f"{fault}-429-share"]
         assert share is not None
