@@ -1,7 +1,7 @@
 """One replica of a fleet arm: ``python -m chaos._replica``, driven by :class:`chaos._fleet.Fleet`.
 
 It reads what to build (the arm's builder by reference, the scaled scenario, the topology's
-addresses), builds the service with a :class:`ReplicaContext` on its own asyncio event loop
+addresses), builds the service with a :class:`BuildContext` on its own asyncio event loop
 (the loop an in-process arm's service runs on too), serves it on a free loopback port and says
 so; then it serves until told to stop, and sends back its notes. The messages are pickles
 framed as the load process's (:mod:`chaos.load._framing`); the replica's file descriptor 1 is
@@ -10,7 +10,7 @@ pointed at stderr, so a stray print cannot corrupt them.
 Besides the service's own routes, the app gets two under ``/__chaos/`` for the engine:
 ``GET /__chaos/gauges`` reads every gauge the replica registered (JSON, NaN for a read that
 did not finish within ``timeout``), and ``POST /__chaos/steps/{n}`` runs the replica's step
-``n`` (:meth:`ReplicaContext.at`) and answers once it has run.
+``n`` (:meth:`BuildContext.at`) and answers once it has run.
 """
 
 from __future__ import annotations
@@ -29,82 +29,16 @@ from typing import Any
 
 from aiohttp import web
 
+from chaos._context import BuildContext
 from chaos._replica_plan import GAUGES_PATH, STEPS_PATH, ReplicaPlan
 from chaos._serving import serve_app
 from chaos.load._framing import frame, read_blocking
-from chaos.scenario import Scenario
 from chaos.toxiproxy.control import ToxiproxyControl
 
-__all__ = ["ReplicaContext", "main"]
+__all__ = ["main"]
 
 
-class ReplicaContext:
-    """The :class:`chaos.scenario.ArmContext` of one replica (``index`` of ``replicas``)."""
-
-    def __init__(self, plan: ReplicaPlan, control: ToxiproxyControl) -> None:
-        self._plan = plan
-        self._control = control
-        self.gauges: dict[str, Callable[[], float | Awaitable[float]]] = {}
-        self.steps: list[tuple[float, Callable[[], Awaitable[None] | None], str]] = []
-        self.notes: list[str] = []
-
-    @property
-    def seed(self) -> int:
-        return self._plan.seed
-
-    @property
-    def scenario(self) -> Scenario:
-        return self._plan.scenario
-
-    @property
-    def replica(self) -> tuple[int, int]:
-        """``(index, replicas)``: which replica this is, of how many."""
-        return self._plan.index, self._plan.replicas
-
-    def address(self, name: str) -> tuple[str, int]:
-        plan = self._plan
-        if name in plan.proxies:
-            return plan.proxies[name]
-        if name in plan.servers:
-            return plan.servers[name]
-        raise KeyError(f"no proxy or server named {name!r} in scenario {plan.scenario.name!r}")
-
-    def direct_address(self, server: str) -> tuple[str, int]:
-        if server not in self._plan.servers:
-            raise KeyError(f"no server named {server!r} in scenario {self._plan.scenario.name!r}")
-        return self._plan.servers[server]
-
-    def url(self, name: str, scheme: str = "http", path: str = "") -> str:
-        host, port = self.address(name)
-        return f"{scheme}://{host}:{port}/{path.lstrip('/')}"
-
-    def gauge(self, name: str, read: Callable[[], float | Awaitable[float]]) -> None:
-        if name in self.gauges:
-            raise ValueError(f"gauge {name!r} is registered twice")
-        self.gauges[name] = read
-
-    def at(self, offset: float, step: Callable[[], Awaitable[None] | None], what: str) -> None:
-        duration = self._plan.scenario.duration
-        if not (math.isfinite(offset) and 0 <= offset <= duration):
-            raise ValueError(f"step {what!r} at {offset} s is outside the load (0..{duration})")
-        self.steps.append((offset, step, what))
-
-    async def disable_proxy(self, name: str) -> None:
-        await self._control.disable(self._proxy_name(name))
-
-    async def enable_proxy(self, name: str) -> None:
-        await self._control.enable(self._proxy_name(name))
-
-    def _proxy_name(self, name: str) -> str:
-        if name not in self._plan.proxy_names:
-            raise KeyError(f"no proxy named {name!r} in scenario {self._plan.scenario.name!r}")
-        return self._plan.proxy_names[name]
-
-    def note(self, text: str) -> None:
-        self.notes.append(str(text))
-
-
-def _routes(app: web.Application, context: ReplicaContext, interval: float) -> None:
+def _routes(app: web.Application, context: BuildContext, interval: float) -> None:
     async def gauges(request: web.Request) -> web.Response:
         values: dict[str, float] = {}
         for name, read in context.gauges.items():
@@ -120,7 +54,7 @@ def _routes(app: web.Application, context: ReplicaContext, interval: float) -> N
 
     async def step(request: web.Request) -> web.Response:
         index = int(request.match_info["n"])
-        done = context.steps[index][1]()
+        done = context.steps[index].run()
         if inspect.isawaitable(done):
             await done
         return web.Response(text="done")
@@ -133,11 +67,14 @@ async def _serve(plan: ReplicaPlan, send: Callable[[object], None], stop: asynci
     module = importlib.import_module(plan.module)
     build: Callable[[Any], Awaitable[web.Application]] = getattr(module, plan.qualname)
     async with ToxiproxyControl(plan.control_url) as control:
-        context = ReplicaContext(plan, control)
+        context = BuildContext(plan.scenario, plan.seed, control, (plan.index, plan.replicas))
+        context.servers.update(plan.servers)
+        context.proxies.update(plan.proxies)
+        context.proxy_names.update(plan.proxy_names)
         app = await build(context)
         _routes(app, context, plan.scenario.gauge_interval)
         async with serve_app(app) as base_url:
-            steps = [(offset, what) for offset, _, what in context.steps]
+            steps = [(step.at, step.what) for step in context.steps]
             send(("ready", base_url, sorted(context.gauges), steps))
             await stop.wait()
         send(("stopped", context.notes))

@@ -29,11 +29,11 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from chaos._context import BuildContext, Step
 from chaos._fleet import Fleet, FleetError, run_fleet
 from chaos._results import (
     ArmProgress,
@@ -126,87 +126,6 @@ class _HarnessError(Exception):
     """The harness could not run an arm; the message says what failed."""
 
 
-class _Context:
-    """The :class:`chaos.scenario.ArmContext` handed to an arm's builder."""
-
-    def __init__(self, scenario: Scenario, seed: int, control: ToxiproxyControl) -> None:
-        self._scenario = scenario
-        self._seed = seed
-        self._control = control
-        self.servers: dict[str, tuple[str, int]] = {}
-        self.proxies: dict[str, tuple[str, int]] = {}
-        self.proxy_names: dict[str, str] = {}
-        """The Toxiproxy name of each declared proxy."""
-        self.gauges: dict[str, Callable[[], float | Awaitable[float]]] = {}
-        self.steps: list[_Step] = []
-        self.notes: list[str] = []
-
-    @property
-    def seed(self) -> int:
-        return self._seed
-
-    @property
-    def scenario(self) -> Scenario:
-        return self._scenario
-
-    @property
-    def replica(self) -> tuple[int, int]:
-        return 0, 1
-
-    def address(self, name: str) -> tuple[str, int]:
-        if name in self.proxies:
-            return self.proxies[name]
-        if name in self.servers:
-            return self.servers[name]
-        raise KeyError(f"no proxy or server named {name!r} in scenario {self._scenario.name!r}")
-
-    def direct_address(self, server: str) -> tuple[str, int]:
-        if server not in self.servers:
-            raise KeyError(f"no server named {server!r} in scenario {self._scenario.name!r}")
-        return self.servers[server]
-
-    def url(self, name: str, scheme: str = "http", path: str = "") -> str:
-        host, port = self.address(name)
-        return f"{scheme}://{host}:{port}/{path.lstrip('/')}"
-
-    def gauge(self, name: str, read: Callable[[], float | Awaitable[float]]) -> None:
-        if name in self.gauges:
-            raise ValueError(f"gauge {name!r} is registered twice")
-        self.gauges[name] = read
-
-    def at(self, offset: float, step: Callable[[], Awaitable[None] | None], what: str) -> None:
-        duration = self._scenario.duration
-        if not (math.isfinite(offset) and 0 <= offset <= duration):
-            raise ValueError(f"step {what!r} at {offset} s is outside the load (0..{duration})")
-        self.steps.append(_Step(offset, step, what))
-
-    async def disable_proxy(self, name: str) -> None:
-        await self._control.disable(self._proxy_name(name))
-
-    async def enable_proxy(self, name: str) -> None:
-        await self._control.enable(self._proxy_name(name))
-
-    def _proxy_name(self, name: str) -> str:
-        if name not in self.proxy_names:
-            raise KeyError(f"no proxy named {name!r} in scenario {self._scenario.name!r}")
-        return self.proxy_names[name]
-
-    def note(self, text: str) -> None:
-        self.notes.append(str(text))
-
-
-@dataclass(frozen=True)
-class _Step:
-    """An arm's own step on the timeline (:meth:`chaos.scenario.ArmContext.at`)."""
-
-    at: float
-    run: Callable[[], Awaitable[None] | None]
-    what: str
-
-    def describe(self) -> str:
-        return self.what
-
-
 class _ArmRun:
     def __init__(
         self,
@@ -228,7 +147,7 @@ class _ArmRun:
         self.control = control
         self.seed = seed
         self.on_progress = on_progress
-        self.context = _Context(scenario, seed, control)
+        self.context = BuildContext(scenario, seed, control)
         self.proxy_names = self.context.proxy_names
         self.faults: list[FaultRecord] = []
         self.samples: dict[str, list[tuple[float, float]]] = {}
@@ -400,14 +319,14 @@ class _ArmRun:
     async def _timeline(self, t0: float) -> None:
         """Apply the faults and run the arm's steps, each at its offset, in offset order (a
         fault before a step at the same offset)."""
-        entries: list[Fault | _Step] = [*self.scenario.faults, *self.context.steps]
-        for entry in sorted(entries, key=lambda e: (e.at, isinstance(e, _Step))):
+        entries: list[Fault | Step] = [*self.scenario.faults, *self.context.steps]
+        for entry in sorted(entries, key=lambda e: (e.at, isinstance(e, Step))):
             delay = t0 + entry.at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             applied = time.monotonic() - t0
             try:
-                if isinstance(entry, _Step):
+                if isinstance(entry, Step):
                     done = entry.run()
                     if inspect.isawaitable(done):
                         await done
@@ -415,15 +334,15 @@ class _ArmRun:
                     await self._apply(entry)
             except Exception as exc:
                 raise _HarnessError(
-                    f"{'step' if isinstance(entry, _Step) else 'fault'} at {entry.at:g} s "
+                    f"{'step' if isinstance(entry, Step) else 'fault'} at {entry.at:g} s "
                     f"({entry.describe()}): {_describe(exc)}"
                 ) from exc
             self.faults.append(
                 FaultRecord(
                     at=entry.at,
                     applied_at=applied,
-                    kind="ArmStep" if isinstance(entry, _Step) else type(entry).__name__,
-                    proxy="" if isinstance(entry, _Step) else entry.proxy,
+                    kind="ArmStep" if isinstance(entry, Step) else type(entry).__name__,
+                    proxy="" if isinstance(entry, Step) else entry.proxy,
                     description=entry.describe(),
                 )
             )

@@ -77,6 +77,7 @@ ENGINE = (
     "chaos._proxy_process",
     "chaos._results",
     "chaos._completing",
+    "chaos._context",
     "chaos._fleet",
     "chaos._replica",
     "chaos._replica_plan",

@@ -375,6 +375,15 @@ class LatencyGrowth(SLOBase):
 
     Fewer than ``min_requests`` ``tag`` requests in either window is a problem of the harness
     (:attr:`SLOResult.problem`), never a pass or a failure.
+
+    A growth over ``max`` fails only when it is more than the two windows' noise: a stall of a
+    shared machine that hits a handful of requests of one window moves a p99 of a few hundred
+    requests a long way. Were the window's requests exactly ``max`` times the baseline's, the
+    window's service times divided by ``max`` and the baseline's would be one distribution; a
+    permutation test on them (:func:`chaos.scenario._noise.excess_p_value`, bound 0) must find
+    the observed excess unlikely by chance (p at most
+    :data:`~chaos.scenario._noise.SIGNIFICANCE`), or the result is ``inconclusive``: measured
+    again, never a failed guard.
     """
 
     name: str
@@ -405,13 +414,32 @@ class LatencyGrowth(SLOBase):
                 )
         return None
 
-    def measure(self, run: RunData) -> float | None:
+    def _times(self, run: RunData) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         times = run.load.service_time
-        value = percentile(times[run.request_mask(self.window, self.tag)], self.q)
-        base = percentile(times[run.request_mask(self.baseline, self.tag)], self.q)
+        in_window = times[run.request_mask(self.window, self.tag)]
+        return in_window, times[run.request_mask(self.baseline, self.tag)]
+
+    def measure(self, run: RunData) -> float | None:
+        in_window, in_baseline = self._times(run)
+        value = percentile(in_window, self.q)
+        base = percentile(in_baseline, self.q)
         if value is None or base is None or base <= 0:
             return None
         return value / base
+
+    def doubt(self, run: RunData, value: float, passed: bool) -> str | None:
+        if passed:
+            return None
+        in_window, in_baseline = self._times(run)
+        p = excess_p_value(in_window / self.max, in_baseline, q=self.q, bound=0.0)
+        if p <= SIGNIFICANCE:
+            return None
+        return (
+            f"{value:.2f}x is over {self.max:g}x by no more than the noise of "
+            f"{window_text(self.window)} and {window_text(self.baseline)}: relabelling their "
+            f"requests at random exceeds it as much with p = {p:.3f} (a guard failure needs "
+            f"p <= {SIGNIFICANCE:g})"
+        )
 
     def bound(self) -> tuple[Literal["<=", ">="], float]:
         return "<=", self.max

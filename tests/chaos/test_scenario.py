@@ -21,6 +21,7 @@ from chaos.scenario import (
     Gauge,
     GaugeSeries,
     Incident,
+    LatencyGrowth,
     LatencyPercentile,
     OutcomeRate,
     OutcomeRatio,
@@ -364,3 +365,51 @@ def test_guarded_arm_is_mitigated_only_when_every_slo_holds() -> None:
     assert judge_guarded(make_scenario(), _fault_run(0.0, 0.05)).verdict == "mitigated"
     assert judge_guarded(make_scenario(), _fault_run(0.0, 0.2)).verdict == "failed"
     assert judge_guarded(make_scenario(), _fault_run(0.01, 0.0)).verdict == "failed"
+
+
+def _two_windows(before: Sequence[float], fault: Sequence[float]) -> LoadResult:
+    """Requests tagged ``auth`` over ``before`` (0-2 s), then over ``fault`` (2-8 s)."""
+    scheduled = [*np.linspace(0, 1.99, len(before)), *np.linspace(2, 7.99, len(fault))]
+    latency = [*before, *fault]
+    return load_result(scheduled, ["ok"] * len(latency), latency, ["auth"] * len(latency))
+
+
+def test_latency_growth_is_the_windows_percentile_over_the_baselines() -> None:
+    load = _two_windows([0.010] * 150, [0.015] * 150)
+    slo = LatencyGrowth("growth", max=2.0, window="fault", baseline="before", tag="auth")
+    result = slo.evaluate(run_of(load))
+    assert result.value == pytest.approx(1.5)
+    assert result.passed
+    assert (result.op, result.bound, result.unit) == ("<=", 2.0, "x")
+    assert result.description == (
+        "p99 service time of 'auth' requests <= 2x its p99 in window 'before', window 'fault'"
+    )
+
+
+def test_latency_growth_far_over_its_bound_fails() -> None:
+    load = _two_windows([0.010] * 150, [0.500] * 150)
+    slo = LatencyGrowth("growth", max=2.0, window="fault", baseline="before", tag="auth")
+    result = slo.evaluate(run_of(load))
+    assert result.value == pytest.approx(50.0)
+    assert not result.passed
+    assert not result.inconclusive
+
+
+def test_latency_growth_over_its_bound_by_a_few_stalled_requests_is_inconclusive() -> None:
+    # a 60 ms stall of the machine delays 3 requests of the fault window, nothing else grew
+    load = _two_windows([0.010] * 150, [0.010] * 147 + [0.070] * 3)
+    slo = LatencyGrowth("growth", max=2.0, window="fault", baseline="before", tag="auth")
+    result = slo.evaluate(run_of(load))
+    assert result.value == pytest.approx(7.0)
+    assert not result.passed
+    assert result.inconclusive is not None
+    assert "by no more than the noise" in result.inconclusive
+
+
+def test_latency_growth_with_too_few_requests_is_a_harness_problem() -> None:
+    load = _two_windows([0.010] * 99, [0.010] * 150)
+    slo = LatencyGrowth("growth", max=2.0, window="fault", baseline="before", tag="auth")
+    result = slo.evaluate(run_of(load))
+    assert result.problem == (
+        "insufficient data: 99 'auth' requests in window 'before', need >= 100 to estimate a p99"
+    )
