@@ -37,10 +37,10 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiohttp
 import redis.asyncio as aredis
+from _figures import Figure
 from aiohttp import web
 from yarl import URL
 
@@ -136,21 +136,6 @@ async def redis_blocking_pool(
         return time.perf_counter() - started
 
     return run, pool.aclose
-
-
-@dataclass
-class Figure:
-    name: str
-    rounds: list[float]
-    """Microseconds per operation, one per round."""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rounds)
-
-    @property
-    def spread(self) -> str:
-        return f"{min(self.rounds):.2f}-{max(self.rounds):.2f}"
 
 
 async def measure_lending(count: int, rounds: int, server: RedisServer) -> dict[str, Figure]:

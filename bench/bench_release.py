@@ -42,7 +42,8 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+
+from _figures import Figure
 
 from resilient.events import EventBus
 from resilient.release import ReleaseOptions, ReleaseQueue, ReleaseState
@@ -115,21 +116,6 @@ def release_queue(routine_events: bool) -> Contender:
         return elapsed
 
     return contender
-
-
-@dataclass
-class Figure:
-    name: str
-    rounds: list[float]
-    """Microseconds per action, one per round."""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rounds)
-
-    @property
-    def spread(self) -> str:
-        return f"{min(self.rounds):.2f}-{max(self.rounds):.2f}"
 
 
 async def measure(count: int, rounds: int) -> dict[str, Figure]:
