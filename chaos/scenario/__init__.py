@@ -78,6 +78,23 @@ faults, recorded and judged like them), take its proxies away and back
 ``one_request(i, rng)`` returns a :class:`~chaos.load.RequestSpec` (path, headers, ``tag``)
 and ``classify(spec, reply)`` names the outcome; both must be module-level functions, since
 the load runs in its own process.
+
+**Fleets.** An incident that happens to a fleet (every replica reconnecting at once) needs the
+service run as several processes: ``Arm("guarded", "guarded", guarded, replicas=4)``. The
+engine then starts 4 replica processes (``chaos/_fleet.py``), each importing ``guarded`` by
+reference (so it must be a module-level function) and building the service on its own event
+loop with its own :class:`ArmContext` (``ctx.replica`` is ``(index, 4)``); the load is spread
+over them round-robin; each gauge is the sum of the replicas' readings (a replica that could
+not answer makes the sample NaN, never a smaller sum); each ``ctx.at`` step runs in every
+replica at its offset; notes carry their replica's index. Every replica must register the same
+gauges and steps. ``chaos/scenarios/connection_storm.py`` is one.
+
+**Other tenants.** A dependency shared with another service is a server of the topology too: an
+:class:`AiohttpServer` whose factory takes one argument gets the ``(host, port)`` of every
+server declared before it, so the other tenant finds the shared backend; a load request with
+``RequestSpec(target="auth")`` goes to the server (or proxy) of that name instead of the service
+under test; and :class:`LatencyGrowth` judges how much a tenant's tail grew against a baseline
+window of the same run.
 """
 
 from __future__ import annotations
