@@ -234,22 +234,29 @@ class BoundedPool(Generic[C]):
 
     async def _passes_check(self, pooled: Pooled[C]) -> bool:
         """Whether a connection taken from the idle ones may be lent: checked when it was idle
-        for ``check_after_idle``; one that fails the check (or raises in it) is discarded."""
+        for ``check_after_idle``; one that fails the check (or raises in it, or answers
+        anything but a bool) is discarded. Only a check that answers False, or raises a fault
+        of the destination (``GateOptions.failures``), tells the gate the connection was
+        lost: a check's own bug is not the destination's."""
         check = self._check
         idle_for = self._clock.monotonic() - pooled.last_used
         if check is None or idle_for < self.options.check_after_idle:
             return True
         try:
             good = await check(pooled.connection)
-        except asyncio.CancelledError:
-            self._discard(pooled, "cancelled in its check", lost=False)
-            raise
         except Exception as error:
-            self._discard(pooled, f"check raised {type(error).__name__}", lost=True)
+            lost = isinstance(error, self.gate.options.failures)
+            self._discard(pooled, f"check raised {type(error).__name__}", lost=lost)
             return False
+        except BaseException as error:  # cancelled, or interrupted: no answer
+            self._discard(pooled, f"{type(error).__name__} in its check", lost=False)
+            raise
         if good is True:
             return True
-        self._discard(pooled, "check failed", lost=True)
+        if good is False:
+            self._discard(pooled, "check failed", lost=True)
+        else:
+            self._discard(pooled, f"check answered {shown(good)}, not a bool", lost=False)
         return False
 
     async def _open(self, deadline: float) -> Pooled[C]:
