@@ -117,6 +117,9 @@ class BoundedPool(Generic[C]):
         self._warming = 0
         """Warm-up tasks still waiting for their turn."""
         self._waiters: collections.deque[asyncio.Future[Pooled[C] | None]] = collections.deque()
+        self._reserved = 0
+        """Free places handed to waiters that have not run yet: kept for them, so that a
+        caller who comes meanwhile cannot take the place and send them back in line."""
         self._generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
@@ -206,7 +209,7 @@ class BoundedPool(Generic[C]):
                     if await self._passes_check(pooled):
                         return pooled
                     continue
-                if self._size < self.options.max_size:
+                if self._size + self._reserved < self.options.max_size:
                     return await self._open(deadline)
             if len(self._waiters) >= self.options.max_waiting:
                 self._counts.exhausted += 1
@@ -218,6 +221,7 @@ class BoundedPool(Generic[C]):
             handed = await self._wait_in_line()
             if handed is not None:
                 return handed
+            self._reserved -= 1  # the place kept for this caller is its own now
             woken = True
 
     def _take_idle(self) -> Pooled[C] | None:
@@ -305,6 +309,7 @@ class BoundedPool(Generic[C]):
             elif future.exception() is None:
                 handed = future.result()
                 if handed is None:
+                    self._reserved -= 1
                     self._wake_one(None)  # pass the free place on
                 else:
                     self._in_use.discard(handed)
@@ -316,7 +321,9 @@ class BoundedPool(Generic[C]):
         while self._waiters:
             future = self._waiters.popleft()
             if not future.done():
-                if pooled is not None:
+                if pooled is None:
+                    self._reserved += 1
+                else:
                     self._in_use.add(pooled)
                 future.set_result(pooled)
                 return True
@@ -396,8 +403,11 @@ class BoundedPool(Generic[C]):
                 await self._clock.sleep(delay)
         finally:
             self._warming -= 1
-        if self._closed or self._size >= self.options.min_size:
+        options = self.options
+        if self._closed or self._size >= options.min_size:
             return
+        if self._size + self._reserved >= options.max_size:
+            return  # the free places are kept for callers handed them
         self._size += 1
         self._connecting += 1
         try:

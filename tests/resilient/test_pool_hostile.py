@@ -217,7 +217,6 @@ async def test_a_close_raising_a_base_exception_still_hands_the_place_on(
 # -- the waiting line --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a free place handed to a waiter is not kept for it")
 async def test_a_newcomer_never_overtakes_a_waiter_handed_a_free_place(
     virtual_clock: VirtualClock,
 ) -> None:
@@ -244,7 +243,6 @@ async def test_a_newcomer_never_overtakes_a_waiter_handed_a_free_place(
     await settled(pool, backend)
 
 
-@pytest.mark.xfail(strict=True, reason="a free place handed to a waiter is not kept for it")
 async def test_a_waiter_handed_a_free_place_is_never_refused_as_exhausted(
     virtual_clock: VirtualClock,
 ) -> None:
