@@ -16,7 +16,8 @@ caller whose deadline comes before the gate could let it through is refused at o
 :class:`~resilient.errors.ConnectRefusedError` (no point waiting for what cannot come in
 time), one whose deadline passes while it waits is refused then, and the error says what it
 waited on. Only the destination's faults count as failures (``GateOptions.failures``, and an
-attempt past its ``connect_timeout``); a caller's own error or cancellation counts as nothing.
+attempt past its ``connect_timeout`` whatever ``failures`` names); a caller's own error or
+cancellation counts as nothing, and so does an error resilient raised (:func:`is_fault`).
 
 A connection that is lost soon after it was opened is a failure too (:meth:`ConnectGate.lost`,
 within ``churn_window``): a service that reconnects in a loop trips the gate as a destination
@@ -44,7 +45,12 @@ from resilient._deadline import Deadlines
 from resilient._validate import Instance, Number, Text, check, shown
 from resilient.breaker import CircuitBreaker, Permit
 from resilient.clock import SYSTEM_CLOCK, Clock
-from resilient.errors import ArgumentTypeError, ConfigurationError, ConnectRefusedError
+from resilient.errors import (
+    ArgumentTypeError,
+    ConfigurationError,
+    ConnectRefusedError,
+    ResilientError,
+)
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.pool._events import (
     GATE_EVENT_SOURCE,
@@ -56,7 +62,7 @@ from resilient.pool._events import (
 from resilient.pool._options import DEFAULT_GATE_OPTIONS, GATE_BREAKER_OPTIONS, GateOptions
 from resilient.ratelimit._gcra import gcra
 
-__all__ = ["ConnectGate", "GateStats", "shared_gate"]
+__all__ = ["ConnectGate", "GateStats", "is_fault", "shared_gate"]
 
 C = TypeVar("C")
 
@@ -318,20 +324,22 @@ class ConnectGate:
     async def _attempt(self, open_connection: Callable[[], Awaitable[C]], permit: Permit) -> C:
         options = self.options
         limit = max(options.connect_timeout, self._nominal_backoff())
+        scope = self._deadlines.within(limit)
         try:
             try:
-                async with self._deadlines.within(limit):
+                async with scope:
                     connection = await open_connection()
-            except options.failures as error:
+            except BaseException as error:
+                timed_out = scope.expired and isinstance(error, TimeoutError)
+                if not (timed_out or is_fault(error, options.failures)):
+                    permit.released()  # the caller's own error or cancellation: no outcome
+                    raise
                 permit.failed(error)
                 self.stats.failures += 1
                 now = self._clock.monotonic()
                 backoff = self._failed(now)
                 failed = ConnectFailed(self.destination, _described(error), self._failures, backoff)
                 self._emit(failed)
-                raise
-            except BaseException:
-                permit.released()  # the caller's own error or cancellation: no outcome
                 raise
         finally:
             self._connecting -= 1
@@ -385,6 +393,15 @@ class ConnectGate:
         backoff = nominal * (1 + jitter)
         self._not_before = max(self._not_before, now + backoff)
         return backoff
+
+
+def is_fault(error: BaseException, failures: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error`` is a fault of the destination: one of ``failures``, and no error
+    resilient raised. A pool's timeout or a gate's refusal is an ``OSError`` too (a
+    ``TimeoutError``, a ``ConnectionError``), but it says the process queued, not that the
+    destination failed: raised by a connect or in a block that waits on another pool or gate,
+    it must not trip this destination's breaker."""
+    return isinstance(error, failures) and not isinstance(error, ResilientError)
 
 
 def _us(seconds: float) -> int:

@@ -98,7 +98,8 @@ class GateOptions:
     faults of the destination. ``OSError`` covers refused, reset and timed-out connections
     (asyncio, aiohttp's ``ClientOSError``); name your client's own (redis-py's
     ``ConnectionError`` is no ``OSError``). Anything else is the caller's, and counts as
-    nothing."""
+    nothing; so does an error resilient raised (a pool's timeout, a gate's refusal), though it
+    is an ``OSError``: it says the process queued, not that the destination failed."""
     churn_window: float = option(5.0, Number(min=0, unit="seconds"))
     """A connection lost (:meth:`~resilient.pool.ConnectGate.lost`) within this many seconds
     of being opened counts as a failure of the destination: a reconnect loop trips the gate as

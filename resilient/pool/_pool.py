@@ -14,8 +14,9 @@ a cancellation at any await, a close):
   closes after its own jittered lifetime, when next idle, so connections opened together do
   not all expire together.
 
-Only faults of the destination (``GateOptions.failures``) raised in a caller's block tell the
-gate a connection was lost; any exception discards the connection.
+Only faults of the destination (``GateOptions.failures``, never an error resilient raised)
+raised in a caller's block tell the gate a connection was lost; any exception discards the
+connection.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from resilient.pool._events import (
     PoolExhausted,
     PoolRebuilding,
 )
-from resilient.pool._gate import ConnectGate
+from resilient.pool._gate import ConnectGate, is_fault
 from resilient.pool._options import DEFAULT_POOL_OPTIONS, PoolOptions
 from resilient.pool._records import Counters, Pooled, PoolStats
 
@@ -249,7 +250,7 @@ class BoundedPool(Generic[C]):
         try:
             good = await check(pooled.connection)
         except Exception as error:
-            lost = isinstance(error, self.gate.options.failures)
+            lost = is_fault(error, self.gate.options.failures)
             self._discard(pooled, f"check raised {type(error).__name__}", lost=lost)
             return False
         except BaseException as error:  # cancelled, or interrupted: no answer
@@ -548,7 +549,7 @@ class _Lease(Generic[C]):
             self._pool._give_back(pooled)
         else:
             pool = self._pool
-            lost = isinstance(exc, pool.gate.options.failures)
+            lost = is_fault(exc, pool.gate.options.failures)
             pool._discard(pooled, f"{type(exc).__name__} raised in use", lost=lost)
 
 

@@ -273,7 +273,6 @@ async def test_a_waiter_handed_a_free_place_is_never_refused_as_exhausted(
 # -- the gate ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the timeout counts only if failures names it")
 async def test_an_attempt_past_connect_timeout_fails_whatever_failures_names(
     virtual_clock: VirtualClock,
 ) -> None:
@@ -297,7 +296,6 @@ async def test_an_attempt_past_connect_timeout_fails_whatever_failures_names(
     assert gate.connecting == 0
 
 
-@pytest.mark.xfail(strict=True, reason="resilient's own OSErrors count as the destination's")
 async def test_a_refusal_from_within_the_process_is_no_fault_of_the_destination(
     virtual_clock: VirtualClock,
 ) -> None:
