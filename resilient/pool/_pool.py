@@ -353,28 +353,42 @@ class BoundedPool(Generic[C]):
         if lost and self.gate.lost(pooled.opened_at):
             self._counts.churned += 1
         self._emit(ConnectionDiscarded(reason, now - pooled.opened_at))
-        self._close_later(pooled.connection)
         self._wake_one(None)
+        self._close_later(pooled.connection)  # last: a close() that raises changes nothing
 
     def _retire(self, pooled: Pooled[C]) -> None:
         """Close a connection by the pool's own policy (lifetime, rebuild, close)."""
         self._size -= 1
         self._counts.expired += 1
-        self._close_later(pooled.connection)
         self._wake_one(None)
+        self._close_later(pooled.connection)  # last: a close() that raises changes nothing
 
     def _close_later(self, connection: C) -> None:
         """Close ``connection`` in a task of the pool's own: no caller's path waits on it or
-        can be cancelled half way through it."""
+        can be cancelled half way through it. A close may take the gate's ``connect_timeout``
+        (as redis-py bounds its disconnect by its connect timeout); past it, it is cancelled
+        and the connection dropped, so that a close that hangs holds up no :meth:`aclose`."""
         try:
             closing = self._close(connection)
         except Exception:
             _log.exception("BoundedPool: close() raised; the connection is dropped")
             return
         if inspect.isawaitable(closing):
-            task = asyncio.get_running_loop().create_task(_closing(closing))
+            task = asyncio.get_running_loop().create_task(self._closing(closing))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _closing(self, closing: Awaitable[Any]) -> None:
+        limit = self.gate.options.connect_timeout
+        scope = self._deadlines.within(limit)
+        try:
+            async with scope:
+                await closing
+        except Exception:
+            if scope.expired:
+                _log.error("BoundedPool: close() took over %gs; the connection is dropped", limit)
+            else:
+                _log.exception("BoundedPool: close() raised; the connection is dropped")
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -551,13 +565,6 @@ class _Lease(Generic[C]):
             pool = self._pool
             lost = is_fault(exc, pool.gate.options.failures)
             pool._discard(pooled, f"{type(exc).__name__} raised in use", lost=lost)
-
-
-async def _closing(closing: Awaitable[Any]) -> None:
-    try:
-        await closing
-    except Exception:
-        _log.exception("BoundedPool: close() raised; the connection is dropped")
 
 
 def _name(connect: Callable[..., object]) -> str:
