@@ -497,7 +497,8 @@ class BoundedPool(Generic[C]):
 
     async def aclose(self) -> None:
         """Refuse new acquires and waiting callers, close idle connections now and lent ones
-        when they are given back, and stop the pool's tasks."""
+        when they are given back, and stop the pool's tasks. Cancelled, it stops waiting but
+        the closes it started go on."""
         if self._closed:
             return
         self._closed = True
@@ -515,7 +516,13 @@ class BoundedPool(Generic[C]):
             if task.get_name() == "BoundedPool.warm":
                 task.cancel()
         pending = [task for task in (housekeeper, *self._tasks) if task is not None]
-        await asyncio.gather(*pending, return_exceptions=True)
+        while pending:
+            # wait(), not gather(): an aclose() cancelled (a shutdown that gives up) must not
+            # cancel the closes it started, or their connections are never closed.
+            await asyncio.wait(pending)
+            # Closes of connections given back meanwhile: stopping the deadlines now would
+            # leave them without theirs.
+            pending = list(self._tasks)
         await self._deadlines.aclose()
         self._emit(PoolClosed(len(idle), len(self._in_use)))
 

@@ -12,6 +12,8 @@ import contextlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resilient.clock import VirtualClock
 from resilient.errors import (
@@ -166,6 +168,57 @@ async def test_aclose_does_not_hang_on_a_close_that_hangs(virtual_clock: Virtual
     await asyncio.wait_for(pool.aclose(), timeout=5.0)
     assert virtual_clock.monotonic() <= pool.gate.options.connect_timeout
     assert not pool._tasks
+
+
+async def test_a_close_that_hangs_started_while_aclose_waits_is_bounded_too(
+    virtual_clock: VirtualClock,
+) -> None:
+    """A connection given back while aclose() waits on another's close is closed within the
+    same bound: aclose() waits for it, and no close runs on without its deadline."""
+    backend = Backend(virtual_clock)
+
+    async def close(connection: int) -> None:
+        await asyncio.Event().wait()
+
+    pool = pool_for(backend, PoolOptions(max_size=2))
+    pool._close = close  # type: ignore[assignment]
+
+    async def holds() -> None:
+        async with pool.acquire():
+            await virtual_clock.sleep(1.0)
+
+    async with pool.acquire():
+        holder = asyncio.create_task(holds())
+        await asyncio.sleep(0)
+    await virtual_clock.sleep(0.5)
+    await pool.aclose()  # the idle one's close hangs; the lent one comes back meanwhile
+    await holder
+    await virtual_clock.sleep(2 * pool.gate.options.connect_timeout)
+    assert not pool._tasks
+
+
+async def test_aclose_cancelled_still_closes_every_connection(
+    virtual_clock: VirtualClock,
+) -> None:
+    """A shutdown that gives up on aclose() (cancels it, e.g. ``wait_for``) does not cancel
+    the closes it started: every connection is still closed, once."""
+    backend = Backend(virtual_clock)
+
+    async def close(connection: int) -> None:
+        await virtual_clock.sleep(1.0)
+        await backend.close(connection)
+
+    pool = pool_for(backend, PoolOptions(max_size=3))
+    pool._close = close  # type: ignore[assignment]
+    async with pool.acquire(), pool.acquire(), pool.acquire():
+        pass
+    closing = asyncio.create_task(pool.aclose())
+    await asyncio.sleep(0)
+    closing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+    await virtual_clock.sleep(2.0)
+    assert sorted(backend.closed) == [1, 2, 3]
 
 
 async def test_a_close_that_raises_changes_nothing(virtual_clock: VirtualClock) -> None:
@@ -399,3 +452,246 @@ async def test_closing_the_pool_while_callers_wait_and_connect_leaks_nothing(
     assert_nothing_held(pool)
     assert backend.open_count == 0
     assert not pool._tasks
+
+
+# -- random programs ---------------------------------------------------------------------------
+
+
+class Interrupt(BaseException):
+    """What a caller's block raises for an "interrupt" step (as KeyboardInterrupt would)."""
+
+
+class Watched:
+    """A backend that checks the bounds at every step of every connect and close: attempts in
+    progress, places within ``max_size``, a connection lent to one caller at a time and never
+    after it raised, and close() called exactly once per connection."""
+
+    def __init__(self, clock: VirtualClock, max_size: int, max_connecting: int) -> None:
+        self.clock = clock
+        self.max_size = max_size
+        self.max_connecting = max_connecting
+        self.pool: BoundedPool[int] | None = None
+        self.connect_mode = "ok"
+        self.check_mode: object = True
+        self.close_mode = "ok"
+        self.connecting = 0
+        self.attempts: list[float] = []
+        self.opened = 0
+        self.closed: list[int] = []
+        self.held: set[int] = set()
+        self.broken: set[int] = set()
+        self.faults = 0
+
+    def bounds(self) -> None:
+        assert self.connecting <= self.max_connecting
+        pool = self.pool
+        if pool is not None:
+            stats = pool.stats
+            assert stats.open + stats.connecting == pool._size <= self.max_size
+            assert pool._size + pool._reserved <= self.max_size
+            assert stats.open == stats.idle + stats.in_use, stats
+            assert pool._reserved >= 0
+
+    async def connect(self) -> int:
+        self.connecting += 1
+        self.attempts.append(self.clock.monotonic())
+        self.bounds()
+        try:
+            mode = self.connect_mode
+            if mode == "hang":
+                self.faults += 1  # past connect_timeout: the destination's
+                await asyncio.Event().wait()
+            await self.clock.sleep(0.05)
+            if mode == "refused":
+                self.faults += 1
+                raise ConnectionRefusedError
+            if mode == "bug":
+                raise ValueError("a bug in connect")
+            if mode == "interrupt":
+                raise Interrupt
+        finally:
+            self.connecting -= 1
+        self.opened += 1
+        return self.opened
+
+    async def check(self, connection: int) -> bool:
+        self.bounds()
+        mode = self.check_mode
+        if mode == "hang":
+            await asyncio.Event().wait()
+        if mode == "bug":
+            raise ValueError("a bug in check")
+        if mode == "interrupt":
+            raise Interrupt
+        await asyncio.sleep(0)
+        if mode is False:
+            self.faults += 1  # the check says the destination broke it
+        return mode  # type: ignore[return-value]
+
+    async def close(self, connection: int) -> None:
+        assert connection not in self.closed, f"connection {connection} closed twice"
+        assert connection not in self.held, f"connection {connection} closed while lent"
+        self.closed.append(connection)
+        if self.close_mode == "raise":
+            raise RuntimeError("close is broken")
+        if self.close_mode == "hang":
+            await asyncio.Event().wait()
+
+
+STEPS = st.one_of(
+    st.tuples(
+        st.just("call"),
+        st.sampled_from(["ok", "fault", "bug", "interrupt", "cancelled", "hang"]),
+        st.floats(0, 2),
+    ),
+    st.tuples(st.just("cancel"), st.integers(0, 30), st.just(0.0)),
+    st.tuples(st.just("sleep"), st.just(""), st.floats(0, 3)),
+    st.tuples(st.just("connect"), st.sampled_from(["ok", "refused", "bug", "interrupt", "hang"]),
+              st.just(0.0)),
+    st.tuples(st.just("check"), st.sampled_from([True, False, None, "bug", "interrupt", "hang"]),
+              st.just(0.0)),
+    st.tuples(st.just("close"), st.sampled_from(["ok", "raise", "hang"]), st.just(0.0)),
+    st.tuples(st.just("housekeep"), st.sampled_from(["", "rebuild"]), st.just(0.0)),
+    st.tuples(st.just("aclose"), st.sampled_from(["pool", "gate"]), st.just(0.0)),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    steps=st.lists(STEPS, max_size=40),
+    max_size=st.integers(1, 4),
+    max_connecting=st.integers(1, 3),
+    max_waiting=st.integers(0, 5),
+    min_size=st.integers(0, 2),
+)
+def test_no_random_program_breaks_a_bound_or_leaks(
+    steps: list[tuple[str, Any, float]],
+    max_size: int,
+    max_connecting: int,
+    max_waiting: int,
+    min_size: int,
+) -> None:
+    asyncio.run(_run_program(steps, max_size, max_connecting, max_waiting, min(min_size, max_size)))
+
+
+async def _run_program(
+    steps: list[tuple[str, Any, float]],
+    max_size: int,
+    max_connecting: int,
+    max_waiting: int,
+    min_size: int,
+) -> None:
+    clock = VirtualClock(autojump=True)
+    rate = Rate(5, 1.0, burst=1)
+    gate = ConnectGate(
+        "db",
+        GateOptions(connect_rate=rate, max_connecting=max_connecting, connect_timeout=1.0),
+        clock=clock,
+        events=quiet(),
+    )
+    backend = Watched(clock, max_size, max_connecting)
+    options = PoolOptions(
+        max_size=max_size,
+        min_size=min_size,
+        max_waiting=max_waiting,
+        acquire_timeout=2.0,
+        check_after_idle=0.2,
+        housekeeping=1.0,
+        idle_timeout=2.5,
+        max_lifetime=4.0,
+        warm_jitter=0.3,
+    )
+    pool = BoundedPool(
+        backend.connect,
+        backend.close,
+        options,
+        gate=gate,
+        check=backend.check,
+        clock=clock,
+        events=quiet(),
+    )
+    backend.pool = pool
+    callers: list[asyncio.Task[None]] = []
+
+    async def caller(ending: str, hold: float) -> None:
+        async with pool.acquire() as connection:
+            assert connection not in backend.held, f"{connection} lent twice"
+            assert connection not in backend.broken, f"{connection} lent after it raised"
+            assert connection not in backend.closed, f"{connection} lent after its close"
+            backend.held.add(connection)
+            backend.bounds()
+            try:
+                if ending == "hang":
+                    await asyncio.Event().wait()
+                await clock.sleep(hold)
+                if ending == "ok":
+                    return
+                backend.broken.add(connection)
+                if ending == "fault":
+                    backend.faults += 1
+                    raise ConnectionResetError
+                if ending == "bug":
+                    raise ValueError("a bug in the block")
+                if ending == "interrupt":
+                    raise Interrupt
+                raise asyncio.CancelledError
+            finally:
+                backend.held.discard(connection)
+
+    for kind, what, amount in steps:
+        if kind == "call":
+            callers.append(asyncio.create_task(caller(what, amount)))
+            await asyncio.sleep(0)
+        elif kind == "cancel":
+            if callers:
+                callers[what % len(callers)].cancel()
+            await asyncio.sleep(0)
+        elif kind == "sleep":
+            await clock.sleep(amount)
+        elif kind == "connect":
+            backend.connect_mode = what
+        elif kind == "check":
+            backend.check_mode = what
+        elif kind == "close":
+            backend.close_mode = what
+        elif kind == "aclose":
+            closing = pool.aclose() if what == "pool" else gate.aclose()
+            closer = asyncio.create_task(closing)  # type: ignore[arg-type]
+            callers.append(closer)  # type: ignore[arg-type]
+            await asyncio.sleep(0)
+        elif what == "rebuild":
+            pool.rebuild()
+        else:
+            pool.housekeep()
+        backend.bounds()
+
+    await clock.sleep(5.0)  # every acquire_timeout and connect_timeout has passed
+    for task in callers:
+        if not task.done() and not backend.held and backend.close_mode != "hang":
+            raise AssertionError(f"a caller still waits after its acquire_timeout: {pool}")
+        task.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    backend.bounds()
+    assert not backend.held
+    if backend.faults == 0:
+        assert gate.stats.failures == 0, gate.stats
+        assert gate.stats.churned == 0, gate.stats
+    # The connect rate: in any period, at most limit + burst attempts.
+    times = backend.attempts
+    for i, start in enumerate(times):
+        within = [t for t in times[i:] if t < start + rate.period]
+        assert len(within) <= rate.limit + rate.burst, times
+
+    await pool.aclose()
+    assert gate.connecting == 0
+    assert gate.waiting == 0
+    await gate.aclose()
+    stats = pool.stats
+    assert (stats.open, stats.idle, stats.in_use, stats.connecting, stats.waiting) == (
+        0, 0, 0, 0, 0,
+    ), stats  # fmt: skip
+    assert pool._reserved == 0
+    assert not pool._tasks
+    assert pool._housekeeper is None or pool._housekeeper.done()
+    # every connection opened was closed exactly once (Watched.close asserts once)
+    assert sorted(backend.closed) == list(range(1, backend.opened + 1))
