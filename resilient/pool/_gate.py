@@ -376,11 +376,15 @@ class ConnectGate:
         self._not_before = -math.inf
 
     def _nominal_backoff(self) -> float:
-        """The backoff after one more failure, before jitter."""
+        """The backoff after one more failure, before jitter (at most ``backoff_max``, also
+        once the growth would overflow a float: 1.6 ** 1511 does)."""
         options = self.options
-        if self._failures == 0:
+        if self._failures == 0 or not options.backoff_initial:
             return options.backoff_initial
-        grown = options.backoff_initial * options.backoff_multiplier**self._failures
+        try:
+            grown = options.backoff_initial * options.backoff_multiplier**self._failures
+        except OverflowError:
+            return options.backoff_max
         return min(options.backoff_max, grown)
 
     def _failed(self, now: float) -> float:

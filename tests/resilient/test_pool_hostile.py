@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resilient.breaker import BreakerOptions, CircuitBreaker
 from resilient.clock import VirtualClock
 from resilient.errors import (
     ConnectRefusedError,
@@ -411,6 +412,42 @@ async def test_many_callers_behind_max_connecting_never_trip_a_healthy_destinati
     assert gate.breaker.allows_call()
     assert gate.stats.connects >= 200
     await settled(pool, backend)
+
+
+@pytest.mark.parametrize("multiplier", [1.6, 1e100])
+async def test_a_backoff_that_would_overflow_stays_at_backoff_max(
+    virtual_clock: VirtualClock, multiplier: float
+) -> None:
+    """A destination down long enough (1.6 ** 1511 overflows a float: 1,511 failures, 12.6
+    hours of one probe every 30 s), or a huge multiplier, leaves the backoff at backoff_max:
+    the gate neither raises OverflowError nor leaks the attempt's slot."""
+    breaker = CircuitBreaker(
+        "db", BreakerOptions(failure_threshold=10**6), clock=virtual_clock, events=quiet()
+    )
+    gate = ConnectGate(
+        "db",
+        GateOptions(
+            connect_rate=Rate(1000, 1.0, burst=1000),
+            backoff_multiplier=multiplier,
+            backoff_jitter=0,
+            backoff_initial=0.001,
+            backoff_max=0.01,
+        ),
+        breaker=breaker,
+        clock=virtual_clock,
+        events=quiet(),
+    )
+    failures = 1600 if multiplier < 2 else 10
+
+    async def refused() -> None:
+        raise ConnectionRefusedError
+
+    for _ in range(failures):
+        with pytest.raises(ConnectionRefusedError):
+            await gate.connect(refused)
+    assert gate.connecting == 0
+    assert gate.failures == failures
+    assert gate.backoff_left <= 0.01
 
 
 async def test_closing_the_gate_while_callers_wait_or_connect_leaks_nothing(
