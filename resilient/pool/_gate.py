@@ -141,6 +141,8 @@ class ConnectGate:
         """When a connect succeeded after failures; the destination has recovered once no
         connection opened since is lost within ``churn_window``."""
         self._tat_us: int | None = None
+        self._drained: asyncio.Future[None] | None = None
+        """Set by :meth:`aclose` while it waits for the attempts in progress to end."""
         rate = options.connect_rate
         self._emission_us = rate.emission_us
         self._tolerance_us = rate.tolerance_us
@@ -215,11 +217,16 @@ class ConnectGate:
         return True
 
     async def aclose(self) -> None:
-        """Refuse every waiting caller and stop the gate's timer task."""
+        """Refuse every waiting caller, wait for the attempts in progress (each ends within
+        its ``connect_timeout``, which closing does not take away) and stop the gate's timer
+        task."""
         for waiter in self._line:
             wakeup = waiter.wakeup
             if wakeup is not None and not wakeup.done():
                 wakeup.set_exception(ConnectRefusedError(self.destination, "gate closed", None))
+        if self._connecting:
+            self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)
         await self._deadlines.aclose()
 
     def __repr__(self) -> str:
@@ -344,6 +351,9 @@ class ConnectGate:
         finally:
             self._connecting -= 1
             self._wake_head()
+            drained = self._drained
+            if not self._connecting and drained is not None and not drained.done():
+                drained.set_result(None)
         self.stats.connects += 1
         if self._failures and self.options.churn_window > 0:
             # Not a recovery yet: in a reconnect loop every connect succeeds. The connection

@@ -450,6 +450,24 @@ async def test_a_backoff_that_would_overflow_stays_at_backoff_max(
     assert gate.backoff_left <= 0.01
 
 
+async def test_an_attempt_in_progress_keeps_its_connect_timeout_when_the_gate_closes(
+    virtual_clock: VirtualClock,
+) -> None:
+    gate = ConnectGate("db", GateOptions(connect_timeout=1.0), clock=virtual_clock, events=quiet())
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    attempt = asyncio.create_task(gate.connect(hangs))
+    await asyncio.sleep(0)
+    assert gate.connecting == 1
+    await gate.aclose()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(attempt, timeout=5.0)
+    assert gate.connecting == 0
+    assert virtual_clock.monotonic() == 1.0
+
+
 async def test_closing_the_gate_while_callers_wait_or_connect_leaks_nothing(
     virtual_clock: VirtualClock,
 ) -> None:
