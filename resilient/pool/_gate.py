@@ -225,8 +225,10 @@ class ConnectGate:
             if wakeup is not None and not wakeup.done():
                 wakeup.set_exception(ConnectRefusedError(self.destination, "gate closed", None))
         if self._connecting:
-            self._drained = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._drained)
+            drained = self._drained
+            if drained is None or drained.done():
+                drained = self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(drained)
         await self._deadlines.aclose()
 
     def __repr__(self) -> str:

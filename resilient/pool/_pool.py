@@ -523,7 +523,8 @@ class BoundedPool(Generic[C]):
             # Closes of connections given back meanwhile: stopping the deadlines now would
             # leave them without theirs.
             pending = list(self._tasks)
-        await self._deadlines.aclose()
+        if not self._deadlines.pending:  # a caller still acquiring keeps its acquire_timeout
+            await self._deadlines.aclose()
         self._emit(PoolClosed(len(idle), len(self._in_use)))
 
     async def __aenter__(self) -> BoundedPool[C]:

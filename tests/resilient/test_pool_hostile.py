@@ -468,6 +468,48 @@ async def test_an_attempt_in_progress_keeps_its_connect_timeout_when_the_gate_cl
     assert virtual_clock.monotonic() == 1.0
 
 
+async def test_a_caller_arriving_while_the_gate_closes_keeps_its_deadlines(
+    virtual_clock: VirtualClock,
+) -> None:
+    """The gate's timer task is stopped while a caller comes: the caller's waits still end
+    (it was left waiting forever, its wake-up dropped with the stopped timer's)."""
+    gate = ConnectGate(
+        "db", GateOptions(connect_rate=Rate(1, 1.0, burst=0)), clock=virtual_clock, events=quiet()
+    )
+
+    async def opens() -> int:
+        await virtual_clock.sleep(0.5)
+        return 1
+
+    assert await gate.connect(opens) == 1  # its connect_timeout keeps the timer task asleep
+    closing = asyncio.create_task(gate.aclose())
+    await asyncio.sleep(0)  # aclose() waits for the timer task it stopped
+    late = asyncio.create_task(gate.connect(opens, timeout=5.0))  # waits 0.5 s for the rate
+    await closing
+    assert await asyncio.wait_for(late, timeout=5.0) == 1
+    assert virtual_clock.monotonic() == pytest.approx(1.5)
+
+
+async def test_closing_the_pool_takes_no_deadline_from_a_caller_still_acquiring(
+    virtual_clock: VirtualClock,
+) -> None:
+    backend = Backend(virtual_clock)
+
+    async def check(connection: int) -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    pool = pool_for(backend, PoolOptions(check_after_idle=0.0, acquire_timeout=2.0), check=check)
+    async with pool.acquire():
+        pass
+    caller = asyncio.create_task(pool.acquire().__aenter__())
+    await asyncio.sleep(0)  # in its check, which hangs
+    await pool.aclose()
+    with pytest.raises(PoolTimeoutError):
+        await asyncio.wait_for(caller, timeout=5.0)
+    assert virtual_clock.monotonic() == 2.0
+
+
 async def test_closing_the_gate_while_callers_wait_or_connect_leaks_nothing(
     virtual_clock: VirtualClock,
 ) -> None:
@@ -723,7 +765,9 @@ async def _run_program(
     await clock.sleep(5.0)  # every acquire_timeout and connect_timeout has passed
     for task in callers:
         if not task.done() and not backend.held and backend.close_mode != "hang":
-            raise AssertionError(f"a caller still waits after its acquire_timeout: {pool}")
+            raise AssertionError(
+                f"a caller still waits after its acquire_timeout: {pool}, {gate}: {task}"
+            )
         task.cancel()
     await asyncio.gather(*callers, return_exceptions=True)
     backend.bounds()
