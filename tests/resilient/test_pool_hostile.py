@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import pytest
@@ -23,7 +24,13 @@ from resilient.errors import (
     PoolExhaustedError,
     PoolTimeoutError,
 )
-from resilient.pool import BoundedPool, ConnectGate, GateOptions, PoolOptions
+from resilient.pool import (
+    GATE_BREAKER_OPTIONS,
+    BoundedPool,
+    ConnectGate,
+    GateOptions,
+    PoolOptions,
+)
 from resilient.ratelimit import Rate
 from tests.resilient.test_pool import FREE_GATE, Backend, closes_run, pool_for, quiet, settled
 
@@ -794,3 +801,67 @@ async def _run_program(
     assert pool._housekeeper is None or pool._housekeeper.done()
     # every connection opened was closed exactly once (Watched.close asserts once)
     assert sorted(backend.closed) == list(range(1, backend.opened + 1))
+
+
+# -- the adapters ------------------------------------------------------------------------------
+
+
+@pytest.mark.real_server
+@pytest.mark.parametrize("total", [0, None])
+async def test_an_aiohttp_timeout_of_zero_is_no_timeout_at_the_gate_either(
+    total: float | None,
+) -> None:
+    """aiohttp reads ``ClientTimeout(total=0)`` as no timeout; the gate must not read it as
+    "refuse whoever has to wait"."""
+    import aiohttp
+    from aiohttp import web
+
+    from resilient.aiohttp import GatedConnector
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    options = GateOptions(connect_rate=Rate(1000, 1.0, burst=100), max_connecting=1)
+    try:
+        connector = GatedConnector(options, force_close=True, events=quiet())
+        timeout = aiohttp.ClientTimeout(total=total)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+            async def get() -> str:
+                async with session.get(f"http://127.0.0.1:{port}/") as response:
+                    return await response.text()
+
+            assert await asyncio.gather(*(get() for _ in range(5))) == ["hello"] * 5
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.real_server
+async def test_an_aiohttp_request_refused_by_the_gate_says_so() -> None:
+    """aiohttp wraps every ``OSError`` of a connect in its ``ClientOSError``: the gate's
+    refusal reaches the caller as one, with the ConnectRefusedError as its cause."""
+    import aiohttp
+
+    from resilient.aiohttp import GatedConnector
+    from resilient.pool import shared_gate
+
+    with socket.socket() as probe:  # a free port nobody listens on: no request gets through
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = GateOptions(backoff_jitter=0.0, backoff_initial=0.0, connect_rate=Rate(99, 1.0))
+    gate = shared_gate(f"127.0.0.1:{port}", options, events=quiet())
+    for _ in range(GATE_BREAKER_OPTIONS.failure_threshold):
+        gate.lost(gate._clock.monotonic())  # churn: the breaker opens for 30 s
+    connector = GatedConnector(options, events=quiet())
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        with pytest.raises(aiohttp.ClientOSError) as raised:
+            await session.get(f"http://127.0.0.1:{port}/")
+    assert isinstance(raised.value.__cause__, ConnectRefusedError)
