@@ -498,24 +498,26 @@ class BoundedPool(Generic[C]):
     async def aclose(self) -> None:
         """Refuse new acquires and waiting callers, close idle connections now and lent ones
         when they are given back, and stop the pool's tasks. Cancelled, it stops waiting but
-        the closes it started go on."""
-        if self._closed:
-            return
+        the closes it started go on; called again, it waits for the closes of connections
+        given back since."""
+        first = not self._closed
         self._closed = True
-        while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_exception(PoolClosedError("the pool closed while acquire() waited"))
-        idle, self._idle = self._idle, []
-        for pooled in idle:
-            self._retire(pooled)
-        housekeeper = self._housekeeper
-        if housekeeper is not None:
-            housekeeper.cancel()
-        for task in list(self._tasks):
-            if task.get_name() == "BoundedPool.warm":
-                task.cancel()
-        pending = [task for task in (housekeeper, *self._tasks) if task is not None]
+        closed_idle = 0
+        if first:
+            while self._waiters:
+                future = self._waiters.popleft()
+                if not future.done():
+                    future.set_exception(PoolClosedError("the pool closed while acquire() waited"))
+            idle, self._idle = self._idle, []
+            closed_idle = len(idle)
+            for pooled in idle:
+                self._retire(pooled)
+            if self._housekeeper is not None:
+                self._housekeeper.cancel()
+            for task in list(self._tasks):
+                if task.get_name() == "BoundedPool.warm":
+                    task.cancel()
+        pending = [task for task in (self._housekeeper, *self._tasks) if task is not None]
         while pending:
             # wait(), not gather(): an aclose() cancelled (a shutdown that gives up) must not
             # cancel the closes it started, or their connections are never closed.
@@ -525,7 +527,8 @@ class BoundedPool(Generic[C]):
             pending = list(self._tasks)
         if not self._deadlines.pending:  # a caller still acquiring keeps its acquire_timeout
             await self._deadlines.aclose()
-        self._emit(PoolClosed(len(idle), len(self._in_use)))
+        if first:
+            self._emit(PoolClosed(closed_idle, len(self._in_use)))
 
     async def __aenter__(self) -> BoundedPool[C]:
         return self

@@ -205,6 +205,26 @@ async def test_a_close_that_hangs_started_while_aclose_waits_is_bounded_too(
     assert not pool._tasks
 
 
+async def test_aclose_called_again_waits_for_the_closes_of_connections_given_back(
+    virtual_clock: VirtualClock,
+) -> None:
+    backend = Backend(virtual_clock)
+
+    async def close(connection: int) -> None:
+        await virtual_clock.sleep(1.0)
+        await backend.close(connection)
+
+    pool = pool_for(backend)
+    pool._close = close  # type: ignore[assignment]
+    lease = pool.acquire()
+    await lease.__aenter__()
+    await pool.aclose()
+    await lease.__aexit__(None, None, None)  # closed now, in a task of the pool's
+    await pool.aclose()
+    assert backend.closed == [1]
+    assert not pool._tasks
+
+
 async def test_aclose_cancelled_still_closes_every_connection(
     virtual_clock: VirtualClock,
 ) -> None:
@@ -585,6 +605,7 @@ class Watched:
         self.held: set[int] = set()
         self.broken: set[int] = set()
         self.faults = 0
+        self.violations: list[str] = []
 
     def bounds(self) -> None:
         assert self.connecting <= self.max_connecting
@@ -633,8 +654,11 @@ class Watched:
         return mode  # type: ignore[return-value]
 
     async def close(self, connection: int) -> None:
-        assert connection not in self.closed, f"connection {connection} closed twice"
-        assert connection not in self.held, f"connection {connection} closed while lent"
+        # Recorded, not asserted: the pool logs what a close raises and goes on.
+        if connection in self.closed:
+            self.violations.append(f"connection {connection} closed twice")
+        if connection in self.held:
+            self.violations.append(f"connection {connection} closed while lent")
         self.closed.append(connection)
         if self.close_mode == "raise":
             raise RuntimeError("close is broken")
@@ -799,8 +823,11 @@ async def _run_program(
     assert pool._reserved == 0
     assert not pool._tasks
     assert pool._housekeeper is None or pool._housekeeper.done()
-    # every connection opened was closed exactly once (Watched.close asserts once)
+    # every connection opened was closed exactly once, never while lent
+    assert not backend.violations
     assert sorted(backend.closed) == list(range(1, backend.opened + 1))
+    for deadlines in (pool._deadlines, gate._deadlines):
+        assert deadlines._watchdog is None or deadlines._watchdog.done()
 
 
 # -- the adapters ------------------------------------------------------------------------------
