@@ -892,3 +892,104 @@ async def test_an_aiohttp_request_refused_by_the_gate_says_so() -> None:
         with pytest.raises(aiohttp.ClientOSError) as raised:
             await session.get(f"http://127.0.0.1:{port}/")
     assert isinstance(raised.value.__cause__, ConnectRefusedError)
+
+
+# -- cancellation at every await ---------------------------------------------------------------
+
+
+class Slow(Backend):
+    """A backend whose connect, check and close each wait at several points."""
+
+    async def connect(self) -> int:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await self.clock.sleep(0.01)
+        return await super().connect()
+
+    async def check(self, connection: int) -> bool:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await self.clock.sleep(0.01)
+        return True
+
+    async def close(self, connection: int) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await super().close(connection)
+
+
+@pytest.mark.parametrize("where", ["open", "check", "line", "gate"])
+@pytest.mark.parametrize("yields", range(0, 24, 1))
+async def test_a_caller_cancelled_at_any_await_leaks_nothing(
+    virtual_clock: VirtualClock, where: str, yields: int
+) -> None:
+    backend = Slow(virtual_clock)
+    gate_options = GateOptions(
+        connect_rate=Rate(1000, 1.0, burst=1000), max_connecting=1 if where == "gate" else 9
+    )
+    size = 2 if where == "gate" else 1
+    pool = pool_for(
+        backend,
+        PoolOptions(max_size=size, check_after_idle=0.0),
+        gate_options,
+        check=backend.check,
+    )
+    holder: asyncio.Task[None] | None = None
+
+    async def hold(seconds: float) -> None:
+        async with pool.acquire():
+            await virtual_clock.sleep(seconds)
+
+    if where == "check":
+        async with pool.acquire():
+            pass
+    elif where == "line":
+        holder = asyncio.create_task(hold(0.001))
+        await virtual_clock.sleep(0.1 / 1000)  # the holder has it: the victim waits in line
+    elif where == "gate":
+        holder = asyncio.create_task(pool.acquire().__aenter__())  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # connecting: the victim waits at the gate
+    victim = asyncio.create_task(pool.acquire().__aenter__())
+    for _ in range(yields):
+        await asyncio.sleep(0)
+    victim.cancel()
+    results = await asyncio.gather(victim, return_exceptions=True)
+    if holder is not None:
+        await asyncio.gather(holder, return_exceptions=True)
+    if isinstance(results[0], int):  # it got one before the cancel: give it back
+        pool._give_back(next(p for p in pool._in_use if p.connection == results[0]))
+    if where == "gate":
+        for pooled in list(pool._in_use):
+            pool._give_back(pooled)
+    await closes_run()
+    assert pool.stats.in_use == 0, pool.stats
+    assert_nothing_held(pool)
+    assert pool._reserved == 0
+    async with pool.acquire():  # the pool still serves
+        pass
+    await settled(pool, backend)
+
+
+# asyncio.run() cancels every task on the way out, the pool's close of that connection too
+@pytest.mark.filterwarnings("ignore:coroutine 'Backend.close' was never awaited")
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_a_keyboard_interrupt_in_a_block_discards_its_connection(
+    interrupt: type[BaseException],
+) -> None:
+    """asyncio lets KeyboardInterrupt and SystemExit out of the event loop: the block's
+    connection is discarded on the way out, and nothing else is held."""
+    clock = VirtualClock(autojump=True)
+    backend = Backend(clock)
+    pool = pool_for(backend, PoolOptions(max_size=2))
+
+    async def main() -> None:
+        async with pool.acquire():
+            pass
+        async with pool.acquire():
+            raise interrupt
+
+    with pytest.raises(interrupt):
+        asyncio.run(main())
+    stats = pool.stats
+    assert (stats.open, stats.in_use, stats.discarded) == (0, 0, 1), stats
+    assert pool.gate.failures == 0
