@@ -69,6 +69,10 @@ C = TypeVar("C")
 _DESTINATION = Text()
 _TIMEOUT = Number(min=0, unit="seconds")
 _TIME = Number(finite=True, unit="seconds")
+_LOOK_AGAIN = 0.1
+"""Seconds between looks of the head of the line at a breaker whose half-open probe a caller
+the gate does not see holds (a breaker shared with the requests to the destination): no attempt
+of the gate's ends to wake the line when that probe ends."""
 
 
 @dataclass(slots=True)
@@ -101,8 +105,10 @@ class ConnectGate:
     """The gate of new connections to ``destination`` (a name: ``host:port``, a URL), shared
     by every pool of the process that targets it (see the module doc).
 
-    ``breaker`` (optional) is the destination's :class:`~resilient.breaker.CircuitBreaker`;
-    by default the gate makes one with :data:`GATE_BREAKER_OPTIONS`. Use one gate from one
+    ``breaker`` (optional) is the destination's :class:`~resilient.breaker.CircuitBreaker`,
+    which may be shared with the requests to it (while one of them holds its half-open probe,
+    the head of the line looks again every 0.1 s); by default the gate makes one with
+    :data:`GATE_BREAKER_OPTIONS`. Use one gate from one
     event loop.
     """
 
@@ -296,6 +302,8 @@ class ConnectGate:
                 if now >= deadline:
                     raise self._refused(reason, None)
                 until = deadline if wait is None else now + wait
+                if wait is None and not self._connecting and line[0] is me:
+                    until = min(until, now + _LOOK_AGAIN)  # nothing of the gate's will wake it
                 await self._sleep(me, until - now)
         finally:
             head = line[0] is me

@@ -537,6 +537,30 @@ async def test_closing_the_pool_takes_no_deadline_from_a_caller_still_acquiring(
     assert virtual_clock.monotonic() == 2.0
 
 
+async def test_a_gate_whose_breaker_is_shared_goes_on_once_anothers_probe_succeeds(
+    virtual_clock: VirtualClock,
+) -> None:
+    """The destination's breaker, shared with the requests to it: while half-open, a request
+    holds its one probe; once that probe succeeds, the callers waiting at the gate go on (the
+    gate heard of nothing, as none of its attempts ended)."""
+    breaker = CircuitBreaker(
+        "db", BreakerOptions(failure_threshold=1, reset_timeout=1.0), clock=virtual_clock
+    )
+    gate = ConnectGate("db", breaker=breaker, clock=virtual_clock, events=quiet())
+    breaker.acquire().failed(ConnectionResetError())  # a request failed: open for 1 s
+    await virtual_clock.sleep(1.0)
+    probe = breaker.acquire()  # a request probes: the gate must wait for its outcome
+
+    async def opens() -> int:
+        return 1
+
+    waiting = asyncio.create_task(gate.connect(opens))
+    await virtual_clock.sleep(0.5)
+    probe.succeeded()  # closed again
+    assert await asyncio.wait_for(waiting, timeout=5.0) == 1
+    assert virtual_clock.monotonic() < 10.0
+
+
 async def test_closing_the_gate_while_callers_wait_or_connect_leaks_nothing(
     virtual_clock: VirtualClock,
 ) -> None:
