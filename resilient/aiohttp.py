@@ -43,7 +43,7 @@ from aiohttp.typedefs import Handler, Middleware
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ConfigurationError, LimiterUnavailable
 from resilient.events import DEFAULT_EVENTS, EventBus
-from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions
+from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions, check_gate_arguments
 from resilient.ratelimit._types import Decision, Limiter, Rate
 
 if TYPE_CHECKING:
@@ -213,6 +213,7 @@ class GatedConnector(aiohttp.TCPConnector):
         events: EventBus = DEFAULT_EVENTS,
         **kwargs: Any,
     ) -> None:
+        check_gate_arguments("GatedConnector", gate_options, clock, events)
         super().__init__(**kwargs)
         self.gate_options = gate_options
         self._gate_clock = clock

@@ -1017,3 +1017,25 @@ def test_a_keyboard_interrupt_in_a_block_discards_its_connection(
     stats = pool.stats
     assert (stats.open, stats.in_use, stats.discarded) == (0, 0, 1), stats
     assert pool.gate.failures == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gate_options": {}}, "gate_options must be a GateOptions"),
+        ({"clock": 1}, "clock must be a Clock"),
+        ({"events": None}, "events must be an EventBus"),
+    ],
+)
+async def test_the_adapters_refuse_bad_gate_arguments_when_made(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    """Not at the first request, deep inside it: when the connector or the pool is made."""
+    from resilient.aiohttp import GatedConnector
+    from resilient.errors import ArgumentTypeError
+    from resilient.redis import gated_connection_pool
+
+    with pytest.raises(ArgumentTypeError, match=f"GatedConnector.{message}"):
+        GatedConnector(**kwargs)
+    with pytest.raises(ArgumentTypeError, match=f"gated_connection_pool.{message}"):
+        gated_connection_pool("redis://127.0.0.1:1/0", **kwargs)
