@@ -208,7 +208,10 @@ class BoundedPool(Generic[C]):
                 pooled = self._take_idle()
                 if pooled is not None:
                     if await self._passes_check(pooled):
+                        if self._waiters and self._size + self._reserved < self.options.max_size:
+                            self._wake_one(None)  # a place this caller did not need
                         return pooled
+                    woken = True  # the place of the connection that failed is this caller's
                     continue
                 if self._size + self._reserved < self.options.max_size:
                     return await self._open(deadline)
@@ -240,9 +243,9 @@ class BoundedPool(Generic[C]):
     async def _passes_check(self, pooled: Pooled[C]) -> bool:
         """Whether a connection taken from the idle ones may be lent: checked when it was idle
         for ``check_after_idle``; one that fails the check (or raises in it, or answers
-        anything but a bool) is discarded. Only a check that answers False, or raises a fault
-        of the destination (``GateOptions.failures``), tells the gate the connection was
-        lost: a check's own bug is not the destination's."""
+        anything but a bool) is discarded, and its place stays with this caller. Only a check
+        that answers False, or raises a fault of the destination (``GateOptions.failures``),
+        tells the gate the connection was lost: a check's own bug is not the destination's."""
         check = self._check
         idle_for = self._clock.monotonic() - pooled.last_used
         if check is None or idle_for < self.options.check_after_idle:
@@ -251,7 +254,8 @@ class BoundedPool(Generic[C]):
             good = await check(pooled.connection)
         except Exception as error:
             lost = is_fault(error, self.gate.options.failures)
-            self._discard(pooled, f"check raised {type(error).__name__}", lost=lost)
+            reason = f"check raised {type(error).__name__}"
+            self._discard(pooled, reason, lost=lost, hand_on=False)
             return False
         except BaseException as error:  # cancelled, or interrupted: no answer
             self._discard(pooled, f"{type(error).__name__} in its check", lost=False)
@@ -259,9 +263,10 @@ class BoundedPool(Generic[C]):
         if good is True:
             return True
         if good is False:
-            self._discard(pooled, "check failed", lost=True)
+            self._discard(pooled, "check failed", lost=True, hand_on=False)
         else:
-            self._discard(pooled, f"check answered {shown(good)}, not a bool", lost=False)
+            reason = f"check answered {shown(good)}, not a bool"
+            self._discard(pooled, reason, lost=False, hand_on=False)
         return False
 
     async def _open(self, deadline: float) -> Pooled[C]:
@@ -343,9 +348,10 @@ class BoundedPool(Generic[C]):
         if not self._wake_one(pooled):
             self._idle.append(pooled)
 
-    def _discard(self, pooled: Pooled[C], reason: str, *, lost: bool) -> None:
+    def _discard(self, pooled: Pooled[C], reason: str, *, lost: bool, hand_on: bool = True) -> None:
         """Close a connection that raised or failed its check; never lend it again. ``lost``:
-        the destination broke it (the gate judges whether that was churn)."""
+        the destination broke it (the gate judges whether that was churn). ``hand_on``: its
+        place goes to the first caller waiting (else it stays with the caller at hand)."""
         self._in_use.discard(pooled)
         self._size -= 1
         self._counts.discarded += 1
@@ -353,7 +359,8 @@ class BoundedPool(Generic[C]):
         if lost and self.gate.lost(pooled.opened_at):
             self._counts.churned += 1
         self._emit(ConnectionDiscarded(reason, now - pooled.opened_at))
-        self._wake_one(None)
+        if hand_on:
+            self._wake_one(None)
         self._close_later(pooled.connection)  # last: a close() that raises changes nothing
 
     def _retire(self, pooled: Pooled[C]) -> None:

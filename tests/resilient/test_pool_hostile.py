@@ -350,6 +350,34 @@ async def test_a_waiter_handed_a_free_place_is_never_refused_as_exhausted(
     await settled(pool, backend)
 
 
+async def test_a_caller_whose_check_failed_keeps_its_turn(virtual_clock: VirtualClock) -> None:
+    """The connection failed its check while a later caller came to wait: the first caller
+    opens the next connection, the later one waits for it."""
+    backend = Backend(virtual_clock, takes=0.1)
+    answers = [False]
+
+    async def check(connection: int) -> bool:
+        await virtual_clock.sleep(0.1)
+        return answers.pop() if answers else True
+
+    pool = pool_for(backend, PoolOptions(max_size=1, check_after_idle=0.0), check=check)
+    async with pool.acquire():
+        pass
+    served: list[str] = []
+
+    async def caller(name: str) -> None:
+        async with pool.acquire():
+            served.append(name)
+            await virtual_clock.sleep(1.0)
+
+    first = asyncio.create_task(caller("first"))
+    await virtual_clock.sleep(0.05)  # first is in its check
+    await caller("later")
+    await first
+    assert served == ["first", "later"]
+    await settled(pool, backend)
+
+
 # -- the gate ----------------------------------------------------------------------------------
 
 
@@ -737,7 +765,13 @@ async def _run_program(
     rate = Rate(5, 1.0, burst=1)
     gate = ConnectGate(
         "db",
-        GateOptions(connect_rate=rate, max_connecting=max_connecting, connect_timeout=1.0),
+        GateOptions(
+            connect_rate=rate,
+            max_connecting=max_connecting,
+            connect_timeout=1.0,
+            backoff_initial=0.1,
+            backoff_max=1.0,  # an attempt may take the backoff: at most 1 s too
+        ),
         clock=clock,
         events=quiet(),
     )
