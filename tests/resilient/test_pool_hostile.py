@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from typing import Any
 
@@ -1073,3 +1074,55 @@ async def test_the_adapters_refuse_bad_gate_arguments_when_made(
         GatedConnector(**kwargs)
     with pytest.raises(ArgumentTypeError, match=f"gated_connection_pool.{message}"):
         gated_connection_pool("redis://127.0.0.1:1/0", **kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.0, 0.01, 0.3]),  # gap before this caller
+            st.sampled_from([0.0, 0.1, 0.5]),  # hold
+            st.sampled_from(["ok", "ok", "raises", "cancelled", "again"]),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    max_size=st.integers(1, 3),
+)
+def test_waiting_callers_are_served_in_the_order_they_came(
+    arrivals: list[tuple[float, float, str]], max_size: int
+) -> None:
+    """Connections open at once and nothing is checked: a caller is served the instant it
+    gets a connection, and only the pool's line orders callers."""
+    asyncio.run(_serve_in_order(arrivals, max_size))
+
+
+async def _serve_in_order(arrivals: list[tuple[float, float, str]], max_size: int) -> None:
+    clock = VirtualClock(autojump=True)
+    backend = Backend(clock)
+    pool = pool_for(backend, PoolOptions(max_size=max_size, acquire_timeout=1000.0))
+    served: list[int] = []
+    tickets = itertools.count()
+
+    async def caller(hold: float, ending: str) -> None:
+        for _ in range(2 if ending == "again" else 1):  # again: asks at once when done
+            with contextlib.suppress(KeyError):
+                ticket = next(tickets)
+                async with pool.acquire():
+                    served.append(ticket)
+                    await clock.sleep(hold)
+                    if ending in ("raises", "again"):
+                        raise KeyError
+                    if ending == "cancelled":
+                        raise asyncio.CancelledError
+
+    tasks = []
+    for gap, hold, ending in arrivals:
+        if gap:
+            await clock.sleep(gap)
+        tasks.append(asyncio.create_task(caller(hold, ending)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert served == sorted(served)
+    assert len(served) == next(tickets)
+    await settled(pool, backend)
