@@ -274,6 +274,7 @@ class BoundedPool(Generic[C]):
         the gate refuses at once when it cannot let it through by ``deadline``."""
         self._size += 1
         self._connecting += 1
+        generation = self._generation
         try:
             left = max(0.0, deadline - self._clock.monotonic())
             connection = await self.gate.connect(self._connect, timeout=left)
@@ -288,7 +289,7 @@ class BoundedPool(Generic[C]):
             raise
         self._connecting -= 1
         self._counts.connects += 1
-        pooled = self._pooled(connection)
+        pooled = self._pooled(connection, generation)
         if self._closed:  # closed while it connected: it is nobody's
             self._size -= 1
             self._close_later(pooled.connection)
@@ -296,11 +297,13 @@ class BoundedPool(Generic[C]):
         self._in_use.add(pooled)
         return pooled
 
-    def _pooled(self, connection: C) -> Pooled[C]:
+    def _pooled(self, connection: C, generation: int) -> Pooled[C]:
+        """``connection``, opened now with the configuration of ``generation`` (the one when
+        its connect started: a rebuild during the connect retires it too)."""
         now = self._clock.monotonic()
         options = self.options
         lifetime = options.max_lifetime * (1 - options.lifetime_jitter * self._random.random())
-        return Pooled(connection, now, now + lifetime, self._generation)
+        return Pooled(connection, now, now + lifetime, generation)
 
     async def _wait_in_line(self) -> Pooled[C] | None:
         """Wait for a connection handed over (returned) or a free place (None)."""
@@ -432,6 +435,7 @@ class BoundedPool(Generic[C]):
             return  # the free places are kept for callers handed them
         self._size += 1
         self._connecting += 1
+        generation = self._generation
         try:
             connection = await self.gate.connect(self._connect)
         except Exception:
@@ -447,7 +451,7 @@ class BoundedPool(Generic[C]):
             raise
         self._connecting -= 1
         self._counts.connects += 1
-        self._give_back(self._pooled(connection))
+        self._give_back(self._pooled(connection, generation))
 
     async def _housekeep(self) -> None:
         while not self._closed:

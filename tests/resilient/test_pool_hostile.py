@@ -379,6 +379,38 @@ async def test_a_caller_whose_check_failed_keeps_its_turn(virtual_clock: Virtual
     await settled(pool, backend)
 
 
+async def test_a_connection_being_opened_when_the_pool_is_rebuilt_is_retired_too(
+    virtual_clock: VirtualClock,
+) -> None:
+    """It was made with the configuration before the rebuild: the rebuild retires it as the
+    others, not as one of the new configuration."""
+    backend = Backend(virtual_clock, takes=1.0)
+    made_with: dict[int, str] = {}
+
+    async def old() -> int:
+        connection = await backend.connect()
+        made_with[connection] = "old"
+        return connection
+
+    async def new() -> int:
+        connection = await backend.connect()
+        made_with[connection] = "new"
+        return connection
+
+    pool = pool_for(backend, PoolOptions(max_size=2, housekeeping=1.0))
+    pool._connect = old
+    opening = asyncio.create_task(pool.acquire().__aenter__())
+    await virtual_clock.sleep(0.5)
+    pool.rebuild(new)
+    connection = await opening
+    pool._give_back(next(iter(pool._in_use)))
+    await virtual_clock.sleep(5.0)  # housekeeping passes: every old connection retired
+    await closes_run()
+    assert made_with[connection] == "old"
+    assert connection in backend.closed
+    await settled(pool, backend)
+
+
 # -- the gate ----------------------------------------------------------------------------------
 
 
