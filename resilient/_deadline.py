@@ -55,13 +55,15 @@ class Deadlines:
         return sum(1 for _, _, scope in self._heap if not scope.done)
 
     async def aclose(self) -> None:
-        """Stop the watchdog; blocks still running then run without a deadline."""
+        """Stop the watchdog; blocks still running then run without a deadline. A scope
+        entered while this waits for the watchdog to stop keeps its deadline (a new watchdog
+        keeps it)."""
         watchdog, self._watchdog = self._watchdog, None
+        self._heap.clear()  # before the wait: scopes entered meanwhile are not dropped
         if watchdog is not None and not watchdog.done():
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
-        self._heap.clear()
 
     # -- called by the scopes ----------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from aiohttp.typedefs import Handler, Middleware
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ConfigurationError, LimiterUnavailable
 from resilient.events import DEFAULT_EVENTS, EventBus
-from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions
+from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions, check_gate_arguments
 from resilient.ratelimit._types import Decision, Limiter, Rate
 
 if TYPE_CHECKING:
@@ -199,9 +199,11 @@ _check_aiohttp()
 class GatedConnector(aiohttp.TCPConnector):
     """An ``aiohttp.TCPConnector`` whose new connections each pass their destination's
     :class:`~resilient.pool.ConnectGate` (one per ``host:port`` and event loop). A refused
-    connect raises :class:`~resilient.errors.ConnectRefusedError` out of the request, a
-    ``ConnectionError`` as aiohttp's own connect errors are. ``**kwargs`` are
-    ``TCPConnector``'s."""
+    connect raises ``aiohttp.ClientOSError`` out of the request, as aiohttp's own connect
+    errors are (aiohttp wraps every ``OSError`` of a connect), with the
+    :class:`~resilient.errors.ConnectRefusedError` as its ``__cause__``. The gate waits at
+    most the request's ``ClientTimeout.total`` (none when it is None or 0, as aiohttp reads
+    it). ``**kwargs`` are ``TCPConnector``'s."""
 
     def __init__(
         self,
@@ -211,6 +213,7 @@ class GatedConnector(aiohttp.TCPConnector):
         events: EventBus = DEFAULT_EVENTS,
         **kwargs: Any,
     ) -> None:
+        check_gate_arguments("GatedConnector", gate_options, clock, events)
         super().__init__(**kwargs)
         self.gate_options = gate_options
         self._gate_clock = clock
@@ -232,4 +235,7 @@ class GatedConnector(aiohttp.TCPConnector):
         async def connect() -> ResponseHandler:
             return await create(req, traces, timeout)
 
-        return await gate.connect(connect, timeout=timeout.total)
+        total = timeout.total  # aiohttp reads a total of 0 (or less) as no timeout
+        return await gate.connect(
+            connect, timeout=total if total is not None and total > 0 else None
+        )

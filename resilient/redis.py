@@ -24,7 +24,7 @@ import redis.asyncio as aredis
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ArgumentValueError, ConfigurationError
 from resilient.events import DEFAULT_EVENTS, EventBus
-from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions
+from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions, check_gate_arguments
 
 __all__ = ["GatedConnection", "gated_connection_pool"]
 
@@ -96,6 +96,7 @@ def gated_connection_pool(
         raise ArgumentValueError(
             f"gated_connection_pool(url) must be a redis:// URL (TCP), got {url!r:.100}"
         )
+    check_gate_arguments("gated_connection_pool", gate_options, clock, events)
     return aredis.ConnectionPool.from_url(
         url,
         connection_class=GatedConnection,

@@ -16,7 +16,8 @@ caller whose deadline comes before the gate could let it through is refused at o
 :class:`~resilient.errors.ConnectRefusedError` (no point waiting for what cannot come in
 time), one whose deadline passes while it waits is refused then, and the error says what it
 waited on. Only the destination's faults count as failures (``GateOptions.failures``, and an
-attempt past its ``connect_timeout``); a caller's own error or cancellation counts as nothing.
+attempt past its ``connect_timeout`` whatever ``failures`` names); a caller's own error or
+cancellation counts as nothing, and so does an error resilient raised (:func:`is_fault`).
 
 A connection that is lost soon after it was opened is a failure too (:meth:`ConnectGate.lost`,
 within ``churn_window``): a service that reconnects in a loop trips the gate as a destination
@@ -44,7 +45,12 @@ from resilient._deadline import Deadlines
 from resilient._validate import Instance, Number, Text, check, shown
 from resilient.breaker import CircuitBreaker, Permit
 from resilient.clock import SYSTEM_CLOCK, Clock
-from resilient.errors import ArgumentTypeError, ConfigurationError, ConnectRefusedError
+from resilient.errors import (
+    ArgumentTypeError,
+    ConfigurationError,
+    ConnectRefusedError,
+    ResilientError,
+)
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
 from resilient.pool._events import (
     GATE_EVENT_SOURCE,
@@ -56,13 +62,17 @@ from resilient.pool._events import (
 from resilient.pool._options import DEFAULT_GATE_OPTIONS, GATE_BREAKER_OPTIONS, GateOptions
 from resilient.ratelimit._gcra import gcra
 
-__all__ = ["ConnectGate", "GateStats", "shared_gate"]
+__all__ = ["ConnectGate", "GateStats", "is_fault", "shared_gate"]
 
 C = TypeVar("C")
 
 _DESTINATION = Text()
 _TIMEOUT = Number(min=0, unit="seconds")
 _TIME = Number(finite=True, unit="seconds")
+_LOOK_AGAIN = 0.1
+"""Seconds between looks of the head of the line at a breaker whose half-open probe a caller
+the gate does not see holds (a breaker shared with the requests to the destination): no attempt
+of the gate's ends to wake the line when that probe ends."""
 
 
 @dataclass(slots=True)
@@ -95,8 +105,10 @@ class ConnectGate:
     """The gate of new connections to ``destination`` (a name: ``host:port``, a URL), shared
     by every pool of the process that targets it (see the module doc).
 
-    ``breaker`` (optional) is the destination's :class:`~resilient.breaker.CircuitBreaker`;
-    by default the gate makes one with :data:`GATE_BREAKER_OPTIONS`. Use one gate from one
+    ``breaker`` (optional) is the destination's :class:`~resilient.breaker.CircuitBreaker`,
+    which may be shared with the requests to it (while one of them holds its half-open probe,
+    the head of the line looks again every 0.1 s); by default the gate makes one with
+    :data:`GATE_BREAKER_OPTIONS`. Use one gate from one
     event loop.
     """
 
@@ -135,6 +147,8 @@ class ConnectGate:
         """When a connect succeeded after failures; the destination has recovered once no
         connection opened since is lost within ``churn_window``."""
         self._tat_us: int | None = None
+        self._drained: asyncio.Future[None] | None = None
+        """Set by :meth:`aclose` while it waits for the attempts in progress to end."""
         rate = options.connect_rate
         self._emission_us = rate.emission_us
         self._tolerance_us = rate.tolerance_us
@@ -209,11 +223,18 @@ class ConnectGate:
         return True
 
     async def aclose(self) -> None:
-        """Refuse every waiting caller and stop the gate's timer task."""
+        """Refuse every waiting caller, wait for the attempts in progress (each ends within
+        its ``connect_timeout``, which closing does not take away) and stop the gate's timer
+        task."""
         for waiter in self._line:
             wakeup = waiter.wakeup
             if wakeup is not None and not wakeup.done():
                 wakeup.set_exception(ConnectRefusedError(self.destination, "gate closed", None))
+        if self._connecting:
+            drained = self._drained
+            if drained is None or drained.done():
+                drained = self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(drained)
         await self._deadlines.aclose()
 
     def __repr__(self) -> str:
@@ -281,6 +302,8 @@ class ConnectGate:
                 if now >= deadline:
                     raise self._refused(reason, None)
                 until = deadline if wait is None else now + wait
+                if wait is None and not self._connecting and line[0] is me:
+                    until = min(until, now + _LOOK_AGAIN)  # nothing of the gate's will wake it
                 await self._sleep(me, until - now)
         finally:
             head = line[0] is me
@@ -318,11 +341,16 @@ class ConnectGate:
     async def _attempt(self, open_connection: Callable[[], Awaitable[C]], permit: Permit) -> C:
         options = self.options
         limit = max(options.connect_timeout, self._nominal_backoff())
+        scope = self._deadlines.within(limit)
         try:
             try:
-                async with self._deadlines.within(limit):
+                async with scope:
                     connection = await open_connection()
-            except options.failures as error:
+            except BaseException as error:
+                timed_out = scope.expired and isinstance(error, TimeoutError)
+                if not (timed_out or is_fault(error, options.failures)):
+                    permit.released()  # the caller's own error or cancellation: no outcome
+                    raise
                 permit.failed(error)
                 self.stats.failures += 1
                 now = self._clock.monotonic()
@@ -330,12 +358,12 @@ class ConnectGate:
                 failed = ConnectFailed(self.destination, _described(error), self._failures, backoff)
                 self._emit(failed)
                 raise
-            except BaseException:
-                permit.released()  # the caller's own error or cancellation: no outcome
-                raise
         finally:
             self._connecting -= 1
             self._wake_head()
+            drained = self._drained
+            if not self._connecting and drained is not None and not drained.done():
+                drained.set_result(None)
         self.stats.connects += 1
         if self._failures and self.options.churn_window > 0:
             # Not a recovery yet: in a reconnect loop every connect succeeds. The connection
@@ -368,11 +396,15 @@ class ConnectGate:
         self._not_before = -math.inf
 
     def _nominal_backoff(self) -> float:
-        """The backoff after one more failure, before jitter."""
+        """The backoff after one more failure, before jitter (at most ``backoff_max``, also
+        once the growth would overflow a float: 1.6 ** 1511 does)."""
         options = self.options
-        if self._failures == 0:
+        if self._failures == 0 or not options.backoff_initial:
             return options.backoff_initial
-        grown = options.backoff_initial * options.backoff_multiplier**self._failures
+        try:
+            grown = options.backoff_initial * options.backoff_multiplier**self._failures
+        except OverflowError:
+            return options.backoff_max
         return min(options.backoff_max, grown)
 
     def _failed(self, now: float) -> float:
@@ -385,6 +417,15 @@ class ConnectGate:
         backoff = nominal * (1 + jitter)
         self._not_before = max(self._not_before, now + backoff)
         return backoff
+
+
+def is_fault(error: BaseException, failures: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error`` is a fault of the destination: one of ``failures``, and no error
+    resilient raised. A pool's timeout or a gate's refusal is an ``OSError`` too (a
+    ``TimeoutError``, a ``ConnectionError``), but it says the process queued, not that the
+    destination failed: raised by a connect or in a block that waits on another pool or gate,
+    it must not trip this destination's breaker."""
+    return isinstance(error, failures) and not isinstance(error, ResilientError)
 
 
 def _us(seconds: float) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resilient._validate import Instance, Integer, Number, TupleOf, check_fields, option
+from resilient._validate import Instance, Integer, Number, TupleOf, check, check_fields, option
 from resilient.breaker import BreakerOptions
+from resilient.clock import Clock
 from resilient.errors import ArgumentValueError
+from resilient.events import EventBus
 from resilient.ratelimit import Rate
 
 __all__ = [
@@ -98,7 +100,8 @@ class GateOptions:
     faults of the destination. ``OSError`` covers refused, reset and timed-out connections
     (asyncio, aiohttp's ``ClientOSError``); name your client's own (redis-py's
     ``ConnectionError`` is no ``OSError``). Anything else is the caller's, and counts as
-    nothing."""
+    nothing; so does an error resilient raised (a pool's timeout, a gate's refusal), though it
+    is an ``OSError``: it says the process queued, not that the destination failed."""
     churn_window: float = option(5.0, Number(min=0, unit="seconds"))
     """A connection lost (:meth:`~resilient.pool.ConnectGate.lost`) within this many seconds
     of being opened counts as a failure of the destination: a reconnect loop trips the gate as
@@ -170,3 +173,11 @@ class PoolOptions:
 DEFAULT_POOL_OPTIONS = PoolOptions()
 """10 connections at most, none kept open, 30 s to acquire, 100 callers waiting at most, idle
 connections closed after 10 minutes, lifetimes of 27 to 30 minutes."""
+
+
+def check_gate_arguments(owner: str, gate_options: object, clock: object, events: object) -> None:
+    """Refuse an adapter's bad gate arguments when it is made, not at its first connect (deep
+    inside a request, where aiohttp or redis-py may wrap the error)."""
+    check(f"{owner}.gate_options", gate_options, Instance(GateOptions, "a GateOptions"))
+    check(f"{owner}.clock", clock, Instance(Clock, "a Clock"))
+    check(f"{owner}.events", events, Instance(EventBus, "an EventBus"))

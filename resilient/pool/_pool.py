@@ -14,8 +14,9 @@ a cancellation at any await, a close):
   closes after its own jittered lifetime, when next idle, so connections opened together do
   not all expire together.
 
-Only faults of the destination (``GateOptions.failures``) raised in a caller's block tell the
-gate a connection was lost; any exception discards the connection.
+Only faults of the destination (``GateOptions.failures``, never an error resilient raised)
+raised in a caller's block tell the gate a connection was lost; any exception discards the
+connection.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from resilient.pool._events import (
     PoolExhausted,
     PoolRebuilding,
 )
-from resilient.pool._gate import ConnectGate
+from resilient.pool._gate import ConnectGate, is_fault
 from resilient.pool._options import DEFAULT_POOL_OPTIONS, PoolOptions
 from resilient.pool._records import Counters, Pooled, PoolStats
 
@@ -117,6 +118,9 @@ class BoundedPool(Generic[C]):
         self._warming = 0
         """Warm-up tasks still waiting for their turn."""
         self._waiters: collections.deque[asyncio.Future[Pooled[C] | None]] = collections.deque()
+        self._reserved = 0
+        """Free places handed to waiters that have not run yet: kept for them, so that a
+        caller who comes meanwhile cannot take the place and send them back in line."""
         self._generation = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
@@ -204,9 +208,12 @@ class BoundedPool(Generic[C]):
                 pooled = self._take_idle()
                 if pooled is not None:
                     if await self._passes_check(pooled):
+                        if self._waiters and self._size + self._reserved < self.options.max_size:
+                            self._wake_one(None)  # a place this caller did not need
                         return pooled
+                    woken = True  # the place of the connection that failed is this caller's
                     continue
-                if self._size < self.options.max_size:
+                if self._size + self._reserved < self.options.max_size:
                     return await self._open(deadline)
             if len(self._waiters) >= self.options.max_waiting:
                 self._counts.exhausted += 1
@@ -218,6 +225,7 @@ class BoundedPool(Generic[C]):
             handed = await self._wait_in_line()
             if handed is not None:
                 return handed
+            self._reserved -= 1  # the place kept for this caller is its own now
             woken = True
 
     def _take_idle(self) -> Pooled[C] | None:
@@ -234,22 +242,31 @@ class BoundedPool(Generic[C]):
 
     async def _passes_check(self, pooled: Pooled[C]) -> bool:
         """Whether a connection taken from the idle ones may be lent: checked when it was idle
-        for ``check_after_idle``; one that fails the check (or raises in it) is discarded."""
+        for ``check_after_idle``; one that fails the check (or raises in it, or answers
+        anything but a bool) is discarded, and its place stays with this caller. Only a check
+        that answers False, or raises a fault of the destination (``GateOptions.failures``),
+        tells the gate the connection was lost: a check's own bug is not the destination's."""
         check = self._check
         idle_for = self._clock.monotonic() - pooled.last_used
         if check is None or idle_for < self.options.check_after_idle:
             return True
         try:
             good = await check(pooled.connection)
-        except asyncio.CancelledError:
-            self._discard(pooled, "cancelled in its check", lost=False)
-            raise
         except Exception as error:
-            self._discard(pooled, f"check raised {type(error).__name__}", lost=True)
+            lost = is_fault(error, self.gate.options.failures)
+            reason = f"check raised {type(error).__name__}"
+            self._discard(pooled, reason, lost=lost, hand_on=False)
             return False
+        except BaseException as error:  # cancelled, or interrupted: no answer
+            self._discard(pooled, f"{type(error).__name__} in its check", lost=False)
+            raise
         if good is True:
             return True
-        self._discard(pooled, "check failed", lost=True)
+        if good is False:
+            self._discard(pooled, "check failed", lost=True, hand_on=False)
+        else:
+            reason = f"check answered {shown(good)}, not a bool"
+            self._discard(pooled, reason, lost=False, hand_on=False)
         return False
 
     async def _open(self, deadline: float) -> Pooled[C]:
@@ -257,6 +274,7 @@ class BoundedPool(Generic[C]):
         the gate refuses at once when it cannot let it through by ``deadline``."""
         self._size += 1
         self._connecting += 1
+        generation = self._generation
         try:
             left = max(0.0, deadline - self._clock.monotonic())
             connection = await self.gate.connect(self._connect, timeout=left)
@@ -271,7 +289,7 @@ class BoundedPool(Generic[C]):
             raise
         self._connecting -= 1
         self._counts.connects += 1
-        pooled = self._pooled(connection)
+        pooled = self._pooled(connection, generation)
         if self._closed:  # closed while it connected: it is nobody's
             self._size -= 1
             self._close_later(pooled.connection)
@@ -279,11 +297,13 @@ class BoundedPool(Generic[C]):
         self._in_use.add(pooled)
         return pooled
 
-    def _pooled(self, connection: C) -> Pooled[C]:
+    def _pooled(self, connection: C, generation: int) -> Pooled[C]:
+        """``connection``, opened now with the configuration of ``generation`` (the one when
+        its connect started: a rebuild during the connect retires it too)."""
         now = self._clock.monotonic()
         options = self.options
         lifetime = options.max_lifetime * (1 - options.lifetime_jitter * self._random.random())
-        return Pooled(connection, now, now + lifetime, self._generation)
+        return Pooled(connection, now, now + lifetime, generation)
 
     async def _wait_in_line(self) -> Pooled[C] | None:
         """Wait for a connection handed over (returned) or a free place (None)."""
@@ -298,6 +318,7 @@ class BoundedPool(Generic[C]):
             elif future.exception() is None:
                 handed = future.result()
                 if handed is None:
+                    self._reserved -= 1
                     self._wake_one(None)  # pass the free place on
                 else:
                     self._in_use.discard(handed)
@@ -309,7 +330,9 @@ class BoundedPool(Generic[C]):
         while self._waiters:
             future = self._waiters.popleft()
             if not future.done():
-                if pooled is not None:
+                if pooled is None:
+                    self._reserved += 1
+                else:
                     self._in_use.add(pooled)
                 future.set_result(pooled)
                 return True
@@ -328,9 +351,10 @@ class BoundedPool(Generic[C]):
         if not self._wake_one(pooled):
             self._idle.append(pooled)
 
-    def _discard(self, pooled: Pooled[C], reason: str, *, lost: bool) -> None:
+    def _discard(self, pooled: Pooled[C], reason: str, *, lost: bool, hand_on: bool = True) -> None:
         """Close a connection that raised or failed its check; never lend it again. ``lost``:
-        the destination broke it (the gate judges whether that was churn)."""
+        the destination broke it (the gate judges whether that was churn). ``hand_on``: its
+        place goes to the first caller waiting (else it stays with the caller at hand)."""
         self._in_use.discard(pooled)
         self._size -= 1
         self._counts.discarded += 1
@@ -338,28 +362,43 @@ class BoundedPool(Generic[C]):
         if lost and self.gate.lost(pooled.opened_at):
             self._counts.churned += 1
         self._emit(ConnectionDiscarded(reason, now - pooled.opened_at))
-        self._close_later(pooled.connection)
-        self._wake_one(None)
+        if hand_on:
+            self._wake_one(None)
+        self._close_later(pooled.connection)  # last: a close() that raises changes nothing
 
     def _retire(self, pooled: Pooled[C]) -> None:
         """Close a connection by the pool's own policy (lifetime, rebuild, close)."""
         self._size -= 1
         self._counts.expired += 1
-        self._close_later(pooled.connection)
         self._wake_one(None)
+        self._close_later(pooled.connection)  # last: a close() that raises changes nothing
 
     def _close_later(self, connection: C) -> None:
         """Close ``connection`` in a task of the pool's own: no caller's path waits on it or
-        can be cancelled half way through it."""
+        can be cancelled half way through it. A close may take the gate's ``connect_timeout``
+        (as redis-py bounds its disconnect by its connect timeout); past it, it is cancelled
+        and the connection dropped, so that a close that hangs holds up no :meth:`aclose`."""
         try:
             closing = self._close(connection)
         except Exception:
             _log.exception("BoundedPool: close() raised; the connection is dropped")
             return
         if inspect.isawaitable(closing):
-            task = asyncio.get_running_loop().create_task(_closing(closing))
+            task = asyncio.get_running_loop().create_task(self._closing(closing))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _closing(self, closing: Awaitable[Any]) -> None:
+        limit = self.gate.options.connect_timeout
+        scope = self._deadlines.within(limit)
+        try:
+            async with scope:
+                await closing
+        except Exception:
+            if scope.expired:
+                _log.error("BoundedPool: close() took over %gs; the connection is dropped", limit)
+            else:
+                _log.exception("BoundedPool: close() raised; the connection is dropped")
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -389,10 +428,14 @@ class BoundedPool(Generic[C]):
                 await self._clock.sleep(delay)
         finally:
             self._warming -= 1
-        if self._closed or self._size >= self.options.min_size:
+        options = self.options
+        if self._closed or self._size >= options.min_size:
             return
+        if self._size + self._reserved >= options.max_size:
+            return  # the free places are kept for callers handed them
         self._size += 1
         self._connecting += 1
+        generation = self._generation
         try:
             connection = await self.gate.connect(self._connect)
         except Exception:
@@ -408,7 +451,7 @@ class BoundedPool(Generic[C]):
             raise
         self._connecting -= 1
         self._counts.connects += 1
-        self._give_back(self._pooled(connection))
+        self._give_back(self._pooled(connection, generation))
 
     async def _housekeep(self) -> None:
         while not self._closed:
@@ -465,27 +508,38 @@ class BoundedPool(Generic[C]):
 
     async def aclose(self) -> None:
         """Refuse new acquires and waiting callers, close idle connections now and lent ones
-        when they are given back, and stop the pool's tasks."""
-        if self._closed:
-            return
+        when they are given back, and stop the pool's tasks. Cancelled, it stops waiting but
+        the closes it started go on; called again, it waits for the closes of connections
+        given back since."""
+        first = not self._closed
         self._closed = True
-        while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_exception(PoolClosedError("the pool closed while acquire() waited"))
-        idle, self._idle = self._idle, []
-        for pooled in idle:
-            self._retire(pooled)
-        housekeeper = self._housekeeper
-        if housekeeper is not None:
-            housekeeper.cancel()
-        for task in list(self._tasks):
-            if task.get_name() == "BoundedPool.warm":
-                task.cancel()
-        pending = [task for task in (housekeeper, *self._tasks) if task is not None]
-        await asyncio.gather(*pending, return_exceptions=True)
-        await self._deadlines.aclose()
-        self._emit(PoolClosed(len(idle), len(self._in_use)))
+        closed_idle = 0
+        if first:
+            while self._waiters:
+                future = self._waiters.popleft()
+                if not future.done():
+                    future.set_exception(PoolClosedError("the pool closed while acquire() waited"))
+            idle, self._idle = self._idle, []
+            closed_idle = len(idle)
+            for pooled in idle:
+                self._retire(pooled)
+            if self._housekeeper is not None:
+                self._housekeeper.cancel()
+            for task in list(self._tasks):
+                if task.get_name() == "BoundedPool.warm":
+                    task.cancel()
+        pending = [task for task in (self._housekeeper, *self._tasks) if task is not None]
+        while pending:
+            # wait(), not gather(): an aclose() cancelled (a shutdown that gives up) must not
+            # cancel the closes it started, or their connections are never closed.
+            await asyncio.wait(pending)
+            # Closes of connections given back meanwhile: stopping the deadlines now would
+            # leave them without theirs.
+            pending = list(self._tasks)
+        if not self._deadlines.pending:  # a caller still acquiring keeps its acquire_timeout
+            await self._deadlines.aclose()
+        if first:
+            self._emit(PoolClosed(closed_idle, len(self._in_use)))
 
     async def __aenter__(self) -> BoundedPool[C]:
         return self
@@ -531,15 +585,8 @@ class _Lease(Generic[C]):
             self._pool._give_back(pooled)
         else:
             pool = self._pool
-            lost = isinstance(exc, pool.gate.options.failures)
+            lost = is_fault(exc, pool.gate.options.failures)
             pool._discard(pooled, f"{type(exc).__name__} raised in use", lost=lost)
-
-
-async def _closing(closing: Awaitable[Any]) -> None:
-    try:
-        await closing
-    except Exception:
-        _log.exception("BoundedPool: close() raised; the connection is dropped")
 
 
 def _name(connect: Callable[..., object]) -> str:
