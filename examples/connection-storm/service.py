@@ -137,6 +137,12 @@ async def ask_on(stream: Stream, key: str) -> str:
     return line.decode().strip()
 
 
+def _pool_options(config: Config) -> PoolOptions:
+    if config.reconnect_per_request:  # a connection lives for one request
+        return dataclasses.replace(POOL_OPTIONS, max_lifetime=1e-6)
+    return POOL_OPTIONS
+
+
 class GuardedClient:
     """The backend through a :class:`BoundedPool` whose connections pass the backend's gate."""
 
@@ -148,12 +154,13 @@ class GuardedClient:
         self.pool = self._pool(config)
 
     def _pool(self, config: Config) -> BoundedPool[Stream]:
-        options = POOL_OPTIONS
-        if config.reconnect_per_request:  # a connection lives for one request
-            options = dataclasses.replace(options, max_lifetime=1e-6)
         connections = self._connections
         return BoundedPool(
-            connections.open, connections.close, options, gate=self.gate, events=self._events
+            connections.open,
+            connections.close,
+            _pool_options(config),
+            gate=self.gate,
+            events=self._events,
         )
 
     @property
@@ -181,19 +188,14 @@ class GuardedClient:
         raise AssertionError("unreachable")
 
     def apply(self, config: Config) -> None:
-        """A new configuration: a new pool under the same gate; the old one closes its idle
-        connections now and lent ones when they come back."""
-        old, self.pool = self.pool, self._pool(config)
+        """A new configuration: the pool is rebuilt in stages under the same gate (its
+        connections retired a few at a time, each replaced through the gate when needed)."""
         self.config = config
-        task = asyncio.get_running_loop().create_task(old.aclose())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        self.pool.rebuild(options=_pool_options(config))
 
     async def aclose(self) -> None:
         await self.pool.aclose()
 
-
-_background: set[asyncio.Task[None]] = set()
 
 CLIENT = web.AppKey("client", BackendClient)
 

@@ -22,80 +22,15 @@ from resilient.errors import (
     PoolExhaustedError,
     PoolTimeoutError,
 )
-from resilient.events import EventBus, EventRecorder
+from resilient.events import EventRecorder
 from resilient.pool import BoundedPool, ConnectGate, GateOptions, PoolOptions
-from resilient.ratelimit import Rate
-
-FREE_GATE = GateOptions(connect_rate=Rate(1_000_000, 1.0, burst=1000), max_connecting=1000)
-
-
-def quiet() -> EventBus:
-    return EventBus(log_when_unobserved=False)
-
-
-class Backend:
-    """What the pool connects to: numbered connections, each open until closed."""
-
-    def __init__(self, clock: VirtualClock, *, takes: float = 0.0) -> None:
-        self.clock = clock
-        self.takes = takes
-        self.opened: list[int] = []
-        self.open_at: list[float] = []
-        self.closed: list[int] = []
-        self.most_open = 0
-        self.error: BaseException | None = None
-
-    async def connect(self) -> int:
-        if self.takes:
-            await self.clock.sleep(self.takes)
-        if self.error is not None:
-            raise self.error
-        number = len(self.opened) + 1
-        self.opened.append(number)
-        self.open_at.append(self.clock.monotonic())
-        self.most_open = max(self.most_open, self.open_count)
-        return number
-
-    async def close(self, connection: int) -> None:
-        assert connection not in self.closed, f"connection {connection} closed twice"
-        self.closed.append(connection)
-
-    @property
-    def open_count(self) -> int:
-        return len(self.opened) - len(self.closed)
-
-
-def pool_for(
-    backend: Backend,
-    options: PoolOptions = PoolOptions(),  # noqa: B008 - frozen
-    gate_options: GateOptions = FREE_GATE,
-    **kwargs: Any,
-) -> BoundedPool[int]:
-    clock = backend.clock
-    events = kwargs.pop("events", quiet())
-    gate = kwargs.pop("gate", None) or ConnectGate(
-        "backend", gate_options, clock=clock, events=events
-    )
-    return BoundedPool(
-        backend.connect, backend.close, options, gate=gate, clock=clock, events=events, **kwargs
-    )
-
-
-async def closes_run() -> None:
-    """Let the pool's closing tasks run (a close never holds up a caller's path)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def settled(pool: BoundedPool[int], backend: Backend) -> None:
-    """Close the pool and check that nothing is left open."""
-    await pool.aclose()
-    stats = pool.stats
-    assert (stats.open, stats.idle, stats.in_use, stats.connecting, stats.waiting) == (
-        0, 0, 0, 0, 0,
-    ), stats  # fmt: skip
-    assert backend.open_count == 0
-
+from tests.resilient.pool_world import (
+    Backend,
+    closes_run,
+    pool_for,
+    quiet,
+    settled,
+)
 
 # -- bounds ------------------------------------------------------------------------------------
 
@@ -468,4 +403,28 @@ async def test_a_random_storm_of_callers_never_breaks_a_bound_or_leaks(
     stats = pool.stats
     assert (stats.in_use, stats.waiting, stats.connecting) == (0, 0, 0)
     assert stats.open == backend.open_count
+    await settled(pool, backend)
+
+
+async def test_a_rebuild_with_new_options_keeps_them_and_retires_the_old_connections_in_steps(
+    virtual_clock: VirtualClock,
+) -> None:
+    backend = Backend(virtual_clock)
+    pool = pool_for(backend, PoolOptions(max_size=4, rebuild_step=1, housekeeping=1.0))
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(4):
+            await stack.enter_async_context(pool.acquire())
+    new = PoolOptions(max_size=2, rebuild_step=1, housekeeping=1.0)
+    pool.rebuild(options=new)
+    assert pool.options is new
+    await closes_run()
+    assert len(backend.closed) == 1  # one step now, the others one per pass
+    await virtual_clock.sleep(1.0)
+    await closes_run()
+    assert len(backend.closed) == 2
+    with pytest.raises(ArgumentTypeError, match=r"BoundedPool\.rebuild\(options\) must be"):
+        pool.rebuild(options={"max_size": 1})  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError, match=r"BoundedPool\.rebuild\(connect\) must be"):
+        pool.rebuild(connect="connect")  # type: ignore[arg-type]
+    assert pool.options is new
     await settled(pool, backend)
