@@ -49,6 +49,8 @@ from resilient.ratelimit._types import Decision, Limiter, Rate
 if TYPE_CHECKING:
     from aiohttp.client_proto import ResponseHandler
 
+    from resilient.pool._gate import ConnectGate
+
 __all__ = [
     "DECISION_KEY",
     "GatedConnector",
@@ -218,18 +220,20 @@ class GatedConnector(aiohttp.TCPConnector):
         self.gate_options = gate_options
         self._gate_clock = clock
         self._gate_events = events
+        self._gates: dict[str, ConnectGate] = {}
+        """The gates this connector used, held: a gate nobody holds is forgotten."""
 
     async def _create_connection(
         self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
         from resilient.pool._gate import shared_gate
 
-        gate = shared_gate(
-            f"{req.host}:{req.port}",
-            self.gate_options,
-            clock=self._gate_clock,
-            events=self._gate_events,
-        )
+        destination = f"{req.host}:{req.port}"
+        gate = self._gates.get(destination)
+        if gate is None:
+            gate = self._gates[destination] = shared_gate(
+                destination, self.gate_options, clock=self._gate_clock, events=self._gate_events
+            )
         create = super()._create_connection
 
         async def connect() -> ResponseHandler:

@@ -16,7 +16,7 @@ catch both, or ``OSError``, which covers redis-py's connect errors too).
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio as aredis
@@ -25,6 +25,9 @@ from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ArgumentValueError, ConfigurationError
 from resilient.events import DEFAULT_EVENTS, EventBus
 from resilient.pool._options import DEFAULT_GATE_OPTIONS, GateOptions, check_gate_arguments
+
+if TYPE_CHECKING:
+    from resilient.pool._gate import ConnectGate
 
 __all__ = ["GatedConnection", "gated_connection_pool"]
 
@@ -68,16 +71,20 @@ class GatedConnection(aredis.Connection):
         self.gate_options = gate_options
         self._gate_clock = gate_clock
         self._gate_events = gate_events
+        self._gate: ConnectGate | None = None
+        """Its gate, held: a gate nobody holds is forgotten (the pool keeps its connections)."""
 
     async def _connect(self) -> None:
         from resilient.pool._gate import shared_gate
 
-        gate = shared_gate(
-            f"{self.host}:{self.port}",
-            self.gate_options,
-            clock=self._gate_clock,
-            events=self._gate_events,
-        )
+        gate = self._gate
+        if gate is None:
+            gate = self._gate = shared_gate(
+                f"{self.host}:{self.port}",
+                self.gate_options,
+                clock=self._gate_clock,
+                events=self._gate_events,
+            )
         await gate.connect(super()._connect, timeout=self.socket_connect_timeout)
 
 

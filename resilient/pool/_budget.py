@@ -21,7 +21,7 @@ from resilient.pool._options import (
 
 __all__ = ["FleetBudget", "fleet_budget"]
 
-_COUNT = Integer(min=1)
+_COUNT = Integer(min=1, max=10**9)
 _CAPACITY = Number(min=0, min_open=True, finite=False, unit="connections")
 _RATE = Number(min=0, min_open=True, finite=False, unit="connects per second")
 

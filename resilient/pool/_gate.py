@@ -437,9 +437,12 @@ def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ConnectGate]] = (
-    weakref.WeakKeyDictionary()
+_SHARED: weakref.WeakValueDictionary[tuple[asyncio.AbstractEventLoop, str], ConnectGate] = (
+    weakref.WeakValueDictionary()
 )
+"""Each loop's gate of each destination, while something holds it (a pool, a connector, a
+connection): a gate nobody holds is forgotten, and with it its loop, which a registry keyed
+by the loop alone would keep alive for ever (the gate's timer task refers to its loop)."""
 
 
 def shared_gate(
@@ -450,13 +453,14 @@ def shared_gate(
     events: EventBus = DEFAULT_EVENTS,
 ) -> ConnectGate:
     """The one gate of this event loop for ``destination``, made on first use with these
-    arguments. Asking again with other options raises
+    arguments, and the same one for as long as anything holds it (a pool, a connector, a
+    connection: hold the gate you are given). Asking again with other options raises
     :class:`~resilient.errors.ConfigurationError`: two pools that disagree on how to treat one
     destination are a configuration error, not something to settle silently."""
-    gates = _SHARED.setdefault(asyncio.get_running_loop(), {})
-    gate = gates.get(destination)
+    key = (asyncio.get_running_loop(), destination)
+    gate = _SHARED.get(key)
     if gate is None:
-        gate = gates[destination] = ConnectGate(destination, options, clock=clock, events=events)
+        gate = _SHARED[key] = ConnectGate(destination, options, clock=clock, events=events)
     elif gate.options != options:
         raise ConfigurationError(
             f"shared_gate({destination!r}): its gate was made with {gate.options}, "

@@ -140,7 +140,8 @@ class PoolOptions:
     max_waiting: int = option(100, Integer(min=0))
     """Callers that may wait for a connection at once; one more is refused at once with
     :class:`~resilient.errors.PoolExhaustedError` (a queue that only grows is an outage that
-    has not been noticed yet)."""
+    has not been noticed yet). Callers opening a connection (at most ``max_size``, some
+    waiting at the gate) are not among them."""
     idle_timeout: float = option(600.0, Number(min=0, min_open=True, finite=False, unit="seconds"))
     """Seconds a connection may stay idle before it is closed, down to ``min_size``
     (HikariCP's ``idleTimeout``, 10 minutes)."""

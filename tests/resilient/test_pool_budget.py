@@ -88,3 +88,8 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], message: str) -> N
     }
     with pytest.raises((ArgumentTypeError, ArgumentValueError), match=message):
         fleet_budget(**arguments)
+
+
+def test_a_count_too_large_for_any_fleet_is_refused_not_overflowed() -> None:
+    with pytest.raises(ArgumentValueError, match=r"fleet_budget\(replicas\)"):
+        fleet_budget(replicas=10**400, backend_connections=10, backend_accepts_per_second=10)

@@ -530,3 +530,17 @@ async def test_a_random_mix_of_callers_never_breaks_a_bound(virtual_clock: Virtu
     await asyncio.gather(*tasks, *cancellers, return_exceptions=True)
     assert most <= 3
     assert (gate.connecting, gate.waiting) == (0, 0)
+
+
+async def test_a_shared_gate_nobody_holds_is_forgotten_and_its_loop_with_it() -> None:
+    import gc
+
+    from resilient.pool import _gate as gate_module
+
+    gate = shared_gate("forgotten:1", EXACT)
+    assert shared_gate("forgotten:1", EXACT) is gate  # the same while held
+    key = (asyncio.get_running_loop(), "forgotten:1")
+    assert key in gate_module._SHARED
+    del gate
+    gc.collect()
+    assert key not in gate_module._SHARED
