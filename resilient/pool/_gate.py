@@ -108,8 +108,7 @@ class ConnectGate:
     ``breaker`` (optional) is the destination's :class:`~resilient.breaker.CircuitBreaker`,
     which may be shared with the requests to it (while one of them holds its half-open probe,
     the head of the line looks again every 0.1 s); by default the gate makes one with
-    :data:`GATE_BREAKER_OPTIONS`. Use one gate from one
-    event loop.
+    :data:`GATE_BREAKER_OPTIONS`. Use one gate from one event loop.
     """
 
     def __init__(
