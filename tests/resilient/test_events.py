@@ -247,6 +247,20 @@ EVENTS: list[tuple[str, str, str, str, str, list[str]]] = [
      "client_unsupported", "ERROR", ["reason"]),
     ("resilient.ratelimit._events", "RedisScriptReloaded", "ratelimit.redis", "script_reloaded",
      "INFO", ["reason"]),
+    ("resilient.pool._events", "ConnectFailed", "pool.gate", "connect_failed", "WARNING",
+     ["destination", "error", "failures", "backoff"]),
+    ("resilient.pool._events", "ConnectionChurned", "pool.gate", "churned", "WARNING",
+     ["destination", "lived", "failures", "backoff"]),
+    ("resilient.pool._events", "DestinationRecovered", "pool.gate", "recovered", "INFO",
+     ["destination", "failures"]),
+    ("resilient.pool._events", "ConnectRefused", "pool.gate", "refused", "INFO",
+     ["destination", "reason"]),
+    ("resilient.pool._events", "ConnectionDiscarded", "pool", "discarded", "INFO",
+     ["reason", "age"]),
+    ("resilient.pool._events", "PoolExhausted", "pool", "exhausted", "WARNING",
+     ["waiting", "in_use"]),
+    ("resilient.pool._events", "PoolRebuilding", "pool", "rebuilding", "INFO", ["old"]),
+    ("resilient.pool._events", "PoolClosed", "pool", "closed", "INFO", ["closed", "in_use"]),
 ]  # fmt: skip
 
 

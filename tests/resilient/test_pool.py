@@ -94,6 +94,7 @@ async def test_a_caller_past_max_waiting_is_refused_at_once(virtual_clock: Virtu
     assert virtual_clock.monotonic() == 0.0
     assert pool.stats.exhausted == 1
     assert dict(recorder.named("exhausted")[0].attributes) == {"waiting": 2, "in_use": 1}
+    assert recorder.named("exhausted")[0].source == "pool"
     release.set()
     await asyncio.gather(*holders)
     await settled(pool, backend)

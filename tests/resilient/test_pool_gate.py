@@ -179,6 +179,7 @@ async def test_a_success_resets_the_backoff_and_says_the_destination_recovered(
         "destination": "db:5432",
         "failures": 2,
     }
+    assert {event.source for event in recorder.events} == {"pool.gate"}
     assert await gate.connect(destination.open) == "connection 4"
     assert destination.starts[-1] == pytest.approx(7.6)
 
