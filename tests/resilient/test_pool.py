@@ -429,3 +429,19 @@ async def test_a_rebuild_with_new_options_keeps_them_and_retires_the_old_connect
         pool.rebuild(connect="connect")  # type: ignore[arg-type]
     assert pool.options is new
     await settled(pool, backend)
+
+
+def test_a_fresh_pool_counts_nothing_and_its_stats_are_a_frozen_slotted_snapshot() -> None:
+    import dataclasses
+
+    from resilient.pool import PoolStats
+    from resilient.pool._records import Counters
+
+    pool = pool_for(Backend(VirtualClock()))
+    stats = pool.stats
+    assert stats == PoolStats(*([0] * len(dataclasses.fields(PoolStats))))
+    assert Counters() == Counters(*([0] * len(dataclasses.fields(Counters))))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.open = 1  # type: ignore[misc]
+    assert not hasattr(stats, "__dict__")
+    assert not hasattr(Counters(), "__dict__")
