@@ -250,14 +250,18 @@ def _without_annotations(source: str) -> str:
 
 
 def report(outcome: Outcome) -> str:
+    if outcome.error:  # no score: a run that failed measured nothing (never "100%")
+        lines = [
+            f"{outcome.path}: NO SCORE, the run failed after {outcome.total} mutants",
+            f"  mutmut failed: {outcome.error}",
+        ]
+        return "\n".join(lines) + "\n"
     lines = [
         f"{outcome.path}: {outcome.killed + outcome.timeouts} of "
         f"{outcome.total - len(outcome.equivalent)} killed ({outcome.score:.0%}), "
         f"{len(outcome.survivors)} survived, {len(outcome.equivalent)} explained equivalent"
         + (" " if outcome.score >= BAR else "  BELOW THE 90% BAR")
     ]
-    if outcome.error:
-        lines.append(f"  mutmut failed: {outcome.error}")
     lines += [f"\n-- survived --\n{diff}" for diff in outcome.survivors]
     lines += [f"\n-- equivalent --\n{diff}" for diff in outcome.equivalent]
     return "\n".join(lines)
