@@ -184,8 +184,8 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.client = Side(self)
         self.server = Side(self)
-        self.up = Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
-        self.down = Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
+        self.up = Link(self, self.client, self.server, proxy._link_rng(number, "up"))
+        self.down = Link(self, self.server, self.client, proxy._link_rng(number, "down"))
         self.up.direct = False  # until the upstream is dialled, client data waits in the queue
         self.dialed: asyncio.Future[None] = self.loop.create_future()
         self.client.in_link = self.up
