@@ -192,7 +192,6 @@ class Connection:
         self.client.out_link = self.down
         self.server.in_link = self.down
         self.server.out_link = self.up
-        self.dialing = True
         self.closing = False
         self._open_sides = 0
         self._dial_task: asyncio.Task[None] | None = None
@@ -210,7 +209,6 @@ class Connection:
         self._open_sides += 1
         if side is self.client:
             if self.generation != self.proxy._generation:  # its listener was stopped since
-                self.dialing = False
                 self.close()
                 return
             self.proxy._connection_opened(self)
@@ -234,7 +232,6 @@ class Connection:
         finally:
             self._dial_task = None
             self._maybe_finished()
-        self.dialing = False
         if self.closing:
             self.close_sides()
             return
