@@ -271,7 +271,10 @@ def _shortest_float32(value: float) -> tuple[str, int]:
         mantissa, _, exponent_text = text.partition("e")
         exponent = int(exponent_text)
         nearest = int(mantissa.replace(".", ""))
-        for candidate in (nearest, nearest + 1, nearest - 1):  # 0 (from 1) reads back as 0
+        # Only the nearest and the one above it can read back: the one below the nearest is at
+        # least as far from the value as the nearest is, and a float32 reads back from no
+        # farther below it than above it (at a power of 2, from half as far).
+        for candidate in (nearest, nearest + 1):
             digits = str(candidate)
             shift = exponent + len(digits) - precision
             try:

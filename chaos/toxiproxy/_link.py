@@ -76,13 +76,11 @@ class Link:
     def __init__(
         self,
         connection: Connection,
-        upstream: bool,
         source: Side,
         sink: Side,
         rng: random.Random,
     ) -> None:
         self.connection = connection
-        self.upstream = upstream
         self.source = source
         self.sink = sink
         self.sink_transport: asyncio.Transport | None = None

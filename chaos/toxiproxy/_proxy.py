@@ -184,15 +184,14 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.client = Side(self)
         self.server = Side(self)
-        self.up = Link(self, True, self.client, self.server, proxy._link_rng(number, "up"))
-        self.down = Link(self, False, self.server, self.client, proxy._link_rng(number, "down"))
+        self.up = Link(self, self.client, self.server, proxy._link_rng(number, "up"))
+        self.down = Link(self, self.server, self.client, proxy._link_rng(number, "down"))
         self.up.direct = False  # until the upstream is dialled, client data waits in the queue
         self.dialed: asyncio.Future[None] = self.loop.create_future()
         self.client.in_link = self.up
         self.client.out_link = self.down
         self.server.in_link = self.down
         self.server.out_link = self.up
-        self.dialing = True
         self.closing = False
         self._open_sides = 0
         self._dial_task: asyncio.Task[None] | None = None
@@ -210,7 +209,6 @@ class Connection:
         self._open_sides += 1
         if side is self.client:
             if self.generation != self.proxy._generation:  # its listener was stopped since
-                self.dialing = False
                 self.close()
                 return
             self.proxy._connection_opened(self)
@@ -234,7 +232,6 @@ class Connection:
         finally:
             self._dial_task = None
             self._maybe_finished()
-        self.dialing = False
         if self.closing:
             self.close_sides()
             return

@@ -263,3 +263,29 @@ def test_every_value_is_frozen_and_every_event_compares_as_a_mapping() -> None:
         assert "__slots__" in vars(cls), name
     assert release.QueueClosed(1, 0) == {"left": 1, "cancelled": 0}
     assert asyncio.iscoroutinefunction(run)
+
+
+class _AsyncCallable:
+    async def __call__(self, suffix: str = "") -> str:
+        return "called" + suffix
+
+
+async def test_a_partial_of_an_async_callable_object_is_a_run() -> None:
+    import functools
+
+    from resilient.release._types import check_run
+
+    check_run("run", functools.partial(_AsyncCallable(), "!"))  # accepted: no error
+    with pytest.raises(ArgumentError, match=r"\(callable but not async\)$"):
+        check_run("run", functools.partial(print, "x"))
+    with pytest.raises(ArgumentError, match=r"\(not callable\)$"):
+        check_run("run", 5)
+
+
+def test_a_replan_takes_nothing_out_unless_told_and_names_a_bad_count() -> None:
+    async def run() -> None:
+        return None
+
+    assert release.Replan(run).takes_out == 0
+    with pytest.raises(ArgumentError, match=r"^Replan\.takes_out must be"):
+        release.Replan(run, takes_out=-1)

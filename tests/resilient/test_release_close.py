@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from resilient.clock import VirtualClock
-from resilient.errors import QueueClosedError
+from resilient.errors import ArgumentTypeError, QueueClosedError
 from resilient.release import (
     Brake,
     Done,
@@ -516,4 +516,42 @@ async def test_a_resume_tells_how_long_the_pause_lasted_from_when_it_began() -> 
     assert [dict(event.attributes) for event in recorder.named("resumed", "release")] == [
         {"paused_for": 3.0, "queued": 0}
     ]
+    await queue.close()
+
+
+async def test_a_second_close_that_cancels_ends_the_running_actions_as_cancelled() -> None:
+    """close() waits for running actions; a close(cancel=True) meanwhile cancels them: they
+    end as failed with the reason ``cancelled``, not as a failure of their own."""
+    fleet = world()
+    bus, recorder = recorded()
+    queue = make_queue(fleet, events=bus)
+    ticket = queue.submit("k", fleet.action("k", seconds=100.0), based_on=1)
+    await settle()
+    first = asyncio.create_task(queue.close())
+    await settle()
+    assert not first.done()  # waits for the running action
+    assert await queue.close(cancel=True) == ()
+    await first
+    outcome = await ticket
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.error, asyncio.CancelledError)
+    [failed] = recorder.named("failed")
+    assert failed.attributes["reason"] == "cancelled"
+    assert no_tasks_left()
+
+
+async def test_close_names_its_bad_argument() -> None:
+    queue = make_queue(world())
+    with pytest.raises(ArgumentTypeError, match=r"^ReleaseQueue\.close\(cancel\) must be a bool"):
+        await queue.close(cancel="yes")  # type: ignore[arg-type]
+    await queue.close()
+
+
+async def test_the_scheduler_task_is_named_for_the_queue() -> None:
+    fleet = world()
+    queue = make_queue(fleet)
+    queue.pause("hold")
+    queue.submit("k", fleet.action("k"), based_on=1)
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert "ReleaseQueue.scheduler" in names
     await queue.close()

@@ -364,3 +364,20 @@ async def test_with_a_callback_a_breaker_that_opens_while_it_runs_holds_the_acti
     assert queue.pause_reason == "breaker 'dep' is open"
     assert [start.key for start in fleet.starts] == ["ok"]
     assert await queue.close() == (trip,)
+
+
+async def test_the_units_of_a_failed_action_come_back_when_it_ends_or_backs_off() -> None:
+    options = ReleaseOptions(max_attempts=2, backoff_initial=1.0, backoff_jitter=0.0)
+    fleet = world(options)
+    queue = make_queue(fleet)
+    run = fleet.action("k", takes_out=2, fail=100, seconds=1.0)
+    ticket = queue.submit("k", run, based_on=1, takes_out=2)
+    await fleet.clock.sleep(0.5)
+    assert queue.units_out == 2  # running
+    await fleet.clock.sleep(1.0)
+    assert queue.units_out == 0  # failed once, in backoff: it holds nothing
+    assert queue.in_flight == 0
+    outcome = await ticket
+    assert isinstance(outcome, Failed)
+    assert (queue.units_out, queue.in_flight) == (0, 0)
+    await queue.close()

@@ -440,6 +440,8 @@ async def _fake_api(reply: web.Response) -> tuple[web.AppRunner, str]:
             ToxiproxyError,
             "User agent not allowed",
         ),
+        # bytes that are not UTF-8 are read as U+FFFD, not an error of their own
+        (web.Response(status=500, body=b"bad \xff byte\n"), ToxiproxyError, "bad \ufffd byte"),
     ],
 )
 async def test_error_message_is_taken_from_the_body_whatever_the_content_type(

@@ -588,6 +588,10 @@ def _connector_error(error: OSError) -> aiohttp.ClientConnectorError:
             _connector_error(socket.gaierror(-2, "Name or service not known")),
             "cannot connect: Name or service not known",
         ),
+        (  # errno 1, the lowest there is
+            _connector_error(PermissionError(1, "not allowed")),
+            f"cannot connect: {os.strerror(1)}",
+        ),
         (_connector_error(OSError("odd")), "cannot connect: odd"),
         (aiohttp.ServerDisconnectedError(), "the server closed the connection without a reply"),
         (aiohttp.ClientPayloadError("cut short"), "ClientPayloadError: cut short"),

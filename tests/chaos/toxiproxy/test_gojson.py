@@ -148,6 +148,15 @@ def test_numbers_an_int64_cannot_hold_are_named_as_written(go_type: str, literal
     )
 
 
+def test_an_int_is_an_int64_unless_told_otherwise() -> None:
+    assert as_int(decode(b"7"), "S", "attributes.x") == 7
+    with pytest.raises(BadBody) as caught:
+        as_int(decode(b"1.5"), "S", "attributes.x")
+    assert str(caught.value) == (
+        "json: cannot unmarshal number 1.5 into Go struct field S.attributes.x of type int64"
+    )
+
+
 @pytest.mark.parametrize(("value", "shown"), [(True, "bool"), ("1", "string"), ([1], "array")])
 def test_an_int_of_the_wrong_kind_is_a_type_error(value: object, shown: str) -> None:
     with pytest.raises(BadBody) as caught:
@@ -339,6 +348,15 @@ def test_encode_refuses_what_go_json_cannot_carry(value: object, name: str) -> N
         (b" \t\r\n", "EOF"),
         (b"X", "invalid character 'X' looking for beginning of value"),
         (b"\x0c1", "invalid character '\\f' looking for beginning of value"),
+        # Go's whitespace is space, tab, CR and LF only: other whitespace is not skipped, before
+        # a value Python would read or at the end of the body
+        (b"\x0c[1]", "invalid character '\\f' looking for beginning of value"),
+        (b"\x0b{}", "invalid character '\\v' looking for beginning of value"),
+        (
+            b'\xc2\xa0"a"',
+            "invalid character '\u00c2' looking for beginning of value",
+        ),  # Go names a byte
+        (b" \x0c", "invalid character '\\f' looking for beginning of value"),
         (b"\xa01", "invalid character '\\u00a0' looking for beginning of value"),
         (b"  x", "invalid character 'x' looking for beginning of value"),
         (b"1.", "unexpected EOF"),

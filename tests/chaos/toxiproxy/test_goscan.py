@@ -162,6 +162,9 @@ def test_a_byte_is_named_as_gos_quotechar_names_it(byte: int, shown: str) -> Non
         (b'"\\X"', "invalid character 'X' in string escape code"),
         (b'"\\', "unexpected EOF"),
         (b"1eX5", "invalid character 'X' in exponent of numeric literal"),
+        # ':' is the byte after '9': not a digit, after a decimal point or in an exponent
+        (b"1.:", "invalid character ':' after decimal point in numeric literal"),
+        (b"1e:", "invalid character ':' in exponent of numeric literal"),
         (b"[1X]", "invalid character 'X' after array element"),
         (b'"\\uX"', "invalid character 'X' in \\u hexadecimal character escape"),
         (b'"\\u0"', "invalid character '\"' in \\u hexadecimal character escape"),
@@ -177,6 +180,11 @@ def test_syntax_errors_are_gos(data: bytes, message: str) -> None:
     ("data", "value"),
     [
         (b"1x", 1),  # Go's decoder stops after the first value; the rest is not read
+        (b"[[1],2,[3]]", [[1], 2, [3]]),  # no space after the comma that follows a container
+        # Bytes that are not UTF-8 become U+FFFD, as Go decodes them: in a string read alone
+        # and in a run of simple elements.
+        (b'"a\xffb"', "a\ufffdb"),
+        (b'[["\xff", 1, "\xc3\xa9"]]', [["\ufffd", 1, "\u00e9"]]),
         (b"1X", 1),
         (b"0", 0),
         (b"-1.5e+2", -150.0),

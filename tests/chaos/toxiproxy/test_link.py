@@ -3,8 +3,10 @@
 :class:`WorkBudget` is driven with a loop that only records ``call_soon``, so each round of the
 shared toxic work is ended by hand: the share of each busy link, its floor, and when a round
 ends. ``test_fairness.py`` measures what the budget is for (a responsive API under a flood). A
-:class:`Link` runs over fake sides and a fake connection: when it stops reading, and what a
-toxic that fails does.
+:class:`Link` runs over fake sides and a fake connection (and, where it matters, a loop whose
+clock is stopped and whose timers are recorded): when it stops reading, how its stages sleep,
+how it waits for a paused sink, which stages a change restarts, what a toxic that fails does,
+and when its task yields to the loop (counted in loop turns, not timed).
 """
 
 from __future__ import annotations
@@ -143,11 +145,16 @@ class _Connection:
         self.closed += 1
 
 
-def _link() -> tuple[Link, _Connection, _Side, _Transport]:
+def _link(
+    loop: object = None, budget: object = None
+) -> tuple[Link, _Connection, _Side, _Transport]:
     connection, source, sink, transport = _Connection(), _Side(), _Side(), _Transport()
+    if loop is not None:
+        connection.loop = cast(asyncio.AbstractEventLoop, loop)
+    if budget is not None:
+        connection.proxy.budget = budget
     link = Link(
         cast(Connection, connection),
-        True,
         cast(ProxySide, source),
         cast(ProxySide, sink),
         random.Random(0),
@@ -300,4 +307,263 @@ async def test_reading_resumes_once_the_stages_have_taken_the_queue_below_a_mebi
             break
         await asyncio.sleep(0)
     assert source.reading == [True, False]
+    await _stopped(link)
+
+
+class _RecordingLoop:
+    """The running loop, with its timers recorded and, when ``frozen`` is set, its clock stopped."""
+
+    def __init__(self, frozen: float | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.frozen = frozen
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def time(self) -> float:
+        return self.loop.time() if self.frozen is None else self.frozen
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> object:
+        timer = self.loop.call_later(delay, callback, *args)
+        self.timers.append(timer)
+        return timer
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.loop, name)
+
+
+class _FixedBudget:
+    """A work budget with a fixed share, counting the yields of the links that use it."""
+
+    def __init__(self, share: float) -> None:
+        self._share = share
+        self.yields = 0
+
+    def share(self) -> float:
+        return self._share
+
+    def yielding(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.yields += 1
+
+
+async def _turns(count: int = 20) -> None:
+    """Let the loop come round ``count`` times (a link's task takes a few turns per chunk)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_a_stage_sleep_runs_out_unless_a_toxic_change_cuts_it_short() -> None:
+    loop = _RecordingLoop()
+    link, _connection, _source, _transport = _link(loop)
+    assert await asyncio.wait_for(link.sleep(0), 5) is False  # ran its time out
+    waiting = asyncio.ensure_future(link.sleep(3600))
+    await _turns(2)
+    link.restart_stage(_toxic())  # a toxic changed on the link
+    assert await asyncio.wait_for(waiting, 5) is True
+    (_ran_out, cut_short) = loop.timers
+    assert cut_short.cancelled()  # an hour-long timer does not outlive its wait
+
+
+async def test_a_stage_sleep_for_ever_sets_no_timer_and_ends_at_a_toxic_change() -> None:
+    loop = _RecordingLoop()
+    link, _connection, _source, _transport = _link(loop)
+    waiting = asyncio.ensure_future(link.sleep(None))
+    await _turns(2)
+    assert not waiting.done()
+    link.remove_stage(_toxic())  # a toxic changed on the link (not one of its stages)
+    assert await asyncio.wait_for(waiting, 5) is True
+    assert loop.timers == []
+
+
+async def test_a_link_with_toxics_relays_nothing_before_the_upstream_is_dialled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, connection, _source, transport = _link()
+    connection.dialed = connection.loop.create_future()  # not dialled yet
+    link.add_stage(_toxic())
+    link.feed(b"early")
+    await _turns()
+    assert transport.written == []
+    connection.dialed.set_result(None)
+    await _turns()
+    assert transport.written == [b"early"]
+    await _stopped(link)
+
+
+async def test_a_link_with_toxics_waits_while_its_sink_is_paused_then_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, _source, transport = _link()
+    sink = cast(_Side, link.sink)
+    sink.write_paused = True  # the peer does not read: the sink's buffer is above high water
+    link.add_stage(_toxic())
+    link.feed(b"one")
+    link.feed(b"two")
+    await _turns()
+    assert transport.written == [b"one"]  # written, then the link waits for the sink
+    link.sink_changed()  # a change that is not a resume leaves it waiting
+    await _turns()
+    assert transport.written == [b"one"]
+    sink.write_paused = False
+    link.sink_changed()
+    await _turns()
+    assert transport.written == [b"one", b"two"]
+    link.sink_changed()  # nothing waits for the sink any more: nothing to do
+    await _stopped(link)
+
+
+async def test_stopping_a_link_ends_its_wait_for_a_paused_sink(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, _source, transport = _link()
+    cast(_Side, link.sink).write_paused = True
+    link.add_stage(_toxic())
+    link.feed(b"one")
+    await _turns()
+    task = link.task
+    assert task is not None
+    assert transport.written == [b"one"]
+    link.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert link.task is None
+
+
+async def test_removing_the_first_toxic_restarts_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, _connection, _source, _transport = _link()
+    toxics = [_toxic(), _toxic()]
+    for toxic in toxics:
+        link.add_stage(toxic)
+    first, second = (cast(_Counting, stage) for stage in link.stages)
+    starts = second.starts
+    link.remove_stage(toxics[0])
+    assert link.stages == [second]
+    assert first.removed
+    assert second.starts == starts
+    await _stopped(link)
+
+
+async def test_a_toxic_removed_while_closing_restarts_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    link, connection, _source, _transport = _link()
+    toxics = [_toxic(), _toxic()]
+    for toxic in toxics:
+        link.add_stage(toxic)
+    first = cast(_Counting, link.stages[0])
+    starts = first.starts
+    await _stopped(link)
+    connection.closing = True
+    link.remove_stage(toxics[1])
+    assert first.starts == starts
+
+
+class _Holding(Stage):
+    """Holds each chunk until a toxic changes on the link, then passes it on."""
+
+    async def process(self, chunk: Chunk, emit: Emit) -> None:
+        self.seen = getattr(self, "seen", 0) + 1
+        await self.host.sleep(None)
+        await emit(chunk)
+
+
+class _Seeing(Stage):
+    """Records each chunk it passes on."""
+
+    async def process(self, chunk: Chunk, emit: Emit) -> None:
+        self.seen = getattr(self, "seen", 0) + 1
+        await emit(chunk)
+
+
+async def test_a_chunk_in_flight_skips_a_stage_removed_meanwhile_and_goes_through_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kinds: dict[str, type[Stage]] = {"hold": _Holding, "skip": _Seeing, "rest": _Seeing}
+    monkeypatch.setattr(
+        _link_module, "make_stage", lambda toxic, host: kinds[toxic.name](toxic, host)
+    )
+    link, _connection, _source, transport = _link()
+    toxics = {name: Toxic(name, "noop", "upstream", True, 1.0, {}) for name in kinds}
+    for toxic in toxics.values():
+        link.add_stage(toxic)
+    hold, skip, rest = link.stages
+    link.feed(b"x")
+    await _turns()
+    assert transport.written == []  # held by the first stage
+    link.remove_stage(toxics["skip"])  # the change also releases the held chunk
+    await _turns()
+    assert transport.written == [b"x"]
+    counts = [getattr(stage, "seen", 0) for stage in (hold, skip, rest)]
+    assert counts == [1, 0, 1]
+    await _stopped(link)
+
+
+async def test_a_chunk_goes_through_every_stage_of_the_chain_once_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order: list[str] = []
+
+    class Named(Stage):
+        async def process(self, chunk: Chunk, emit: Emit) -> None:
+            order.append(self.toxic.name)
+            await emit(chunk)
+
+    monkeypatch.setattr(_link_module, "make_stage", Named)
+    link, _connection, _source, transport = _link()
+    for name in ("first", "second", "third"):
+        link.add_stage(Toxic(name, "noop", "upstream", True, 1.0, {}))
+    link.feed(b"x")
+    await _turns()
+    assert order == ["first", "second", "third"]
+    assert transport.written == [b"x"]
+    await _stopped(link)
+
+
+async def test_a_chunk_that_reaches_the_end_while_the_connection_closes_is_not_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Holding)
+    link, connection, _source, transport = _link()
+    toxic = _toxic()
+    link.add_stage(toxic)
+    link.feed(b"x")
+    await _turns()
+    connection.closing = True  # its sockets are closing, the chunk still held
+    link.restart_stage(toxic)  # released
+    await _turns()
+    assert transport.written == []
+    await _stopped(link)
+
+
+async def test_a_link_that_used_its_share_yields_to_the_loop_before_each_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    budget = _FixedBudget(share=0.0)
+    link, _connection, _source, transport = _link(_RecordingLoop(frozen=0.0), budget)
+    link.add_stage(_toxic())
+    link.feed(b"x")  # before the task ever waited: its share starts used up
+    await _turns(10)  # a yield is one turn of the loop, not a timed wait
+    assert transport.written == [b"x"]
+    assert budget.yields == 2  # before the stage, and before the write
+    await _stopped(link)
+
+
+async def test_a_link_that_has_just_waited_works_its_share_before_it_yields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_link_module, "make_stage", _Counting)
+    budget = _FixedBudget(share=1.0)
+    link, _connection, _source, transport = _link(_RecordingLoop(frozen=0.0), budget)
+    link.add_stage(_toxic())
+    await _turns()  # the task waits for data
+    link.feed(b"x")
+    await _turns()
+    assert transport.written == [b"x"]
+    assert budget.yields == 0
     await _stopped(link)
