@@ -93,3 +93,42 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], message: str) -> N
 def test_a_count_too_large_for_any_fleet_is_refused_not_overflowed() -> None:
     with pytest.raises(ArgumentValueError, match=r"fleet_budget\(replicas\)"):
         fleet_budget(replicas=10**400, backend_connections=10, backend_accepts_per_second=10)
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted", "refused", "wants"),
+    [
+        ("replicas", [1, 10**9], 10**9 + 1, "an int >= 1 and <= 1000000000"),
+        ("processes_per_replica", [1, 10**9], 0, "an int >= 1 and <= 1000000000"),
+        ("pools_per_process", [1, 10**9], 10**9 + 1, "an int >= 1 and <= 1000000000"),
+        ("backend_connections", [1e-9, 0.5, math.inf], 0, "a number of connections > 0"),
+        (
+            "backend_accepts_per_second",
+            [1e-9, 0.5, math.inf],
+            0,
+            "a number of connects per second > 0",
+        ),
+    ],
+)
+def test_each_bound_is_where_it_is_written(
+    name: str, accepted: list[object], refused: object, wants: str
+) -> None:
+    base: dict[str, Any] = {
+        "replicas": 1,
+        "backend_connections": 10,
+        "backend_accepts_per_second": 10,
+    }
+    for value in accepted:
+        fleet_budget(**{**base, name: value})
+    with pytest.raises(ArgumentValueError) as raised:
+        fleet_budget(**{**base, name: refused})
+    assert str(raised.value) == f"fleet_budget({name}) must be {wants}, got {refused!r}"
+
+
+def test_a_budget_is_a_frozen_slotted_value() -> None:
+    import dataclasses
+
+    budget = fleet_budget(replicas=1, backend_connections=10, backend_accepts_per_second=10)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        budget.connections = 0  # type: ignore[misc]
+    assert not hasattr(budget, "__dict__")
