@@ -64,6 +64,7 @@ def test_a_rate_over_a_longer_period_counts_per_second() -> None:
 def test_only_one_bound_exceeded_is_one_problem() -> None:
     budget = fleet_budget(replicas=2, backend_connections=10, backend_accepts_per_second=1e6)
     assert budget.problems() == ["up to 20 connections at once, the backend holds 10: 10 over"]
+    assert not budget.fits  # one bound over is enough
 
 
 @pytest.mark.parametrize(
