@@ -212,9 +212,8 @@ class ConnectGate:
         lived = max(0.0, now - opened_at)
         if lived >= self.options.churn_window:
             return False
-        self._proving_since = None
         self.stats.churned += 1
-        backoff = self._failed(now)
+        backoff = self._failed(now)  # which ends any proof of recovery
         permit = self.breaker.try_acquire()
         if permit is not None:
             permit.failed(ConnectionResetError(f"connection lost after {lived:.3f}s"))
@@ -284,18 +283,15 @@ class ConnectGate:
         try:
             while True:
                 now = self._clock.monotonic()
-                wait: float | None
                 reason = "waiting behind earlier callers"
-                wait = None
+                wait: float | None = None
                 if line[0] is me:
                     permit = self._admit(now)
                     if permit is not None:
                         return permit
                     blocked = self._blocked(now)
-                    if blocked is not None:
+                    if blocked is not None:  # else the breaker refused a probe just taken
                         reason, wait = blocked
-                    else:  # the breaker refused the probe another caller just took
-                        wait = None
                 if wait is not None and now + wait > deadline:
                     raise self._refused(reason, wait)
                 if now >= deadline:
