@@ -396,6 +396,8 @@ def test_an_exclusion_is_an_exception_type_or_a_predicate() -> None:
 
 # Each field's bounds, written out (not derived from its rule, which a test must be able to
 # catch changing): the last value accepted on each side, and the first refused with its words.
+_GATE, _POOL = resilient.GateOptions, resilient.PoolOptions
+
 BOUNDS: list[tuple[type, str, list[object], object, str]] = [
     (resilient.BreakerOptions, "failure_threshold", [1], 0, "an int >= 1"),
     (resilient.BreakerOptions, "reset_timeout", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
@@ -433,6 +435,41 @@ BOUNDS: list[tuple[type, str, list[object], object, str]] = [
     (resilient.GuardOptions, "instances", [1], 0, "an int >= 1"),
     (resilient.GuardOptions, "fault_keys", [1], 0, "an int >= 1"),
     (resilient.GuardOptions, "fault_window", [1e-9], 0, "a finite number of seconds > 0"),
+    (_GATE, "max_connecting", [1], 0, "an int >= 1"),
+    (_GATE, "connect_timeout", [1e-9], 0, "a finite number of seconds > 0"),
+    (_GATE, "backoff_initial", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
+    (_GATE, "backoff_multiplier", [1, 1.0], 0.999, "a finite number of times >= 1"),
+    (
+        _GATE,
+        "backoff_jitter",
+        [0, 1],
+        1.001,
+        "a finite number of share >= 0 and <= 1",
+    ),
+    (_GATE, "backoff_jitter", [], -0.001, "a finite number of share >= 0 and <= 1"),
+    (_GATE, "backoff_max", [1.0, 1e9], -1e-9, "a finite number of seconds >= 0"),
+    (_GATE, "backoff_max", [], math.inf, "a finite number of seconds >= 0"),
+    (_GATE, "churn_window", [0, 1e9], -1e-9, "a finite number of seconds >= 0"),
+    (_GATE, "churn_window", [], math.inf, "a finite number of seconds >= 0"),
+    (_POOL, "max_size", [1], 0, "an int >= 1"),
+    (_POOL, "min_size", [0], -1, "an int >= 0"),
+    (_POOL, "warm_jitter", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
+    (_POOL, "acquire_timeout", [1e-9], 0, "a finite number of seconds > 0"),
+    (_POOL, "acquire_timeout", [], math.inf, "a finite number of seconds > 0"),
+    (_POOL, "max_waiting", [0], -1, "an int >= 0"),
+    (_POOL, "idle_timeout", [1e-9, math.inf], 0, "a number of seconds > 0"),
+    (_POOL, "max_lifetime", [1e-9, math.inf], 0, "a number of seconds > 0"),
+    (
+        _POOL,
+        "lifetime_jitter",
+        [0, 1],
+        1.001,
+        "a finite number of share >= 0 and <= 1",
+    ),
+    (_POOL, "check_after_idle", [0, math.inf], -1e-9, "a number of seconds >= 0"),
+    (_POOL, "housekeeping", [1e-9], 0, "a finite number of seconds > 0"),
+    (_POOL, "housekeeping", [], math.inf, "a finite number of seconds > 0"),
+    (_POOL, "rebuild_step", [1], 0, "an int >= 1"),
 ]
 
 

@@ -4,7 +4,6 @@ fields that contradict each other."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -55,48 +54,6 @@ def test_the_pool_defaults_are_the_documented_anchors() -> None:
         30.0,
         1,
     )
-
-
-BOUNDS: list[tuple[type, str, list[object], object, str]] = [
-    (GateOptions, "max_connecting", [1], 0, "an int >= 1"),
-    (GateOptions, "connect_timeout", [1e-9], 0, "a finite number of seconds > 0"),
-    (GateOptions, "backoff_initial", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
-    (GateOptions, "backoff_multiplier", [1, 1.0], 0.999, "a finite number of times >= 1"),
-    (GateOptions, "backoff_jitter", [0, 1], 1.001, "a finite number of share >= 0 and <= 1"),
-    (GateOptions, "backoff_jitter", [], -0.001, "a finite number of share >= 0 and <= 1"),
-    (GateOptions, "backoff_max", [1.0, 1e9], -1e-9, "a finite number of seconds >= 0"),
-    (GateOptions, "backoff_max", [], math.inf, "a finite number of seconds >= 0"),
-    (GateOptions, "churn_window", [0, 1e9], -1e-9, "a finite number of seconds >= 0"),
-    (GateOptions, "churn_window", [], math.inf, "a finite number of seconds >= 0"),
-    (PoolOptions, "max_size", [1], 0, "an int >= 1"),
-    (PoolOptions, "min_size", [0], -1, "an int >= 0"),
-    (PoolOptions, "warm_jitter", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
-    (PoolOptions, "acquire_timeout", [1e-9], 0, "a finite number of seconds > 0"),
-    (PoolOptions, "acquire_timeout", [], math.inf, "a finite number of seconds > 0"),
-    (PoolOptions, "max_waiting", [0], -1, "an int >= 0"),
-    (PoolOptions, "idle_timeout", [1e-9, math.inf], 0, "a number of seconds > 0"),
-    (PoolOptions, "max_lifetime", [1e-9, math.inf], 0, "a number of seconds > 0"),
-    (PoolOptions, "lifetime_jitter", [0, 1], 1.001, "a finite number of share >= 0 and <= 1"),
-    (PoolOptions, "check_after_idle", [0, math.inf], -1e-9, "a number of seconds >= 0"),
-    (PoolOptions, "housekeeping", [1e-9], 0, "a finite number of seconds > 0"),
-    (PoolOptions, "housekeeping", [], math.inf, "a finite number of seconds > 0"),
-    (PoolOptions, "rebuild_step", [1], 0, "an int >= 1"),
-]
-
-
-@pytest.mark.parametrize(
-    ("cls", "name", "accepted", "refused", "wants"),
-    BOUNDS,
-    ids=[f"{cls.__name__}.{name}-{refused}" for cls, name, _, refused, _ in BOUNDS],
-)
-def test_each_bound_is_where_it_is_written(
-    cls: type, name: str, accepted: list[object], refused: object, wants: str
-) -> None:
-    for value in accepted:
-        assert getattr(cls(**{name: value}), name) == value
-    with pytest.raises(ArgumentValueError) as raised:
-        cls(**{name: refused})
-    assert str(raised.value) == f"{cls.__name__}.{name} must be {wants}, got {refused!r}"
 
 
 @pytest.mark.parametrize(
