@@ -445,3 +445,43 @@ def test_a_fresh_pool_counts_nothing_and_its_stats_are_a_frozen_slotted_snapshot
         stats.open = 1  # type: ignore[misc]
     assert not hasattr(stats, "__dict__")
     assert not hasattr(Counters(), "__dict__")
+
+
+async def test_a_connection_past_its_lifetime_is_never_lent_again(
+    virtual_clock: VirtualClock,
+) -> None:
+    backend = Backend(virtual_clock)
+    options = PoolOptions(max_lifetime=10.0, lifetime_jitter=0.0, housekeeping=10**6)
+    pool = pool_for(backend, options)
+    async with pool.acquire() as first:
+        assert first == 1
+    await virtual_clock.sleep(10.0)  # exactly at the end of its lifetime: no longer lent
+    async with pool.acquire() as second:
+        assert second == 2
+    await closes_run()
+    assert backend.closed == [1]
+    assert pool.stats.expired == 1
+    await settled(pool, backend)
+
+
+async def test_a_failed_check_says_so_and_counts_as_a_lost_connection(
+    virtual_clock: VirtualClock,
+) -> None:
+    bus, recorder = quiet(), EventRecorder()
+    bus.subscribe(recorder)
+    backend = Backend(virtual_clock)
+
+    async def check(connection: int) -> bool:
+        return False
+
+    gate = ConnectGate("backend", GateOptions(churn_window=100.0), clock=virtual_clock, events=bus)
+    pool = pool_for(backend, PoolOptions(check_after_idle=0.5), check=check, gate=gate, events=bus)
+    async with pool.acquire():
+        pass
+    await virtual_clock.sleep(1.0)
+    async with pool.acquire() as fresh:
+        assert fresh == 2
+    [discarded] = recorder.named("discarded")
+    assert discarded.attributes == {"reason": "check failed", "age": 1.0}
+    assert pool.stats.churned == 1  # lost within the gate's churn window
+    await settled(pool, backend)
