@@ -49,6 +49,16 @@ asyncio.run(main())
 """
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child: SIGINT handled by default, as when a user runs the command at a terminal.
+
+    A shell starts a background job (``cmd &``) with SIGINT ignored, and a child keeps an
+    ignored signal ignored across exec; Python then installs no handler at all. A test suite
+    run in the background would otherwise test a ``chaos run`` that cannot be interrupted.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env(work: Path) -> dict[str, str]:
     env = {**os.environ, "TMPDIR": str(work)}  # redis-server's --dir goes under it
     env.pop("TOXIPROXY_URL", None)
@@ -62,6 +72,7 @@ def _redis_start(work: Path, offset: float | None) -> tuple[int, bool]:
     process = subprocess.Popen(
         [sys.executable, "-c", _REDIS_SCRIPT],
         cwd=work, env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -85,6 +96,7 @@ def _startup_seconds(work: Path) -> float:
     process = subprocess.Popen(
         [sys.executable, "-c", _REDIS_SCRIPT],
         cwd=work, env=_env(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_at_a_terminal,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -136,7 +148,7 @@ def _interrupt_run(
     with stderr.open("w") as err:
         process = subprocess.Popen(
             [sys.executable, *_RUN], cwd=work, env=_env(work), stdout=subprocess.DEVNULL,
-            stderr=err,
+            stderr=err, preexec_fn=_sigint_as_at_a_terminal,
         )  # fmt: skip
     ports: set[int] = set()
     signalled = threading.Event()
