@@ -33,7 +33,8 @@ The engine knows no pattern: patterns come in through the arms' code only.
 
 One module per part, every public name re-exported here: ``_topology`` (servers, proxies),
 ``_timeline`` (faults, windows), ``_arms`` (arms and what they get), ``_measure`` (the run
-data SLOs measure, their results and shared shape), ``_slo`` (the SLOs), ``_noise`` (whether a
+data SLOs measure, their results and shared shape), ``_slo`` (the SLOs; those that compare
+two groups of latencies in ``_compared``), ``_noise`` (whether a
 difference of percentiles is beyond its window's noise), ``_premise`` (what a scenario assumes
 of its environment), ``_scenario`` (:class:`Scenario`,
 :class:`Incident`, the checks made when one is built) and ``_verdicts``.

@@ -104,11 +104,10 @@ of the limited requests during each fault answered 429.
 
 ``--scale`` shortens every span and window (not the 2 s toxic latency, the 20 ms budget or the
 breaker's 1 s probe interval). :data:`MIN_SCALE` is the smallest that keeps the scenario's
-meaning: below it an onset window holds fewer than the 100 control requests a p99 needs
-(below about 0.3, besides, a fault starts before the breaker's probe has found Redis back after
-the previous one). Raising the control rate to go lower would load the very machine the added
-latency is measured on, so ``chaos run --scale`` refuses a smaller factor up front, in one
-line, and says why.
+meaning: below it an onset window holds fewer than the 100 control requests a p99 needs (below
+about 0.3, besides, a fault starts before the breaker's probe has found Redis back after the
+previous one). ``chaos run --scale`` refuses a smaller factor up front, and says why (more
+control requests would load the machine the latency is measured on).
 """
 
 from __future__ import annotations
