@@ -20,6 +20,12 @@
                ├── PoolTimeoutError      ... within the acquire timeout (also a TimeoutError)
                ├── PoolExhaustedError    ... as too many callers already wait
                └── PoolClosedError       ... as it is closed (also a RuntimeError)
+          ├── ConfigRejectedError        a configuration failed validation; nothing changed
+          │                              (also a ValueError)
+          └── RolloutError               a config rollout or store refused a request
+               ├── RolloutStateError     ... not allowed in the rollout's state
+               │                         (also a RuntimeError)
+               └── ConfigConflictError   ... another writer changed the store first
 
 Catch :class:`ResilientError` for everything, or the leaf you handle. Each error also derives
 from the builtin exception it has always been, so an ``except ValueError``, ``except TypeError``
@@ -40,6 +46,10 @@ What each means for a caller:
   breaker is open, or it is in backoff) or the gate is busy, beyond the caller's deadline.
   ``retry_after`` says when an attempt could start, when the gate knows.
 - :class:`PoolError`: no connection was handed out, and nothing leaked; which leaf says why.
+- :class:`ConfigRejectedError`: the configuration was not stored or rolled out; ``problems``
+  names each field and rule it broke.
+- :class:`RolloutError`: the request changed nothing: the rollout is not in a state that allows
+  it (:class:`RolloutStateError`), or another writer won (:class:`ConfigConflictError`).
 
 This module imports nothing but the standard library, so catching an error never costs an
 import of a pattern's dependencies.
@@ -57,6 +67,8 @@ __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
     "CircuitOpenError",
+    "ConfigConflictError",
+    "ConfigRejectedError",
     "ConfigurationError",
     "ConnectRefusedError",
     "LimiterUnavailable",
@@ -67,6 +79,8 @@ __all__ = [
     "QueueClosedError",
     "RedisLimiterUnavailable",
     "ResilientError",
+    "RolloutError",
+    "RolloutStateError",
 ]
 
 
@@ -165,3 +179,35 @@ class PoolExhaustedError(PoolError):
 
 class PoolClosedError(PoolError, RuntimeError):
     """The pool is closed: it hands out nothing, and closes what is given back."""
+
+
+class ConfigRejectedError(ResilientError, ValueError):
+    """A configuration failed validation and changed nothing. ``problems`` holds one
+    ``(field, rule, message)`` triple per fault: ``field`` is a dotted path into the
+    configuration (``regions.eu.targets``), or ``""`` for the whole of it."""
+
+    def __init__(self, problems: tuple[tuple[str, str, str], ...]) -> None:
+        self.problems = problems
+        shown = "; ".join(
+            f"{field or '<config>'}: {message} [{rule}]" for field, rule, message in problems
+        )
+        super().__init__(f"configuration rejected: {shown}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[ConfigRejectedError], tuple[tuple[tuple[str, str, str], ...]]]:
+        """Pickled with every problem, so it crosses a process boundary whole."""
+        return type(self), (self.problems,)
+
+
+class RolloutError(ResilientError):
+    """A :class:`~resilient.rollout.ConfigRollout` or a config store refused a request, and
+    nothing changed."""
+
+
+class RolloutStateError(RolloutError, RuntimeError):
+    """The request is not allowed in the rollout's current state (the message names both)."""
+
+
+class ConfigConflictError(RolloutError):
+    """Another writer changed the store's current version first (compare-and-set lost)."""

@@ -1,0 +1,521 @@
+"""ConfigRollout: a candidate configuration through canary stages, judged against a control
+cohort, rolled back by itself when it does worse.
+
+The guarantees:
+
+- Nothing changes before validation passes; a rejected candidate is recorded with its reason.
+- A stage is passed only when its bake time is over *and* every gate passed with its minimum
+  sample on both sides, in one evaluation: missing data never promotes.
+- A violated gate (beyond ``failure_limit``) rolls back at that evaluation: within one
+  ``evaluation_interval`` of the samples that show it. A rollback takes effect in this process
+  before anything is awaited (``config_for`` answers the baseline at once), then is written to
+  the store.
+- One rollout at a time; every transition is an event and a log entry, with its reason.
+- The store's current version changes only when a rollout completes (compare-and-set against
+  the version it started from) or the kill switch restores the last known good one.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from resilient._validate import Instance, Text, check
+from resilient.clock import SYSTEM_CLOCK, Clock
+from resilient.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    ConfigConflictError,
+    ConfigRejectedError,
+    RolloutStateError,
+)
+from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
+from resilient.rollout._cohort import bucket_of, threshold
+from resilient.rollout._events import (
+    ROLLOUT_EVENT_SOURCE,
+    ConfigRejected,
+    GatesEvaluated,
+    KillSwitchSet,
+    RolledBack,
+    RolloutCompleted,
+    RolloutPaused,
+    RolloutResumed,
+    RolloutStarted,
+    StageStarted,
+)
+from resilient.rollout._gates import LATENCY, CohortSamples, GateResult, Verdict
+from resilient.rollout._options import DEFAULT_ROLLOUT_OPTIONS, RolloutOptions, Stage
+from resilient.rollout._schema import ConfigSchema, Validator, parse_and_validate
+from resilient.rollout._store import ConfigStore, ConfigVersion, check_config_bytes
+
+__all__ = ["ConfigRollout", "RolloutState", "RolloutStatus", "Served"]
+
+C = TypeVar("C")
+
+
+class RolloutState(enum.Enum):
+    IDLE = "idle"
+    """No rollout has run since the rollout was opened."""
+    RUNNING = "running"
+    PAUSED = "paused"
+    """Holding its stage: promotes nothing, but its gates still roll back."""
+    COMPLETED = "completed"
+    ROLLED_BACK = "rolled_back"
+
+
+_ACTIVE = (RolloutState.RUNNING, RolloutState.PAUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[C]):
+    """What one request sees: ``config`` (of stored version ``version``), whether it is the
+    canary's, and the stage it was served in (pass it back to ``record``)."""
+
+    version: int
+    config: C
+    canary: bool
+    epoch: int
+    """Which stage of which rollout served it: a sample of another stage is not counted."""
+
+
+@dataclass(slots=True)
+class RolloutStatus:
+    """Where the rollout stands, and what its gates last said."""
+
+    state: RolloutState = RolloutState.IDLE
+    baseline: int | None = None
+    candidate: int | None = None
+    stage: int = -1
+    stage_started: float = 0.0
+    evaluations: int = 0
+    violations: int = 0
+    missing: int = 0
+    errors: int = 0
+    canary_requests: int = 0
+    control_requests: int = 0
+    last_results: tuple[GateResult, ...] = ()
+    killed: bool = False
+    history: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=1000))
+    """``(time, transition, reason)`` of the latest transitions (also in the store's log)."""
+    store_errors: int = 0
+    """Log entries the store could not take (the transition happened; see ``history``)."""
+
+
+class ConfigRollout(Generic[C]):
+    """Safe rollout of the configuration kept in ``store``, parsed by ``schema`` and checked by
+    ``validators``. Call :meth:`open` once, then answer every request with :meth:`config_for`
+    and report its outcome with :meth:`record`; :meth:`start` a candidate and :meth:`run` the
+    evaluations (or call :meth:`evaluate` on your own schedule). Use one from one event loop.
+    """
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        options: RolloutOptions = DEFAULT_ROLLOUT_OPTIONS,
+        *,
+        schema: ConfigSchema[C],
+        validators: Sequence[Validator] = (),
+        name: str = "config",
+        clock: Clock = SYSTEM_CLOCK,
+        events: EventBus = DEFAULT_EVENTS,
+    ) -> None:
+        self.store: ConfigStore = check(
+            "ConfigRollout.store", store, Instance(ConfigStore, "a ConfigStore")
+        )
+        self.options: RolloutOptions = check(
+            "ConfigRollout.options", options, Instance(RolloutOptions, "a RolloutOptions")
+        )
+        if not callable(getattr(schema, "parse", None)):
+            raise ArgumentTypeError(
+                f"ConfigRollout.schema must have a parse(data) method, got {schema!r}"
+            )
+        if not all(callable(validator) for validator in validators):
+            raise ArgumentTypeError("ConfigRollout.validators must be callables")
+        self.name: str = check("ConfigRollout.name", name, Text(non_empty=True))
+        check("ConfigRollout.clock", clock, Instance(Clock, "a Clock"))
+        check("ConfigRollout.events", events, Instance(EventBus, "an EventBus"))
+        if self.options.stages and not self.options.gates:
+            raise ArgumentValueError(
+                "ConfigRollout.options.gates must not be empty when there are stages"
+            )
+        self.schema = schema
+        self.validators = tuple(validators)
+        self.status = RolloutStatus()
+        self._clock = clock
+        self._emit = Emitter(ROLLOUT_EVENT_SOURCE, events, clock)
+        self._metrics = {metric for gate in self.options.gates for metric in gate.metrics}
+        self._baseline: Served[C] | None = None
+        self._canary: Served[C] | None = None
+        self._control: Served[C] | None = None
+        self._candidate: ConfigVersion | None = None
+        self._candidate_config: C | None = None
+        self._salt = b""
+        self._threshold = 0
+        self._cohorts: frozenset[str] = frozenset()
+        self._epoch = 0
+        self._samples = (CohortSamples(1), CohortSamples(1))
+        self._busy = False
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the store's current version (validated as any candidate): ``config_for``
+        answers from then on. A store with no current version is an error."""
+        current = await self.store.current()
+        if current is None:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}).open(): the store has no current version "
+                "(publish a first one with ConfigRollout.start on an empty store's bootstrap)"
+            )
+        self._set_baseline(current, parse_and_validate(self.schema, self.validators, current.data))
+
+    async def bootstrap(self, data: bytes, reason: str = "first version") -> None:
+        """Store ``data`` as the first version, current and good (validated first): for an
+        empty store only."""
+        data = check_config_bytes("ConfigRollout.bootstrap(data)", data)
+        config = self._validate(data)
+        version = await self.store.store(data, reason)
+        await self.store.activate(version.number, expected=None, reason=reason)
+        await self.store.mark_good(version.number, reason)
+        self._set_baseline(version, config)
+
+    def _set_baseline(self, version: ConfigVersion, config: C) -> None:
+        self._baseline = Served(version.number, config, False, self._epoch)
+        self.status.baseline = version.number
+
+    def config_for(self, key: str, cohort: str | None = None) -> Served[C]:
+        """What the request of ``key`` (a user, a tenant: a str) sees; ``cohort`` is its named
+        cohort (a region, a cell) when the stages are by cohort. Constant time, no I/O."""
+        if self._canary is None or self._control is None:
+            if self._baseline is None:
+                raise RolloutStateError(
+                    f"ConfigRollout({self.name!r}) is not open: await open() first"
+                )
+            return self._baseline
+        if self._cohorts:
+            return self._canary if cohort in self._cohorts else self._control
+        return self._canary if bucket_of(self._salt, key) < self._threshold else self._control
+
+    def record(
+        self,
+        served: Served[C],
+        *,
+        ok: bool,
+        latency: float | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> bool:
+        """Count the outcome of a request ``served`` by :meth:`config_for`: ``ok`` (it
+        succeeded), its ``latency`` in seconds and any other ``metrics`` a gate reads. False
+        when it is not counted: served in another stage, or no rollout runs. Bad input raises
+        and counts nothing."""
+        if not isinstance(served, Served):
+            raise ArgumentTypeError(
+                f"ConfigRollout.record(served) must be a Served, got {type(served).__name__}"
+            )
+        if type(ok) is not bool:
+            raise ArgumentTypeError(
+                f"ConfigRollout.record(ok) must be a bool, got {type(ok).__name__}"
+            )
+        values: list[tuple[str, float]] = []
+        if latency is not None:
+            values.append((LATENCY, _sample("ConfigRollout.record(latency)", latency)))
+        for metric, value in (metrics or {}).items():
+            if metric not in self._metrics:
+                raise ArgumentValueError(
+                    f"ConfigRollout.record(metrics) names {metric!r}, which no gate reads "
+                    f"(read: {sorted(self._metrics)})"
+                )
+            values.append((metric, _sample(f"ConfigRollout.record(metrics[{metric!r}])", value)))
+        if served.epoch != self._epoch or self.status.state not in _ACTIVE:
+            return False
+        side = self._samples[0] if served.canary else self._samples[1]
+        side.total += 1
+        side.successes += ok
+        for metric, value in values:
+            if metric in self._metrics:
+                side.values(metric).append(value)
+        if served.canary:
+            self.status.canary_requests += 1
+        else:
+            self.status.control_requests += 1
+        return True
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _validate(self, data: bytes) -> C:
+        try:
+            return parse_and_validate(self.schema, self.validators, data)
+        except ConfigRejectedError as error:
+            self._emit(ConfigRejected(self.name, error.problems))
+            self._note("rejected", str(error))
+            raise
+
+    def _note(self, transition: str, reason: str) -> None:
+        self.status.history.append((self._clock.monotonic(), transition, reason))
+
+    async def _log(self, action: str, version: int | None, reason: str) -> None:
+        try:
+            await self.store.record(action, version, reason)
+        except Exception:  # the transition happened; the store's log missed it (see history)
+            self.status.store_errors += 1
+
+    async def start(self, data: bytes, reason: str) -> int:
+        """Validate ``data``, store it, and begin its rollout (or, with no stages, make it
+        current at once). Returns its version number. Raises
+        :class:`~resilient.errors.ConfigRejectedError` (nothing changed) or
+        :class:`~resilient.errors.RolloutStateError` (a rollout runs, the kill switch is on,
+        or the rollout is not open)."""
+        data = check_config_bytes("ConfigRollout.start(data)", data)
+        reason = check("ConfigRollout.start(reason)", reason, Text(non_empty=True))
+        if self._busy or self.status.state in _ACTIVE:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}): a rollout is "
+                f"{self.status.state.value}; one at a time"
+            )
+        if self.status.killed:
+            raise RolloutStateError(f"ConfigRollout({self.name!r}): the kill switch is on")
+        if self._baseline is None:
+            raise RolloutStateError(f"ConfigRollout({self.name!r}) is not open: await open() first")
+        self._busy = True
+        try:
+            try:
+                config = self._validate(data)
+            except ConfigRejectedError as error:
+                await self._log("rejected", None, f"{reason}: {error}")
+                raise
+            version = await self.store.store(data, reason)
+        finally:
+            self._busy = False
+        self._candidate, self._candidate_config = version, config
+        self.status.candidate = version.number
+        self.status.state = RolloutState.RUNNING
+        self._salt = f"{self.name}:{version.number}".encode()[:64]
+        self._emit(
+            RolloutStarted(
+                self.name, version.number, self.status.baseline, len(self.options.stages)
+            )
+        )
+        self._note("started", reason)
+        await self._log("started", version.number, reason)
+        await self._enter(0, reason)
+        return version.number
+
+    async def _enter(self, index: int, reason: str) -> None:
+        if index >= len(self.options.stages):
+            await self._complete(reason)
+            return
+        stage: Stage = self.options.stages[index]
+        assert self._candidate is not None
+        assert self._baseline is not None
+        self._epoch += 1
+        self._threshold = 0 if stage.percent is None else threshold(stage.percent)
+        self._cohorts = (
+            self._cohorts | frozenset(stage.cohorts) if index else frozenset(stage.cohorts)
+        )
+        self._samples = (
+            CohortSamples(self.options.max_samples),
+            CohortSamples(self.options.max_samples),
+        )
+        self._canary = Served(self._candidate.number, self._candidate_config, True, self._epoch)  # type: ignore[arg-type]
+        self._control = Served(self._baseline.version, self._baseline.config, False, self._epoch)
+        status = self.status
+        status.stage, status.stage_started = index, self._clock.monotonic()
+        status.evaluations = status.violations = status.missing = status.errors = 0
+        status.canary_requests = status.control_requests = 0
+        self._emit(
+            StageStarted(self.name, index, stage.percent, tuple(sorted(self._cohorts)), reason)
+        )
+        self._note("stage_started", f"stage {index}: {reason}")
+        await self._log("stage_started", self._candidate.number, f"stage {index}: {reason}")
+
+    def _stop_serving_candidate(self) -> None:
+        self._canary = self._control = None
+        self._cohorts = frozenset()
+        self._epoch += 1
+
+    async def _complete(self, reason: str) -> None:
+        assert self._candidate is not None
+        assert self._baseline is not None
+        candidate = self._candidate
+        try:
+            await self.store.activate(
+                candidate.number, expected=self._baseline.version, reason=reason
+            )
+        except ConfigConflictError as error:
+            await self._roll_back(f"not completed: {error}")
+            return
+        except Exception as error:  # the store is down: hold the last stage, try again next time
+            self.status.store_errors += 1
+            self._note(
+                "store_error", f"not completed, the store failed: {type(error).__name__}: {error}"
+            )
+            return
+        self._set_baseline(candidate, self._candidate_config)  # type: ignore[arg-type]
+        self._stop_serving_candidate()
+        self.status.state = RolloutState.COMPLETED
+        self._emit(RolloutCompleted(self.name, candidate.number, reason))
+        self._note("completed", reason)
+        try:
+            await self.store.mark_good(candidate.number, reason)
+        except Exception as error:
+            self.status.store_errors += 1
+            self._note("store_error", f"not marked good: {type(error).__name__}: {error}")
+
+    async def _roll_back(self, reason: str) -> None:
+        assert self._candidate is not None
+        self._stop_serving_candidate()
+        self.status.state = RolloutState.ROLLED_BACK
+        seconds = self._clock.monotonic() - self.status.stage_started
+        restored = self.status.baseline
+        self._emit(
+            RolledBack(
+                self.name, self._candidate.number, restored, self.status.stage, seconds, reason
+            )
+        )
+        self._note("rolled_back", reason)
+        await self._log("rolled_back", self._candidate.number, reason)
+
+    async def evaluate(self) -> tuple[GateResult, ...]:
+        """Run every gate once on this stage's samples, and act: roll back past a budget,
+        promote when the bake time is over and every gate passed. Returns the verdicts (none
+        when no rollout runs)."""
+        status = self.status
+        if status.state not in _ACTIVE:
+            return ()
+        canary, control = self._samples
+        results = tuple(_judge(gate, canary, control) for gate in self.options.gates)
+        status.evaluations += 1
+        status.last_results = results
+        self._emit(
+            GatesEvaluated(
+                self.name, status.stage, tuple((r.gate, r.verdict.value, r.detail) for r in results)
+            )
+        )
+        verdicts = {result.verdict for result in results}
+        failed = [r for r in results if r.verdict is Verdict.VIOLATION]
+        if failed:
+            status.violations += 1
+            if status.violations > self.options.failure_limit:
+                await self._roll_back(
+                    "gate failed: " + "; ".join(f"{r.gate}: {r.detail}" for r in failed)
+                )
+                return results
+        broken = [r for r in results if r.verdict is Verdict.ERROR]
+        if broken:
+            status.errors += 1
+            if status.errors > self.options.error_limit:
+                await self._roll_back(
+                    "gate error: " + "; ".join(f"{r.gate}: {r.detail}" for r in broken)
+                )
+                return results
+        stage = self.options.stages[status.stage]
+        baked = self._clock.monotonic() - status.stage_started >= stage.bake
+        if Verdict.MISSING in verdicts and baked:
+            status.missing += 1
+            if status.missing > self.options.missing_limit:
+                missing = [r for r in results if r.verdict is Verdict.MISSING]
+                await self._roll_back(
+                    "missing data: " + "; ".join(f"{r.gate}: {r.detail}" for r in missing)
+                )
+                return results
+        if verdicts == {Verdict.PASS} and baked and status.state is RolloutState.RUNNING:
+            await self._enter(status.stage + 1, f"stage {status.stage} passed its gates")
+        return results
+
+    async def run(self) -> RolloutState:
+        """Evaluate every ``evaluation_interval`` until the rollout completes or rolls back."""
+        while self.status.state in _ACTIVE:
+            await self._clock.sleep(self.options.evaluation_interval)
+            await self.evaluate()
+        return self.status.state
+
+    def _require_active(self, action: str) -> None:
+        if self.status.state not in _ACTIVE:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}).{action}(): no rollout runs "
+                f"(it is {self.status.state.value})"
+            )
+
+    async def pause(self, reason: str) -> None:
+        """Hold the current stage: nothing is promoted until :meth:`resume`."""
+        self._require_active("pause")
+        self.status.state = RolloutState.PAUSED
+        self._emit(RolloutPaused(self.name, self.status.stage, reason))
+        self._note("paused", reason)
+        await self._log("paused", self.status.candidate, reason)
+
+    async def resume(self, reason: str) -> None:
+        if self.status.state is not RolloutState.PAUSED:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}).resume(): "
+                f"it is {self.status.state.value}, not paused"
+            )
+        self.status.state = RolloutState.RUNNING
+        self._emit(RolloutResumed(self.name, self.status.stage, reason))
+        self._note("resumed", reason)
+        await self._log("resumed", self.status.candidate, reason)
+
+    async def promote(self, reason: str) -> None:
+        """An operator's decision: pass the current stage now, without its bake time or
+        sample, unless a gate was violated in it (a failed stage is never passed)."""
+        self._require_active("promote")
+        if self.status.violations:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}).promote(): "
+                f"a gate was violated in stage {self.status.stage}"
+            )
+        self.status.state = RolloutState.RUNNING
+        await self._enter(self.status.stage + 1, f"promoted: {reason}")
+
+    async def abort(self, reason: str) -> None:
+        """Roll back now: everyone on the baseline."""
+        self._require_active("abort")
+        await self._roll_back(f"aborted: {reason}")
+
+    async def kill(self, reason: str) -> None:
+        """The kill switch: any rollout rolls back, everyone gets the last known good version
+        (made current in the store if it is not), and no rollout starts until :meth:`unkill`."""
+        self.status.killed = True
+        if self.status.state in _ACTIVE:
+            await self._roll_back(f"kill switch: {reason}")
+        self._emit(KillSwitchSet(self.name, True, reason))
+        self._note("killed", reason)
+        good = await self.store.last_good()
+        if good is not None and good.number != self.status.baseline:
+            await self.store.activate(
+                good.number, expected=self.status.baseline, reason=f"kill switch: {reason}"
+            )
+            self._set_baseline(good, parse_and_validate(self.schema, (), good.data))
+        await self._log("killed", self.status.baseline, reason)
+
+    async def unkill(self, reason: str) -> None:
+        self.status.killed = False
+        self._emit(KillSwitchSet(self.name, False, reason))
+        self._note("unkilled", reason)
+        await self._log("unkilled", self.status.baseline, reason)
+
+
+def _sample(where: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ArgumentTypeError(f"{where} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ArgumentValueError(f"{where} must be finite, got {value!r}")
+    return number
+
+
+def _judge(gate: object, canary: CohortSamples, control: CohortSamples) -> GateResult:
+    name = str(getattr(gate, "name", type(gate).__name__))
+    try:
+        result = gate.judge(canary, control)  # type: ignore[attr-defined]
+    except Exception as error:  # a broken gate is an error verdict, never a pass
+        return GateResult(name, Verdict.ERROR, f"{type(error).__name__}: {error}")
+    if not isinstance(result, GateResult):
+        return GateResult(
+            name, Verdict.ERROR, f"judge() returned {type(result).__name__}, not a GateResult"
+        )
+    return result
