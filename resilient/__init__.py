@@ -3,8 +3,8 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release, pool  (each knows the foundations, never an
-                                                  adapter)
+    patterns      ratelimit, breaker, release, pool, rollout  (each knows the foundations,
+                                                           never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -102,6 +102,16 @@ if TYPE_CHECKING:
         Superseded,
         Ticket,
     )
+    from resilient.rollout import (
+        DEFAULT_ROLLOUT_OPTIONS,
+        ConfigRollout,
+        FileConfigStore,
+        MemoryConfigStore,
+        PydanticSchema,
+        RedisConfigStore,
+        RolloutOptions,
+        ShadowEvaluation,
+    )
 
 __version__ = "0.1.0"
 
@@ -173,6 +183,16 @@ __getattr__, __dir__ = lazy_exports(
             "PoolStats",
             "shared_gate",
         ],
+        "resilient.rollout": [
+            "DEFAULT_ROLLOUT_OPTIONS",
+            "ConfigRollout",
+            "FileConfigStore",
+            "MemoryConfigStore",
+            "PydanticSchema",
+            "RedisConfigStore",
+            "RolloutOptions",
+            "ShadowEvaluation",
+        ],
         "resilient.release": [
             "DEFAULT_RELEASE_OPTIONS",
             "Brake",
@@ -202,6 +222,7 @@ __all__ = [
     "DEFAULT_POOL_OPTIONS",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
     "DEFAULT_RELEASE_OPTIONS",
+    "DEFAULT_ROLLOUT_OPTIONS",
     "GUARD_BREAKER_OPTIONS",
     "SYSTEM_CLOCK",
     "ArgumentError",
@@ -215,6 +236,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
+    "ConfigRollout",
     "ConfigurationError",
     "ConnectGate",
     "ConnectRefusedError",
@@ -229,6 +251,7 @@ __all__ = [
     "EventRecorder",
     "FailOpenGuard",
     "Failed",
+    "FileConfigStore",
     "GateOptions",
     "GateStats",
     "GuardMode",
@@ -239,6 +262,7 @@ __all__ = [
     "LocalLimiter",
     "LocalLimiterOptions",
     "LocalLimiterStats",
+    "MemoryConfigStore",
     "Outcome",
     "PoolClosedError",
     "PoolError",
@@ -247,8 +271,10 @@ __all__ = [
     "PoolStats",
     "PoolTimeoutError",
     "Proceed",
+    "PydanticSchema",
     "QueueClosedError",
     "Rate",
+    "RedisConfigStore",
     "RedisLimiter",
     "RedisLimiterOptions",
     "RedisLimiterStats",
@@ -259,7 +285,9 @@ __all__ = [
     "ReleaseStats",
     "Replan",
     "ResilientError",
+    "RolloutOptions",
     "Severity",
+    "ShadowEvaluation",
     "Superseded",
     "SystemClock",
     "Ticket",

@@ -246,6 +246,7 @@ def test_every_pattern_class_is_found() -> None:
     assert names == {
         "BoundedPool",
         "CircuitBreaker",
+        "ConfigRollout",
         "ConnectGate",
         "FailOpenGuard",
         "LocalLimiter",

@@ -83,7 +83,7 @@ from resilient.rollout._schema import (
     fleet_connection_budget,
     rule,
 )
-from resilient.rollout._shadow import ShadowEvaluation, ShadowReport
+from resilient.rollout._shadow import MAX_SHADOW_COHORTS, ShadowEvaluation, ShadowReport
 from resilient.rollout._store import (
     MAX_CONFIG_BYTES,
     ConfigStore,
@@ -117,6 +117,7 @@ __all__ = [
     "DEFAULT_ROLLOUT_OPTIONS",
     "LATENCY",
     "MAX_CONFIG_BYTES",
+    "MAX_SHADOW_COHORTS",
     "ROLLOUT_COMPLETED",
     "ROLLOUT_EVALUATED",
     "ROLLOUT_EVENT_SOURCE",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from resilient._validate import Instance, Integer, Number, TupleOf, check, check_fields, option
+from resilient._validate import Integer, Number, TupleOf, check, check_fields, option
 from resilient.errors import ArgumentValueError
 from resilient.rollout._gates import HealthGate, MetricGate, SuccessRatioGate
 
@@ -96,10 +96,6 @@ def by_cohorts(*groups: tuple[str, ...], bake: float = DEFAULT_BAKE) -> tuple[St
     return tuple(Stage(cohorts=tuple(group), bake=bake) for group in groups)
 
 
-def _gates_ok(gates: object) -> bool:
-    return isinstance(gates, tuple) and all(isinstance(gate, HealthGate) for gate in gates)
-
-
 DEFAULT_GATES: tuple[HealthGate, ...] = (SuccessRatioGate(), MetricGate())
 """The success ratio (at most 1 point lower) and the median latency (at most x1.2)."""
 
@@ -114,7 +110,9 @@ class RolloutOptions:
     """The stages (a preset: :func:`linear`, :func:`canary`, :func:`by_cohorts`,
     :func:`all_at_once`). Percentages must grow from stage to stage; named cohorts must not
     repeat."""
-    gates: tuple[HealthGate, ...] = option(DEFAULT_GATES, Instance(tuple, "a tuple of HealthGate"))
+    gates: tuple[HealthGate, ...] = option(
+        DEFAULT_GATES, TupleOf(lambda gate: isinstance(gate, HealthGate), "a tuple of HealthGate")
+    )
     """The gates every evaluation runs. See :data:`DEFAULT_GATES`."""
     evaluation_interval: float = option(
         DEFAULT_EVALUATION_INTERVAL, Number(min=0, min_open=True, unit="seconds")
@@ -135,10 +133,6 @@ class RolloutOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if not _gates_ok(self.gates):
-            raise ArgumentValueError(
-                f"RolloutOptions.gates must be a tuple of HealthGate, got {self.gates!r}"
-            )
         percents = [stage.percent for stage in self.stages if stage.percent is not None]
         if percents and len(percents) != len(self.stages):
             raise ArgumentValueError(

@@ -18,6 +18,7 @@ The guarantees:
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,10 @@ class RolloutState(enum.Enum):
 
 
 _ACTIVE = (RolloutState.RUNNING, RolloutState.PAUSED)
+
+_EPOCHS = itertools.count(1)
+"""Every stage of every rollout of the process gets its own number: a ``Served`` of another
+stage, or of another rollout, is never counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +161,7 @@ class ConfigRollout(Generic[C]):
         self._salt = b""
         self._threshold = 0
         self._cohorts: frozenset[str] = frozenset()
-        self._epoch = 0
+        self._epoch = next(_EPOCHS)
         self._samples = (CohortSamples(1), CohortSamples(1))
         self._busy = False
 
@@ -189,7 +194,11 @@ class ConfigRollout(Generic[C]):
 
     def config_for(self, key: str, cohort: str | None = None) -> Served[C]:
         """What the request of ``key`` (a user, a tenant: a str) sees; ``cohort`` is its named
-        cohort (a region, a cell) when the stages are by cohort. Constant time, no I/O."""
+        cohort (a region, a cell) when the stages are by cohort. Constant time, no I/O.
+
+        Every request of a side shares one configuration object: treat it as read-only (a
+        frozen pydantic model, tuples rather than lists), or one request's change is every
+        other's."""
         if self._canary is None or self._control is None:
             if self._baseline is None:
                 raise RolloutStateError(
@@ -311,7 +320,7 @@ class ConfigRollout(Generic[C]):
         stage: Stage = self.options.stages[index]
         assert self._candidate is not None
         assert self._baseline is not None
-        self._epoch += 1
+        self._epoch = next(_EPOCHS)
         self._threshold = 0 if stage.percent is None else threshold(stage.percent)
         self._cohorts = (
             self._cohorts | frozenset(stage.cohorts) if index else frozenset(stage.cohorts)
@@ -335,7 +344,7 @@ class ConfigRollout(Generic[C]):
     def _stop_serving_candidate(self) -> None:
         self._canary = self._control = None
         self._cohorts = frozenset()
-        self._epoch += 1
+        self._epoch = next(_EPOCHS)
 
     async def _complete(self, reason: str) -> None:
         assert self._candidate is not None
@@ -502,7 +511,10 @@ class ConfigRollout(Generic[C]):
 def _sample(where: str, value: object) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ArgumentTypeError(f"{where} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if not math.isfinite(number):
         raise ArgumentValueError(f"{where} must be finite, got {value!r}")
     return number

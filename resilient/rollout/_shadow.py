@@ -86,7 +86,10 @@ class ShadowEvaluation(Generic[C, I, D]):
         report.decisions += 1
         report.changed += changed
         if self._cohort_of is not None:
-            cohort = self._cohort_of(request)
+            try:
+                cohort = self._cohort_of(request)
+            except Exception:  # the request's decision stands; its cohort is unknown
+                cohort = _OTHER
             if not isinstance(cohort, str) or (
                 cohort not in report.by_cohort and len(report.by_cohort) >= MAX_SHADOW_COHORTS
             ):

@@ -16,7 +16,17 @@ import pytest
 
 import resilient
 
-HEAVY = {"redis", "pybreaker", "aiohttp", "tenacity", "toxiproxy", "hiredis", "numpy", "rich"}
+HEAVY = {
+    "redis",
+    "pybreaker",
+    "aiohttp",
+    "tenacity",
+    "toxiproxy",
+    "hiredis",
+    "numpy",
+    "rich",
+    "pydantic",
+}
 
 CASES = {
     "import resilient": ("import resilient", set()),
@@ -26,6 +36,14 @@ CASES = {
     "import resilient.ratelimit": ("import resilient.ratelimit", set()),
     "import resilient.breaker": ("import resilient.breaker", set()),
     "import resilient.pool": ("import resilient.pool", set()),
+    "import resilient.rollout": ("import resilient.rollout", set()),
+    "resilient.ConfigRollout": ("import resilient; resilient.ConfigRollout", set()),
+    "resilient.PydanticSchema on a model": (
+        "import pydantic, resilient\n"
+        "class M(pydantic.BaseModel):\n    a: int\n"
+        "resilient.PydanticSchema(M).parse(b'{\"a\": 1}')",
+        {"pydantic"},
+    ),
     "resilient.BoundedPool": ("import resilient; resilient.BoundedPool", {"pybreaker", "redis"}),
     "every options class and default": (
         "import resilient; [getattr(resilient, n) for n in resilient.__all__ "

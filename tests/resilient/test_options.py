@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -68,7 +69,8 @@ def accepts_type(annotation: Any, value: object) -> bool:
 
 
 def annotation_of(cls: type, name: str) -> Any:
-    hints = typing.get_type_hints(cls, vars(resilient.ratelimit) | vars(resilient.breaker))
+    namespace = vars(resilient.ratelimit) | vars(resilient.breaker)
+    hints = typing.get_type_hints(cls, namespace | vars(sys.modules[cls.__module__]))
     return hints[name]
 
 

@@ -219,8 +219,10 @@ async def test_one_rollout_at_a_time() -> None:
 
 
 async def test_a_sample_of_another_stage_is_not_counted() -> None:
-    options = RolloutOptions(stages=linear(50.0, bake=0.0), gates=(SuccessRatioGate(min_samples=20),))
-    rollout, clock, _, _ = await opened(options)
+    options = RolloutOptions(
+        stages=linear(50.0, bake=0.0), gates=(SuccessRatioGate(min_samples=20),)
+    )
+    rollout, _, _, _ = await opened(options)
     await rollout.start(routing(eu="a2", us="b", asia="c"), "new eu target")
     old = rollout.config_for("user-1")
     await rollout.promote("skip ahead")
