@@ -95,7 +95,8 @@ from resilient.rollout._store import (
 if TYPE_CHECKING:
     from resilient.rollout._file_store import FileConfigStore
     from resilient.rollout._redis_store import RedisConfigStore
-    from resilient.rollout._rollout import ConfigRollout, RolloutState, RolloutStatus, Served
+    from resilient.rollout._rollout import ConfigRollout
+    from resilient.rollout._status import RolloutState, RolloutStatus, Served
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -103,7 +104,8 @@ __getattr__, __dir__ = lazy_exports(
     {
         "resilient.rollout._file_store": ["FileConfigStore"],
         "resilient.rollout._redis_store": ["RedisConfigStore"],
-        "resilient.rollout._rollout": ["ConfigRollout", "RolloutState", "RolloutStatus", "Served"],
+        "resilient.rollout._rollout": ["ConfigRollout"],
+        "resilient.rollout._status": ["RolloutState", "RolloutStatus", "Served"],
     },
 )
 

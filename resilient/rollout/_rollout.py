@@ -17,12 +17,7 @@ The guarantees:
 
 from __future__ import annotations
 
-import enum
-import itertools
-import math
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from resilient._validate import Instance, Text, check
@@ -51,63 +46,20 @@ from resilient.rollout._events import (
 from resilient.rollout._gates import LATENCY, CohortSamples, GateResult, Verdict
 from resilient.rollout._options import DEFAULT_ROLLOUT_OPTIONS, RolloutOptions, Stage
 from resilient.rollout._schema import ConfigSchema, Validator, parse_and_validate
+from resilient.rollout._status import (
+    ACTIVE,
+    RolloutState,
+    RolloutStatus,
+    Served,
+    judge,
+    new_epoch,
+    sample,
+)
 from resilient.rollout._store import ConfigStore, ConfigVersion, check_config_bytes
 
 __all__ = ["ConfigRollout", "RolloutState", "RolloutStatus", "Served"]
 
 C = TypeVar("C")
-
-
-class RolloutState(enum.Enum):
-    IDLE = "idle"
-    """No rollout has run since the rollout was opened."""
-    RUNNING = "running"
-    PAUSED = "paused"
-    """Holding its stage: promotes nothing, but its gates still roll back."""
-    COMPLETED = "completed"
-    ROLLED_BACK = "rolled_back"
-
-
-_ACTIVE = (RolloutState.RUNNING, RolloutState.PAUSED)
-
-_EPOCHS = itertools.count(1)
-"""Every stage of every rollout of the process gets its own number: a ``Served`` of another
-stage, or of another rollout, is never counted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Served(Generic[C]):
-    """What one request sees: ``config`` (of stored version ``version``), whether it is the
-    canary's, and the stage it was served in (pass it back to ``record``)."""
-
-    version: int
-    config: C
-    canary: bool
-    epoch: int
-    """Which stage of which rollout served it: a sample of another stage is not counted."""
-
-
-@dataclass(slots=True)
-class RolloutStatus:
-    """Where the rollout stands, and what its gates last said."""
-
-    state: RolloutState = RolloutState.IDLE
-    baseline: int | None = None
-    candidate: int | None = None
-    stage: int = -1
-    stage_started: float = 0.0
-    evaluations: int = 0
-    violations: int = 0
-    missing: int = 0
-    errors: int = 0
-    canary_requests: int = 0
-    control_requests: int = 0
-    last_results: tuple[GateResult, ...] = ()
-    killed: bool = False
-    history: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=1000))
-    """``(time, transition, reason)`` of the latest transitions (also in the store's log)."""
-    store_errors: int = 0
-    """Log entries the store could not take (the transition happened; see ``history``)."""
 
 
 class ConfigRollout(Generic[C]):
@@ -161,7 +113,7 @@ class ConfigRollout(Generic[C]):
         self._salt = b""
         self._threshold = 0
         self._cohorts: frozenset[str] = frozenset()
-        self._epoch = next(_EPOCHS)
+        self._epoch = new_epoch()
         self._samples = (CohortSamples(1), CohortSamples(1))
         self._busy = False
 
@@ -231,15 +183,15 @@ class ConfigRollout(Generic[C]):
             )
         values: list[tuple[str, float]] = []
         if latency is not None:
-            values.append((LATENCY, _sample("ConfigRollout.record(latency)", latency)))
+            values.append((LATENCY, sample("ConfigRollout.record(latency)", latency)))
         for metric, value in (metrics or {}).items():
             if metric not in self._metrics:
                 raise ArgumentValueError(
                     f"ConfigRollout.record(metrics) names {metric!r}, which no gate reads "
                     f"(read: {sorted(self._metrics)})"
                 )
-            values.append((metric, _sample(f"ConfigRollout.record(metrics[{metric!r}])", value)))
-        if served.epoch != self._epoch or self.status.state not in _ACTIVE:
+            values.append((metric, sample(f"ConfigRollout.record(metrics[{metric!r}])", value)))
+        if served.epoch != self._epoch or self.status.state not in ACTIVE:
             return False
         side = self._samples[0] if served.canary else self._samples[1]
         side.total += 1
@@ -280,7 +232,7 @@ class ConfigRollout(Generic[C]):
         or the rollout is not open)."""
         data = check_config_bytes("ConfigRollout.start(data)", data)
         reason = check("ConfigRollout.start(reason)", reason, Text(non_empty=True))
-        if self._busy or self.status.state in _ACTIVE:
+        if self._busy or self.status.state in ACTIVE:
             raise RolloutStateError(
                 f"ConfigRollout({self.name!r}): a rollout is "
                 f"{self.status.state.value}; one at a time"
@@ -320,7 +272,7 @@ class ConfigRollout(Generic[C]):
         stage: Stage = self.options.stages[index]
         assert self._candidate is not None
         assert self._baseline is not None
-        self._epoch = next(_EPOCHS)
+        self._epoch = new_epoch()
         self._threshold = 0 if stage.percent is None else threshold(stage.percent)
         self._cohorts = (
             self._cohorts | frozenset(stage.cohorts) if index else frozenset(stage.cohorts)
@@ -344,7 +296,7 @@ class ConfigRollout(Generic[C]):
     def _stop_serving_candidate(self) -> None:
         self._canary = self._control = None
         self._cohorts = frozenset()
-        self._epoch = next(_EPOCHS)
+        self._epoch = new_epoch()
 
     async def _complete(self, reason: str) -> None:
         assert self._candidate is not None
@@ -393,10 +345,10 @@ class ConfigRollout(Generic[C]):
         promote when the bake time is over and every gate passed. Returns the verdicts (none
         when no rollout runs)."""
         status = self.status
-        if status.state not in _ACTIVE:
+        if status.state not in ACTIVE:
             return ()
         canary, control = self._samples
-        results = tuple(_judge(gate, canary, control) for gate in self.options.gates)
+        results = tuple(judge(gate, canary, control) for gate in self.options.gates)
         status.evaluations += 1
         status.last_results = results
         self._emit(
@@ -437,13 +389,13 @@ class ConfigRollout(Generic[C]):
 
     async def run(self) -> RolloutState:
         """Evaluate every ``evaluation_interval`` until the rollout completes or rolls back."""
-        while self.status.state in _ACTIVE:
+        while self.status.state in ACTIVE:
             await self._clock.sleep(self.options.evaluation_interval)
             await self.evaluate()
         return self.status.state
 
     def _require_active(self, action: str) -> None:
-        if self.status.state not in _ACTIVE:
+        if self.status.state not in ACTIVE:
             raise RolloutStateError(
                 f"ConfigRollout({self.name!r}).{action}(): no rollout runs "
                 f"(it is {self.status.state.value})"
@@ -489,7 +441,7 @@ class ConfigRollout(Generic[C]):
         """The kill switch: any rollout rolls back, everyone gets the last known good version
         (made current in the store if it is not), and no rollout starts until :meth:`unkill`."""
         self.status.killed = True
-        if self.status.state in _ACTIVE:
+        if self.status.state in ACTIVE:
             await self._roll_back(f"kill switch: {reason}")
         self._emit(KillSwitchSet(self.name, True, reason))
         self._note("killed", reason)
@@ -506,28 +458,3 @@ class ConfigRollout(Generic[C]):
         self._emit(KillSwitchSet(self.name, False, reason))
         self._note("unkilled", reason)
         await self._log("unkilled", self.status.baseline, reason)
-
-
-def _sample(where: str, value: object) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ArgumentTypeError(f"{where} must be a number, got {type(value).__name__}")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise ArgumentValueError(f"{where} must be finite, got {value!r}")
-    return number
-
-
-def _judge(gate: object, canary: CohortSamples, control: CohortSamples) -> GateResult:
-    name = str(getattr(gate, "name", type(gate).__name__))
-    try:
-        result = gate.judge(canary, control)  # type: ignore[attr-defined]
-    except Exception as error:  # a broken gate is an error verdict, never a pass
-        return GateResult(name, Verdict.ERROR, f"{type(error).__name__}: {error}")
-    if not isinstance(result, GateResult):
-        return GateResult(
-            name, Verdict.ERROR, f"judge() returned {type(result).__name__}, not a GateResult"
-        )
-    return result

@@ -1,0 +1,99 @@
+"""What a rollout serves and where it stands: its state, a request's :class:`Served`, its
+:class:`RolloutStatus`; and the checks a sample and a gate's answer pass."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from resilient.errors import ArgumentTypeError, ArgumentValueError
+from resilient.rollout._gates import CohortSamples, GateResult, Verdict
+
+__all__ = ["ACTIVE", "RolloutState", "RolloutStatus", "Served", "judge", "new_epoch", "sample"]
+
+C = TypeVar("C")
+
+
+class RolloutState(enum.Enum):
+    IDLE = "idle"
+    """No rollout has run since the rollout was opened."""
+    RUNNING = "running"
+    PAUSED = "paused"
+    """Holding its stage: promotes nothing, but its gates still roll back."""
+    COMPLETED = "completed"
+    ROLLED_BACK = "rolled_back"
+
+
+ACTIVE = (RolloutState.RUNNING, RolloutState.PAUSED)
+
+_EPOCHS = itertools.count(1)
+"""Every stage of every rollout of the process gets its own number: a ``Served`` of another
+stage, or of another rollout, is never counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[C]):
+    """What one request sees: ``config`` (of stored version ``version``), whether it is the
+    canary's, and the stage it was served in (pass it back to ``record``)."""
+
+    version: int
+    config: C
+    canary: bool
+    epoch: int
+    """Which stage of which rollout served it: a sample of another stage is not counted."""
+
+
+@dataclass(slots=True)
+class RolloutStatus:
+    """Where the rollout stands, and what its gates last said."""
+
+    state: RolloutState = RolloutState.IDLE
+    baseline: int | None = None
+    candidate: int | None = None
+    stage: int = -1
+    stage_started: float = 0.0
+    evaluations: int = 0
+    violations: int = 0
+    missing: int = 0
+    errors: int = 0
+    canary_requests: int = 0
+    control_requests: int = 0
+    last_results: tuple[GateResult, ...] = ()
+    killed: bool = False
+    history: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=1000))
+    """``(time, transition, reason)`` of the latest transitions (also in the store's log)."""
+    store_errors: int = 0
+    """Log entries the store could not take (the transition happened; see ``history``)."""
+
+
+def new_epoch() -> int:
+    return next(_EPOCHS)
+
+
+def sample(where: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ArgumentTypeError(f"{where} must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ArgumentValueError(f"{where} must be finite, got {value!r}")
+    return number
+
+
+def judge(gate: object, canary: CohortSamples, control: CohortSamples) -> GateResult:
+    name = str(getattr(gate, "name", type(gate).__name__))
+    try:
+        result = gate.judge(canary, control)  # type: ignore[attr-defined]
+    except Exception as error:  # a broken gate is an error verdict, never a pass
+        return GateResult(name, Verdict.ERROR, f"{type(error).__name__}: {error}")
+    if not isinstance(result, GateResult):
+        return GateResult(
+            name, Verdict.ERROR, f"judge() returned {type(result).__name__}, not a GateResult"
+        )
+    return result
