@@ -90,6 +90,7 @@ from resilient.rollout._store import (
     ConfigVersion,
     LogEntry,
     MemoryConfigStore,
+    SharedRolloutStore,
 )
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ __all__ = [
     "Served",
     "ShadowEvaluation",
     "ShadowReport",
+    "SharedRolloutStore",
     "Stage",
     "StageStarted",
     "SuccessRatioGate",

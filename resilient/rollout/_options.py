@@ -127,6 +127,10 @@ class RolloutOptions:
     error_limit: int = option(3, Integer(min=0))
     """Evaluations of a stage where a gate raised tolerated; one more rolls back (Argo's
     ``consecutiveErrorLimit``, counted per stage)."""
+    sync_interval: float = option(0.25, Number(min=0, min_open=True, unit="seconds"))
+    """Seconds between two synchronisations of a fleet's instance with the store
+    (:meth:`~resilient.rollout.ConfigRollout.follow`: its samples sent, the plan read): every
+    instance serves a new stage, or a rollback, within this of the leader."""
     max_samples: int = option(10_000, Integer(min=1, max=10_000_000))
     """Values kept per metric, side and stage (the latest): at most about 32 bytes each, so
     the defaults keep under 1 MB per stage."""

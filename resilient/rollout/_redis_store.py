@@ -7,6 +7,9 @@ Keys, under ``resilient:config:<name>``::
     :current       the current version number
     :good          the last known good version number
     :log           the log, one JSON object per entry (the last DEFAULT_LOG_ENTRIES)
+    :plan          the fleet's rollout plan (a JSON document)
+    :stage:<S>     a hash of stage S's counts; :stage:<S>:<side>:<metric> its latest values
+                   (both expire a day after the last sample)
 
 Activating is one Lua call that compares the current version with the expected one, moves it,
 logs, and publishes the new number on channel ``resilient:config:<name>:changes``: of two
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from resilient._validate import Integer, Number, Text, check
 from resilient.errors import ArgumentTypeError, ConfigConflictError
+from resilient.rollout._gates import CohortSamples
 from resilient.rollout._store import (
     DEFAULT_LOG_ENTRIES,
     ConfigVersion,
@@ -161,3 +165,59 @@ class RedisConfigStore:
                     yield now
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def publish_plan(self, plan: bytes) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self._key("plan"), plan)
+        pipe.publish(self.channel, "plan")
+        await pipe.execute()
+
+    async def plan(self) -> bytes | None:
+        raw = await self._client.get(self._key("plan"))
+        return None if raw is None else (raw if isinstance(raw, bytes) else raw.encode())
+
+    async def add_samples(
+        self, stage: str, canary: CohortSamples, control: CohortSamples, capacity: int
+    ) -> None:
+        counts = self._key(f"stage:{stage}")
+        pipe = self._client.pipeline(transaction=False)
+        for side, samples in (("canary", canary), ("control", control)):
+            pipe.hincrby(counts, f"{side}_total", samples.total)
+            pipe.hincrby(counts, f"{side}_ok", samples.successes)
+            for metric, values in samples.metrics.items():
+                if values:
+                    key = self._key(f"stage:{stage}:{side}:{metric}")
+                    pipe.rpush(key, *(repr(value) for value in values))
+                    pipe.ltrim(key, -capacity, -1)
+                    pipe.expire(key, _SAMPLES_TTL)
+        pipe.expire(counts, _SAMPLES_TTL)
+        await pipe.execute()
+
+    async def samples(
+        self, stage: str, metrics: tuple[str, ...], capacity: int
+    ) -> tuple[CohortSamples, CohortSamples]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._key(f"stage:{stage}"))
+        for side in ("canary", "control"):
+            for metric in metrics:
+                pipe.lrange(self._key(f"stage:{stage}:{side}:{metric}"), -capacity, -1)
+        replies = await pipe.execute()
+        counts = {_text(k): int(v) for k, v in replies[0].items()}
+        sides = []
+        lists = iter(replies[1:])
+        for side in ("canary", "control"):
+            samples = CohortSamples(
+                capacity, counts.get(f"{side}_ok", 0), counts.get(f"{side}_total", 0)
+            )
+            for metric in metrics:
+                samples.values(metric).extend(float(value) for value in next(lists))
+            sides.append(samples)
+        return sides[0], sides[1]
+
+
+_SAMPLES_TTL = 86_400
+"""Seconds a stage's samples outlive its last one."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -43,7 +43,14 @@ from resilient.rollout._events import (
     RolloutStarted,
     StageStarted,
 )
-from resilient.rollout._gates import LATENCY, CohortSamples, GateResult, Verdict
+from resilient.rollout._fleet import (
+    follow_plan,
+    gather,
+    overruled,
+    publish,
+    refuse_a_running_rollout,
+)
+from resilient.rollout._gates import CohortSamples, GateResult, Verdict
 from resilient.rollout._options import DEFAULT_ROLLOUT_OPTIONS, RolloutOptions, Stage
 from resilient.rollout._schema import ConfigSchema, Validator, parse_and_validate
 from resilient.rollout._status import (
@@ -51,11 +58,16 @@ from resilient.rollout._status import (
     RolloutState,
     RolloutStatus,
     Served,
+    checked_sample,
     judge,
     new_epoch,
-    sample,
 )
-from resilient.rollout._store import ConfigStore, ConfigVersion, check_config_bytes
+from resilient.rollout._store import (
+    ConfigStore,
+    ConfigVersion,
+    SharedRolloutStore,
+    check_config_bytes,
+)
 
 __all__ = ["ConfigRollout", "RolloutState", "RolloutStatus", "Served"]
 
@@ -116,6 +128,10 @@ class ConfigRollout(Generic[C]):
         self._epoch = new_epoch()
         self._samples = (CohortSamples(1), CohortSamples(1))
         self._busy = False
+        self._shared = store if isinstance(store, SharedRolloutStore) else None
+        self._stage_id: str | None = None
+        self._leading = False
+        self._unpublished = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -173,24 +189,7 @@ class ConfigRollout(Generic[C]):
         succeeded), its ``latency`` in seconds and any other ``metrics`` a gate reads. False
         when it is not counted: served in another stage, or no rollout runs. Bad input raises
         and counts nothing."""
-        if not isinstance(served, Served):
-            raise ArgumentTypeError(
-                f"ConfigRollout.record(served) must be a Served, got {type(served).__name__}"
-            )
-        if type(ok) is not bool:
-            raise ArgumentTypeError(
-                f"ConfigRollout.record(ok) must be a bool, got {type(ok).__name__}"
-            )
-        values: list[tuple[str, float]] = []
-        if latency is not None:
-            values.append((LATENCY, sample("ConfigRollout.record(latency)", latency)))
-        for metric, value in (metrics or {}).items():
-            if metric not in self._metrics:
-                raise ArgumentValueError(
-                    f"ConfigRollout.record(metrics) names {metric!r}, which no gate reads "
-                    f"(read: {sorted(self._metrics)})"
-                )
-            values.append((metric, sample(f"ConfigRollout.record(metrics[{metric!r}])", value)))
+        values = checked_sample(served, ok, latency, metrics, self._metrics)
         if served.epoch != self._epoch or self.status.state not in ACTIVE:
             return False
         side = self._samples[0] if served.canary else self._samples[1]
@@ -243,6 +242,8 @@ class ConfigRollout(Generic[C]):
             raise RolloutStateError(f"ConfigRollout({self.name!r}) is not open: await open() first")
         self._busy = True
         try:
+            if self._shared is not None:
+                await refuse_a_running_rollout(self)
             try:
                 config = self._validate(data)
             except ConfigRejectedError as error:
@@ -252,6 +253,7 @@ class ConfigRollout(Generic[C]):
         finally:
             self._busy = False
         self._candidate, self._candidate_config = version, config
+        self._leading = True
         self.status.candidate = version.number
         self.status.state = RolloutState.RUNNING
         self._salt = f"{self.name}:{version.number}".encode()[:64]
@@ -265,38 +267,67 @@ class ConfigRollout(Generic[C]):
         await self._enter(0, reason)
         return version.number
 
+    async def follow(self) -> None:
+        """For every instance of a fleet but the one that starts rollouts: every
+        ``sync_interval``, send this instance's samples and serve what the fleet's plan says
+        (a new stage, a rollback, a completed version). Runs until cancelled."""
+        if self._shared is None:
+            raise RolloutStateError(
+                f"ConfigRollout({self.name!r}).follow(): {type(self.store).__name__} does not "
+                "share rollouts between processes (RedisConfigStore does)"
+            )
+        while True:
+            await self.sync()
+            await self._clock.sleep(self.options.sync_interval)
+
+    async def sync(self) -> None:
+        """One step of :meth:`follow`. A store that fails, or a plan that is none, changes
+        nothing here (counted in ``status.store_errors``)."""
+        try:
+            await follow_plan(self)
+        except Exception as error:
+            self.status.store_errors += 1
+            self._note("store_error", f"not synchronised: {type(error).__name__}: {error}")
+
     async def _enter(self, index: int, reason: str) -> None:
         if index >= len(self.options.stages):
             await self._complete(reason)
             return
         stage: Stage = self.options.stages[index]
         assert self._candidate is not None
-        assert self._baseline is not None
-        self._epoch = new_epoch()
-        self._threshold = 0 if stage.percent is None else threshold(stage.percent)
-        self._cohorts = (
-            self._cohorts | frozenset(stage.cohorts) if index else frozenset(stage.cohorts)
-        )
-        self._samples = (
-            CohortSamples(self.options.max_samples),
-            CohortSamples(self.options.max_samples),
-        )
-        self._canary = Served(self._candidate.number, self._candidate_config, True, self._epoch)  # type: ignore[arg-type]
-        self._control = Served(self._baseline.version, self._baseline.config, False, self._epoch)
-        status = self.status
-        status.stage, status.stage_started = index, self._clock.monotonic()
-        status.evaluations = status.violations = status.missing = status.errors = 0
-        status.canary_requests = status.control_requests = 0
+        cohorts = self._cohorts | frozenset(stage.cohorts) if index else frozenset(stage.cohorts)
+        self._serve(index, stage.percent, cohorts)
+        await publish(self)
         self._emit(
             StageStarted(self.name, index, stage.percent, tuple(sorted(self._cohorts)), reason)
         )
         self._note("stage_started", f"stage {index}: {reason}")
         await self._log("stage_started", self._candidate.number, f"stage {index}: {reason}")
 
+    def _serve(self, index: int, percent: float | None, cohorts: frozenset[str]) -> None:
+        """Serve stage ``index``: its canary holds ``percent`` of keys, or ``cohorts``."""
+        assert self._candidate is not None
+        assert self._baseline is not None
+        self._epoch = new_epoch()
+        self._threshold = 0 if percent is None else threshold(percent)
+        self._cohorts = cohorts
+        self._samples = (
+            CohortSamples(self.options.max_samples),
+            CohortSamples(self.options.max_samples),
+        )
+        self._canary = Served(self._candidate.number, self._candidate_config, True, self._epoch)  # type: ignore[arg-type]
+        self._control = Served(self._baseline.version, self._baseline.config, False, self._epoch)
+        self._stage_id = f"{self._candidate.number}:{index}"
+        status = self.status
+        status.stage, status.stage_started = index, self._clock.monotonic()
+        status.evaluations = status.violations = status.missing = status.errors = 0
+        status.canary_requests = status.control_requests = 0
+
     def _stop_serving_candidate(self) -> None:
         self._canary = self._control = None
         self._cohorts = frozenset()
         self._epoch = new_epoch()
+        self._stage_id = None
 
     async def _complete(self, reason: str) -> None:
         assert self._candidate is not None
@@ -320,6 +351,7 @@ class ConfigRollout(Generic[C]):
         self.status.state = RolloutState.COMPLETED
         self._emit(RolloutCompleted(self.name, candidate.number, reason))
         self._note("completed", reason)
+        await publish(self)
         try:
             await self.store.mark_good(candidate.number, reason)
         except Exception as error:
@@ -338,6 +370,7 @@ class ConfigRollout(Generic[C]):
             )
         )
         self._note("rolled_back", reason)
+        await publish(self)
         await self._log("rolled_back", self._candidate.number, reason)
 
     async def evaluate(self) -> tuple[GateResult, ...]:
@@ -345,10 +378,18 @@ class ConfigRollout(Generic[C]):
         promote when the bake time is over and every gate passed. Returns the verdicts (none
         when no rollout runs)."""
         status = self.status
-        if status.state not in ACTIVE:
+        if self._unpublished:
+            await publish(self)
+        if status.state not in ACTIVE or (self._shared is not None and not self._leading):
             return ()
-        canary, control = self._samples
-        results = tuple(judge(gate, canary, control) for gate in self.options.gates)
+        if self._shared is not None and await overruled(self):
+            await self._roll_back("rolled back by another instance of the fleet")
+            return ()
+        gathered = await gather(self)
+        if isinstance(gathered, GateResult):
+            results: tuple[GateResult, ...] = (gathered,)
+        else:
+            results = tuple(judge(gate, *gathered) for gate in self.options.gates)
         status.evaluations += 1
         status.last_results = results
         self._emit(
@@ -389,7 +430,7 @@ class ConfigRollout(Generic[C]):
 
     async def run(self) -> RolloutState:
         """Evaluate every ``evaluation_interval`` until the rollout completes or rolls back."""
-        while self.status.state in ACTIVE:
+        while self.status.state in ACTIVE or self._unpublished:
             await self._clock.sleep(self.options.evaluation_interval)
             await self.evaluate()
         return self.status.state
@@ -435,12 +476,14 @@ class ConfigRollout(Generic[C]):
     async def abort(self, reason: str) -> None:
         """Roll back now: everyone on the baseline."""
         self._require_active("abort")
+        self._leading = self._leading or self._shared is not None
         await self._roll_back(f"aborted: {reason}")
 
     async def kill(self, reason: str) -> None:
         """The kill switch: any rollout rolls back, everyone gets the last known good version
         (made current in the store if it is not), and no rollout starts until :meth:`unkill`."""
         self.status.killed = True
+        self._leading = self._leading or self._shared is not None
         if self.status.state in ACTIVE:
             await self._roll_back(f"kill switch: {reason}")
         self._emit(KillSwitchSet(self.name, True, reason))

@@ -7,13 +7,23 @@ import enum
 import itertools
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from resilient.errors import ArgumentTypeError, ArgumentValueError
-from resilient.rollout._gates import CohortSamples, GateResult, Verdict
+from resilient.rollout._gates import LATENCY, CohortSamples, GateResult, Verdict
 
-__all__ = ["ACTIVE", "RolloutState", "RolloutStatus", "Served", "judge", "new_epoch", "sample"]
+__all__ = [
+    "ACTIVE",
+    "RolloutState",
+    "RolloutStatus",
+    "Served",
+    "checked_sample",
+    "judge",
+    "new_epoch",
+    "sample",
+]
 
 C = TypeVar("C")
 
@@ -97,3 +107,31 @@ def judge(gate: object, canary: CohortSamples, control: CohortSamples) -> GateRe
             name, Verdict.ERROR, f"judge() returned {type(result).__name__}, not a GateResult"
         )
     return result
+
+
+def checked_sample(
+    served: object,
+    ok: object,
+    latency: object,
+    metrics: Mapping[str, object] | None,
+    known: set[str],
+) -> list[tuple[str, float]]:
+    """The values of one ``ConfigRollout.record`` call, each checked: an
+    :class:`~resilient.errors.ArgumentError` naming the argument before anything is counted."""
+    if not isinstance(served, Served):
+        raise ArgumentTypeError(
+            f"ConfigRollout.record(served) must be a Served, got {type(served).__name__}"
+        )
+    if type(ok) is not bool:
+        raise ArgumentTypeError(f"ConfigRollout.record(ok) must be a bool, got {type(ok).__name__}")
+    values: list[tuple[str, float]] = []
+    if latency is not None:
+        values.append((LATENCY, sample("ConfigRollout.record(latency)", latency)))
+    for metric, value in (metrics or {}).items():
+        if metric not in known:
+            raise ArgumentValueError(
+                f"ConfigRollout.record(metrics) names {metric!r}, which no gate reads "
+                f"(read: {sorted(known)})"
+            )
+        values.append((metric, sample(f"ConfigRollout.record(metrics[{metric!r}])", value)))
+    return values

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from resilient._validate import Integer, check
 from resilient.errors import ArgumentTypeError, ArgumentValueError, ConfigConflictError
+from resilient.rollout._gates import CohortSamples
 
 __all__ = [
     "DEFAULT_LOG_ENTRIES",
@@ -30,7 +31,9 @@ __all__ = [
     "ConfigVersion",
     "LogEntry",
     "MemoryConfigStore",
+    "SharedRolloutStore",
     "check_config_bytes",
+    "merge_samples",
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -145,6 +148,45 @@ class ConfigStore(Protocol):
         ...
 
 
+@runtime_checkable
+class SharedRolloutStore(ConfigStore, Protocol):
+    """A store through which the instances of a fleet share one rollout: its plan (which
+    candidate, which stage, which keys are its canary) and every instance's samples."""
+
+    async def publish_plan(self, plan: bytes) -> None:
+        """Make ``plan`` (a small JSON document) the fleet's rollout plan."""
+        ...
+
+    async def plan(self) -> bytes | None:
+        """The fleet's rollout plan, or None when no rollout was ever published."""
+        ...
+
+    async def add_samples(
+        self, stage: str, canary: CohortSamples, control: CohortSamples, capacity: int
+    ) -> None:
+        """Add an instance's samples of ``stage`` (keeping the latest ``capacity`` values of
+        each metric and side)."""
+        ...
+
+    async def samples(
+        self, stage: str, metrics: tuple[str, ...], capacity: int
+    ) -> tuple[CohortSamples, CohortSamples]:
+        """Every instance's samples of ``stage``: ``(canary, control)``."""
+        ...
+
+
+def merge_samples(into: CohortSamples, more: CohortSamples) -> None:
+    """Add ``more``'s counts and values to ``into`` (whose capacity bounds the values)."""
+    into.total += more.total
+    into.successes += more.successes
+    for metric, values in more.metrics.items():
+        into.values(metric).extend(values)
+
+
+_STAGES_KEPT = 8
+"""Stages whose samples a memory store keeps (the oldest go first)."""
+
+
 class MemoryConfigStore:
     """A :class:`ConfigStore` in this process's memory: for tests, and for a service whose
     configuration lives no longer than the process."""
@@ -155,6 +197,8 @@ class MemoryConfigStore:
         self._good: int | None = None
         self._log: deque[LogEntry] = deque(maxlen=DEFAULT_LOG_ENTRIES)
         self._watchers: set[asyncio.Queue[int]] = set()
+        self._plan: bytes | None = None
+        self._stages: dict[str, tuple[CohortSamples, CohortSamples]] = {}
 
     async def store(self, data: bytes, reason: str) -> ConfigVersion:
         data = check_config_bytes("MemoryConfigStore.store(data)", data)
@@ -212,3 +256,28 @@ class MemoryConfigStore:
                 yield await queue.get()
         finally:
             self._watchers.discard(queue)
+
+    async def publish_plan(self, plan: bytes) -> None:
+        self._plan = bytes(plan)
+
+    async def plan(self) -> bytes | None:
+        return self._plan
+
+    async def add_samples(
+        self, stage: str, canary: CohortSamples, control: CohortSamples, capacity: int
+    ) -> None:
+        if stage not in self._stages:
+            while len(self._stages) >= _STAGES_KEPT:
+                del self._stages[next(iter(self._stages))]
+            self._stages[stage] = (CohortSamples(capacity), CohortSamples(capacity))
+        ours = self._stages[stage]
+        merge_samples(ours[0], canary)
+        merge_samples(ours[1], control)
+
+    async def samples(
+        self, stage: str, metrics: tuple[str, ...], capacity: int
+    ) -> tuple[CohortSamples, CohortSamples]:
+        copies = (CohortSamples(capacity), CohortSamples(capacity))
+        for copy, ours in zip(copies, self._stages.get(stage, ()), strict=False):
+            merge_samples(copy, ours)
+        return copies
