@@ -108,20 +108,12 @@ def fleet_connection_budget(
 
     def validate(config: Any) -> Iterable[Problem]:
         budget = measure(config)
-        if budget.fits:
+        problems = budget.problems()
+        if not problems:
             return ()
-        parts = []
-        if budget.connections_over:
-            parts.append(
-                f"{budget.connections} connections at worst, {budget.connection_capacity:g} "
-                f"the backend holds"
-            )
-        if budget.connects_over:
-            parts.append(
-                f"{budget.connects_per_second:g} connects/s at worst, "
-                f"{budget.accepts_per_second:g} the backend accepts"
-            )
-        return (Problem(field, rule_name, "the fleet can exceed its backend: " + "; ".join(parts)),)
+        return (
+            Problem(field, rule_name, "the fleet can exceed its backend: " + "; ".join(problems)),
+        )
 
     return validate
 
