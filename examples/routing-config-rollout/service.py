@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -152,13 +153,15 @@ def service_app(routing: Routing, resolve: Callable[[str], str]) -> web.Applicat
         if target is None:
             return web.Response(status=400, text=f"unknown region {region[:40]!r}")
         started = time.monotonic()
-        status = 200
         try:
+            url = resolve(target.targets[0]) + "/work"
             async with request.app[session_key].get(
-                resolve(target.targets[0]) + "/work", timeout=ClientTimeout(total=BACKEND_TIMEOUT)
+                url, timeout=ClientTimeout(total=BACKEND_TIMEOUT)
             ) as reply:
                 text = await reply.text()
                 status = 200 if reply.status == 200 else 502
+        except KeyError:
+            status, text = 502, f"no backend named {target.targets[0][:40]!r}"
         except TimeoutError:
             status, text = 504, "backend timeout"
         except OSError as error:
@@ -279,29 +282,35 @@ def stub_backend(name: str) -> web.Application:
     return app
 
 
-async def main(port: int) -> None:  # pragma: no cover - run by hand
-    from chaos.servers import RedisServer
+async def main(port: int) -> None:
+    """Stub backends, a redis-server and the router, until SIGINT or SIGTERM; all stopped."""
+    from chaos.servers import redis_server
 
-    runners = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runners: list[web.AppRunner] = []
     urls: dict[str, str] = {}
-    for name in [f"{region}-1" for region in REGIONS]:
-        runner = web.AppRunner(stub_backend(name))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        runners.append(runner)
-    with RedisServer() as redis_server:
-        app = await build_app(redis_server.url, urls.__getitem__)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        print(f"router on http://127.0.0.1:{port}; backends {json.dumps(urls)}")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            for each in [runner, *runners]:
-                await each.cleanup()
+    try:
+        for name in [f"{region}-1" for region in REGIONS]:
+            runner = web.AppRunner(stub_backend(name))
+            runners.append(runner)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            urls[name] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with redis_server() as redis:
+            router = web.AppRunner(await build_app(redis.url, urls.__getitem__))
+            try:  # the router stops before Redis does: its rollout's client closes first
+                await router.setup()
+                await web.TCPSite(router, "127.0.0.1", port).start()
+                print(f"router on http://127.0.0.1:{port}; backends {json.dumps(urls)}")
+                await stop.wait()
+            finally:
+                await router.cleanup()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 def _parse(argv: list[str] | None = None) -> Mapping[str, Any]:
@@ -311,5 +320,4 @@ def _parse(argv: list[str] | None = None) -> Mapping[str, Any]:
 
 
 if __name__ == "__main__":  # pragma: no cover - run by hand
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(**_parse()))
+    asyncio.run(main(**_parse()))
