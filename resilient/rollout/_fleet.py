@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from resilient.errors import RolloutStateError
-from resilient.rollout._cohort import BUCKETS
+from resilient.rollout._cohort import BUCKETS, salt_of
 from resilient.rollout._gates import CohortSamples, GateResult, Verdict
 from resilient.rollout._plan import Plan
 from resilient.rollout._status import ACTIVE, RolloutState
@@ -43,7 +43,7 @@ def plan_of(rollout: ConfigRollout[Any]) -> Plan:
         rollout.status.state.value,
         percent,
         tuple(sorted(rollout._cohorts)),
-        rollout._salt.decode(),
+        rollout._salt,
     )
 
 
@@ -141,7 +141,8 @@ async def follow_plan(rollout: ConfigRollout[Any]) -> None:
             candidate = await rollout.store.get(plan.candidate)
             rollout._candidate = candidate
             rollout._candidate_config = rollout.schema.parse(candidate.data)
-            rollout._salt = plan.salt.encode()
+            rollout._salt = plan.salt
+            rollout._seed = salt_of(plan.salt)
             status.candidate = plan.candidate
             rollout._serve(plan.stage, plan.percent, frozenset(plan.cohorts))
             rollout._note("stage_started", f"stage {plan.stage}, from the fleet's plan")

@@ -63,8 +63,8 @@ class Plan:
         if not isinstance(cohorts, list) or not all(isinstance(c, str) for c in cohorts):
             raise ValueError(f"rollout plan field 'cohorts' must be a list of str, got {cohorts!r}")
         salt = raw.get("salt")
-        if not isinstance(salt, str) or len(salt.encode()) > 64:
-            raise ValueError("rollout plan field 'salt' must be a str of at most 64 bytes")
+        if not isinstance(salt, str) or len(salt) > 64:
+            raise ValueError("rollout plan field 'salt' must be a str of at most 64 characters")
         return cls(
             integer("candidate"),
             integer("baseline"),

@@ -30,7 +30,7 @@ from resilient.errors import (
     RolloutStateError,
 )
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
-from resilient.rollout._cohort import bucket_of, threshold
+from resilient.rollout._cohort import bucket_of, salt_of, threshold
 from resilient.rollout._events import (
     ROLLOUT_EVENT_SOURCE,
     ConfigRejected,
@@ -122,7 +122,8 @@ class ConfigRollout(Generic[C]):
         self._control: Served[C] | None = None
         self._candidate: ConfigVersion | None = None
         self._candidate_config: C | None = None
-        self._salt = b""
+        self._salt = ""
+        self._seed = 0
         self._threshold = 0
         self._cohorts: frozenset[str] = frozenset()
         self._epoch = new_epoch()
@@ -175,7 +176,7 @@ class ConfigRollout(Generic[C]):
             return self._baseline
         if self._cohorts:
             return self._canary if cohort in self._cohorts else self._control
-        return self._canary if bucket_of(self._salt, key) < self._threshold else self._control
+        return self._canary if bucket_of(self._seed, key) < self._threshold else self._control
 
     def record(
         self,
@@ -256,7 +257,8 @@ class ConfigRollout(Generic[C]):
         self._leading = True
         self.status.candidate = version.number
         self.status.state = RolloutState.RUNNING
-        self._salt = f"{self.name}:{version.number}".encode()[:64]
+        self._salt = f"{self.name}:{version.number}"[-64:]
+        self._seed = salt_of(self._salt)
         self._emit(
             RolloutStarted(
                 self.name, version.number, self.status.baseline, len(self.options.stages)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from resilient.errors import ArgumentTypeError
-from resilient.rollout._cohort import BUCKETS, bucket_of, threshold
+from resilient.rollout._cohort import BUCKETS, bucket_of, salt_of, threshold
 from resilient.rollout._stats import fisher_less, mann_whitney_greater
 
 
@@ -68,10 +68,10 @@ def test_mann_whitney_sees_a_shift() -> None:
 
 def test_a_key_has_the_same_bucket_in_every_process() -> None:
     keys = ["user-1", "user-\udcff", "\u00e9", ""]
-    ours = [bucket_of(b"routing:2", key) for key in keys]
+    ours = [bucket_of(salt_of("routing:2"), key) for key in keys]
     code = (
-        "from resilient.rollout._cohort import bucket_of;"
-        f"print([bucket_of(b'routing:2', k) for k in {keys!r}])"
+        "from resilient.rollout._cohort import bucket_of, salt_of;"
+        f"print([bucket_of(salt_of('routing:2'), k) for k in {keys!r}])"
     )
     theirs = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -82,10 +82,11 @@ def test_a_key_has_the_same_bucket_in_every_process() -> None:
 def test_buckets_spread_evenly_and_salts_differ() -> None:
     counts = [0] * 10
     for i in range(20_000):
-        counts[bucket_of(b"s", f"user-{i}") * 10 // BUCKETS] += 1
+        counts[bucket_of(salt_of("s"), f"user-{i}") * 10 // BUCKETS] += 1
     assert max(counts) - min(counts) < 300
     same = sum(
-        (bucket_of(b"a", f"user-{i}") < 1000) == (bucket_of(b"b", f"user-{i}") < 1000)
+        (bucket_of(salt_of("a"), f"user-{i}") < 1000)
+        == (bucket_of(salt_of("b"), f"user-{i}") < 1000)
         for i in range(5000)
     )
     assert same < 5000 * 0.9  # another rollout picks other users first
@@ -94,17 +95,17 @@ def test_buckets_spread_evenly_and_salts_differ() -> None:
 @given(st.text(), st.floats(0.01, 99.99), st.floats(0.01, 99.99))
 def test_a_wider_canary_only_adds_keys(key: str, low: float, high: float) -> None:
     low, high = sorted((low, high))
-    bucket = bucket_of(b"r", key)
+    bucket = bucket_of(salt_of("r"), key)
     if bucket < threshold(low):
         assert bucket < threshold(high)
 
 
 def test_a_key_that_is_not_a_str_is_refused_by_name() -> None:
     with pytest.raises(ArgumentTypeError, match=r"config_for\(key\) must be a str, got bytes"):
-        bucket_of(b"r", b"user-1")  # type: ignore[arg-type]
+        bucket_of(salt_of("r"), b"user-1")  # type: ignore[arg-type]
 
     class Sneaky(str):
         def encode(self, *args: object, **kwargs: object) -> bytes:  # type: ignore[override]
             raise RuntimeError("no")
 
-    assert bucket_of(b"r", Sneaky("user-1")) == bucket_of(b"r", "user-1")
+    assert bucket_of(salt_of("r"), Sneaky("user-1")) == bucket_of(salt_of("r"), "user-1")
