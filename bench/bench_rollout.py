@@ -196,9 +196,8 @@ def report(paths: dict[str, Figure], spread: tuple[Figure, Figure], count: int, 
         )
     cost = paths["config_for(key)"].median
     path_ok = cost < TARGET_CONFIG_FOR_US
-    print(
-        f"config_for(key) {cost:.3f} us   < {TARGET_CONFIG_FOR_US:g} us {'PASS' if path_ok else 'FAIL'}"
-    )
+    verdict = "PASS" if path_ok else "FAIL"
+    print(f"config_for(key) {cost:.3f} us   < {TARGET_CONFIG_FOR_US:g} us {verdict}")
     versions, stages = spread
     worst = max(max(versions.rounds), max(stages.rounds))
     spread_ok = worst < TARGET_PROPAGATION_S
