@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from resilient.errors import RolloutStateError
 from resilient.rollout._cohort import BUCKETS, salt_of
+from resilient.rollout._events import RolledBack, RolloutCompleted, StageStarted
 from resilient.rollout._gates import CohortSamples, GateResult, Verdict
 from resilient.rollout._plan import Plan
 from resilient.rollout._status import ACTIVE, RolloutState
 from resilient.rollout._store import merge_samples
+
+_FROM_PLAN = "from the fleet's plan"
 
 if TYPE_CHECKING:
     from resilient.rollout._rollout import ConfigRollout
@@ -145,13 +148,26 @@ async def follow_plan(rollout: ConfigRollout[Any]) -> None:
             rollout._seed = salt_of(plan.salt)
             status.candidate = plan.candidate
             rollout._serve(plan.stage, plan.percent, frozenset(plan.cohorts))
-            rollout._note("stage_started", f"stage {plan.stage}, from the fleet's plan")
+            rollout._note("stage_started", f"stage {plan.stage}, {_FROM_PLAN}")
+            rollout._emit(
+                StageStarted(rollout.name, plan.stage, plan.percent, plan.cohorts, _FROM_PLAN)
+            )
         status.state = RolloutState(plan.state)
         return
     if status.state in ACTIVE:
         rollout._stop_serving_candidate()
         status.state = RolloutState(plan.state) if plan is not None else RolloutState.IDLE
-        rollout._note(status.state.value, "from the fleet's plan")
+        rollout._note(status.state.value, _FROM_PLAN)
+        number = status.candidate or 0
+        if status.state is RolloutState.ROLLED_BACK:
+            seconds = rollout._clock.monotonic() - status.stage_started
+            rollout._emit(
+                RolledBack(
+                    rollout.name, candidate, status.baseline, status.stage, seconds, _FROM_PLAN
+                )
+            )
+        elif status.state is RolloutState.COMPLETED:
+            rollout._emit(RolloutCompleted(rollout.name, number, _FROM_PLAN))
     current = await rollout.store.current()
     if current is not None and current.number != status.baseline:
         rollout._set_baseline(current, rollout.schema.parse(current.data))

@@ -14,6 +14,7 @@ import redis.asyncio as aredis
 from chaos.servers import RedisServer
 from resilient.clock import VirtualClock
 from resilient.errors import RolloutStateError
+from resilient.events import EventBus, EventRecorder
 from resilient.rollout import (
     ConfigRollout,
     FileConfigStore,
@@ -27,10 +28,17 @@ from tests.resilient.rollout_world import BAD, FAST, GOOD, Routing, feed, routin
 KEYS = [f"user-{i}" for i in range(2000)]
 
 
+recorder = EventRecorder()
+
+
 async def fleet(store: Any, size: int = 4) -> tuple[list[ConfigRollout[Routing]], VirtualClock]:
     clock = VirtualClock()
+    bus = EventBus()
+    recorder.events.clear()
+    bus.subscribe(recorder)
     members: list[ConfigRollout[Routing]] = [
-        ConfigRollout(store, FAST, schema=PydanticSchema(Routing), clock=clock) for _ in range(size)
+        ConfigRollout(store, FAST, schema=PydanticSchema(Routing), clock=clock, events=bus)
+        for _ in range(size)
     ]
     await members[0].bootstrap(GOOD)
     for member in members[1:]:
@@ -70,6 +78,9 @@ async def test_the_followers_samples_roll_the_fleet_back() -> None:
         await follower.sync()
         assert follower.status.state is RolloutState.ROLLED_BACK
         assert set(sides(follower)) == {1}
+    names = [event.name for event in recorder.events]
+    assert names.count("stage_started") == 4  # the leader's, and each follower's
+    assert names.count("rolled_back") == 4
 
 
 async def test_a_completed_rollout_becomes_every_followers_baseline() -> None:
