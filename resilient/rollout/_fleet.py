@@ -163,7 +163,7 @@ async def follow_plan(rollout: ConfigRollout[Any]) -> None:
             seconds = rollout._clock.monotonic() - status.stage_started
             rollout._emit(
                 RolledBack(
-                    rollout.name, candidate, status.baseline, status.stage, seconds, _FROM_PLAN
+                    rollout.name, number, status.baseline, status.stage, seconds, _FROM_PLAN
                 )
             )
         elif status.state is RolloutState.COMPLETED:
