@@ -284,7 +284,7 @@ def _instrument(ctx: ArmContext, client: Any, example: Any) -> None:
     ctx.gauge(CONNECTS_GAUGE, per_second(lambda: client.connects))
     ctx.gauge(OPEN_GAUGE, lambda: float(client.opened - client.closed))
     ctx.at(
-        _ROLLOUT_AT,
+        _ROLLOUT_AT * ctx.scenario.duration / _DURATION,  # the timeline is scaled; so is the step
         lambda: client.apply(example.STORM_CONFIG),
         "config rollout: reconnect per request, retry failed requests twice at once",
     )

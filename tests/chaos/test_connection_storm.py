@@ -68,7 +68,8 @@ async def test_plain_clients_storm_the_backend_and_the_gated_pools_do_not() -> N
     assert most is not None
     assert 0 < most <= GATES_BOUND
     for arm in result.arms:
-        assert [f.kind for f in arm.faults].count("ArmStep") == 1  # the rollout, in all replicas
+        [step] = [f for f in arm.faults if f.kind == "ArmStep"]  # the rollout, in all replicas
+        assert step.at == pytest.approx(4.0 * MIN_SCALE)  # on the scaled timeline
         assert set(arm.gauges) == {"connects_per_s", "open_connections"}
 
 
