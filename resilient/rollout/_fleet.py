@@ -162,9 +162,7 @@ async def follow_plan(rollout: ConfigRollout[Any]) -> None:
         if status.state is RolloutState.ROLLED_BACK:
             seconds = rollout._clock.monotonic() - status.stage_started
             rollout._emit(
-                RolledBack(
-                    rollout.name, number, status.baseline, status.stage, seconds, _FROM_PLAN
-                )
+                RolledBack(rollout.name, number, status.baseline, status.stage, seconds, _FROM_PLAN)
             )
         elif status.state is RolloutState.COMPLETED:
             rollout._emit(RolloutCompleted(rollout.name, number, _FROM_PLAN))

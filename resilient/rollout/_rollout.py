@@ -17,7 +17,7 @@ The guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from resilient._validate import Instance, Text, check
@@ -53,6 +53,7 @@ from resilient.rollout._fleet import (
 from resilient.rollout._gates import CohortSamples, GateResult, Verdict
 from resilient.rollout._options import DEFAULT_ROLLOUT_OPTIONS, RolloutOptions, Stage
 from resilient.rollout._schema import ConfigSchema, Validator, parse_and_validate
+from resilient.rollout._shadow import ShadowEvaluation
 from resilient.rollout._status import (
     ACTIVE,
     RolloutState,
@@ -72,6 +73,8 @@ from resilient.rollout._store import (
 __all__ = ["ConfigRollout", "RolloutState", "RolloutStatus", "Served"]
 
 C = TypeVar("C")
+I = TypeVar("I")  # noqa: E741
+D = TypeVar("D")
 
 
 class ConfigRollout(Generic[C]):
@@ -223,6 +226,22 @@ class ConfigRollout(Generic[C]):
             await self.store.record(action, version, reason)
         except Exception:  # the transition happened; the store's log missed it (see history)
             self.status.store_errors += 1
+
+    def shadow(
+        self,
+        data: bytes,
+        decide: Callable[[C, I], D],
+        *,
+        cohort_of: Callable[[I], str] | None = None,
+    ) -> ShadowEvaluation[C, I, D]:
+        """A :class:`~resilient.rollout.ShadowEvaluation` of candidate ``data`` (validated
+        first: :class:`~resilient.errors.ConfigRejectedError`) against the current
+        configuration: call it where the service decides, read its ``report`` before
+        :meth:`start`. Nothing is stored."""
+        if self._baseline is None:
+            raise RolloutStateError(f"ConfigRollout({self.name!r}) is not open: await open() first")
+        candidate = self._validate(check_config_bytes("ConfigRollout.shadow(data)", data))
+        return ShadowEvaluation(decide, self._baseline.config, candidate, cohort_of=cohort_of)
 
     async def start(self, data: bytes, reason: str) -> int:
         """Validate ``data``, store it, and begin its rollout (or, with no stages, make it

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from resilient.errors import ArgumentTypeError, ArgumentValueError, RolloutStateError
+from resilient.errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
+    ConfigRejectedError,
+    RolloutStateError,
+)
 from resilient.rollout import (
     MAX_SHADOW_COHORTS,
     CohortSamples,
@@ -316,3 +321,20 @@ def test_shadow_cohorts_are_bounded() -> None:
         shadow(i)
     assert len(shadow.report.by_cohort) == MAX_SHADOW_COHORTS + 1
     assert shadow.report.by_cohort["<other>"][0] == 10_000 - MAX_SHADOW_COHORTS
+
+
+async def test_a_rollouts_shadow_compares_the_candidate_with_the_current_config() -> None:
+    rollout, _, _, store = await opened()
+
+    def target(config: Routing, region: str) -> str:
+        return config.regions[region].targets[0]
+
+    shadow = rollout.shadow(BAD, target, cohort_of=lambda region: region)
+    answers = [shadow(region) for region in ["eu", "us", "asia", "eu"]]
+    assert answers == ["a", "b", "c", "a"]  # the current config decides
+    assert shadow.report.share_by_cohort() == {"eu": 1.0, "us": 0.0, "asia": 0.0}
+    assert shadow.report.changed_share == 0.5
+    with pytest.raises(KeyError):
+        await store.get(2)  # nothing stored
+    with pytest.raises(ConfigRejectedError):
+        rollout.shadow(b"{}", target)
