@@ -13,7 +13,8 @@ any instance sees it); then one region at a time gets it as a canary, compared w
 regions at every evaluation (Fisher's exact test on the success ratio); a canary that does
 worse is rolled back by itself, on every instance of the fleet.
 
-Run it (a stub backend per region, Redis on a free loopback port, the router on port 8080)::
+Run it (a stub backend per region and a ``spare-1`` that answers 503, Redis on a free loopback
+port, the router on port 8080)::
 
     python examples/routing-config-rollout/service.py
     curl 'http://127.0.0.1:8080/route?user=u1&region=eu'        # "ok from eu-1"
@@ -45,6 +46,7 @@ from resilient.pool import GateOptions, PoolOptions, fleet_budget
 from resilient.ratelimit import Rate
 from resilient.rollout import (
     ConfigRollout,
+    Problem,
     PydanticSchema,
     RedisConfigStore,
     RolloutOptions,
@@ -92,7 +94,23 @@ def pool_budget(config: RoutingConfig) -> Any:
     )
 
 
-VALIDATORS = (fleet_connection_budget(pool_budget, field="pool"),)
+BACKENDS = ("eu-1", "us-1", "asia-1", "new", "spare-1")
+"""Every backend the router knows by name (the scenario's, and the stubs of :func:`main`)."""
+
+
+def every_region_keeps_a_known_target(config: RoutingConfig) -> list[Problem]:
+    """A region whose targets are all unknown would fail every request: rejected."""
+    return [
+        Problem(f"regions.{name}.targets", "known_target", f"no known backend in {region.targets}")
+        for name, region in config.regions.items()
+        if not set(region.targets) & set(BACKENDS)
+    ]
+
+
+VALIDATORS = (
+    fleet_connection_budget(pool_budget, field="pool"),
+    every_region_keeps_a_known_target,
+)
 
 REGIONS = ("eu", "us", "asia")
 
@@ -273,9 +291,11 @@ async def start(
     return version
 
 
-def stub_backend(name: str) -> web.Application:
+def stub_backend(name: str, *, status: int = 200) -> web.Application:
+    """A backend that answers ``GET /work`` with ``status`` (the run-by-hand ``spare-1``: 503)."""
+
     async def work(request: web.Request) -> web.Response:
-        return web.Response(text=f"ok from {name}")
+        return web.Response(status=status, text=f"{'ok' if status == 200 else 'down'} from {name}")
 
     app = web.Application()
     app.router.add_get("/work", work)
@@ -293,8 +313,8 @@ async def main(port: int) -> None:
     runners: list[web.AppRunner] = []
     urls: dict[str, str] = {}
     try:
-        for name in [f"{region}-1" for region in REGIONS]:
-            runner = web.AppRunner(stub_backend(name))
+        for name in [*(f"{region}-1" for region in REGIONS), "spare-1"]:
+            runner = web.AppRunner(stub_backend(name, status=503 if name == "spare-1" else 200))
             runners.append(runner)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -84,12 +84,17 @@ async def test_example_router_routes_rejects_a_storm_and_rolls_back_a_bad_change
         async with session.post(base + "config", json=bad) as response:
             assert response.status == 422
             assert (await response.json())["rejected"][0][:2] == ["regions.eu.targets", "too_short"]
-        dead = {"regions": {"eu": {"targets": ["nowhere"]}, "us": {"targets": ["us-1"]}}}
+        nowhere = {"regions": {"eu": {"targets": ["nowhere"]}, "us": {"targets": ["us-1"]}}}
+        async with session.post(base + "config", json=nowhere) as response:
+            assert response.status == 422
+            problem = (await response.json())["rejected"][0]
+            assert problem[:2] == ["regions.eu.targets", "known_target"]
+        dead = {"regions": {"eu": {"targets": ["spare-1"]}, "us": {"targets": ["us-1"]}}}
         async with session.post(base + "config", json=dead) as response:
             assert response.status == 202
         async with session.post(base + "config", json=dead) as response:
             assert response.status == 409  # one at a time
-        for i in range(60):  # eu is the canary: its target does not exist
+        for i in range(60):  # eu is the canary: its new target answers 503
             for region in ("eu", "us"):
                 async with session.get(base + f"route?user=u{i}&region={region}") as response:
                     await response.read()
