@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from resilient._validate import Integer, Number, Text, check_fields, option
+from resilient._validate import Instance, Integer, Number, Text, check_fields, option
 from resilient.rollout._stats import fisher_less, mann_whitney_greater
 
 __all__ = [
@@ -151,7 +151,7 @@ class MetricGate:
 
     metric: str = option(LATENCY, Text(non_empty=True))
     tolerance: float = option(1.2, Number(min=1, unit="times"))
-    higher_is_worse: bool = True
+    higher_is_worse: bool = option(True, Instance(bool, "a bool"))
     alpha: float = option(DEFAULT_ALPHA, Number(min=0, max=1, min_open=True, unit="level"))
     min_samples: int = option(DEFAULT_MIN_SAMPLES, Integer(min=1))
 

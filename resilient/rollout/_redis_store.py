@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from resilient._validate import Integer, Number, Text, check
-from resilient.errors import ArgumentTypeError, ConfigConflictError
+from resilient.errors import ArgumentTypeError, ArgumentValueError, ConfigConflictError
 from resilient.rollout._gates import CohortSamples
 from resilient.rollout._store import (
     DEFAULT_LOG_ENTRIES,
@@ -63,6 +63,12 @@ class RedisConfigStore:
             raise ArgumentTypeError(
                 "RedisConfigStore.client must be a redis.asyncio.Redis, "
                 f"got {type(client).__name__}"
+            )
+        pool = getattr(client, "connection_pool", None)
+        if getattr(pool, "connection_kwargs", {}).get("decode_responses"):
+            raise ArgumentValueError(
+                "RedisConfigStore.client must not decode responses (decode_responses=True): a "
+                "configuration's bytes are kept exactly, and may be no text"
             )
         check("RedisConfigStore.name", name, Text(non_empty=True))
         self.poll_interval: float = check(

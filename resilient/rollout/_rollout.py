@@ -178,6 +178,11 @@ class ConfigRollout(Generic[C]):
                 )
             return self._baseline
         if self._cohorts:
+            if type(cohort) is not str and cohort is not None:
+                raise ArgumentTypeError(
+                    f"ConfigRollout.config_for(cohort) must be a str or None, "
+                    f"got {type(cohort).__name__}"
+                )
             return self._canary if cohort in self._cohorts else self._control
         return self._canary if bucket_of(self._seed, key) < self._threshold else self._control
 
@@ -403,10 +408,13 @@ class ConfigRollout(Generic[C]):
             await publish(self)
         if status.state not in ACTIVE or (self._shared is not None and not self._leading):
             return ()
+        epoch = self._epoch
         if self._shared is not None and await overruled(self):
             await self._roll_back("rolled back by another instance of the fleet")
             return ()
         gathered = await gather(self)
+        if self._epoch != epoch or status.state not in ACTIVE:
+            return ()  # another evaluation, an operator or a rollback moved on meanwhile
         if isinstance(gathered, GateResult):
             results: tuple[GateResult, ...] = (gathered,)
         else:

@@ -29,6 +29,7 @@ from resilient.rollout import (
     Stage,
     SuccessRatioGate,
     Verdict,
+    by_cohorts,
     canary,
     linear,
 )
@@ -338,3 +339,51 @@ async def test_a_rollouts_shadow_compares_the_candidate_with_the_current_config(
         await store.get(2)  # nothing stored
     with pytest.raises(ConfigRejectedError):
         rollout.shadow(b"{}", target)
+
+
+async def test_a_cohort_that_is_no_str_is_refused() -> None:
+    options = RolloutOptions(stages=by_cohorts(("eu",)), gates=(SuccessRatioGate(),))
+    rollout, _, _, _ = await opened(options)
+    await rollout.start(BAD, "x")
+    assert rollout.config_for("k", None).canary is False
+    for cohort in (["eu"], b"eu", 1):
+        with pytest.raises(ArgumentTypeError, match=r"config_for\(cohort\) must be a str or None"):
+            rollout.config_for("k", cohort)  # type: ignore[arg-type]
+
+
+async def test_two_evaluations_at_once_pass_one_stage_only() -> None:
+    class SlowSamples(MemoryConfigStore):
+        async def samples(self, *args: Any) -> Any:
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return await super().samples(*args)
+
+    options = RolloutOptions(
+        stages=linear(25.0, bake=0.0), gates=(SuccessRatioGate(min_samples=5),)
+    )
+    rollout: ConfigRollout[Routing] = ConfigRollout(
+        SlowSamples(), options, schema=PydanticSchema(Routing)
+    )
+    from tests.resilient.rollout_world import GOOD
+
+    await rollout.bootstrap(GOOD)
+    await rollout.start(BAD.replace(b"dead", b"a2"), "x")
+    feed(rollout, 400)
+    await asyncio.gather(rollout.evaluate(), rollout.evaluate(), rollout.evaluate())
+    assert rollout.status.stage == 1  # one pass, not three
+
+
+def test_a_metric_gate_direction_must_be_a_bool() -> None:
+    with pytest.raises(ArgumentTypeError, match=r"MetricGate\.higher_is_worse must be a bool"):
+        MetricGate(higher_is_worse="no")  # type: ignore[arg-type]
+
+
+async def test_a_redis_client_that_decodes_responses_is_refused() -> None:
+    import redis.asyncio as aredis
+
+    from resilient.rollout import RedisConfigStore
+
+    client = aredis.Redis(decode_responses=True)
+    with pytest.raises(ArgumentValueError, match="must not decode responses"):
+        RedisConfigStore(client, "x")
+    await client.aclose()
