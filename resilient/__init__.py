@@ -3,8 +3,8 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release, pool, rollout  (each knows the foundations,
-                                                           never an adapter)
+    patterns      ratelimit, breaker, release, pool, rollout, failover
+                                            (each knows the foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -53,6 +53,13 @@ if TYPE_CHECKING:
         EventBus,
         EventRecorder,
         Severity,
+    )
+    from resilient.failover import (
+        DEFAULT_FAILOVER_OPTIONS,
+        Failover,
+        FailoverOptions,
+        FailoverResult,
+        Provider,
     )
     from resilient.pool import (
         DEFAULT_GATE_OPTIONS,
@@ -183,6 +190,13 @@ __getattr__, __dir__ = lazy_exports(
             "PoolStats",
             "shared_gate",
         ],
+        "resilient.failover": [
+            "DEFAULT_FAILOVER_OPTIONS",
+            "Failover",
+            "FailoverOptions",
+            "FailoverResult",
+            "Provider",
+        ],
         "resilient.rollout": [
             "DEFAULT_ROLLOUT_OPTIONS",
             "ConfigRollout",
@@ -216,6 +230,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "DEFAULT_BREAKER_OPTIONS",
     "DEFAULT_EVENTS",
+    "DEFAULT_FAILOVER_OPTIONS",
     "DEFAULT_GATE_OPTIONS",
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
@@ -251,6 +266,9 @@ __all__ = [
     "EventRecorder",
     "FailOpenGuard",
     "Failed",
+    "Failover",
+    "FailoverOptions",
+    "FailoverResult",
     "FileConfigStore",
     "GateOptions",
     "GateStats",
@@ -271,6 +289,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeoutError",
     "Proceed",
+    "Provider",
     "PydanticSchema",
     "QueueClosedError",
     "Rate",
