@@ -38,7 +38,7 @@ CASES = {
     "import resilient.pool": ("import resilient.pool", set()),
     "import resilient.rollout": ("import resilient.rollout", set()),
     "import resilient.failover": ("import resilient.failover", set()),
-    "resilient.Failover": ("import resilient; resilient.Failover", {"pybreaker"}),
+    "resilient.Failover": ("import resilient; resilient.Failover", {"pybreaker", "redis"}),
     "resilient.ConfigRollout": ("import resilient; resilient.ConfigRollout", set()),
     "resilient.PydanticSchema on a model": (
         "import pydantic, resilient\n"
