@@ -218,6 +218,7 @@ class Failover(Generic[R, T]):
         attempts = 0
         hedged = False
         hedge_lane: Lane | None = None
+        hedge_delay = 0.0
         started = clock.monotonic()
         hedge_at = math.inf
         reason = "every provider failed or is unavailable"
@@ -234,7 +235,8 @@ class Failover(Generic[R, T]):
             if first is not None:
                 launch(*first)
                 if self.options.hedge and len(self.lanes) > 1:
-                    hedge_at = clock.monotonic() + self._hedge_delay(first[0], seconds)
+                    hedge_delay = self._hedge_delay(first[0], seconds)
+                    hedge_at = clock.monotonic() + hedge_delay
             while running:
                 now = clock.monotonic()
                 if now >= end:
@@ -263,6 +265,8 @@ class Failover(Generic[R, T]):
                     if error is None:
                         if lane is hedge_lane:
                             lane.stats.hedges_won += 1
+                            for outrun in running.values():
+                                outrun.record_outrun(hedge_delay)
                         return FailoverResult(task.result(), lane.name, False, attempts, hedged)
                     if not isinstance(error, self._failures):
                         raise error  # the caller's, as it is
