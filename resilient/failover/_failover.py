@@ -11,7 +11,11 @@ The guarantees:
   to the next provider).
 - At most one hedge per request: when the first attempt has taken longer than its provider's
   recent ``hedge_quantile`` latency, one more attempt goes to the next provider; the first
-  answer wins and the other attempt is cancelled (and counts against nobody).
+  answer wins and the other attempt is cancelled (and counts against nobody). A half-open
+  breaker's probe is never hedged: its outcome is what closes the breaker.
+- A provider's health (the share of its recent attempts that succeeded) passes it over while
+  another provider is healthy, but never stops its breaker's probes; once its breaker closes
+  again its health starts afresh.
 - Attempts beyond the first (a failover after a failure, a hedge) are paid from the shared
   budget when one is given: a refused spend ends the request (fallback or error), so an
   outage never multiplies the load on the providers beyond the budget.
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from resilient._validate import Instance, Number, Text, check
-from resilient.breaker import CircuitBreaker, Permit
+from resilient.breaker import BreakerState, CircuitBreaker, Permit
 from resilient.clock import SYSTEM_CLOCK, Clock
 from resilient.errors import ArgumentTypeError, ArgumentValueError, ProvidersUnavailableError
 from resilient.events import DEFAULT_EVENTS, Emitter, EventBus
@@ -160,8 +164,9 @@ class Failover(Generic[R, T]):
         )
         for strict in (True, False):
             for lane in candidates:
+                probing = lane.breaker.state is BreakerState.HALF_OPEN
                 if strict and (
-                    (healthy and lane.health < options.min_health)
+                    (healthy and lane.health < options.min_health and not probing)
                     or self._random.random()
                     >= lane.share(now, options.slow_start_window, options.slow_start_min_share)
                 ):
@@ -234,7 +239,10 @@ class Failover(Generic[R, T]):
             first = self._choose(tried)
             if first is not None:
                 launch(*first)
-                if self.options.hedge and len(self.lanes) > 1:
+                # A probe is never hedged: a hedge that answers first would cancel it, and a
+                # half-open breaker whose probes are all cancelled never learns the provider
+                # is back (a 300 ms provider behind a 25 ms hedge delay stayed out for good).
+                if self.options.hedge and len(self.lanes) > 1 and not first[1].probe:
                     hedge_delay = self._hedge_delay(first[0], seconds)
                     hedge_at = clock.monotonic() + hedge_delay
             while running:

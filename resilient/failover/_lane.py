@@ -131,6 +131,7 @@ class Lane:
         if self.down and breaker.state is BreakerState.CLOSED:
             self.down = False
             self.ramp_start = now
+            self.health = 1.0  # its failures are behind it: the slow start limits it now
             return True
         return False
 

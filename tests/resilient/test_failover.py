@@ -257,8 +257,9 @@ async def test_a_cancelled_request_cancels_its_attempts_and_frees_their_permits(
         await failover.call("r", timeout=0.001)  # one fails: its breaker opens
     await clock.sleep(1.0)
     task = asyncio.ensure_future(failover.call("r"))
-    await clock.sleep(13.0)  # one's probe, and two's hedge after timeout / 4 (no latency yet)
-    assert (one.in_flight, two.in_flight) == (1, 1)
+    await clock.sleep(13.0)  # one's probe is out, never hedged
+    assert (one.in_flight, two.in_flight) == (1, 0)
+    assert not breaker.allows_call()  # its one probe slot is taken
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

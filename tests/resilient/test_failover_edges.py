@@ -144,3 +144,39 @@ async def test_the_counters_a_user_reads() -> None:
     assert (stats["two"].attempts, stats["two"].successes, stats["two"].failures) == (1, 1, 0)
     assert [e.name for e in recorder.events] == ["failed_over"]
     assert recorder.events[0].source == "failover"
+
+
+async def test_a_provider_down_long_enough_to_lose_its_health_comes_back() -> None:
+    from resilient.breaker import BreakerOptions, BreakerState, CircuitBreaker
+
+    clock = VirtualClock(autojump=True)
+    state = {"down": True}
+    one = Scripted("one", clock, lambda n: DOWN if state["down"] else 0.3)  # back, but slow
+    two = Scripted("two", clock, lambda n: 0.02)
+    breaker = CircuitBreaker(
+        "one", BreakerOptions(failure_threshold=5, reset_timeout=1.0), clock=clock
+    )
+    bus, recorder = recorded()
+    failover: Failover[str, str] = Failover(
+        [Provider("one", one, breaker=breaker), Provider("two", two)],
+        FailoverOptions(timeout=1.0, slow_start_window=5.0),
+        clock=clock,
+        events=bus,
+        random=random.Random(3),
+    )
+    for _ in range(100):  # 10 s of outage, probes failing every second
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert failover.lanes[0].health < 0.5
+    state["down"] = False
+    for _ in range(30):  # the next probe is not hedged, succeeds in 300 ms, and closes it
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert breaker.state is BreakerState.CLOSED
+    assert failover.lanes[0].health > 0.5
+    assert [e.name for e in recorder.events].count("recovering") == 1
+    before = one.calls
+    for _ in range(100):  # 10 s later the slow start is over: one is asked first again
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert one.calls - before > 50
