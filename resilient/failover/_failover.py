@@ -151,8 +151,12 @@ class Failover(Generic[R, T]):
 
     # -- choosing ------------------------------------------------------------------------------
 
-    def _choose(self, tried: set[str]) -> tuple[Lane, Permit] | None:
-        """The first provider not yet tried that may be asked now, with its permit."""
+    def _choose(self, tried: set[str], *, needed: bool = True) -> tuple[Lane, Permit] | None:
+        """The first provider not yet tried that may be asked now, with its permit. When the
+        attempt is ``needed`` (a first attempt, a failover) and every provider is passed over
+        for its health or its slow start, they are asked all the same; a hedge is not needed,
+        and takes nobody's share beyond it (hedges took a provider in slow start to 52
+        attempts a second where its share was 22: provider-outage beside a CPU hog)."""
         options = self.options
         now = self._clock.monotonic()
         candidates = [lane for lane in self.lanes if lane.name not in tried]
@@ -162,7 +166,7 @@ class Failover(Generic[R, T]):
         healthy = any(
             lane.health >= options.min_health and lane.breaker.allows_call() for lane in candidates
         )
-        for strict in (True, False):
+        for strict in (True, False) if needed else (True,):
             for lane in candidates:
                 probing = lane.breaker.state is BreakerState.HALF_OPEN
                 if strict and (
@@ -252,7 +256,7 @@ class Failover(Generic[R, T]):
                     break
                 if now >= hedge_at:
                     hedge_at = math.inf
-                    hedge = self._choose(tried)
+                    hedge = self._choose(tried, needed=False)
                     if hedge is not None:
                         if self.budget is None or self.budget.try_spend():
                             primary = next(iter(running.values()))

@@ -180,3 +180,27 @@ async def test_a_provider_down_long_enough_to_lose_its_health_comes_back() -> No
         await failover.call("r")
         await clock.sleep(0.1)
     assert one.calls - before > 50
+
+
+class Always(random.Random):
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+async def test_a_provider_in_slow_start_is_asked_when_needed_but_never_hedged_to() -> None:
+    clock = VirtualClock(autojump=True)
+    broken = {"two": False}
+    one = Scripted("one", clock, lambda n: 0.001)
+    two = Scripted("two", clock, lambda n: DOWN if broken["two"] else 1.5)
+    failover = build(clock, one, two, random=Always(0.99))
+    failover.lanes[0].ramp_start = clock.monotonic()  # its slow start has just begun
+    result = await failover.call("r")
+    assert (result.provider, result.hedged) == ("two", False)  # a hedge would take its share
+    assert one.calls == 0
+    assert failover.stats()["one"].passed_over >= 1
+    broken["two"] = True  # now nobody else can answer: it is asked all the same
+    assert (await failover.call("r")).provider == "one"
