@@ -52,7 +52,7 @@ DEFAULT_MINIMUM_CALLS = 100
 MAX_WINDOW_SIZE = 1_000_000
 """The largest count window: one byte a call, so at most 1 MB per breaker."""
 MAX_WINDOW_BUCKETS = 10_000
-"""The most buckets of a time window: 24 bytes a bucket, so at most 240,000 bytes per breaker."""
+"""The most buckets of a time window: 32 bytes a bucket, so at most 320,000 bytes per breaker."""
 
 
 @dataclass(frozen=True, slots=True)
