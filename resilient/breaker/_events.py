@@ -54,7 +54,8 @@ class BreakerOpened(EventAttributes):
     reason: str
     """Why, e.g. ``ConsecutiveFailures(5) tripped on ConnectionError`` or ``probe failed: X``."""
     failures: int
-    """Consecutive failures counted when it opened (pybreaker's counter)."""
+    """Consecutive failures counted when it opened (pybreaker's counter; 0 under a policy that
+    counts no run of failures, such as :class:`~resilient.breaker.FailureRate`)."""
     reset_timeout: float
     """Seconds until it lets probes through."""
 
