@@ -217,11 +217,12 @@ class CircuitBreaker:
     async def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Await ``fn(*args, **kwargs)`` through the circuit; raise :class:`CircuitOpenError`
         without calling ``fn`` when the circuit refuses the call."""
-        # The hot paths, inlined (bench/bench_breaker.py, one run before and after): no
-        # context manager and no second coroutine on success (0.26 us over a bare await,
-        # where `async with self.calling()` costs 0.75 us); a refusal raised here, not in
-        # acquire() (one frame less to unwind), with the wait try_acquire() worked out
-        # instead of a second clock read.
+        # The hot paths, inlined (bench/bench_breaker.py, 50,000 calls x 5 rounds, before and
+        # after): on success no context manager and no second coroutine (0.26 us over a bare
+        # await, where `async with self.calling()` cost 0.75 us in the same run); a refusal
+        # raised here, not in acquire() (one frame less to unwind), with the wait that
+        # try_acquire() worked out instead of a second clock read (2.1 us to 0.95 us, with
+        # CircuitOpenError's cheaper construction, see its docstring).
         permit = self._quiet_permit
         if permit is None:
             permit = self.try_acquire()
