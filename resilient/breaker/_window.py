@@ -34,24 +34,19 @@ BUCKET_BYTES = 32
 
 
 class Counts:
-    """What a window holds now: ``calls``, ``failures`` and ``slow`` calls among them."""
+    """What a window holds now: ``calls``, ``failures`` and ``slow`` calls among them, in
+    ``memory_bytes`` fixed when it was made."""
 
-    __slots__ = ("calls", "failures", "slow")
+    __slots__ = ("calls", "failures", "memory_bytes", "slow")
 
-    def __init__(self) -> None:
+    def __init__(self, memory_bytes: int) -> None:
         self.calls = 0
         self.failures = 0
         self.slow = 0
-
-    @property
-    def memory_bytes(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
+        self.memory_bytes = memory_bytes
 
     def record(self, now: float, failed: bool, slow: bool) -> None:  # pragma: no cover
         raise NotImplementedError
-
-    def expire(self, now: float) -> None:
-        """Forget what fell out of the window by ``now`` (a count window forgets nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +88,10 @@ class _Ring(Counts):
     __slots__ = ("_next", "_ring", "_size")
 
     def __init__(self, size: int) -> None:
-        super().__init__()
+        super().__init__(size)
         self._ring = bytearray(size)
         self._size = size
         self._next = 0
-
-    @property
-    def memory_bytes(self) -> int:
-        return len(self._ring)
 
     def record(self, now: float, failed: bool, slow: bool) -> None:
         at = self._next
@@ -124,7 +115,7 @@ class _Buckets(Counts):
     __slots__ = ("_calls", "_count", "_failures", "_index", "_latest", "_slow", "_width")
 
     def __init__(self, width: float, buckets: int) -> None:
-        super().__init__()
+        super().__init__(BUCKET_BYTES * buckets)
         self._width = width
         self._count = buckets
         self._index = array("q", [0]) * buckets
@@ -132,10 +123,6 @@ class _Buckets(Counts):
         self._failures = array("q", [0]) * buckets
         self._slow = array("q", [0]) * buckets
         self._latest = -1
-
-    @property
-    def memory_bytes(self) -> int:
-        return BUCKET_BYTES * self._count
 
     def expire(self, now: float) -> None:
         bucket = math.floor(now / self._width)

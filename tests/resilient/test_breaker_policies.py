@@ -8,6 +8,8 @@ import asyncio
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilient.breaker import (
     BreakerOptions,
@@ -335,3 +337,66 @@ def test_an_untimed_policy_costs_no_clock_read() -> None:
     assert CountingClock.reads == 0
     state = TripState(breaker._storage)
     assert (state.now, state.duration, state.epoch) == (0.0, 0.0, 0)
+
+
+# -- the windows against a plain model (every step, every count) ------------------------------
+
+STEPS = st.lists(
+    st.tuples(st.booleans(), st.booleans(), st.sampled_from([0.0, 0.3, 1.0, 2.5, 7.0])),
+    max_size=80,
+)
+
+
+@given(size=st.integers(min_value=1, max_value=6), steps=STEPS)
+def test_a_count_window_holds_exactly_the_last_size_calls(
+    size: int, steps: list[tuple[bool, bool, float]]
+) -> None:
+    counts = CountWindow(size).counts()
+    model: list[tuple[bool, bool]] = []
+    for failed, slow, _ in steps:
+        counts.record(0.0, failed, slow)
+        model = [*model, (failed, slow)][-size:]
+        assert (counts.calls, counts.failures, counts.slow) == (
+            len(model),
+            sum(f for f, _ in model),
+            sum(s for _, s in model),
+        )
+    assert counts.memory_bytes == size
+
+
+@given(buckets=st.integers(min_value=1, max_value=5), steps=STEPS)
+def test_a_time_window_holds_exactly_the_calls_of_its_last_buckets(
+    buckets: int, steps: list[tuple[bool, bool, float]]
+) -> None:
+    width = 1.0
+    counts = TimeWindow(width * buckets, buckets).counts()
+    now = 0.0
+    model: list[tuple[int, bool, bool]] = []
+    for failed, slow, advance in steps:
+        now += advance
+        counts.record(now, failed, slow)
+        bucket = math.floor(now / width)
+        model = [entry for entry in [*model, (bucket, failed, slow)] if entry[0] > bucket - buckets]
+        assert (counts.calls, counts.failures, counts.slow) == (
+            len(model),
+            sum(f for _, f, _ in model),
+            sum(s for _, _, s in model),
+        )
+    assert counts.memory_bytes == 32 * buckets
+
+
+def test_the_windows_are_frozen_slotted_values_and_refuse_in_exact_words() -> None:
+    import dataclasses
+
+    for window, field in ((CountWindow(3), "size"), (TimeWindow(1.0, 1), "buckets")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(window, field, 4)
+        assert not hasattr(window, "__dict__")
+    with pytest.raises(ArgumentValueError) as refused:
+        TimeWindow(-1.0)
+    assert (
+        str(refused.value) == "TimeWindow.seconds must be a finite number of seconds > 0, got -1.0"
+    )
+    with pytest.raises(ArgumentValueError) as refused:
+        TimeWindow(1.0, 0)
+    assert str(refused.value) == "TimeWindow.buckets must be an int >= 1 and <= 10000, got 0"
