@@ -400,3 +400,87 @@ def test_the_windows_are_frozen_slotted_values_and_refuse_in_exact_words() -> No
     with pytest.raises(ArgumentValueError) as refused:
         TimeWindow(1.0, 0)
     assert str(refused.value) == "TimeWindow.buckets must be an int >= 1 and <= 10000, got 0"
+
+
+# -- the policies' edges, exactly (mutation survivors) -----------------------------------------
+
+
+def test_a_few_slow_calls_below_the_slow_rate_do_not_trip() -> None:
+    clock = VirtualClock()
+    policy = FailureRate(
+        1.0,
+        window=CountWindow(10),
+        minimum_calls=4,
+        slow_call_duration=1.0,
+        slow_call_threshold=0.5,
+    )
+    breaker = breaker_with(policy, clock)
+    for took in (0.0, 0.0, 0.0, 0.0, 2.0):
+        outcome(breaker, False, clock, took=took)
+    assert state_of(breaker) is BreakerState.CLOSED  # 1 slow call of 5
+    assert policy.counts.slow == 1
+
+
+def test_after_a_transition_the_window_counts_every_call() -> None:
+    clock = VirtualClock()
+    policy = FailureRate(0.5, window=CountWindow(4), minimum_calls=4, slow_call_duration=math.inf)
+    breaker = breaker_with(policy, clock)
+    for _ in range(4):
+        outcome(breaker, True, clock)
+    clock.advance(10.0)
+    outcome(breaker, False, clock)  # the probe closes it: a new epoch
+    for failed in (False, True, False):
+        outcome(breaker, failed, clock)
+    assert (policy.counts.calls, policy.counts.failures) == (3, 1)
+
+
+def test_any_of_says_exactly_whether_it_trips_and_whether_it_is_timed() -> None:
+    class Untimed:
+        def on_success(self, state: TripState) -> None:
+            return None
+
+        def on_failure(self, state: TripState) -> bool:
+            return False
+
+    clock = VirtualClock()
+    state = TripState(breaker_with(None, clock)._storage)
+    assert ConsecutiveFailures(1).timed is False
+    quiet_rate = FailureRate(minimum_calls=1000, slow_call_duration=math.inf)
+    assert (ConsecutiveFailures(1) | quiet_rate).timed is False
+    assert (ConsecutiveFailures(1) | FailureRate()).timed is True
+    assert (ConsecutiveFailures(1) | Untimed()).timed is False  # type: ignore[operator]
+    calm = ConsecutiveFailures(5) | Untimed()  # type: ignore[operator]
+    assert calm.on_success(state) is False
+    assert calm.on_failure(state) is False
+    assert (ConsecutiveFailures(1) | Untimed()).on_failure(state) is True  # type: ignore[operator]
+
+
+def test_the_policy_refusals_in_exact_words() -> None:
+    cases = [
+        (
+            lambda: FailureRate(0),
+            "FailureRate.threshold must be a finite number of share > 0 and <= 1, got 0",
+        ),
+        (
+            lambda: FailureRate(slow_call_duration=-1),
+            "FailureRate.slow_call_duration must be a number of seconds >= 0, got -1",
+        ),
+        (
+            lambda: FailureRate(slow_call_threshold=1.5),
+            "FailureRate.slow_call_threshold must be "
+            "a finite number of share > 0 and <= 1, got 1.5",
+        ),
+    ]
+    for build, message in cases:
+        with pytest.raises(ArgumentValueError) as refused:
+            build()
+        assert str(refused.value) == message
+    clock = VirtualClock()
+    policy = FailureRate(slow_call_duration=math.inf)
+    outcome(breaker_with(policy, clock), True, clock)
+    with pytest.raises(ArgumentValueError) as refused:
+        outcome(breaker_with(policy, clock), True, clock)
+    assert (
+        str(refused.value)
+        == f"{policy!r} already counts for another breaker: give each breaker its own"
+    )
