@@ -24,10 +24,16 @@ from resilient._lazy import lazy_exports
 if TYPE_CHECKING:
     from resilient.breaker import (
         DEFAULT_BREAKER_OPTIONS,
+        DEFAULT_BREAKER_SYNC_OPTIONS,
         BreakerOptions,
         BreakerState,
         BreakerStats,
+        BreakerSync,
+        BreakerSyncOptions,
         CircuitBreaker,
+        CountWindow,
+        FailureRate,
+        TimeWindow,
     )
     from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
     from resilient.errors import (
@@ -122,10 +128,16 @@ __getattr__, __dir__ = lazy_exports(
     {
         "resilient.breaker": [
             "DEFAULT_BREAKER_OPTIONS",
+            "DEFAULT_BREAKER_SYNC_OPTIONS",
             "BreakerOptions",
             "BreakerState",
             "BreakerStats",
+            "BreakerSync",
+            "BreakerSyncOptions",
             "CircuitBreaker",
+            "CountWindow",
+            "FailureRate",
+            "TimeWindow",
         ],
         "resilient.clock": ["SYSTEM_CLOCK", "Clock", "SystemClock", "VirtualClock"],
         "resilient.errors": [
@@ -215,6 +227,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "DEFAULT_BREAKER_OPTIONS",
+    "DEFAULT_BREAKER_SYNC_OPTIONS",
     "DEFAULT_EVENTS",
     "DEFAULT_GATE_OPTIONS",
     "DEFAULT_GUARD_OPTIONS",
@@ -233,6 +246,8 @@ __all__ = [
     "BreakerOptions",
     "BreakerState",
     "BreakerStats",
+    "BreakerSync",
+    "BreakerSyncOptions",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
@@ -240,6 +255,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectGate",
     "ConnectRefusedError",
+    "CountWindow",
     "Decision",
     "DecisionSource",
     "Done",
@@ -251,6 +267,7 @@ __all__ = [
     "EventRecorder",
     "FailOpenGuard",
     "Failed",
+    "FailureRate",
     "FileConfigStore",
     "GateOptions",
     "GateStats",
@@ -291,6 +308,7 @@ __all__ = [
     "Superseded",
     "SystemClock",
     "Ticket",
+    "TimeWindow",
     "VirtualClock",
     "__version__",
     "shared_gate",
