@@ -22,6 +22,7 @@ from resilient.errors import (
 from resilient.events import EventBus, EventRecorder
 from resilient.pool import ConnectGate, GateOptions, GateStats, shared_gate
 from resilient.ratelimit import Rate
+from tests.resilient.pool_world import Fixed
 
 EXACT = GateOptions(backoff_jitter=0.0)
 
@@ -33,16 +34,6 @@ def quiet() -> EventBus:
 def gate_for(clock: VirtualClock, options: GateOptions = EXACT, **kwargs: object) -> ConnectGate:
     kwargs.setdefault("events", quiet())
     return ConnectGate("db:5432", options, clock=clock, **kwargs)  # type: ignore[arg-type]
-
-
-class Fixed:
-    """A random source that always draws ``value``."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
 
 
 async def ok() -> str:
