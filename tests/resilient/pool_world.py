@@ -91,6 +91,10 @@ class Fixed:
         return self.value
 
 
+class Boom(Exception):
+    """An error of the caller's own (no fault of the destination)."""
+
+
 class Abort(BaseException):
     """A BaseException that is neither a cancellation nor KeyboardInterrupt/SystemExit (which
     asyncio re-raises out of the event loop): it takes the same paths through the pool."""

@@ -1,6 +1,7 @@
 """BoundedPool in exact words and exact numbers: every message a caller sees, the gate a pool
-makes for itself, what the pool says it holds, the names of its tasks, and the events of a
-rebuild and a close (mutation survivors of pool/_pool and pool/_lending).
+makes for itself, what the pool says it holds, the names of its tasks, the events of a
+rebuild and a close, and what it logs of a close that fails (mutation survivors of pool/_pool
+and pool/_lending).
 
 Every test runs in virtual time (an autojumping :class:`VirtualClock`).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ from resilient.errors import (
 )
 from resilient.events import EventRecorder
 from resilient.pool import BoundedPool, ConnectGate, GateOptions, PoolOptions
-from tests.resilient.pool_world import Backend, closes_run, pool_for, quiet, settled
+from tests.resilient.pool_world import Backend, Boom, closes_run, pool_for, quiet, settled
 
 
 async def connect() -> int:
@@ -106,6 +108,7 @@ async def test_the_pools_tasks_are_named_for_it(virtual_clock: VirtualClock) -> 
         names = sorted(task.get_name() for task in asyncio.all_tasks())
     assert names.count("BoundedPool.housekeeper") == 1
     assert names.count("BoundedPool.warm") == 2
+    assert names.count("BoundedPool.watchdog") == 1  # of the acquire_timeout just kept
     await settled(pool, backend)
 
 
@@ -330,3 +333,90 @@ async def test_a_rebuild_says_which_argument_is_bad_in_exact_words(
     with pytest.raises(ArgumentTypeError) as raised:
         pool.rebuild(connect="connect")  # type: ignore[arg-type]
     assert str(raised.value) == "BoundedPool.rebuild(connect) must be a callable, got 'connect'"
+
+
+# -- the pool's own closes, in a task of its own ---------------------------------------------------
+
+
+async def test_a_close_that_raises_is_logged_and_the_connection_dropped(
+    virtual_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = Backend(virtual_clock)
+
+    async def close(connection: int) -> None:
+        raise RuntimeError("close is broken")
+
+    gate = ConnectGate("backend", clock=virtual_clock, events=quiet())
+    pool = BoundedPool(backend.connect, close, gate=gate, clock=virtual_clock, events=quiet())
+    with caplog.at_level(logging.ERROR, logger="resilient.pool"):
+        with pytest.raises(Boom):
+            async with pool.acquire():
+                raise Boom
+        await closes_run()
+    [record] = caplog.records
+    assert record.getMessage() == "BoundedPool: close() raised; the connection is dropped"
+    assert record.name == "resilient.pool"
+    assert record.exc_info is not None
+    assert pool.stats.open == 0
+    await pool.aclose()
+
+
+async def test_a_close_that_hangs_is_dropped_after_connect_timeout_and_says_so(
+    virtual_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = Backend(virtual_clock)
+    closes: list[float] = []
+
+    async def close(connection: int) -> None:
+        closes.append(virtual_clock.monotonic())
+        await asyncio.Event().wait()
+
+    gate = ConnectGate(
+        "backend", GateOptions(connect_timeout=2.5), clock=virtual_clock, events=quiet()
+    )
+    pool = BoundedPool(backend.connect, close, gate=gate, clock=virtual_clock, events=quiet())
+    with caplog.at_level(logging.ERROR, logger="resilient.pool"):
+        with pytest.raises(Boom):
+            async with pool.acquire():
+                raise Boom
+        await pool.aclose()
+    assert virtual_clock.monotonic() == 2.5
+    [record] = caplog.records
+    assert record.getMessage() == "BoundedPool: close() took over 2.5s; the connection is dropped"
+    assert record.name == "resilient.pool"
+    assert record.exc_info is None
+    assert closes == [0.0]
+
+
+async def test_a_close_that_is_not_async_is_called_at_once(virtual_clock: VirtualClock) -> None:
+    backend = Backend(virtual_clock)
+    closed: list[int] = []
+    gate = ConnectGate("backend", clock=virtual_clock, events=quiet())
+    pool = BoundedPool(backend.connect, closed.append, gate=gate, clock=virtual_clock)
+    with contextlib.suppress(Boom):
+        async with pool.acquire():
+            raise Boom
+    assert closed == [1]
+    assert not pool._tasks
+    await pool.aclose()
+
+
+async def test_a_close_that_raises_at_once_is_logged_and_the_connection_dropped(
+    virtual_clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = Backend(virtual_clock)
+
+    def close(connection: int) -> None:
+        raise RuntimeError("close is broken")
+
+    gate = ConnectGate("backend", clock=virtual_clock, events=quiet())
+    pool = BoundedPool(backend.connect, close, gate=gate, clock=virtual_clock, events=quiet())
+    with caplog.at_level(logging.ERROR, logger="resilient.pool"), pytest.raises(Boom):
+        async with pool.acquire():
+            raise Boom
+    [record] = caplog.records
+    assert record.getMessage() == "BoundedPool: close() raised; the connection is dropped"
+    assert (record.name, record.levelno) == ("resilient.pool", logging.ERROR)
+    assert record.exc_info is not None
+    assert not pool._tasks
+    await pool.aclose()
