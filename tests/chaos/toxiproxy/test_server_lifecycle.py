@@ -73,7 +73,6 @@ def test_tasks_left_on_the_background_loop_are_cancelled_when_it_stops() -> None
     assert left.cancelled()
 
 
-
 def test_a_start_that_cannot_make_its_thread_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
 ) -> None:
