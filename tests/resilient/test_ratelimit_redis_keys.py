@@ -41,7 +41,8 @@ async def names_after(
     """The names in Redis under ``prefix`` after one decision for ``key``."""
     async with RedisLimiter(redis_server.url, RATE, RedisLimiterOptions(prefix=prefix)) as limiter:
         assert (await limiter.decide(key)).allowed
-    return sorted(name for name in await client.keys(prefix + "*") if isinstance(name, bytes))
+    pattern = prefix.encode("utf-8", "surrogatepass") + b"*"
+    return sorted(name for name in await client.keys(pattern) if isinstance(name, bytes))
 
 
 def digest(key: bytes) -> bytes:
@@ -101,3 +102,12 @@ async def test_a_clock_before_zero_is_refused(redis_server: RedisServer, prefix:
         with pytest.raises(ArgumentValueError) as raised:
             await limiter.decide("k")
     assert str(raised.value) == "RedisLimiter.clock time must be in [0, 2^52) us, got -1000000 us"
+
+
+async def test_a_prefix_with_a_lone_surrogate_is_stored_as_its_bytes(
+    redis_server: RedisServer, client: aredis.Redis, prefix: str
+) -> None:
+    odd = prefix + "\udcff:"
+    assert await names_after(redis_server, client, odd, "k") == [
+        prefix.encode() + b"\xed\xb3\xbf:k"
+    ]

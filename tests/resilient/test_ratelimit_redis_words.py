@@ -241,3 +241,43 @@ async def test_a_batch_is_cut_at_max_batch(redis_server: RedisServer) -> None:
         # the first caller goes at once, then the four queued behind it in twos
         assert limiter.stats.round_trips == 1 + 3
         assert limiter.stats.decisions == 6
+
+
+async def _clients(admin: aredis.Redis) -> int:
+    info = await admin.info("clients")
+    return int(info["connected_clients"])
+
+
+async def test_a_client_made_from_a_url_is_the_limiters_and_closed_with_it(
+    fresh_redis_server: RedisServer,
+) -> None:
+    admin = aredis.Redis.from_url(fresh_redis_server.url)
+    try:
+        alone = await _clients(admin)
+        limiter = RedisLimiter(fresh_redis_server.url, RATE)
+        await limiter.decide("k")
+        assert await _clients(admin) == alone + 1
+        await limiter.aclose()
+        for _ in range(100):  # the server notices the close within a few ms
+            if await _clients(admin) == alone:
+                break
+            await asyncio.sleep(0.01)
+        assert await _clients(admin) == alone
+    finally:
+        await admin.aclose()
+
+
+async def test_a_client_passed_in_stays_the_callers_with_every_connection_it_lent(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    client = aredis.Redis.from_url(redis_server.url)
+    held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await held.connect()  # type: ignore[no-untyped-call]
+        limiter = RedisLimiter(client, RATE, options)
+        await limiter.decide("k")
+        await limiter.aclose()
+        assert held.is_connected  # the limiter closed neither the client nor its pool
+    finally:
+        await client.connection_pool.release(held)
+        await client.aclose()
