@@ -273,7 +273,7 @@ async def test_a_client_passed_in_stays_the_callers_with_every_connection_it_len
     client = aredis.Redis.from_url(redis_server.url)
     held = await client.connection_pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        await held.connect()  # type: ignore[no-untyped-call]
+        await held.connect()
         limiter = RedisLimiter(client, RATE, options)
         await limiter.decide("k")
         await limiter.aclose()
