@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aredis
 
 from chaos.servers import RedisServer, free_port
+from resilient.clock import VirtualClock
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 from resilient.events import EventBus, EventRecorder, Severity
 from resilient.ratelimit import (
@@ -25,6 +26,7 @@ from resilient.ratelimit import (
     RedisLimiterStats,
     RedisLimiterUnavailable,
 )
+from resilient.ratelimit._types import store_silence
 
 pytestmark = pytest.mark.real_server
 
@@ -281,3 +283,34 @@ async def test_a_client_passed_in_stays_the_callers_with_every_connection_it_len
     finally:
         await client.connection_pool.release(held)
         await client.aclose()
+
+
+async def test_a_cancelled_caller_carries_how_long_redis_has_been_silent(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    """On the limiter's clock, from the moment the round trip still unanswered was sent: what a
+    guard reads to tell a slow Redis from time spent in this process."""
+    clock = VirtualClock(start=100.0)
+    limiter = RedisLimiter(redis_server.url, RATE, options, clock=clock)
+    admin = aredis.Redis.from_url(redis_server.url)
+    try:
+        await limiter.decide("warm-up")
+        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # type: ignore[no-untyped-call]
+        sent = asyncio.create_task(limiter.decide("sent"))
+        await asyncio.sleep(0.05)  # its round trip is out, unanswered
+        clock.advance(0.25)
+        queued = asyncio.create_task(limiter.decide("queued"))  # behind the one in flight
+        await asyncio.sleep(0)
+        clock.advance(0.5)
+        silences = []
+        for task in (sent, queued):
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError as cancelled:
+                silences.append(store_silence(cancelled))
+        assert silences == [0.75, 0.75]
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        await admin.aclose()
+        await limiter.aclose()
