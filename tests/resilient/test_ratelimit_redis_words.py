@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
+import resilient.ratelimit._redis as redis_limiter_module
 from chaos.servers import RedisServer, free_port
 from resilient.clock import VirtualClock
 from resilient.errors import ArgumentTypeError, ArgumentValueError
@@ -26,6 +27,7 @@ from resilient.ratelimit import (
     RedisLimiterStats,
     RedisLimiterUnavailable,
 )
+from resilient.ratelimit._script import SCRIPT_SHA
 from resilient.ratelimit._types import store_silence
 
 pytestmark = pytest.mark.real_server
@@ -118,13 +120,14 @@ async def test_a_closed_limiter_refuses_and_its_waiting_callers_are_told(
     limiter = RedisLimiter(redis_server.url, RATE, options)
     await limiter.decide("warm-up")
     admin = aredis.Redis.from_url(redis_server.url)
-    await admin.execute_command("CLIENT", "PAUSE", 300, "WRITE")  # type: ignore[no-untyped-call]
+    await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # type: ignore[no-untyped-call]
     try:
         waiting = [asyncio.create_task(limiter.decide(f"k{n}")) for n in range(3)]
         await asyncio.sleep(0.05)
         await limiter.aclose()
         results = await asyncio.gather(*waiting, return_exceptions=True)
     finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         await admin.aclose()
     assert [str(result) for result in results] == ["RedisLimiter is closed"] * 3
     assert all(isinstance(result, RedisLimiterUnavailable) for result in results)
@@ -202,7 +205,7 @@ async def test_a_round_trip_past_its_timeout_says_timeout(
     admin = aredis.Redis.from_url(redis_server.url)
     try:
         await limiter.decide("warm-up")
-        await admin.execute_command("CLIENT", "PAUSE", 200, "ALL")  # type: ignore[no-untyped-call]
+        await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # type: ignore[no-untyped-call]
         with pytest.raises(RedisLimiterUnavailable) as raised:
             await limiter.decide("k")
     finally:
@@ -295,7 +298,7 @@ async def test_a_cancelled_caller_carries_how_long_redis_has_been_silent(
     admin = aredis.Redis.from_url(redis_server.url)
     try:
         await limiter.decide("warm-up")
-        await admin.execute_command("CLIENT", "PAUSE", 300, "ALL")  # type: ignore[no-untyped-call]
+        await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # type: ignore[no-untyped-call]
         sent = asyncio.create_task(limiter.decide("sent"))
         await asyncio.sleep(0.05)  # its round trip is out, unanswered
         clock.advance(0.25)
@@ -314,3 +317,70 @@ async def test_a_cancelled_caller_carries_how_long_redis_has_been_silent(
         await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
         await admin.aclose()
         await limiter.aclose()
+
+
+async def test_a_caller_cancelled_between_round_trips_carries_no_silence(
+    redis_server: RedisServer,
+) -> None:
+    """Cancelled when no round trip is in flight (its request never left this process), a
+    caller notes 0 s: Redis was not silent, the time went elsewhere."""
+    options = RedisLimiterOptions(prefix=f"words:{uuid.uuid4().hex}:", max_batch=1)
+    clock = VirtualClock(start=100.0)
+    seen: list[float | None] = []
+    async with RedisLimiter(redis_server.url, RATE, options, clock=clock) as limiter:
+
+        async def second() -> None:
+            try:
+                await limiter.decide("b")
+            except asyncio.CancelledError as cancelled:
+                seen.append(store_silence(cancelled))
+                raise
+
+        async def first() -> None:
+            await limiter.decide("a")  # sent alone (max_batch 1), "b" waits for the next
+            clock.advance(5.0)
+            waiting.cancel()  # before the flusher takes "b": nothing is in flight
+
+        answered = asyncio.create_task(first())
+        waiting = asyncio.create_task(second())
+        await asyncio.gather(answered, waiting, return_exceptions=True)
+        assert waiting.cancelled()
+        assert seen == [0.0]
+        assert limiter.stats.round_trips == 1
+        assert (await limiter.decide("c")).allowed  # and the flusher goes on
+
+
+@pytest.mark.parametrize("cost", [1, 63, 64, 65, 250])
+async def test_every_cost_is_sent_as_the_number_it_is(
+    redis_server: RedisServer, options: RedisLimiterOptions, cost: int
+) -> None:
+    """Costs below 64 go as prepacked arguments, larger ones packed on the way."""
+    async with RedisLimiter(redis_server.url, Rate(100, 1.0, burst=299), options) as limiter:
+        first = await limiter.decide("k", cost=cost)
+        assert (first.allowed, first.remaining) == (True, 300 - cost)
+
+
+async def test_a_client_that_decodes_responses_serves_as_well(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    client = aredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        async with RedisLimiter(client, RATE, options) as limiter:
+            decision = await limiter.decide("k")
+            assert (decision.allowed, decision.remaining) == (True, 0)
+            assert limiter.stats.script_loads == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_script_load_answering_another_sha1_is_a_failed_round_trip(
+    redis_server: RedisServer, options: RedisLimiterOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_limiter_module, "SCRIPT_SHA", b"0" * 40)
+    async with RedisLimiter(redis_server.url, RATE, options) as limiter:
+        with pytest.raises(RedisLimiterUnavailable) as raised:
+            await limiter.decide("k")
+    assert str(raised.value) == (
+        "Redis round trip failed: RedisLimiterUnavailable: "
+        f"SCRIPT LOAD answered {SCRIPT_SHA!r}, not the script's SHA1"
+    )
