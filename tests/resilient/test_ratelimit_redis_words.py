@@ -384,3 +384,25 @@ async def test_a_script_load_answering_another_sha1_is_a_failed_round_trip(
         "Redis round trip failed: RedisLimiterUnavailable: "
         f"SCRIPT LOAD answered {SCRIPT_SHA!r}, not the script's SHA1"
     )
+
+
+async def test_a_caller_cancelled_before_anything_was_sent_carries_no_silence(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    clock = VirtualClock(start=100.0)
+    seen: list[float | None] = []
+    async with RedisLimiter(redis_server.url, RATE, options, clock=clock) as limiter:
+
+        async def caller() -> None:
+            try:
+                await limiter.decide("k")
+            except asyncio.CancelledError as cancelled:
+                seen.append(store_silence(cancelled))
+                raise
+
+        task = asyncio.create_task(caller())
+        await asyncio.sleep(0)  # queued, and the flusher made, but nothing sent yet
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert (seen, limiter.stats.round_trips, limiter.pending) == ([0.0], 0, 0)
+        assert (await limiter.decide("k")).allowed
