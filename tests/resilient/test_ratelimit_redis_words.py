@@ -406,3 +406,11 @@ async def test_a_caller_cancelled_before_anything_was_sent_carries_no_silence(
         await asyncio.gather(task, return_exceptions=True)
         assert (seen, limiter.stats.round_trips, limiter.pending) == ([0.0], 0, 0)
         assert (await limiter.decide("k")).allowed
+
+
+def test_a_fault_is_described_by_its_type_and_words_a_bare_timeout_as_timeout() -> None:
+    describe = redis_limiter_module._describe
+    assert describe(TimeoutError()) == "timeout"
+    assert describe(TimeoutError("read 3 of 4 replies")) == "TimeoutError: read 3 of 4 replies"
+    assert describe(ConnectionResetError()) == "ConnectionResetError: "
+    assert describe(OSError(5, "I/O error")) == "OSError: [Errno 5] I/O error"
