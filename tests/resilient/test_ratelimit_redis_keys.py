@@ -111,3 +111,13 @@ async def test_a_prefix_with_a_lone_surrogate_is_stored_as_its_bytes(
     assert await names_after(redis_server, client, odd, "k") == [
         prefix.encode() + b"\xed\xb3\xbf:k"
     ]
+
+
+async def test_a_clock_at_zero_is_sent(
+    redis_server: RedisServer, client: aredis.Redis, prefix: str
+) -> None:
+    options = RedisLimiterOptions(prefix=prefix, time_source="clock")
+    async with RedisLimiter(redis_server.url, RATE, options, clock=VirtualClock()) as limiter:
+        decision = await limiter.decide("k")
+        assert (decision.allowed, decision.remaining, decision.reason) == (True, 4, "")
+    assert await client.get(prefix + "k") == b"100000"  # 0 us + one emission interval

@@ -21,6 +21,7 @@ from resilient.clock import VirtualClock
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 from resilient.events import EventBus, EventRecorder, Severity
 from resilient.ratelimit import (
+    DecisionSource,
     Rate,
     RedisLimiter,
     RedisLimiterOptions,
@@ -135,6 +136,7 @@ async def test_a_closed_limiter_refuses_and_its_waiting_callers_are_told(
     with pytest.raises(RedisLimiterUnavailable, match=r"^RedisLimiter is closed$"):
         await limiter.decide("k")
     assert limiter.stats.failures == 3  # refused before anything was queued
+    assert limiter.pending == 0
     assert await client.ping()  # the client it made is closed, not the server
 
 
@@ -142,7 +144,12 @@ def test_a_limiter_serves_the_one_event_loop_it_first_ran_in(
     redis_server: RedisServer, options: RedisLimiterOptions
 ) -> None:
     limiter = RedisLimiter(redis_server.url, RATE, options)
-    assert asyncio.run(limiter.decide("k")).allowed  # that loop is gone, its flusher too
+    decision = asyncio.run(limiter.decide("k"))  # that loop is gone, its flusher too
+    assert (decision.allowed, decision.source, decision.reason) == (
+        True,
+        DecisionSource.PRIMARY,
+        "",
+    )
     errors: list[BaseException] = []
 
     def elsewhere() -> None:
