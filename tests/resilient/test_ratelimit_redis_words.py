@@ -421,3 +421,16 @@ def test_a_fault_is_described_by_its_type_and_words_a_bare_timeout_as_timeout() 
     assert describe(TimeoutError("read 3 of 4 replies")) == "TimeoutError: read 3 of 4 replies"
     assert describe(ConnectionResetError()) == "ConnectionResetError: "
     assert describe(OSError(5, "I/O error")) == "OSError: [Errno 5] I/O error"
+
+
+async def test_a_caller_queued_before_the_flusher_first_ran_is_told_the_limiter_closed(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    limiter = RedisLimiter(redis_server.url, RATE, options)
+    queued = asyncio.create_task(limiter.decide("k"))
+    await asyncio.sleep(0)  # decide has queued it and made the flusher, which has not run yet
+    await limiter.aclose()
+    with pytest.raises(RedisLimiterUnavailable) as raised:
+        await queued
+    assert str(raised.value) == "RedisLimiter is closed"
+    assert (limiter.stats.failures, limiter.stats.round_trips, limiter.pending) == (1, 0, 0)
