@@ -29,6 +29,8 @@ private attributes of its connections, so its tests also run on this release."""
 
 REDIS_LIMITER_TESTS = (
     "tests/resilient/test_ratelimit_redis.py",
+    "tests/resilient/test_ratelimit_redis_keys.py",
+    "tests/resilient/test_ratelimit_redis_words.py",
     "tests/resilient/test_ratelimit_faults.py",
     "tests/resilient/test_ratelimit_equivalence.py",
     "tests/resilient/test_redis_adapter.py",
