@@ -29,6 +29,8 @@ private attributes of its connections, so its tests also run on this release."""
 
 REDIS_LIMITER_TESTS = (
     "tests/resilient/test_ratelimit_redis.py",
+    "tests/resilient/test_ratelimit_redis_keys.py",
+    "tests/resilient/test_ratelimit_redis_words.py",
     "tests/resilient/test_ratelimit_faults.py",
     "tests/resilient/test_ratelimit_equivalence.py",
     "tests/resilient/test_redis_adapter.py",
@@ -163,7 +165,11 @@ def cmd_bench(args: list[str]) -> None:
     """Run every ``bench/bench_*.py`` (or the named ones) in turn; a failed target fails it."""
     ensure_venv()
     ensure_redis_server()
-    found = subprocess.run([str(PYTHON), "-c", "import aiolimiter, limits"], cwd=ROOT, check=False)
+    found = subprocess.run(
+        [str(PYTHON), "-c", "import aiolimiter, limits, aiobreaker, purgatory, circuitbreaker"],
+        cwd=ROOT,
+        check=False,
+    )
     if found.returncode != 0:
         say("installing the bench extra (the peers benchmarks measure against)")
         run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[bench]")

@@ -24,10 +24,16 @@ from resilient._lazy import lazy_exports
 if TYPE_CHECKING:
     from resilient.breaker import (
         DEFAULT_BREAKER_OPTIONS,
+        DEFAULT_BREAKER_SYNC_OPTIONS,
         BreakerOptions,
         BreakerState,
         BreakerStats,
+        BreakerSync,
+        BreakerSyncOptions,
         CircuitBreaker,
+        CountWindow,
+        FailureRate,
+        TimeWindow,
     )
     from resilient.clock import SYSTEM_CLOCK, Clock, SystemClock, VirtualClock
     from resilient.errors import (
@@ -129,10 +135,16 @@ __getattr__, __dir__ = lazy_exports(
     {
         "resilient.breaker": [
             "DEFAULT_BREAKER_OPTIONS",
+            "DEFAULT_BREAKER_SYNC_OPTIONS",
             "BreakerOptions",
             "BreakerState",
             "BreakerStats",
+            "BreakerSync",
+            "BreakerSyncOptions",
             "CircuitBreaker",
+            "CountWindow",
+            "FailureRate",
+            "TimeWindow",
         ],
         "resilient.clock": ["SYSTEM_CLOCK", "Clock", "SystemClock", "VirtualClock"],
         "resilient.errors": [
@@ -229,6 +241,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "DEFAULT_BREAKER_OPTIONS",
+    "DEFAULT_BREAKER_SYNC_OPTIONS",
     "DEFAULT_EVENTS",
     "DEFAULT_FAILOVER_OPTIONS",
     "DEFAULT_GATE_OPTIONS",
@@ -248,6 +261,8 @@ __all__ = [
     "BreakerOptions",
     "BreakerState",
     "BreakerStats",
+    "BreakerSync",
+    "BreakerSyncOptions",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
@@ -255,6 +270,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectGate",
     "ConnectRefusedError",
+    "CountWindow",
     "Decision",
     "DecisionSource",
     "Done",
@@ -269,6 +285,7 @@ __all__ = [
     "Failover",
     "FailoverOptions",
     "FailoverResult",
+    "FailureRate",
     "FileConfigStore",
     "GateOptions",
     "GateStats",
@@ -310,6 +327,7 @@ __all__ = [
     "Superseded",
     "SystemClock",
     "Ticket",
+    "TimeWindow",
     "VirtualClock",
     "__version__",
     "shared_gate",

@@ -232,9 +232,13 @@ class BackgroundToxiproxy:
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         else:
             loop = asyncio.new_event_loop()
-        self._loop = loop
         thread = threading.Thread(target=loop.run_forever, name="toxiproxy", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            loop.close()  # a thread that cannot start leaves no loop behind
+            raise
+        self._loop = loop
         self._thread = thread
         try:
             asyncio.run_coroutine_threadsafe(self.server.start(), loop).result()

@@ -140,6 +140,7 @@ class ConnectGate:
         self._random = random.Random()
         self._line: collections.deque[_Waiter] = collections.deque()
         self._connecting = 0
+        self._closed = False
         self._failures = 0
         self._not_before = -math.inf
         self._proving_since: float | None = None
@@ -192,6 +193,8 @@ class ConnectGate:
             )
         if timeout is not None:
             timeout = check("ConnectGate.connect(timeout)", timeout, _TIMEOUT)
+        if self._closed:
+            raise self._refused("gate closed", None)
         now = self._clock.monotonic()
         deadline = math.inf if timeout is None else now + timeout
         permit = None if self._line else self._admit(now)
@@ -221,9 +224,12 @@ class ConnectGate:
         return True
 
     async def aclose(self) -> None:
-        """Refuse every waiting caller, wait for the attempts in progress (each ends within
-        its ``connect_timeout``, which closing does not take away) and stop the gate's timer
-        task."""
+        """Refuse every waiting caller and every later one (``"gate closed"``), wait for the
+        attempts in progress (each ends within its ``connect_timeout``, which closing does not
+        take away) and stop the gate's timer task. Without the refusal of later callers, a
+        pool warming up behind a hanging destination started a new attempt before the last
+        one ended, and the close waited for ever (found by test_pool_programs)."""
+        self._closed = True
         for waiter in self._line:
             wakeup = waiter.wakeup
             if wakeup is not None and not wakeup.done():
@@ -282,6 +288,8 @@ class ConnectGate:
         line.append(me)
         try:
             while True:
+                if self._closed:
+                    raise self._refused("gate closed", None)
                 now = self._clock.monotonic()
                 reason = "waiting behind earlier callers"
                 wait: float | None = None

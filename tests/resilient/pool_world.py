@@ -81,6 +81,20 @@ async def settled(pool: BoundedPool[int], backend: Backend) -> None:
     assert backend.open_count == 0
 
 
+class Fixed:
+    """A random source that always draws ``value``."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+class Boom(Exception):
+    """An error of the caller's own (no fault of the destination)."""
+
+
 class Abort(BaseException):
     """A BaseException that is neither a cancellation nor KeyboardInterrupt/SystemExit (which
     asyncio re-raises out of the event loop): it takes the same paths through the pool."""

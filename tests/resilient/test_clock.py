@@ -190,3 +190,31 @@ def test_a_ready_queue_that_is_no_deque_is_refused_loudly() -> None:
     expected = r"Loop\._ready, expected a collections\.deque, found list"
     with pytest.raises(RuntimeError, match=expected):
         _ready_callbacks(Loop())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("busy_rounds", [0, 1, 2, 3])
+async def test_autojump_waits_for_a_callback_that_became_ready_while_it_settled(
+    busy_rounds: int,
+) -> None:
+    """A loop callback that comes due between two idle checks (here a real-time timer of 0 s,
+    as I/O or ``call_later`` would) runs, and the task it wakes reads the time, before the
+    clock jumps: the clock jumps only once it has found the loop idle twice in a row."""
+    clock = VirtualClock(autojump=True)
+    seen: list[float] = []
+
+    async def woken_by_a_timer() -> None:
+        for _ in range(busy_rounds):
+            await asyncio.sleep(0)
+        due: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0, due.set_result, None)
+        await due
+        seen.append(clock.monotonic())
+        await clock.sleep(1.0)
+        seen.append(clock.monotonic())
+
+    async def sleeper() -> None:
+        await clock.sleep(5.0)
+        seen.append(clock.monotonic())
+
+    await asyncio.gather(woken_by_a_timer(), sleeper())
+    assert seen == [0.0, 1.0, 5.0]

@@ -336,6 +336,18 @@ def test_the_named_defaults() -> None:
     assert breaker == resilient.BreakerOptions()
     assert (breaker.failure_threshold, breaker.reset_timeout) == (5, 30.0)
     assert (breaker.half_open_max_calls, breaker.exclude) == (1, ())
+    assert breaker.metrics_only is False
+    sync = resilient.DEFAULT_BREAKER_SYNC_OPTIONS
+    assert (sync.prefix, sync.round_trip_timeout, sync.retry_interval) == ("breaker:", 1.0, 1.0)
+    from resilient.breaker import _options as breaker_options
+
+    assert breaker_options.DEFAULT_FAILURE_RATE_THRESHOLD == 0.5  # Resilience4j's defaults
+    assert breaker_options.DEFAULT_SLOW_CALL_RATE_THRESHOLD == 1.0
+    assert breaker_options.DEFAULT_SLOW_CALL_DURATION == 60.0
+    assert breaker_options.DEFAULT_WINDOW_SIZE == breaker_options.DEFAULT_MINIMUM_CALLS == 100
+    assert breaker_options.DEFAULT_WINDOW_SECONDS == 100.0
+    assert breaker_options.MAX_WINDOW_SIZE == 1_000_000  # one byte a call: 1 MB
+    assert breaker_options.MAX_WINDOW_BUCKETS == 10_000  # 32 bytes a bucket: 320 kB
     guard = resilient.DEFAULT_GUARD_OPTIONS
     assert (guard.timeout, guard.mode, guard.instances) == (0.020, resilient.GuardMode.FALLBACK, 1)
     assert guard.unavailable == (OSError, resilient.LimiterUnavailable)
@@ -404,6 +416,14 @@ BOUNDS: list[tuple[type, str, list[object], object, str]] = [
     (resilient.BreakerOptions, "failure_threshold", [1], 0, "an int >= 1"),
     (resilient.BreakerOptions, "reset_timeout", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
     (resilient.BreakerOptions, "half_open_max_calls", [1], 0, "an int >= 1"),
+    (
+        resilient.BreakerSyncOptions,
+        "round_trip_timeout",
+        [1e-9],
+        0,
+        "a finite number of seconds > 0",
+    ),
+    (resilient.BreakerSyncOptions, "retry_interval", [1e-9], 0, "a finite number of seconds > 0"),
     (
         resilient.LocalLimiterOptions,
         "max_memory",

@@ -22,6 +22,7 @@ from resilient.errors import (
 from resilient.events import EventBus, EventRecorder
 from resilient.pool import ConnectGate, GateOptions, GateStats, shared_gate
 from resilient.ratelimit import Rate
+from tests.resilient.pool_world import Fixed
 
 EXACT = GateOptions(backoff_jitter=0.0)
 
@@ -33,16 +34,6 @@ def quiet() -> EventBus:
 def gate_for(clock: VirtualClock, options: GateOptions = EXACT, **kwargs: object) -> ConnectGate:
     kwargs.setdefault("events", quiet())
     return ConnectGate("db:5432", options, clock=clock, **kwargs)  # type: ignore[arg-type]
-
-
-class Fixed:
-    """A random source that always draws ``value``."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
 
 
 async def ok() -> str:
@@ -281,3 +272,96 @@ async def test_the_gates_timer_task_is_named_for_it(virtual_clock: VirtualClock)
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert "ConnectGate('db:5432').watchdog" in names
     assert await first == "slow"
+
+
+async def test_the_gates_own_breaker_is_named_for_its_destination(
+    virtual_clock: VirtualClock,
+) -> None:
+    assert gate_for(virtual_clock).breaker.name == "connect db:5432"
+
+
+async def test_a_caller_behind_others_is_refused_at_its_deadline_saying_so(
+    virtual_clock: VirtualClock,
+) -> None:
+    gate = gate_for(virtual_clock, GateOptions(max_connecting=1))
+    hang = asyncio.Event()
+
+    async def hanging() -> str:
+        await hang.wait()
+        return "late"
+
+    attempt = asyncio.create_task(gate.connect(hanging))
+    head = asyncio.create_task(gate.connect(ok, timeout=10.0))
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectRefusedError) as raised:
+        await gate.connect(ok, timeout=0.25)
+    assert str(raised.value) == (
+        "no connection to 'db:5432' attempted: waiting behind earlier callers"
+    )
+    assert (raised.value.reason, raised.value.retry_after) == (
+        "waiting behind earlier callers",
+        None,
+    )
+    assert virtual_clock.monotonic() == 0.25
+    hang.set()
+    assert await attempt == "late"
+    assert await head == "ok"
+
+
+async def test_a_caller_whose_deadline_is_the_end_of_the_backoff_waits_for_it(
+    virtual_clock: VirtualClock,
+) -> None:
+    gate = gate_for(virtual_clock, GateOptions(backoff_initial=1.0, backoff_jitter=0.0))
+    with pytest.raises(ConnectionRefusedError):
+        await gate.connect(refused)
+    assert gate.backoff_left == 1.0
+    assert await gate.connect(ok, timeout=1.0) == "ok"  # an attempt may start at its deadline
+    assert virtual_clock.monotonic() == 1.0
+    assert gate.stats.refused == 0
+
+
+async def test_closing_the_gate_the_instant_its_head_leaves_refuses_everyone_left(
+    virtual_clock: VirtualClock,
+) -> None:
+    """The caller behind the head was just woken when the gate closes: the close does not
+    trip over the wake-up it already has, and refuses it as it refuses the callers still
+    asleep and every caller after the close: a closed gate starts no attempt."""
+    gate = gate_for(virtual_clock, GateOptions(max_connecting=1))
+    hang = asyncio.Event()
+
+    async def hanging() -> str:
+        await hang.wait()
+        return "late"
+
+    attempt = asyncio.create_task(gate.connect(hanging))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(gate.connect(ok)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert gate.waiting == 3
+    waiters[0].cancel()
+    await asyncio.sleep(0)  # the head left and woke the next, which has not run yet
+    hang.set()
+    await gate.aclose()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    for refused in results[1:]:
+        assert isinstance(refused, ConnectRefusedError)
+        assert refused.reason == "gate closed"
+    assert await attempt == "late"
+
+
+async def test_two_closes_of_a_gate_both_end_when_its_attempt_does(
+    virtual_clock: VirtualClock,
+) -> None:
+    gate = gate_for(virtual_clock)
+
+    async def hanging() -> str:
+        await virtual_clock.sleep(1.0)
+        return "done"
+
+    attempt = asyncio.create_task(gate.connect(hanging))
+    await asyncio.sleep(0)
+    closes = [asyncio.create_task(gate.aclose()) for _ in range(2)]
+    await asyncio.gather(*closes)
+    assert virtual_clock.monotonic() == 1.0
+    assert await attempt == "done"

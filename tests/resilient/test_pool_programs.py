@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient.clock import VirtualClock
+from resilient.errors import ConnectRefusedError
 from resilient.pool import (
     BoundedPool,
     ConnectGate,
@@ -475,3 +476,31 @@ async def _serve_in_order(arrivals: list[tuple[float, float, str]], max_size: in
     times = [served[ticket] for ticket in range(next(tickets))]
     assert times == sorted(times), served
     await settled(pool, backend)
+
+
+async def test_a_warming_pool_behind_a_hanging_destination_lets_its_gate_close() -> None:
+    """Found by the program above: with the pool warming up behind a destination that hangs,
+    a new attempt started before the last one ended, and the gate's close waited for ever.
+    A closed gate refuses every later caller, so the attempts in progress drain."""
+    steps: list[tuple[str, Any, float]] = [
+        ("connect", "bug", 0.0),
+        ("call", "ok", 0.0),
+        ("sleep", "", 1.0),
+        ("call", "ok", 0.0),
+        ("connect", "hang", 0.0),
+        ("aclose", "gate", 0.0),
+    ]
+    await _run_program(steps, 2, 2, 0, 2, 1)
+
+
+async def test_a_closed_gate_refuses_every_later_caller() -> None:
+    clock = VirtualClock(autojump=True)
+    gate = ConnectGate("db", clock=clock, events=quiet())
+    await gate.aclose()
+
+    async def open_connection() -> str:
+        return "connection"
+
+    with pytest.raises(ConnectRefusedError, match="gate closed"):
+        await gate.connect(open_connection)
+    assert gate.stats.refused == 1

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aredis
 
 from chaos.servers import RedisServer
-from resilient.errors import ConfigurationError
+from resilient.errors import ArgumentValueError, ConfigurationError
 from resilient.events import EventBus
 from resilient.pool import GateOptions, shared_gate
 from resilient.ratelimit import Rate
@@ -82,3 +82,33 @@ def test_a_redis_py_without_the_method_the_adapter_overrides_is_refused_loudly(
     monkeypatch.setattr(aredis.Connection, "_connect", None)
     with pytest.raises(ConfigurationError, match=r"overrides redis\.asyncio\.Connection"):
         adapter._check_redis()
+
+
+def test_the_adapters_refusals_in_exact_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    import resilient.redis as adapter
+
+    with pytest.raises(ArgumentValueError) as raised:
+        gated_connection_pool("rediss://h:1/0")
+    assert str(raised.value) == (
+        "gated_connection_pool(url) must be a redis:// URL (TCP), got 'rediss://h:1/0'"
+    )
+    with pytest.raises(ArgumentValueError) as raised:
+        gated_connection_pool("unix://" + "x" * 200)
+    assert str(raised.value).endswith(", got 'unix://" + "x" * 92)  # the URL cut at 100
+    for name, value, message in (
+        ("gate_options", 5, "a GateOptions, got 5"),
+        ("clock", "now", "a Clock, got 'now'"),
+        ("events", None, "an EventBus, got None"),
+    ):
+        with pytest.raises((TypeError, ValueError)) as refused:
+            gated_connection_pool("redis://h:1/0", **{name: value})  # type: ignore[arg-type]
+        assert str(refused.value) == f"gated_connection_pool.{name} must be {message}"
+    monkeypatch.setattr(aredis.Connection, "_connect", None)
+    with pytest.raises(ConfigurationError) as wrong:
+        adapter._check_redis()
+    assert str(wrong.value) == (
+        "GatedConnection overrides redis.asyncio.Connection._connect(self), which "
+        f"redis-py {redis.__version__} does not have as a coroutine method"
+    )

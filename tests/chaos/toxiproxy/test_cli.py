@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import os
+import select
 import signal
 import socket
 import subprocess
@@ -245,3 +248,84 @@ def test_the_help_names_the_command_and_each_flag(capsys: pytest.CaptureFixture[
         "print the version",
     ):
         assert text in shown, out
+
+
+# -- bad flags and addresses: one line on stderr, Go's exit statuses --------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("-port=99999", "port must be 0-65535 (0: a free port), got 99999"),
+        ("-port=65536", "port must be 0-65535 (0: a free port), got 65536"),
+        ("-port=-1", "port must be 0-65535 (0: a free port), got -1"),
+        ("-port=http", "not a port number: 'http'"),
+    ],
+)
+def test_a_bad_port_is_one_line_and_exit_status_2(
+    recorded: _Recorded, capsys: pytest.CaptureFixture[str], flag: str, message: str
+) -> None:
+    assert toxiproxy_main.main([flag], prog="serve") == 2
+    assert capsys.readouterr().err == f"serve: error: argument -port/--port: {message}\n"
+    assert recorded.servers == []
+
+
+@pytest.mark.parametrize("port", [0, 65535])
+def test_the_ports_at_either_end_are_taken(recorded: _Recorded, port: int) -> None:
+    assert toxiproxy_main.main(["-port", str(port)]) == 0
+    assert recorded.servers == [(("127.0.0.1", port), {"seed": None, "config": None})]
+
+
+def test_a_port_in_use_is_one_line_and_exit_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert toxiproxy_main.main(["-port", str(port)], prog="serve") == 1
+    assert capsys.readouterr() == (
+        "",
+        f"serve: error: cannot listen on 127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}\n",
+    )
+
+
+def test_a_host_that_does_not_resolve_is_one_line_in_the_resolvers_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(logging, "basicConfig", lambda **kwargs: None)
+    with pytest.raises(socket.gaierror) as unresolved:
+        socket.getaddrinfo("no-such-host.invalid", None, type=socket.SOCK_STREAM)
+    status = toxiproxy_main.main(["-host", "no-such-host.invalid", "-port", "7"], prog="serve")
+    assert status == 1
+    assert capsys.readouterr().err == (
+        f"serve: error: cannot listen on no-such-host.invalid:7: {unresolved.value.strerror}\n"
+    )
+
+
+def test_the_port_line_is_flushed_at_once_when_stdout_is_a_pipe() -> None:
+    """A parent reads the port from the first line while the server runs: it must not wait in
+    the buffer of a pipe (as it would without ``PYTHONUNBUFFERED``, which users rarely set)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos.toxiproxy", "-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        readable, _, _ = select.select([process.stdout], [], [], 30)
+        assert readable, "no line within 30 s"
+        line = process.stdout.readline().decode()
+        assert line.startswith(_PREFIX)
+        assert process.poll() is None  # it came while the server runs, not at its exit
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
