@@ -142,7 +142,7 @@ def test_a_sample_is_any_finite_number(value: float, number: float) -> None:
         (None, ArgumentTypeError, "where must be a number, got NoneType"),
         (math.nan, ArgumentValueError, "where must be finite, got nan"),
         (-math.inf, ArgumentValueError, "where must be finite, got -inf"),
-        (-(10**400), ArgumentValueError, "where must be finite, got -1000"),
+        (-(10**400), ArgumentValueError, f"where must be finite, got {-(10**400)!r}"),
     ],
 )
 def test_a_sample_that_is_no_finite_number_is_refused(
@@ -150,7 +150,7 @@ def test_a_sample_that_is_no_finite_number_is_refused(
 ) -> None:
     with pytest.raises(error) as caught:
         sample("where", value)
-    assert str(caught.value).startswith(words)
+    assert str(caught.value) == words
 
 
 class Nameless:
@@ -186,8 +186,10 @@ async def test_a_sample_check_names_the_metric_and_what_the_gates_read() -> None
     assert str(caught.value) == (
         "ConfigRollout.record(metrics) names 'mem', which no gate reads (read: ['cpu', 'latency'])"
     )
-    with pytest.raises(ArgumentValueError, match=r"record\(metrics\['cpu'\]\) must be finite"):
+    message = r"^ConfigRollout\.record\(metrics\['cpu'\]\) must be finite, got inf$"
+    with pytest.raises(ArgumentValueError, match=message):
         checked_sample(served, True, None, {"cpu": math.inf}, {"cpu"})
-    with pytest.raises(ArgumentTypeError, match=r"record\(ok\) must be a bool, got NoneType"):
+    message = r"^ConfigRollout\.record\(ok\) must be a bool, got NoneType$"
+    with pytest.raises(ArgumentTypeError, match=message):
         checked_sample(served, None, None, None, set())
     assert FAST.evaluation_interval == 5.0

@@ -138,5 +138,6 @@ def test_a_str_subclass_key_is_hashed_as_its_text() -> None:
 
     salt = salt_of("routing:2")
     assert bucket_of(salt, Key("user-1")) == PINNED["user-1"]
-    with pytest.raises(ArgumentTypeError, match=r"must be a str, got int"):
+    message = r"^ConfigRollout\.config_for\(key\) must be a str, got int$"
+    with pytest.raises(ArgumentTypeError, match=message):
         bucket_of(salt, 3)  # type: ignore[arg-type]

@@ -29,6 +29,12 @@ def refused(make: Any, words: str) -> None:
     assert words in str(caught.value)
 
 
+def refused_exactly(make: Any, message: str) -> None:
+    with pytest.raises((ArgumentTypeError, ArgumentValueError)) as caught:
+        make()
+    assert str(caught.value) == message
+
+
 def test_the_defaults() -> None:
     assert (DEFAULT_BAKE, DEFAULT_EVALUATION_INTERVAL) == (360.0, 10.0)
     assert Stage(percent=5).bake == 360.0
@@ -53,12 +59,18 @@ def test_a_stage_percent_is_above_0_and_below_100(percent: float) -> None:
     [
         (0, "Stage.percent must be a finite number of percent > 0 and <= 100, got 0"),
         (-0.5, "Stage.percent must be a finite number of percent > 0 and <= 100, got -0.5"),
-        (100, "Stage.percent must be < 100 (past the last stage the candidate is everyone's)"),
+        (
+            100,
+            "Stage.percent must be < 100 "
+            "(past the last stage the candidate is everyone's), got 100",
+        ),
         (100.5, "Stage.percent must be a finite number of percent > 0 and <= 100, got 100.5"),
     ],
 )
 def test_a_stage_percent_out_of_its_bounds_is_refused(percent: float, words: str) -> None:
     refused(lambda: Stage(percent=percent), words)
+    if percent == 100:
+        refused_exactly(lambda: Stage(percent=percent), words)
 
 
 def test_a_stage_bake_may_be_zero_but_not_negative() -> None:
@@ -71,7 +83,14 @@ def test_a_stage_by_cohort() -> None:
     assert (stage.percent, stage.cohorts) == (None, ("eu", "us"))
     refused(lambda: Stage(cohorts=("eu", 3)), "Stage.cohorts must be a tuple of non-empty str")
     refused(lambda: Stage(cohorts=["eu"]), "Stage.cohorts must be a tuple of non-empty str")
-    refused(lambda: Stage(cohorts=()), "Stage needs exactly one of percent and cohorts")
+    refused_exactly(
+        lambda: Stage(cohorts=()),
+        "Stage needs exactly one of percent and cohorts, got percent=None and cohorts=()",
+    )
+    refused_exactly(
+        lambda: Stage(percent=5, cohorts=("eu",)),
+        "Stage needs exactly one of percent and cohorts, got percent=5.0 and cohorts=('eu',)",
+    )
 
 
 def test_linear_steps_up_to_but_never_reaching_100() -> None:
@@ -85,7 +104,10 @@ def test_linear_steps_up_to_but_never_reaching_100() -> None:
     assert len(fine) == 999
     assert (fine[0].percent, fine[1].percent, fine[2].percent) == (0.1, 0.2, 0.3)
     assert fine[-1].percent == 99.9
-    refused(lambda: linear(100), "linear(step) must be < 100")
+    refused_exactly(
+        lambda: linear(100),
+        "linear(step) must be < 100 (past the last stage the candidate is everyone's), got 100",
+    )
     refused(lambda: linear(-5), "linear(step) must be a finite number of percent > 0")
 
 
@@ -105,7 +127,7 @@ def test_percent_stages_must_grow_strictly() -> None:
     assert (
         RolloutOptions(stages=(Stage(percent=20), Stage(percent=20.01))).stages[1].percent == 20.01
     )
-    refused(
+    refused_exactly(
         lambda: RolloutOptions(stages=(Stage(percent=20), Stage(percent=20))),
         "RolloutOptions.stages must grow in percent, got [20.0, 20.0]",
     )
@@ -116,13 +138,13 @@ def test_percent_stages_must_grow_strictly() -> None:
 
 
 def test_stages_are_all_by_percent_or_all_by_cohort() -> None:
-    refused(
+    refused_exactly(
         lambda: RolloutOptions(stages=(Stage(cohorts=("eu",)), Stage(percent=20))),
         "RolloutOptions.stages must all be by percent or all by cohorts",
     )
     options = RolloutOptions(stages=(Stage(cohorts=("eu",)), Stage(cohorts=("us",))))
     assert len(options.stages) == 2
-    refused(
+    refused_exactly(
         lambda: RolloutOptions(stages=(Stage(cohorts=("eu", "us")), Stage(cohorts=("us",)))),
         "RolloutOptions.stages must not repeat a cohort, got ['eu', 'us', 'us']",
     )

@@ -4,6 +4,7 @@ the store checked to its bounds, a refusal naming the field."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from resilient.rollout._plan import Plan
 
 PLAN = Plan(2, 1, 0, "running", 10.0, (), "routing:2")
+
+
+def exactly(message: str) -> str:
+    return f"^{re.escape(message)}$"
 
 
 def wire(**changes: Any) -> bytes:
@@ -49,11 +54,13 @@ def test_an_integer_field_is_an_int_from_zero(name: str) -> None:
     assert getattr(Plan.decode(wire(**{name: 0})), name) == 0
     assert getattr(Plan.decode(wire(**{name: 7})), name) == 7
     for bad in [-1, True, 1.0, "1", None]:
-        with pytest.raises(ValueError, match=rf"field '{name}' must be an int >= 0, got"):
+        message = f"rollout plan field {name!r} must be an int >= 0, got {bad!r}"
+        with pytest.raises(ValueError, match=exactly(message)):
             Plan.decode(wire(**{name: bad}))
     raw = json.loads(PLAN.encode())
     del raw[name]
-    with pytest.raises(ValueError, match=rf"field '{name}' must be an int >= 0, got None"):
+    message = f"rollout plan field {name!r} must be an int >= 0, got None"
+    with pytest.raises(ValueError, match=exactly(message)):
         Plan.decode(json.dumps(raw).encode())
 
 
@@ -66,7 +73,8 @@ def test_a_percent_from_0_to_100_is_read_as_a_float(percent: float) -> None:
 
 @pytest.mark.parametrize("percent", [-0.0001, -1, 100.0001, 101, True, "5", [5]])
 def test_a_percent_out_of_range_or_not_a_number_is_refused(percent: object) -> None:
-    with pytest.raises(ValueError, match=r"field 'percent' must be in \[0, 100\], got"):
+    message = f"rollout plan field 'percent' must be in [0, 100], got {percent!r}"
+    with pytest.raises(ValueError, match=exactly(message)):
         Plan.decode(wire(percent=percent))
 
 
@@ -77,13 +85,18 @@ def test_a_plan_by_cohort_has_no_percent() -> None:
 
 @pytest.mark.parametrize("state", ["idle", "RUNNING", "", None, 1])
 def test_a_state_that_is_none_of_the_four_is_refused(state: object) -> None:
-    with pytest.raises(ValueError, match=r"field 'state' must be one of \('running', 'paused'"):
+    message = (
+        "rollout plan field 'state' must be one of "
+        f"('running', 'paused', 'completed', 'rolled_back'), got {state!r}"
+    )
+    with pytest.raises(ValueError, match=exactly(message)):
         Plan.decode(wire(state=state))
 
 
 @pytest.mark.parametrize("cohorts", ["eu", ["eu", 1], None, {"eu": 1}])
 def test_cohorts_must_be_a_list_of_str(cohorts: object) -> None:
-    with pytest.raises(ValueError, match=r"field 'cohorts' must be a list of str, got"):
+    message = f"rollout plan field 'cohorts' must be a list of str, got {cohorts!r}"
+    with pytest.raises(ValueError, match=exactly(message)):
         Plan.decode(wire(cohorts=cohorts))
 
 
@@ -91,11 +104,12 @@ def test_a_salt_is_a_str_of_at_most_64_characters() -> None:
     assert Plan.decode(wire(salt="s" * 64)).salt == "s" * 64
     assert Plan.decode(wire(salt="")).salt == ""
     for bad in ["s" * 65, 64, None]:
-        with pytest.raises(ValueError, match=r"field 'salt' must be a str of at most 64"):
+        message = "rollout plan field 'salt' must be a str of at most 64 characters"
+        with pytest.raises(ValueError, match=exactly(message)):
             Plan.decode(wire(salt=bad))
 
 
 @pytest.mark.parametrize("data", [b"[]", b"3", b'"plan"', b"null"])
 def test_a_plan_that_is_not_an_object_is_refused(data: bytes) -> None:
-    with pytest.raises(ValueError, match="a rollout plan must be a JSON object"):
+    with pytest.raises(ValueError, match=exactly("a rollout plan must be a JSON object")):
         Plan.decode(data)

@@ -4,6 +4,7 @@ most 20 problems), what each kind of validator reports, and the shadow's counts 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -125,7 +126,8 @@ def test_the_fleet_budget_check_names_its_field_and_every_excess() -> None:
 
 def test_a_pydantic_schema_needs_a_model_class() -> None:
     for bad in (dict, Routing(regions={}), 3):
-        with pytest.raises(ArgumentTypeError, match=r"PydanticSchema\.model must be a pydantic"):
+        message = f"PydanticSchema.model must be a pydantic BaseModel class, got {bad!r}"
+        with pytest.raises(ArgumentTypeError, match=f"^{re.escape(message)}$"):
             PydanticSchema(bad)  # type: ignore[arg-type]
     assert PydanticSchema(Routing).model is Routing
 
@@ -170,7 +172,11 @@ def test_the_cohorts_counted_one_by_one_stop_at_the_bound() -> None:
 
 
 def test_a_shadow_needs_callables() -> None:
-    with pytest.raises(ArgumentTypeError, match=r"ShadowEvaluation\.decide must be callable"):
+    with pytest.raises(
+        ArgumentTypeError, match=r"^ShadowEvaluation\.decide must be callable, got 3$"
+    ):
         ShadowEvaluation(3, 1, 2)  # type: ignore[call-overload]
-    with pytest.raises(ArgumentTypeError, match=r"ShadowEvaluation\.cohort_of must be callable"):
+    with pytest.raises(
+        ArgumentTypeError, match=r"^ShadowEvaluation\.cohort_of must be callable, got 'region'$"
+    ):
         ShadowEvaluation(lambda c, r: c, 1, 2, cohort_of="region")  # type: ignore[arg-type]
