@@ -94,6 +94,7 @@ async def told(**options: Any) -> tuple[ConfigRollout[Routing], VirtualClock, Ve
     rollout, clock, recorder, _ = await opened(
         RolloutOptions(stages=canary(10.0, bake=60.0), gates=(gate,), **options)
     )
+    clock.advance(4.0)  # the stage starts at 4 s
     await rollout.start(BAD, "x")
     return rollout, clock, gate, recorder
 

@@ -139,8 +139,10 @@ async def test_the_salt_is_the_last_64_characters_of_name_and_version() -> None:
 async def test_a_follower_says_each_change_of_the_plan() -> None:
     made = await fleet(size=3)
     leader, follower, late = made.members
+    made.clock.advance(3.0)
     await leader.start(BAD, "x")
     await follower.sync()
+    assert follower.status.stage_started == 3.0
     assert made.events("stage_started")[-1] == {
         "rollout": "routing",
         "stage": 0,
@@ -165,6 +167,28 @@ async def test_a_follower_says_each_change_of_the_plan() -> None:
     await late.sync()  # it never saw the rollout: nothing to say
     assert late.status.state is RolloutState.IDLE
     assert len(made.events("rolled_back")) == 2
+
+
+async def test_an_idle_follower_keeps_serving_the_same_config() -> None:
+    made = await fleet()
+    follower = made.members[1]
+    served = follower.config_for("k")
+    await follower.sync()
+    assert follower.config_for("k") is served  # nothing parsed again while nothing changes
+
+
+async def test_a_follower_whose_plan_is_gone_goes_idle() -> None:
+    made = await fleet()
+    leader, follower = made.members
+    await leader.start(BAD, "x")
+    await follower.sync()
+    made.store._plan = None
+    await follower.sync()
+    assert follower.status.state is RolloutState.IDLE
+    assert follower.status.history[-1][1:] == ("idle", FROM_PLAN)
+    assert not any(sides(follower))
+    assert made.events("rolled_back") == []
+    assert made.events("completed") == []
 
 
 async def test_a_follower_that_missed_a_completion_takes_the_new_baseline() -> None:
