@@ -99,6 +99,10 @@ def test_linear_steps_up_to_but_never_reaching_100() -> None:
     assert {s.bake for s in linear(25, bake=5)} == {5}
     assert [s.percent for s in linear(30)] == [30, 60, 90]
     assert [s.percent for s in linear(99)] == [99]
+    ones = linear(1)  # 100 is a multiple of the step: the stage at 100 is everyone's, none
+    assert [s.percent for s in ones] == list(range(1, 100))
+    assert [s.percent for s in linear(0.5)][-2:] == [99.0, 99.5]
+    assert len(linear(0.5)) == 199
     assert [s.percent for s in linear(100 / 3)] == [33.333333333, 66.666666667]
     fine = linear(0.1)
     assert len(fine) == 999
