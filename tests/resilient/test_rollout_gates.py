@@ -46,6 +46,13 @@ def test_the_defaults() -> None:
     assert [v.value for v in Verdict] == ["pass", "violation", "missing", "error"]
 
 
+def test_a_fresh_side_and_a_bare_result_hold_nothing() -> None:
+    side = CohortSamples(7)
+    assert (side.capacity, side.successes, side.total, side.metrics) == (7, 0, 0, {})
+    result = GateResult("g", Verdict.MISSING, "d")
+    assert (result.canary, result.control, result.p_value) == (None, None, None)
+
+
 def test_a_side_keeps_each_metrics_latest_values_up_to_its_capacity() -> None:
     side = CohortSamples(3)
     side.values("latency").extend([1.0, 2.0, 3.0, 4.0])

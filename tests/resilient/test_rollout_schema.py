@@ -133,7 +133,9 @@ def test_a_pydantic_schema_needs_a_model_class() -> None:
 
 
 def test_a_shadow_of_nothing_has_no_share() -> None:
-    assert ShadowReport().changed_share == 0.0
+    report = ShadowReport()
+    assert (report.decisions, report.changed, report.raised, report.by_cohort) == (0, 0, 0, {})
+    assert report.changed_share == 0.0
     assert ShadowReport().share_by_cohort() == {}
     assert ShadowReport(decisions=4, changed=1).changed_share == 0.25
     assert ShadowReport(by_cohort={"eu": [0, 0], "us": [4, 1]}).share_by_cohort() == {"us": 0.25}
