@@ -4,9 +4,11 @@ side, the tolerance, the test's level; what each verdict says, and the defaults.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
+from resilient.errors import ArgumentValueError
 from resilient.rollout import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_SAMPLES,
@@ -186,3 +188,59 @@ def test_only_a_finite_number_is_finite() -> None:
     assert finite(math.nan) is False
     assert finite(math.inf) is False
     assert finite(-math.inf) is False
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: SuccessRatioGate(tolerance=1.5),
+            "SuccessRatioGate.tolerance must be a finite number of share >= 0 and <= 1, got 1.5",
+        ),
+        (
+            lambda: SuccessRatioGate(tolerance=-0.1),
+            "SuccessRatioGate.tolerance must be a finite number of share >= 0 and <= 1, got -0.1",
+        ),
+        (
+            lambda: SuccessRatioGate(alpha=1.5),
+            "SuccessRatioGate.alpha must be a finite number of level > 0 and <= 1, got 1.5",
+        ),
+        (
+            lambda: SuccessRatioGate(alpha=0),
+            "SuccessRatioGate.alpha must be a finite number of level > 0 and <= 1, got 0",
+        ),
+        (
+            lambda: SuccessRatioGate(min_samples=0),
+            "SuccessRatioGate.min_samples must be an int >= 1, got 0",
+        ),
+        (
+            lambda: MetricGate(tolerance=0.99),
+            "MetricGate.tolerance must be a finite number of times >= 1, got 0.99",
+        ),
+        (
+            lambda: MetricGate(alpha=0),
+            "MetricGate.alpha must be a finite number of level > 0 and <= 1, got 0",
+        ),
+        (
+            lambda: MetricGate(alpha=1.5),
+            "MetricGate.alpha must be a finite number of level > 0 and <= 1, got 1.5",
+        ),
+        (lambda: MetricGate(min_samples=0), "MetricGate.min_samples must be an int >= 1, got 0"),
+        (lambda: MetricGate(metric=""), "MetricGate.metric must be a non-empty str, got ''"),
+    ],
+)
+def test_a_gate_option_out_of_its_bounds_is_refused_word_for_word(make: Any, message: str) -> None:
+    with pytest.raises(ArgumentValueError) as caught:
+        make()
+    assert str(caught.value) == message
+
+
+def test_a_gate_option_at_its_bounds_is_taken() -> None:
+    gate = SuccessRatioGate(tolerance=1, alpha=1, min_samples=1)
+    assert (gate.tolerance, gate.alpha, gate.min_samples) == (1, 1, 1)
+    assert SuccessRatioGate(tolerance=0).tolerance == 0
+    metric = MetricGate("cpu", tolerance=1, alpha=1, min_samples=1)
+    assert (metric.metric, metric.tolerance, metric.alpha, metric.min_samples) == ("cpu", 1, 1, 1)
+    assert (
+        metric.judge(values(1.0, metric="cpu"), values(1.0, metric="cpu")).verdict is Verdict.PASS
+    )
