@@ -182,3 +182,9 @@ def test_a_shadow_needs_callables() -> None:
         ArgumentTypeError, match=r"^ShadowEvaluation\.cohort_of must be callable, got 'region'$"
     ):
         ShadowEvaluation(lambda c, r: c, 1, 2, cohort_of="region")  # type: ignore[arg-type]
+
+
+def test_every_decision_the_candidate_raises_on_is_counted() -> None:
+    shadow = ShadowEvaluation(lambda config, request: config[request], {"a": 1, "b": 2}, {"a": 1})
+    assert [shadow(r) for r in ("a", "b", "b", "b")] == [1, 2, 2, 2]
+    assert (shadow.report.decisions, shadow.report.changed, shadow.report.raised) == (4, 3, 3)
