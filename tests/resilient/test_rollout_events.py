@@ -193,3 +193,19 @@ async def test_a_sample_check_names_the_metric_and_what_the_gates_read() -> None
     with pytest.raises(ArgumentTypeError, match=message):
         checked_sample(served, None, None, None, set())
     assert FAST.evaluation_interval == 5.0
+
+
+def test_a_gate_that_answers_no_result_and_a_served_that_is_none_are_said_exactly() -> None:
+    class Lying:
+        name = "lying"
+
+        def judge(self, canary: CohortSamples, control: CohortSamples) -> object:
+            return "pass"
+
+    side = CohortSamples(1)
+    assert judge(Lying(), side, side) == GateResult(
+        "lying", Verdict.ERROR, "judge() returned str, not a GateResult"
+    )
+    with pytest.raises(ArgumentTypeError) as caught:
+        checked_sample("served", True, None, None, set())
+    assert str(caught.value) == "ConfigRollout.record(served) must be a Served, got str"
