@@ -13,20 +13,13 @@ import redis.asyncio as aredis
 
 from chaos.servers import RedisServer
 from resilient.errors import ArgumentTypeError, ArgumentValueError, ConfigConflictError
-from resilient.rollout import CohortSamples, ConfigVersion, LogEntry, RedisConfigStore
+from resilient.rollout import CohortSamples, LogEntry, RedisConfigStore
 from resilient.rollout._store import DEFAULT_LOG_ENTRIES
 
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
     redis = aredis.Redis.from_url(redis_server.url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
-async def text_client(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
-    redis = aredis.Redis.from_url(redis_server.url, decode_responses=True)
     yield redis
     await redis.aclose()
 
@@ -62,24 +55,6 @@ async def test_the_keys_are_the_documented_ones(client: aredis.Redis) -> None:
         "marked_good",
     ]
     assert all(line.isascii() for line in lines)
-
-
-async def test_a_client_that_decodes_replies_reads_bytes_back(text_client: aredis.Redis) -> None:
-    store = RedisConfigStore(text_client, unique())
-    assert await store.current() is None
-    assert await store.plan() is None
-    await store.store(b'{"a": 1}', "boot")
-    await store.activate(1, expected=None, reason="boot")
-    assert await store.current() == ConfigVersion(1, b'{"a": 1}')
-    with pytest.raises(ConfigConflictError, match="the current version is 1, not None"):
-        await store.activate(1, expected=None, reason="again")
-    with pytest.raises(KeyError):
-        await store.activate(5, expected=1, reason="missing")
-    await store.publish_plan(b'{"plan": 1}')
-    assert await store.plan() == b'{"plan": 1}'
-    await store.add_samples("s", CohortSamples(5, 1, 2), CohortSamples(5, 3, 4), 5)
-    canary, control = await store.samples("s", (), 5)
-    assert (canary.successes, canary.total, control.successes, control.total) == (1, 2, 3, 4)
 
 
 async def test_a_conflict_names_both_versions(client: aredis.Redis) -> None:
