@@ -166,3 +166,17 @@ async def test_the_memory_store_keeps_the_samples_of_the_last_8_stages() -> None
     assert kept == [0, 1, 1, 1, 1, 1, 1, 1, 1]
     await store.add_samples("2:8", samples(1, 1), samples(1, 1), 5)  # a known stage: none goes
     assert (await store.samples("2:1", (), 5))[0].total == 1
+
+
+async def test_the_memory_stores_refusals_name_the_method() -> None:
+    store = MemoryConfigStore()
+    with pytest.raises(ArgumentTypeError, match=r"^MemoryConfigStore\.store\(data\) must be bytes"):
+        await store.store("text", "r")  # type: ignore[arg-type]
+    for method, call in [
+        ("get", lambda: store.get(0)),
+        ("activate", lambda: store.activate(0, expected=None, reason="r")),
+        ("mark_good", lambda: store.mark_good(0, "r")),
+    ]:
+        with pytest.raises(ArgumentValueError) as caught:
+            await call()
+        assert str(caught.value).startswith(f"MemoryConfigStore.{method}(number) must be an int")
