@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,6 +168,9 @@ async def test_changes_are_seen_at_each_poll_in_virtual_time(tmp_path: Path) -> 
     changes = store.changes()
     waiting = asyncio.ensure_future(anext(changes))
     await until(lambda: clock.pending == 1)
+    clock.advance(2.0)  # the version current when it began is no change
+    await until(lambda: clock.pending == 1)
+    assert not waiting.done()
     await store.activate(2, expected=1, reason="r")
     clock.advance(1.99)
     await asyncio.sleep(0.01)
@@ -203,9 +208,45 @@ async def test_a_store_with_no_current_version_announces_nothing(tmp_path: Path)
 def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ArgumentTypeError, match=r"FileConfigStore\.directory must be a path"):
         FileConfigStore(None)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentValueError, match=r"FileConfigStore\.poll_interval"):
-        FileConfigStore(tmp_path, poll_interval=-1)
+    with pytest.raises(ArgumentValueError) as caught:
+        FileConfigStore(tmp_path, poll_interval=0)
+    assert str(caught.value) == (
+        "FileConfigStore.poll_interval must be a finite number of seconds > 0, got 0"
+    )
     with pytest.raises(ArgumentTypeError, match=r"FileConfigStore\.clock must be a Clock"):
         FileConfigStore(tmp_path, clock=object())  # type: ignore[arg-type]
     assert FileConfigStore(str(tmp_path), poll_interval=0.001).poll_interval == 0.001
     assert FileConfigStore(tmp_path).poll_interval == 0.25
+
+
+async def test_the_refusals_name_the_method(tmp_path: Path) -> None:
+    store = FileConfigStore(tmp_path)
+    with pytest.raises(ArgumentTypeError, match=r"^FileConfigStore\.store\(data\) must be bytes"):
+        await store.store("text", "r")  # type: ignore[arg-type]
+    for method, call in [
+        ("get", lambda: store.get(0)),
+        ("activate", lambda: store.activate(0, expected=None, reason="r")),
+        ("mark_good", lambda: store.mark_good(0, "r")),
+    ]:
+        with pytest.raises(ArgumentValueError) as caught:
+            await call()
+        assert str(caught.value).startswith(f"FileConfigStore.{method}(number) must be an int")
+
+
+async def test_every_file_is_written_to_a_dot_tmp_name_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileConfigStore(tmp_path)
+    renamed: list[tuple[str, str]] = []
+    replace = os.replace
+
+    def recording(source: Any, target: Any) -> None:
+        renamed.append((Path(source).name, Path(target).name))
+        replace(source, target)
+
+    monkeypatch.setattr(file_store_module.os, "replace", recording)
+    await store.store(b"x", "r")
+    await store.activate(1, expected=None, reason="r")
+    assert [target for _, target in renamed] == ["000001", "state.json"]
+    for source, target in renamed:
+        assert re.fullmatch(rf"\.tmp-{re.escape(target)}-[0-9a-f]+", source), source
