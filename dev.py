@@ -163,7 +163,9 @@ def cmd_bench(args: list[str]) -> None:
     """Run every ``bench/bench_*.py`` (or the named ones) in turn; a failed target fails it."""
     ensure_venv()
     ensure_redis_server()
-    found = subprocess.run([str(PYTHON), "-c", "import aiolimiter, limits"], cwd=ROOT, check=False)
+    found = subprocess.run(
+        [str(PYTHON), "-c", "import aiolimiter, limits, stamina"], cwd=ROOT, check=False
+    )
     if found.returncode != 0:
         say("installing the bench extra (the peers benchmarks measure against)")
         run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[bench]")
