@@ -301,6 +301,10 @@ class _Run:
         "started",
     )
 
+    _delay: float
+    """The wait drawn after attempt ``_delay_for`` (set by :meth:`delay`, read after it)."""
+    _retry_after: float | None
+
     def __init__(self, policy: RetryPolicy, started: float, first: Exception) -> None:
         self.policy = policy
         self.started = started
@@ -310,8 +314,6 @@ class _Run:
         self.reason = GAVE_UP_ATTEMPTS
         self.gave_up = False
         self._delay_for = 0
-        self._delay = 0.0
-        self._retry_after: float | None = None
 
     def delay(self, state: RetryCallState) -> float:
         """The wait after attempt ``state.attempt_number`` (drawn once per attempt)."""

@@ -227,3 +227,79 @@ def test_no_window_ever_holds_more_retries_than_it_allows(
             clock.advance(seconds)
     assert made.stats.requests == len(requests)
     assert made.stats.spent == len(spends)
+
+
+@pytest.mark.parametrize("operation", ["record_request", "try_spend", "available"])
+def test_a_slice_begins_exactly_at_its_boundary(operation: str) -> None:
+    """At t=1.0 exactly the budget is in slice 1, whichever operation reads the clock first:
+    what it counts then leaves the window at t=11, not at t=10."""
+    clock = VirtualClock()
+    made = budget(clock, ratio=1.0, min_retries=1, window=10.0, buckets=10)
+    made.record_request()  # slice 0
+    clock.advance(1.0)
+    if operation == "record_request":
+        made.record_request()
+    elif operation == "try_spend":
+        assert made.try_spend()
+    else:
+        assert made.available == 2
+    made.record_request()  # slice 1, whatever came first
+    clock.advance(9.0)  # t=10: slice 0 leaves
+    requests_left = 2 if operation == "record_request" else 1
+    spent_left = 1 if operation == "try_spend" else 0
+    assert made.available == 1 + requests_left - spent_left
+    clock.advance(1.0)  # t=11: slice 1 leaves
+    assert made.available == 1
+
+
+def test_slices_narrower_than_a_second_keep_their_own_counts() -> None:
+    """Window 5 s in 10 slices of 0.5 s: a request at 0.7 s is in slice 1 and still counts
+    at 5.0 s, when slice 0 (a request at 0 s) has left."""
+    clock = VirtualClock()
+    made = budget(clock, ratio=1.0, min_retries=0, window=5.0, buckets=10)
+    made.record_request()
+    clock.advance(0.7)
+    made.record_request()
+    clock.advance(4.3)
+    assert made.available == 1
+    clock.advance(0.5)
+    assert made.available == 0
+
+
+def test_a_clock_before_zero_counts_its_slices_the_same() -> None:
+    clock = VirtualClock(start=-0.5)  # slice -1
+    made = budget(clock, ratio=1.0, min_retries=0, window=10.0, buckets=10)
+    made.record_request()
+    clock.advance(0.7)  # t=0.2: slice 0
+    made.record_request()
+    clock.advance(8.8)  # t=9.0: slice -1 leaves, slice 0 stays
+    assert made.available == 1
+    clock.advance(1.0)
+    assert made.available == 0
+
+
+def test_every_retry_of_a_slice_leaves_with_it() -> None:
+    clock = VirtualClock()
+    made = budget(clock, ratio=0.0, min_retries=3, window=10.0, buckets=10)
+    assert spend_all(made) == 3  # three in slice 0
+    clock.advance(9.0)
+    assert made.available == 0
+    clock.advance(1.0)
+    assert made.available == 3
+
+
+def test_each_stretch_of_refusals_is_counted_from_nothing() -> None:
+    clock = VirtualClock()
+    bus, recorder = recorded()
+    made = budget(clock, bus, ratio=0.0, min_retries=1, window=1.0, buckets=1)
+    for refusals in (2, 1):
+        assert made.try_spend()
+        for _ in range(refusals):
+            assert not made.try_spend()
+        clock.advance(1.0)
+    assert made.try_spend()
+    assert [dict(event.attributes) for event in recorder.named("replenished")] == [
+        {"refused": 2},
+        {"refused": 1},
+    ]
+    assert len(recorder.named("exhausted")) == 2

@@ -246,6 +246,11 @@ def test_headers_and_attributes_that_raise_say_nothing() -> None:
     assert retry_after_of(Carrying(headers={"Retry-After": 5})) is None  # not text
     assert retry_after_of(Carrying(headers={"retry-after-ms": "250", "Retry-After": "9"})) == 0.25
     assert retry_after_of(Carrying(retry_after=2, headers={"Retry-After": "9"})) == 2.0
+    assert retry_after_of(Carrying(retry_after=0)) == 0.0  # "now" is a number of seconds
+    assert retry_after_of(Carrying(headers={"Retry-After": "0"})) == 0.0
+    assert retry_after_of(Carrying(headers={"retry-after-ms": "0"})) == 0.0
+    assert retry_after_of(Carrying(headers={"Retry-After": "Tue, 14 Nov 2023 22:13:50 GMT"})) == 0.0
+    assert retry_after_of(Carrying(headers={"Retry-After": "Fri, 01 Jan 9999 00:00:00 GMT"})) > 1e9
 
 
 async def test_a_huge_retry_after_gives_up_on_time_rather_than_sleep() -> None:
@@ -281,6 +286,10 @@ async def test_an_error_whose_message_cannot_be_shown_is_described_by_its_type()
         await_error = error
     assert await_error is long
     assert len(recorder.events[-1].attributes["error"]) < 130
+    assert recorder.events[-1].attributes["error"].startswith("ConnectionError: xxx")
+    with pytest.raises(TimeoutError):
+        await made.call(Dependency(clock, TimeoutError()))
+    assert recorder.events[-1].attributes["error"] == "TimeoutError"  # no message: its type
 
 
 def test_the_default_retries_only_the_dependencys_faults() -> None:

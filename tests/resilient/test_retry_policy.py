@@ -70,7 +70,12 @@ async def test_it_retries_until_the_dependency_answers() -> None:
     assert dependency.starts == [0.0, 1.0]
     assert made.stats == RetryStats(1, 1, 0, 0, 0)
     (retrying,) = recorder.events
-    assert (retrying.source, retrying.name) == (RETRY_EVENT_SOURCE, "retrying")
+    assert (
+        (retrying.source, retrying.name)
+        == ("retry", "retrying")
+        == (RETRY_EVENT_SOURCE, "retrying")
+    )
+    assert retrying.severity.name == "INFO"
     assert dict(retrying.attributes) == {
         "policy": "provider",
         "attempt": 1,
