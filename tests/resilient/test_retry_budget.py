@@ -161,30 +161,6 @@ def test_its_repr_says_what_it_allows() -> None:
     assert repr(made) == "RetryBudget(ratio=0.25, min_retries=4, window=20s, available=4)"
 
 
-def test_memory_is_bounded_in_bytes_whatever_the_rate() -> None:
-    """200,000 requests and retries over two minutes of virtual time allocate nothing that
-    stays: the slices are two arrays of 8-byte counts, made once."""
-    clock = VirtualClock()
-    made = budget(clock, ratio=0.2, buckets=1000)
-    assert made._requests.itemsize == made._spent.itemsize == 8
-    assert len(made._requests) == len(made._spent) == 1000
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for step in range(200_000):
-            made.record_request()
-            made.try_spend()
-            if step % 1000 == 0:
-                clock.advance(0.6)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert grown < 1024
-    assert len(made._requests) == len(made._spent) == 1000
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     steps=st.lists(
@@ -303,3 +279,27 @@ def test_each_stretch_of_refusals_is_counted_from_nothing() -> None:
         {"refused": 1},
     ]
     assert len(recorder.named("exhausted")) == 2
+
+
+def test_memory_is_bounded_in_bytes_whatever_the_rate() -> None:
+    """200,000 requests and retries over two minutes of virtual time allocate nothing that
+    stays: the slices are two arrays of 8-byte counts, made once."""
+    clock = VirtualClock()
+    made = budget(clock, ratio=0.2, buckets=1000)
+    assert made._requests.itemsize == made._spent.itemsize == 8
+    assert len(made._requests) == len(made._spent) == 1000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for step in range(200_000):
+            made.record_request()
+            made.try_spend()
+            if step % 1000 == 0:
+                clock.advance(0.6)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1024
+    assert len(made._requests) == len(made._spent) == 1000
