@@ -38,7 +38,7 @@ import random as _random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import CoroutineType
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
@@ -59,9 +59,6 @@ from resilient.retry._events import (
 )
 from resilient.retry._faults import retry_after_of
 from resilient.retry._options import DEFAULT_RETRY_OPTIONS, RetryOptions
-
-if TYPE_CHECKING:
-    from tenacity.stop import StopBaseT
 
 __all__ = ["Deadline", "RetryPolicy", "RetryStats"]
 
@@ -254,7 +251,7 @@ class RetryPolicy:
     ) -> T:
         """Retry after the first attempt failed with ``first`` (retryable), through tenacity."""
         run = _Run(self, started, first)
-        stop: StopBaseT = self._stop_attempts | _OutOfTime(run) | _OutOfBudget(run)
+        stop = self._stop_attempts | _OutOfTime(run) | _OutOfBudget(run)
         retrying = AsyncRetrying(
             sleep=self._clock.sleep,
             stop=stop,

@@ -300,3 +300,27 @@ def test_the_default_retries_only_the_dependencys_faults() -> None:
     assert not transient_error(resilient.PoolTimeoutError("pool"))  # an OSError of ours
     assert not transient_error(resilient.ConnectRefusedError("db", "open", 1.0))
     assert not transient_error(resilient.LimiterUnavailable("down"))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: RetryOptions(retry_on=[OSError]),
+            "RetryOptions.retry_on must be a tuple of Exception types or predicates, "
+            "got [<class 'OSError'>]",
+        ),
+        (
+            lambda: RetryPolicy("p", budget=3),
+            "RetryPolicy.budget must be a RetryBudget or None, got 3",
+        ),
+        (
+            lambda: RetryBudget(clock="now"),
+            "RetryBudget.clock must be a Clock, got 'now'",
+        ),
+    ],
+)
+def test_each_refusal_in_its_exact_words(build: Callable[[], object], message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        build()
+    assert str(raised.value) == message

@@ -248,7 +248,11 @@ async def test_a_predicate_that_raises_matches_nothing_and_is_logged(
     made = policy(VirtualClock(), RetryOptions(retry_on=(broken, OSError)))
     assert made.retryable(OSError("down"))
     assert not made.retryable(ValueError("x"))
-    assert "retry_on predicate" in caplog.text
+    assert len(caplog.records) == 2  # one for each error it was asked about
+    record = caplog.records[0]
+    assert record.name == "resilient.retry"
+    assert record.getMessage().startswith("retry policy 'provider': retry_on predicate <function")
+    assert record.exc_info is not None
 
 
 async def test_a_library_refusal_is_retried_only_when_named() -> None:
