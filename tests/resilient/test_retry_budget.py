@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resilient.clock import VirtualClock
+from resilient.errors import ArgumentTypeError
 from resilient.retry import (
     BUDGET_EVENT_SOURCE,
     DEFAULT_RETRY_BUDGET_OPTIONS,
@@ -279,6 +280,22 @@ def test_each_stretch_of_refusals_is_counted_from_nothing() -> None:
         {"refused": 1},
     ]
     assert len(recorder.named("exhausted")) == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"options": {}}, "RetryBudget.options must be a RetryBudgetOptions, got {}"),
+        ({"clock": None}, "RetryBudget.clock must be a Clock, got None"),
+        ({"events": "bus"}, "RetryBudget.events must be an EventBus, got 'bus'"),
+    ],
+)
+def test_its_arguments_are_refused_in_exact_words(
+    arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ArgumentTypeError) as raised:
+        RetryBudget(**arguments)  # type: ignore[arg-type]
+    assert str(raised.value) == message
 
 
 def test_memory_is_bounded_in_bytes_whatever_the_rate() -> None:
