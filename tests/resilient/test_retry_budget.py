@@ -298,6 +298,36 @@ def test_its_arguments_are_refused_in_exact_words(
     assert str(raised.value) == message
 
 
+def test_a_window_forgotten_whole_starts_every_slice_from_nothing() -> None:
+    clock = VirtualClock()
+    made = budget(clock, ratio=0.5, min_retries=0, window=10.0, buckets=10)
+    for _ in range(10):
+        made.record_request()
+        made.record_request()
+        assert made.try_spend()
+        clock.advance(1.0)
+    clock.advance(100.0)  # t=110: everything forgotten at once
+    made.record_request()
+    made.record_request()
+    for _ in range(9):  # each slice that leaves now held nothing
+        clock.advance(1.0)
+        assert made.available == 1
+    clock.advance(1.0)
+    assert made.available == 0
+
+
+def test_slices_before_zero_leave_in_their_turn() -> None:
+    clock = VirtualClock(start=-5.5)  # slice -6
+    made = budget(clock, ratio=1.0, min_retries=0, window=10.0, buckets=10)
+    made.record_request()
+    clock.advance(1.0)  # t=-4.5: slice -5
+    made.record_request()
+    clock.advance(9.0)  # t=4.5: slice -6 left
+    assert made.available == 1
+    clock.advance(1.0)  # t=5.5: slice -5 left
+    assert made.available == 0
+
+
 def test_memory_is_bounded_in_bytes_whatever_the_rate() -> None:
     """200,000 requests and retries over two minutes of virtual time allocate nothing that
     stays: the slices are two arrays of 8-byte counts, made once."""
