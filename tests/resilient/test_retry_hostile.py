@@ -198,6 +198,8 @@ async def test_any_awaitable_is_an_attempt() -> None:
         return future
 
     assert await made.call(future_of, "done") == "done"
+    assert await made.call_with_deadline(lambda deadline, value: future_of(value), "too") == "too"
+    assert made.stats.calls == 2
 
 
 # -- a dependency's strange errors --------------------------------------------------------------
@@ -318,6 +320,23 @@ def test_the_default_retries_only_the_dependencys_faults() -> None:
             lambda: RetryBudget(clock="now"),
             "RetryBudget.clock must be a Clock, got 'now'",
         ),
+        (
+            lambda: RetryPolicy("p", events=None),
+            "RetryPolicy.events must be an EventBus, got None",
+        ),
+        (
+            lambda: RetryPolicy("p", clock=None),
+            "RetryPolicy.clock must be a Clock, got None",
+        ),
+        (
+            lambda: RetryPolicy("p", random="seed"),
+            "RetryPolicy.random must be a random.Random or None, got 'seed'",
+        ),
+        (
+            lambda: RetryPolicy("p", "fast"),
+            "RetryPolicy.options must be a RetryOptions, got 'fast'",
+        ),
+        (lambda: RetryPolicy(""), "RetryPolicy.name must be a non-empty str, got ''"),
     ],
 )
 def test_each_refusal_in_its_exact_words(build: Callable[[], object], message: str) -> None:

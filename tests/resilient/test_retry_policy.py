@@ -409,6 +409,29 @@ async def test_the_deadline_reaches_every_attempt() -> None:
     assert seen == [(1, 130.0, 30.0), (2, 130.0, 27.0), (3, 130.0, 23.0)]  # waits of 1 s, then 2 s
 
 
+async def test_calls_with_a_deadline_are_counted_as_calls() -> None:
+    clock = VirtualClock(autojump=True)
+    shared = budget(clock)
+    made = policy(clock, budget=shared)
+
+    async def ask(deadline: Deadline) -> str:
+        return "ok"
+
+    for _ in range(3):
+        await made.call_with_deadline(ask)
+    assert made.stats == RetryStats(3, 0, 0, 0, 0)
+    assert shared.stats.requests == 3
+
+
+def test_stats_are_a_frozen_slotted_snapshot() -> None:
+    import dataclasses
+
+    stats = policy(VirtualClock()).stats
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.calls = 1  # type: ignore[misc]
+    assert not hasattr(stats, "__dict__")
+
+
 async def test_a_deadline_says_what_is_left_and_never_less_than_nothing() -> None:
     clock = VirtualClock()
     deadline = Deadline(5.0, 2, clock)
