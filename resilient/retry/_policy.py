@@ -250,7 +250,7 @@ class RetryPolicy:
         with_deadline: bool,
     ) -> T:
         """Retry after the first attempt failed with ``first`` (retryable), through tenacity."""
-        run = _Run(self, started, first)
+        run = _Run(self, started)
         stop = self._stop_attempts | _OutOfTime(run) | _OutOfBudget(run)
         retrying = AsyncRetrying(
             sleep=self._clock.sleep,
@@ -298,16 +298,16 @@ class _Run:
         "started",
     )
 
+    error: BaseException
+    """The last attempt's error (set by :meth:`delay` or :meth:`give_up`, read after them)."""
     _delay: float
     """The wait drawn after attempt ``_delay_for`` (set by :meth:`delay`, read after it)."""
     _retry_after: float | None
 
-    def __init__(self, policy: RetryPolicy, started: float, first: Exception) -> None:
+    def __init__(self, policy: RetryPolicy, started: float) -> None:
         self.policy = policy
         self.started = started
         self.at = started + policy._timeout
-        self.error: BaseException = first
-        """The last attempt's error."""
         self.reason = GAVE_UP_ATTEMPTS
         self.gave_up = False
         self._delay_for = 0
