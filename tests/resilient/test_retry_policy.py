@@ -86,7 +86,7 @@ async def test_it_retries_until_the_dependency_answers() -> None:
 
 
 async def test_it_gives_up_after_the_last_attempt_with_the_last_error() -> None:
-    clock = VirtualClock(autojump=True)
+    clock = VirtualClock(start=100.0, autojump=True)
     bus, recorder = recorded()
     last = ConnectionError("third")
     dependency = Dependency(clock, ConnectionError("first"), TimeoutError("second"), last)
@@ -94,7 +94,7 @@ async def test_it_gives_up_after_the_last_attempt_with_the_last_error() -> None:
     with pytest.raises(ConnectionError) as raised:
         await made.call(dependency)
     assert raised.value is last
-    assert dependency.starts == [0.0, 1.0, 2.0]
+    assert dependency.starts == [100.0, 101.0, 102.0]
     assert made.stats == RetryStats(1, 2, 1, 0, 0)
     assert [event.name for event in recorder.events] == ["retrying", "retrying", "gave_up"]
     assert [event.attributes["error"] for event in recorder.events] == [
@@ -375,11 +375,13 @@ async def test_no_wait_goes_past_the_total_time() -> None:
 
 async def test_a_wait_that_ends_exactly_at_the_deadline_is_not_begun() -> None:
     clock = VirtualClock(autojump=True)
-    options = RetryOptions(attempts=10, timeout=2.0, backoff_initial=1.0, jitter=0.0)
+    options = RetryOptions(
+        attempts=10, timeout=2.0, backoff_initial=1.0, backoff_max=1.0, jitter=0.0
+    )
     dependency = Dependency(clock, ConnectionError("down"))
     with pytest.raises(ConnectionError):
         await policy(clock, options).call(dependency)
-    assert dependency.starts == [0.0, 1.0]
+    assert dependency.starts == [0.0, 1.0]  # the next would start at 2.0, the deadline
 
 
 async def test_a_slow_attempt_that_ends_past_the_deadline_is_not_retried() -> None:
