@@ -7,6 +7,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import resilient
 import resilient.retry
 
@@ -123,3 +125,26 @@ def test_the_policy_and_tenacity_load_on_first_use() -> None:
         "assert 'tenacity' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
+
+
+def test_every_event_is_frozen_slotted_equal_to_its_items_and_of_its_severity() -> None:
+    import dataclasses
+
+    from resilient.events import Severity
+
+    retry = resilient.retry
+    made = {
+        retry.Retrying(policy="p", attempt=1, error="E", delay=0.5, retry_after=None): "INFO",
+        retry.RetryGaveUp(policy="p", reason="time", attempts=2, error="E", elapsed=1.0): (
+            "WARNING"
+        ),
+        retry.BudgetExhausted(requests=5, spent=4, allowed=4.0): "WARNING",
+        retry.BudgetReplenished(refused=3): "INFO",
+    }
+    for event, severity in made.items():
+        assert type(event).SEVERITY is Severity[severity]
+        assert event == dict(event.items())  # a mapping's equality, not only its own class's
+        assert not hasattr(event, "__dict__")
+        name = dataclasses.fields(event)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(event, name, getattr(event, name))
