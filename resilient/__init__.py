@@ -3,8 +3,8 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release, pool, rollout  (each knows the foundations,
-                                                           never an adapter)
+    patterns      ratelimit, breaker, release, pool, rollout, retry  (each knows the
+                                                           foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -108,6 +108,17 @@ if TYPE_CHECKING:
         Superseded,
         Ticket,
     )
+    from resilient.retry import (
+        DEFAULT_RETRY_BUDGET_OPTIONS,
+        DEFAULT_RETRY_OPTIONS,
+        Deadline,
+        RetryBudget,
+        RetryBudgetOptions,
+        RetryBudgetStats,
+        RetryOptions,
+        RetryPolicy,
+        RetryStats,
+    )
     from resilient.rollout import (
         DEFAULT_ROLLOUT_OPTIONS,
         ConfigRollout,
@@ -195,6 +206,17 @@ __getattr__, __dir__ = lazy_exports(
             "PoolStats",
             "shared_gate",
         ],
+        "resilient.retry": [
+            "DEFAULT_RETRY_BUDGET_OPTIONS",
+            "DEFAULT_RETRY_OPTIONS",
+            "Deadline",
+            "RetryBudget",
+            "RetryBudgetOptions",
+            "RetryBudgetStats",
+            "RetryOptions",
+            "RetryPolicy",
+            "RetryStats",
+        ],
         "resilient.rollout": [
             "DEFAULT_ROLLOUT_OPTIONS",
             "ConfigRollout",
@@ -235,6 +257,8 @@ __all__ = [
     "DEFAULT_POOL_OPTIONS",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
     "DEFAULT_RELEASE_OPTIONS",
+    "DEFAULT_RETRY_BUDGET_OPTIONS",
+    "DEFAULT_RETRY_OPTIONS",
     "DEFAULT_ROLLOUT_OPTIONS",
     "GUARD_BREAKER_OPTIONS",
     "SYSTEM_CLOCK",
@@ -256,6 +280,7 @@ __all__ = [
     "ConnectGate",
     "ConnectRefusedError",
     "CountWindow",
+    "Deadline",
     "Decision",
     "DecisionSource",
     "Done",
@@ -302,6 +327,12 @@ __all__ = [
     "ReleaseStats",
     "Replan",
     "ResilientError",
+    "RetryBudget",
+    "RetryBudgetOptions",
+    "RetryBudgetStats",
+    "RetryOptions",
+    "RetryPolicy",
+    "RetryStats",
     "RolloutOptions",
     "Severity",
     "ShadowEvaluation",

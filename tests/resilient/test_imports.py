@@ -37,6 +37,12 @@ CASES = {
     "import resilient.breaker": ("import resilient.breaker", set()),
     "import resilient.pool": ("import resilient.pool", set()),
     "import resilient.rollout": ("import resilient.rollout", set()),
+    "import resilient.retry": ("import resilient.retry", set()),
+    "a RetryBudget spent": (
+        "from resilient import RetryBudget; RetryBudget().try_spend()",
+        set(),
+    ),
+    "resilient.RetryPolicy": ("import resilient; resilient.RetryPolicy", {"tenacity"}),
     "resilient.ConfigRollout": ("import resilient; resilient.ConfigRollout", set()),
     "resilient.PydanticSchema on a model": (
         "import pydantic, resilient\n"
