@@ -166,7 +166,11 @@ def cmd_bench(args: list[str]) -> None:
     ensure_venv()
     ensure_redis_server()
     found = subprocess.run(
-        [str(PYTHON), "-c", "import aiolimiter, limits, aiobreaker, purgatory, circuitbreaker"],
+        [
+            str(PYTHON),
+            "-c",
+            "import aiolimiter, limits, aiobreaker, purgatory, circuitbreaker, stamina",
+        ],
         cwd=ROOT,
         check=False,
     )

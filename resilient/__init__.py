@@ -3,7 +3,7 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release, pool, rollout, failover
+    patterns      ratelimit, breaker, release, pool, rollout, retry, failover
                                             (each knows the foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
@@ -115,6 +115,17 @@ if TYPE_CHECKING:
         Superseded,
         Ticket,
     )
+    from resilient.retry import (
+        DEFAULT_RETRY_BUDGET_OPTIONS,
+        DEFAULT_RETRY_OPTIONS,
+        Deadline,
+        RetryBudget,
+        RetryBudgetOptions,
+        RetryBudgetStats,
+        RetryOptions,
+        RetryPolicy,
+        RetryStats,
+    )
     from resilient.rollout import (
         DEFAULT_ROLLOUT_OPTIONS,
         ConfigRollout,
@@ -209,6 +220,17 @@ __getattr__, __dir__ = lazy_exports(
             "FailoverResult",
             "Provider",
         ],
+        "resilient.retry": [
+            "DEFAULT_RETRY_BUDGET_OPTIONS",
+            "DEFAULT_RETRY_OPTIONS",
+            "Deadline",
+            "RetryBudget",
+            "RetryBudgetOptions",
+            "RetryBudgetStats",
+            "RetryOptions",
+            "RetryPolicy",
+            "RetryStats",
+        ],
         "resilient.rollout": [
             "DEFAULT_ROLLOUT_OPTIONS",
             "ConfigRollout",
@@ -250,6 +272,8 @@ __all__ = [
     "DEFAULT_POOL_OPTIONS",
     "DEFAULT_REDIS_LIMITER_OPTIONS",
     "DEFAULT_RELEASE_OPTIONS",
+    "DEFAULT_RETRY_BUDGET_OPTIONS",
+    "DEFAULT_RETRY_OPTIONS",
     "DEFAULT_ROLLOUT_OPTIONS",
     "GUARD_BREAKER_OPTIONS",
     "SYSTEM_CLOCK",
@@ -271,6 +295,7 @@ __all__ = [
     "ConnectGate",
     "ConnectRefusedError",
     "CountWindow",
+    "Deadline",
     "Decision",
     "DecisionSource",
     "Done",
@@ -321,6 +346,12 @@ __all__ = [
     "ReleaseStats",
     "Replan",
     "ResilientError",
+    "RetryBudget",
+    "RetryBudgetOptions",
+    "RetryBudgetStats",
+    "RetryOptions",
+    "RetryPolicy",
+    "RetryStats",
     "RolloutOptions",
     "Severity",
     "ShadowEvaluation",

@@ -16,10 +16,10 @@
           │                              (also a RuntimeError)
           ├── ConnectRefusedError        a connect gate will not let a connection be made in
           │                              time (also a ConnectionError)
-          └── PoolError                  a bounded pool could not hand out a connection
-               ├── PoolTimeoutError      ... within the acquire timeout (also a TimeoutError)
-               ├── PoolExhaustedError    ... as too many callers already wait
-               └── PoolClosedError       ... as it is closed (also a RuntimeError)
+          ├── PoolError                  a bounded pool could not hand out a connection
+          │    ├── PoolTimeoutError      ... within the acquire timeout (also a TimeoutError)
+          │    ├── PoolExhaustedError    ... as too many callers already wait
+          │    └── PoolClosedError       ... as it is closed (also a RuntimeError)
           ├── ConfigRejectedError        a configuration failed validation; nothing changed
           │                              (also a ValueError)
           ├── ProvidersUnavailableError  no provider of a failover answered in time, and there
@@ -28,6 +28,10 @@
                ├── RolloutStateError     ... not allowed in the rollout's state
                │                         (also a RuntimeError)
                └── ConfigConflictError   ... another writer changed the store first
+
+A retry policy (:mod:`resilient.retry`) has no error of its own: when it gives up (attempts,
+time or its budget ran out) it raises the dependency's last error, as it was, so the caller's
+``except`` clauses stay those it wrote for the dependency; its ``gave_up`` event says why.
 
 Catch :class:`ResilientError` for everything, or the leaf you handle. Each error also derives
 from the builtin exception it has always been, so an ``except ValueError``, ``except TypeError``

@@ -52,7 +52,6 @@ class RetryBudget:
 
     __slots__ = (
         "_emit",
-        "_exhausted",
         "_floor",
         "_index",
         "_ratio",
@@ -94,8 +93,8 @@ class RetryBudget:
         self._total_requests = 0
         self._total_spent = 0
         self._total_refused = 0
-        self._exhausted = False
         self._refused_run = 0
+        """Refusals since the budget last allowed a retry: it is exhausted while this is > 0."""
         self._slot = int(clock.monotonic() // self._width)
         self._index = self._slot % self._size
         self._slot_end = (self._slot + 1) * self._width
@@ -103,8 +102,9 @@ class RetryBudget:
     def record_request(self) -> None:
         """An original request started (not a retry): it allows ``ratio`` more retries for
         the next ``window``."""
-        if self._emit.clock.monotonic() >= self._slot_end:
-            self._slide()
+        now = self._emit.clock.monotonic()
+        if now >= self._slot_end:
+            self._slide(now)
         self._requests[self._index] += 1
         self._window_requests += 1
         self._total_requests += 1
@@ -112,21 +112,20 @@ class RetryBudget:
     def try_spend(self) -> bool:
         """True if one more retry (hedge, failover attempt) may go now, and it is counted;
         False if the budget refuses it, and the refusal is counted."""
-        if self._emit.clock.monotonic() >= self._slot_end:
-            self._slide()
+        now = self._emit.clock.monotonic()
+        if now >= self._slot_end:
+            self._slide(now)
         if self._floor + self._ratio * self._window_requests - self._window_spent >= 1:
             self._spent[self._index] += 1
             self._window_spent += 1
             self._total_spent += 1
-            if self._exhausted:
-                self._exhausted = False
+            if self._refused_run:
                 self._emit(BudgetReplenished(refused=self._refused_run))
                 self._refused_run = 0
             return True
         self._total_refused += 1
         self._refused_run += 1
-        if not self._exhausted:
-            self._exhausted = True
+        if self._refused_run == 1:
             self._emit(
                 BudgetExhausted(
                     requests=self._window_requests,
@@ -140,8 +139,9 @@ class RetryBudget:
     def available(self) -> float:
         """Retries the window allows beyond those spent in it (:meth:`try_spend` allows one
         when this is at least 1)."""
-        if self._emit.clock.monotonic() >= self._slot_end:
-            self._slide()
+        now = self._emit.clock.monotonic()
+        if now >= self._slot_end:
+            self._slide(now)
         return max(0.0, self._floor + self._ratio * self._window_requests - self._window_spent)
 
     @property
@@ -149,9 +149,9 @@ class RetryBudget:
         """Requests, retries spent and retries refused since the budget was made."""
         return RetryBudgetStats(self._total_requests, self._total_spent, self._total_refused)
 
-    def _slide(self) -> None:
-        """Move the window to the clock's slice: the slices it passed are forgotten."""
-        slot = int(self._emit.clock.monotonic() // self._width)
+    def _slide(self, now: float) -> None:
+        """Move the window to the slice of ``now``: the slices it passed are forgotten."""
+        slot = int(now // self._width)
         passed = slot - self._slot
         if passed <= 0:
             return

@@ -39,6 +39,12 @@ CASES = {
     "import resilient.rollout": ("import resilient.rollout", set()),
     "import resilient.failover": ("import resilient.failover", set()),
     "resilient.Failover": ("import resilient; resilient.Failover", {"pybreaker", "redis"}),
+    "import resilient.retry": ("import resilient.retry", set()),
+    "a RetryBudget spent": (
+        "from resilient import RetryBudget; RetryBudget().try_spend()",
+        set(),
+    ),
+    "resilient.RetryPolicy": ("import resilient; resilient.RetryPolicy", {"tenacity"}),
     "resilient.ConfigRollout": ("import resilient; resilient.ConfigRollout", set()),
     "resilient.PydanticSchema on a model": (
         "import pydantic, resilient\n"

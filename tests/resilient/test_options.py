@@ -207,6 +207,8 @@ def _constructors() -> dict[str, Callable[[object], object]]:
             fallback=local,
         ),
         "CircuitBreaker": lambda options: resilient.CircuitBreaker("b", options),  # type: ignore[arg-type]
+        "RetryPolicy": lambda options: resilient.RetryPolicy("p", options),  # type: ignore[arg-type]
+        "RetryBudget": lambda options: resilient.RetryBudget(options),  # type: ignore[arg-type]
     }
 
 
@@ -357,6 +359,17 @@ def test_the_named_defaults() -> None:
     redis = resilient.DEFAULT_REDIS_LIMITER_OPTIONS
     assert (redis.prefix, redis.time_source, redis.round_trip_timeout) == ("rl:", "server", 1.0)
     assert (redis.max_batch, redis.key_ttl_margin) == (512, 0.0)
+    retry = resilient.DEFAULT_RETRY_OPTIONS
+    assert retry == resilient.RetryOptions()
+    assert (retry.attempts, retry.timeout, retry.jitter) == (3, 45.0, 1.0)
+    assert (retry.backoff_initial, retry.backoff_multiplier, retry.backoff_max) == (0.5, 2.0, 8.0)
+    from resilient.retry import RETRYABLE_STATUSES, transient_error
+
+    assert retry.retry_on == (transient_error,)
+    assert frozenset({408, 429, 500, 502, 503, 504}) == RETRYABLE_STATUSES
+    budget = resilient.DEFAULT_RETRY_BUDGET_OPTIONS
+    assert budget == resilient.RetryBudgetOptions()
+    assert (budget.ratio, budget.min_retries, budget.window, budget.buckets) == (0.2, 3, 10.0, 10)
 
 
 @pytest.mark.parametrize(
@@ -411,6 +424,7 @@ def test_an_exclusion_is_an_exception_type_or_a_predicate() -> None:
 # Each field's bounds, written out (not derived from its rule, which a test must be able to
 # catch changing): the last value accepted on each side, and the first refused with its words.
 _GATE, _POOL = resilient.GateOptions, resilient.PoolOptions
+_RETRY, _BUDGET = resilient.RetryOptions, resilient.RetryBudgetOptions
 
 BOUNDS: list[tuple[type, str, list[object], object, str]] = [
     (resilient.BreakerOptions, "failure_threshold", [1], 0, "an int >= 1"),
@@ -492,6 +506,21 @@ BOUNDS: list[tuple[type, str, list[object], object, str]] = [
     (_POOL, "housekeeping", [1e-9], 0, "a finite number of seconds > 0"),
     (_POOL, "housekeeping", [], math.inf, "a finite number of seconds > 0"),
     (_POOL, "rebuild_step", [1], 0, "an int >= 1"),
+    (_RETRY, "attempts", [1, 10**6], 0, "an int >= 1"),
+    (_RETRY, "timeout", [1e-9, math.inf], 0, "a number of seconds > 0"),
+    (_RETRY, "backoff_initial", [0, 0.0], -1e-9, "a finite number of seconds >= 0"),
+    (_RETRY, "backoff_multiplier", [1, 1e300], 0.999, "a finite number of times >= 1"),
+    (_RETRY, "backoff_max", [0.5, 1e9], math.inf, "a finite number of seconds >= 0"),
+    (_RETRY, "jitter", [0, 1], 1.001, "a finite number of share >= 0 and <= 1"),
+    (_RETRY, "jitter", [], -0.001, "a finite number of share >= 0 and <= 1"),
+    (_BUDGET, "ratio", [0, 1000], 1000.001, "a finite number of retries >= 0 and <= 1000"),
+    (_BUDGET, "ratio", [], -1e-9, "a finite number of retries >= 0 and <= 1000"),
+    (_BUDGET, "min_retries", [0, 10**9], 10**9 + 1, "an int >= 0 and <= 1000000000"),
+    (_BUDGET, "min_retries", [], -1, "an int >= 0 and <= 1000000000"),
+    (_BUDGET, "window", [1, 60], 0.999, "a finite number of seconds >= 1 and <= 60"),
+    (_BUDGET, "window", [], 60.001, "a finite number of seconds >= 1 and <= 60"),
+    (_BUDGET, "buckets", [1, 1000], 1001, "an int >= 1 and <= 1000"),
+    (_BUDGET, "buckets", [], 0, "an int >= 1 and <= 1000"),
 ]
 
 
