@@ -3,8 +3,8 @@
 Layers (imports point down only):
 
     adapters      aiohttp                   (know patterns; no pattern knows them)
-    patterns      ratelimit, breaker, release, pool, rollout, retry  (each knows the
-                                                           foundations, never an adapter)
+    patterns      ratelimit, breaker, release, pool, rollout, retry, failover
+                                            (each knows the foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)
 
 Every pattern has the same parts: its options (a frozen dataclass, every default named, and
@@ -59,6 +59,13 @@ if TYPE_CHECKING:
         EventBus,
         EventRecorder,
         Severity,
+    )
+    from resilient.failover import (
+        DEFAULT_FAILOVER_OPTIONS,
+        Failover,
+        FailoverOptions,
+        FailoverResult,
+        Provider,
     )
     from resilient.pool import (
         DEFAULT_GATE_OPTIONS,
@@ -206,6 +213,13 @@ __getattr__, __dir__ = lazy_exports(
             "PoolStats",
             "shared_gate",
         ],
+        "resilient.failover": [
+            "DEFAULT_FAILOVER_OPTIONS",
+            "Failover",
+            "FailoverOptions",
+            "FailoverResult",
+            "Provider",
+        ],
         "resilient.retry": [
             "DEFAULT_RETRY_BUDGET_OPTIONS",
             "DEFAULT_RETRY_OPTIONS",
@@ -251,6 +265,7 @@ __all__ = [
     "DEFAULT_BREAKER_OPTIONS",
     "DEFAULT_BREAKER_SYNC_OPTIONS",
     "DEFAULT_EVENTS",
+    "DEFAULT_FAILOVER_OPTIONS",
     "DEFAULT_GATE_OPTIONS",
     "DEFAULT_GUARD_OPTIONS",
     "DEFAULT_LOCAL_LIMITER_OPTIONS",
@@ -292,6 +307,9 @@ __all__ = [
     "EventRecorder",
     "FailOpenGuard",
     "Failed",
+    "Failover",
+    "FailoverOptions",
+    "FailoverResult",
     "FailureRate",
     "FileConfigStore",
     "GateOptions",
@@ -313,6 +331,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeoutError",
     "Proceed",
+    "Provider",
     "PydanticSchema",
     "QueueClosedError",
     "Rate",

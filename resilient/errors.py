@@ -22,6 +22,8 @@
           │    └── PoolClosedError       ... as it is closed (also a RuntimeError)
           ├── ConfigRejectedError        a configuration failed validation; nothing changed
           │                              (also a ValueError)
+          ├── ProvidersUnavailableError  no provider of a failover answered in time, and there
+          │                              was no fallback
           └── RolloutError               a config rollout or store refused a request
                ├── RolloutStateError     ... not allowed in the rollout's state
                │                         (also a RuntimeError)
@@ -52,6 +54,8 @@ What each means for a caller:
 - :class:`PoolError`: no connection was handed out, and nothing leaked; which leaf says why.
 - :class:`ConfigRejectedError`: the configuration was not stored or rolled out; ``problems``
   names each field and rule it broke.
+- :class:`ProvidersUnavailableError`: every provider was tried or passed over within the
+  deadline; ``errors`` holds each attempt's error by provider.
 - :class:`RolloutError`: the request changed nothing: the rollout is not in a state that allows
   it (:class:`RolloutStateError`), or another writer won (:class:`ConfigConflictError`).
 
@@ -80,6 +84,7 @@ __all__ = [
     "PoolError",
     "PoolExhaustedError",
     "PoolTimeoutError",
+    "ProvidersUnavailableError",
     "QueueClosedError",
     "RedisLimiterUnavailable",
     "ResilientError",
@@ -242,3 +247,22 @@ class RolloutStateError(RolloutError, RuntimeError):
 
 class ConfigConflictError(RolloutError):
     """Another writer changed the store's current version first (compare-and-set lost)."""
+
+
+class ProvidersUnavailableError(ResilientError):
+    """A :class:`~resilient.failover.Failover` got no answer: ``reason`` says why (every
+    provider failed or was unavailable, the deadline passed, the budget refused a retry), and
+    ``errors`` lists ``(provider, error)`` for each attempt made."""
+
+    def __init__(self, failover: str, reason: str, errors: tuple[tuple[str, str], ...]) -> None:
+        self.failover = failover
+        self.reason = reason
+        self.errors = errors
+        tried = "; ".join(f"{name}: {error}" for name, error in errors) or "no attempt made"
+        super().__init__(f"failover {failover!r}: no answer ({reason}); {tried}")
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[ProvidersUnavailableError], tuple[str, str, tuple[tuple[str, str], ...]]]:
+        """Pickled with every field, so it crosses a process boundary whole."""
+        return type(self), (self.failover, self.reason, self.errors)

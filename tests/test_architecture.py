@@ -249,6 +249,7 @@ def test_every_pattern_class_is_found() -> None:
         "ConfigRollout",
         "ConnectGate",
         "FailOpenGuard",
+        "Failover",
         "LocalLimiter",
         "RedisLimiter",
         "ReleaseQueue",

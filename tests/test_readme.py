@@ -52,6 +52,7 @@ NOT_RUN = {
     ".venv/bin/python bench/bench_release.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_pool.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_rollout.py": "a benchmark: needs the bench extra",
+    ".venv/bin/python bench/bench_failover.py": "a benchmark: run by hand",
     ".venv/bin/python bench/bench_breaker.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_retry.py": "a benchmark: needs the bench extra (stamina)",
     "python3 dev.py mutate resilient/ratelimit/_guard.py --tests tests/resilient/test_guard*.py": (

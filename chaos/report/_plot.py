@@ -7,7 +7,7 @@ matplotlib is imported on first use, with its non-interactive ``Agg`` backend.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -80,8 +80,6 @@ def plot_scenario(result: ScenarioResult) -> bytes:
             if series is not None:
                 gauge_ax.step(series.t, series.values, where="post", label=name,
                               color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
-                if len(series.values) and np.nanmin(series.values) >= 0:
-                    gauge_ax.set_ylim(bottom=0)
             for bound in bounds.get(name, ()):
                 gauge_ax.axhline(bound, color="#d62728", linestyle="--", linewidth=1)
             gauge_ax.set_ylabel(_wrapped(name), fontsize=8)
@@ -100,6 +98,11 @@ def plot_scenario(result: ScenarioResult) -> bytes:
                 (window.start + window.end) / 2, 1.0 - 0.07 * row, window.name, ha="center",
                 va="top", transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
             )  # fmt: skip
+    for i, name in enumerate(gauge_names):
+        limits = gauge_limits([arm.gauges[name].values for arm in arms if name in arm.gauges],
+                              bounds.get(name, []))  # fmt: skip
+        if limits is not None:
+            axes[2 + i][0].set_ylim(*limits)  # the row shares it: one scale for both arms
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     for row in range(1, rows):
         axes[row][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
@@ -109,6 +112,22 @@ def plot_scenario(result: ScenarioResult) -> bytes:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def gauge_limits(
+    series: Sequence[Iterable[float | None]], bounds: Sequence[float]
+) -> tuple[float, float] | None:
+    """The y range of one gauge's row, from 0, when no sample of any arm (nor a bound) is
+    negative: over every arm's samples and the bounds, so that neither arm's line leaves the
+    plot (set on the first arm alone, a row whose first arm stayed at 0 was cut at 0.05 and
+    hid the other arm's whole line). None leaves matplotlib's own range."""
+    values = [
+        float(v) for values in series for v in values if v is not None and not np.isnan(v)
+    ] + [float(b) for b in bounds]
+    if not values or min(values) < 0:
+        return None
+    top = max(values)
+    return 0.0, top * 1.05 if top > 0 else 1.0
 
 
 def _gauge_bounds(scenario: Scenario) -> dict[str, list[float]]:

@@ -154,3 +154,13 @@ def test_each_gauge_gets_a_row_of_its_own_with_its_whole_run_bounds() -> None:
     assert png.startswith(b"\x89PNG")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert height > width / 2  # 2 rows of requests and latency, then 2 rows of gauges
+
+
+def test_a_gauge_row_fits_every_arms_samples_and_bounds() -> None:
+    from chaos.report._plot import gauge_limits
+
+    assert gauge_limits([[0.0, 0.0], [0.0, 80.0, None]], [48.0]) == (0.0, 84.0)
+    assert gauge_limits([[0.0, 0.0], [0.0, float("nan")]], []) == (0.0, 1.0)
+    assert gauge_limits([[0.0, 5.0]], [100.0]) == (0.0, 105.0)
+    assert gauge_limits([[-3.0, 5.0]], []) is None  # a signed gauge keeps matplotlib's range
+    assert gauge_limits([], []) is None

@@ -37,6 +37,8 @@ CASES = {
     "import resilient.breaker": ("import resilient.breaker", set()),
     "import resilient.pool": ("import resilient.pool", set()),
     "import resilient.rollout": ("import resilient.rollout", set()),
+    "import resilient.failover": ("import resilient.failover", set()),
+    "resilient.Failover": ("import resilient; resilient.Failover", {"pybreaker", "redis"}),
     "import resilient.retry": ("import resilient.retry", set()),
     "a RetryBudget spent": (
         "from resilient import RetryBudget; RetryBudget().try_spend()",

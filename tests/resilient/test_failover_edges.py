@@ -1,0 +1,206 @@
+"""Failover at its edges: the hedge delay and its censored samples, health, a hedge the budget
+refuses, a single provider, and the counters a user reads."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from resilient.clock import VirtualClock
+from resilient.errors import ProvidersUnavailableError
+from resilient.failover import Failover, FailoverOptions, Provider
+from tests.resilient.failover_world import Scripted, recorded
+
+DOWN = ConnectionRefusedError("refused")
+
+
+def build(clock: VirtualClock, *scripts: Scripted, **kwargs: Any) -> Failover[str, str]:
+    options = kwargs.pop("options", FailoverOptions(timeout=2.0))
+    return Failover([Provider(s.name, s) for s in scripts], options, clock=clock, **kwargs)
+
+
+async def test_before_eight_latencies_the_hedge_waits_a_quarter_of_the_deadline() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 10.0)
+    two = Scripted("two", clock, lambda n: 0.01)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0))
+    result = await failover.call("r")
+    assert (result.provider, result.hedged) == ("two", True)
+    assert two.times == [0.5]  # timeout / 4
+
+
+async def test_the_hedge_delay_never_goes_under_its_floor() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.001 if n <= 20 else 1.0)
+    two = Scripted("two", clock, lambda n: 0.001)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0, hedge_min_delay=0.05))
+    for _ in range(20):
+        await failover.call("r")
+    started = clock.monotonic()
+    await failover.call("slow")
+    assert two.times == [pytest.approx(started + 0.05)]
+
+
+async def test_an_attempt_outrun_by_its_hedge_counts_as_its_hedge_delay() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.010 if n <= 10 else 5.0)
+    two = Scripted("two", clock, lambda n: 0.002)
+    failover = build(clock, one, two)
+    for _ in range(10):
+        await failover.call("r")
+    await failover.call("slow")
+    lane = failover.lanes[0]
+    assert list(lane.latencies)[-1] == pytest.approx(0.010)  # the delay, not the 5 s
+    assert len(lane.latencies) == 11
+    assert lane.stats.successes == 10  # a censored sample is no success
+
+
+async def test_one_provider_is_never_hedged() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 1.0)
+    failover = build(clock, one)
+    result = await failover.call("r")
+    assert (result.hedged, result.attempts) == (False, 1)
+
+
+async def test_hedging_off_sends_no_hedge() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 1.0)
+    two = Scripted("two", clock)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0, hedge=False))
+    assert (await failover.call("r")).hedged is False
+    assert two.calls == 0
+
+
+class Refusing:
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def record_request(self) -> None:
+        self.requests += 1
+
+    def try_spend(self) -> bool:
+        return False
+
+
+async def test_a_hedge_the_budget_refuses_is_not_sent_and_gives_its_permit_back() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 1.0)
+    two = Scripted("two", clock)
+    failover = build(clock, one, two, budget=Refusing())
+    result = await failover.call("r")
+    assert (result.provider, result.hedged, result.attempts) == ("one", False, 1)
+    assert two.calls == 0
+    assert failover.lanes[1].breaker.allows_call()
+    assert failover.stats()["two"].hedges == 0
+
+
+async def test_a_provider_in_bad_health_is_passed_over_while_another_is_healthy() -> None:
+    clock = VirtualClock(autojump=True)
+    answers = iter([DOWN, DOWN, DOWN, DOWN] + [0.01] * 100)
+    one = Scripted("one", clock, lambda n: next(answers))
+    two = Scripted("two", clock, lambda n: 0.01)
+    options = FailoverOptions(timeout=2.0, hedge=False, health_weight=0.2, min_health=0.5)
+    failover = build(clock, one, two, options=options)
+    for _ in range(4):  # 1.0 -> 0.8 -> 0.64 -> 0.51 -> 0.41: under half after 4 failures
+        await failover.call("r")
+    assert failover.lanes[0].health == pytest.approx(0.8**4)
+    before = one.calls
+    result = await failover.call("r")
+    assert result.provider == "two"
+    assert one.calls == before  # passed over, not asked
+    assert failover.stats()["one"].passed_over == 1
+
+
+async def test_a_provider_in_bad_health_is_still_asked_when_nobody_else_can_be() -> None:
+    clock = VirtualClock(autojump=True)
+    answers = iter([DOWN, DOWN, DOWN, DOWN, 0.01])
+    one = Scripted("one", clock, lambda n: next(answers))
+    two = Scripted("two", clock, lambda n: DOWN)
+    options = FailoverOptions(timeout=2.0, hedge=False, health_weight=0.2)
+    failover = build(clock, one, two, options=options)
+    for _ in range(4):
+        with pytest.raises(ProvidersUnavailableError):
+            await failover.call("r")
+    assert failover.lanes[0].health < 0.5
+    assert failover.lanes[1].health < 0.5
+    result = await failover.call("r")  # both in bad health: asked all the same
+    assert result.provider == "one"
+    assert (one.calls, two.calls) == (5, 4)
+
+
+async def test_the_counters_a_user_reads() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: DOWN if n == 1 else 0.01)
+    two = Scripted("two", clock, lambda n: 0.01)
+    bus, recorder = recorded()
+    failover = build(clock, one, two, events=bus, random=random.Random(1))
+    await failover.call("a")  # one fails, two answers
+    await failover.call("b")  # one answers
+    stats = failover.stats()
+    assert (stats["one"].attempts, stats["one"].successes, stats["one"].failures) == (2, 1, 1)
+    assert (stats["two"].attempts, stats["two"].successes, stats["two"].failures) == (1, 1, 0)
+    assert [e.name for e in recorder.events] == ["failed_over"]
+    assert recorder.events[0].source == "failover"
+
+
+async def test_a_provider_down_long_enough_to_lose_its_health_comes_back() -> None:
+    from resilient.breaker import BreakerOptions, BreakerState, CircuitBreaker
+
+    clock = VirtualClock(autojump=True)
+    state = {"down": True}
+    one = Scripted("one", clock, lambda n: DOWN if state["down"] else 0.3)  # back, but slow
+    two = Scripted("two", clock, lambda n: 0.02)
+    breaker = CircuitBreaker(
+        "one", BreakerOptions(failure_threshold=5, reset_timeout=1.0), clock=clock
+    )
+    bus, recorder = recorded()
+    failover: Failover[str, str] = Failover(
+        [Provider("one", one, breaker=breaker), Provider("two", two)],
+        FailoverOptions(timeout=1.0, slow_start_window=5.0),
+        clock=clock,
+        events=bus,
+        random=random.Random(3),
+    )
+    for _ in range(100):  # 10 s of outage, probes failing every second
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert failover.lanes[0].health < 0.5
+    state["down"] = False
+    for _ in range(30):  # the next probe is not hedged, succeeds in 300 ms, and closes it
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert breaker.state is BreakerState.CLOSED
+    assert failover.lanes[0].health > 0.5
+    assert [e.name for e in recorder.events].count("recovering") == 1
+    before = one.calls
+    for _ in range(100):  # 10 s later the slow start is over: one is asked first again
+        await failover.call("r")
+        await clock.sleep(0.1)
+    assert one.calls - before > 50
+
+
+class Always(random.Random):
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+async def test_a_provider_in_slow_start_is_asked_when_needed_but_never_hedged_to() -> None:
+    clock = VirtualClock(autojump=True)
+    broken = {"two": False}
+    one = Scripted("one", clock, lambda n: 0.001)
+    two = Scripted("two", clock, lambda n: DOWN if broken["two"] else 1.5)
+    failover = build(clock, one, two, random=Always(0.99))
+    failover.lanes[0].ramp_start = clock.monotonic()  # its slow start has just begun
+    result = await failover.call("r")
+    assert (result.provider, result.hedged) == ("two", False)  # a hedge would take its share
+    assert one.calls == 0
+    assert failover.stats()["one"].passed_over >= 1
+    broken["two"] = True  # now nobody else can answer: it is asked all the same
+    assert (await failover.call("r")).provider == "one"
