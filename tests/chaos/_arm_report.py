@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chaos.engine import ArmResult
 
-__all__ = ["explain", "slo_values"]
+__all__ = ["RETRIES", "explain", "judged_pair", "slo_values"]
 
 
 def slo_values(arm: ArmResult) -> dict[str, float | None]:
@@ -24,3 +24,34 @@ def explain(arm: ArmResult) -> str:
         lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
     lines += [f"  note: {note}" for note in arm.notes]
     return "\n".join(lines)
+
+
+RETRIES = 4
+"""Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
+machine), as ``chaos run`` gives by default."""
+
+
+async def judged_pair(name: str, scale: float) -> tuple[ArmResult, ArmResult]:
+    """Scenario ``name`` run at ``scale`` (seed 1) on the embedded proxy, which it leaves as it
+    found it; its naive arm reproduced the incident and its guarded arm mitigated it, on the
+    same schedule. Returns ``(naive, guarded)``."""
+    import numpy as np
+
+    from chaos._proxy_process import run_toxiproxy
+    from chaos.engine import run_scenario
+    from chaos.scenarios import load_scenarios
+
+    scenario = load_scenarios()[name]
+    async with run_toxiproxy(None, seed=1) as control:
+        before = set(await control.proxies())
+        result = await run_scenario(scenario, control, seed=1, scale=scale, retries=RETRIES)
+        assert set(await control.proxies()) == before
+    naive, guarded = result.arms
+    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
+    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
+        explain(guarded)
+    )
+    assert naive.load is not None
+    assert guarded.load is not None
+    assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
+    return naive, guarded

@@ -12,12 +12,8 @@ import asyncio
 import json
 
 import aiohttp
-import numpy as np
 import pytest
 
-from chaos._proxy_process import run_toxiproxy
-from chaos.engine import run_scenario
-from chaos.scenarios import load_scenarios
 from chaos.scenarios.connection_storm import (
     EXAMPLE,
     GATE_OPTIONS,
@@ -27,30 +23,14 @@ from chaos.scenarios.connection_storm import (
     REPLICAS,
     STORM_FACTOR,
 )
-from tests.chaos._arm_report import explain, slo_values
+from tests.chaos._arm_report import judged_pair, slo_values
 from tests.chaos._example_process import example_service
-
-RETRIES = 4
-"""Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
-machine), as ``chaos run`` gives by default."""
 
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
 
 
 async def test_plain_clients_storm_the_backend_and_the_gated_pools_do_not() -> None:
-    scenario = load_scenarios()["connection-storm"]
-    async with run_toxiproxy(None, seed=1) as control:
-        before = set(await control.proxies())
-        result = await run_scenario(scenario, control, seed=1, scale=MIN_SCALE, retries=RETRIES)
-        assert set(await control.proxies()) == before
-    naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
-    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
-        explain(guarded)
-    )
-    assert naive.load is not None
-    assert guarded.load is not None
-    assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
+    naive, guarded = await judged_pair("connection-storm", MIN_SCALE)
 
     naive_values, guarded_values = slo_values(naive), slo_values(guarded)
     storm = naive_values["connect-storm"]
@@ -67,7 +47,7 @@ async def test_plain_clients_storm_the_backend_and_the_gated_pools_do_not() -> N
     most = guarded_values["connects-within-gates"]
     assert most is not None
     assert 0 < most <= GATES_BOUND
-    for arm in result.arms:
+    for arm in (naive, guarded):
         [step] = [f for f in arm.faults if f.kind == "ArmStep"]  # the rollout, in all replicas
         assert step.at == pytest.approx(4.0 * MIN_SCALE)  # on the scaled timeline
         assert set(arm.gauges) == {"connects_per_s", "open_connections"}

@@ -12,35 +12,17 @@ from __future__ import annotations
 import json
 
 import aiohttp
-import numpy as np
 import pytest
 
-from chaos._proxy_process import run_toxiproxy
-from chaos.engine import run_scenario
-from chaos.scenarios import load_scenarios
 from chaos.scenarios.provider_outage import EXAMPLE, MIN_SCALE, RATE
-from tests.chaos._arm_report import explain, slo_values
+from tests.chaos._arm_report import judged_pair, slo_values
 from tests.chaos._example_process import example_service
-
-RETRIES = 4
 
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
 
 
 async def test_retrying_one_provider_fails_and_storms_and_the_failover_does_not() -> None:
-    scenario = load_scenarios()["provider-outage"]
-    async with run_toxiproxy(None, seed=1) as control:
-        before = set(await control.proxies())
-        result = await run_scenario(scenario, control, seed=1, scale=MIN_SCALE, retries=RETRIES)
-        assert set(await control.proxies()) == before
-    naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
-    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
-        explain(guarded)
-    )
-    assert naive.load is not None
-    assert guarded.load is not None
-    assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
+    naive, guarded = await judged_pair("provider-outage", MIN_SCALE)
     naive_values, guarded_values = slo_values(naive), slo_values(guarded)
     storm = naive_values["retry-storm"]
     assert storm is not None
@@ -53,7 +35,7 @@ async def test_retrying_one_provider_fails_and_storms_and_the_failover_does_not(
     assert ramp is not None
     assert ramp <= 0.6 * RATE
     assert guarded.load.counts().get("degraded", 0) == 0  # the secondary answered, not the fallback
-    for arm in result.arms:
+    for arm in (naive, guarded):
         assert set(arm.gauges) == {
             "primary_attempts_per_s",
             "secondary_attempts_per_s",

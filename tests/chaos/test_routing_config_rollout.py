@@ -12,37 +12,17 @@ import asyncio
 import json
 
 import aiohttp
-import numpy as np
 import pytest
 
-from chaos._proxy_process import run_toxiproxy
-from chaos.engine import run_scenario
-from chaos.scenarios import load_scenarios
 from chaos.scenarios.routing_config_rollout import EXAMPLE, MIN_SCALE
-from tests.chaos._arm_report import explain, slo_values
+from tests.chaos._arm_report import judged_pair, slo_values
 from tests.chaos._example_process import example_service
-
-RETRIES = 4
-"""Attempts beyond the first for an arm whose measurement the harness cannot trust (a busy
-machine), as ``chaos run`` gives by default."""
 
 pytestmark = [pytest.mark.chaos, pytest.mark.real_server]
 
 
 async def test_a_change_applied_at_once_breaks_two_regions_and_a_rollout_does_not() -> None:
-    scenario = load_scenarios()["routing-config-rollout"]
-    async with run_toxiproxy(None, seed=1) as control:
-        before = set(await control.proxies())
-        result = await run_scenario(scenario, control, seed=1, scale=MIN_SCALE, retries=RETRIES)
-        assert set(await control.proxies()) == before
-    naive, guarded = result.arms
-    assert (naive.name, naive.verdict, naive.error) == ("naive", "reproduced", None), explain(naive)
-    assert (guarded.name, guarded.verdict, guarded.error) == ("guarded", "mitigated", None), (
-        explain(guarded)
-    )
-    assert naive.load is not None
-    assert guarded.load is not None
-    assert np.array_equal(naive.load.scheduled, guarded.load.scheduled)
+    naive, guarded = await judged_pair("routing-config-rollout", MIN_SCALE)
 
     naive_values, guarded_values = slo_values(naive), slo_values(guarded)
     assert naive_values["us-answered"] == pytest.approx(0.0, abs=0.05)
@@ -60,7 +40,7 @@ async def test_a_change_applied_at_once_breaks_two_regions_and_a_rollout_does_no
     assert "storm config: rejected before any instance saw it (pool: " in notes
     assert "rolled back " in notes
     assert "gate failed: success_ratio" in notes
-    for arm in result.arms:
+    for arm in (naive, guarded):
         steps = [f.at for f in arm.faults if f.kind == "ArmStep"]
         assert steps == pytest.approx([2.0 * MIN_SCALE, 4.0 * MIN_SCALE])  # scaled
 
