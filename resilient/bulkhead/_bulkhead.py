@@ -144,7 +144,7 @@ class Bulkhead:
         self._limit = read_limit("Bulkhead.limit.limit", limit)
         self._emit = Emitter(BULKHEAD_EVENT_SOURCE, events, clock)
         self._deadlines = Deadlines(clock, name=f"Bulkhead {name}")
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
         self._in_flight = 0
         self._admitted = 0
         self._failed = 0
@@ -205,7 +205,7 @@ class Bulkhead:
                 ),
                 SHED_FULL,
             )
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         try:
             async with self._deadlines.within(options.max_wait):
@@ -231,9 +231,9 @@ class Bulkhead:
                 self._leave_line(future)
             raise
         self._admitted += 1
-        return self._in_flight
+        return future.result()
 
-    def _leave_line(self, future: asyncio.Future[None]) -> None:
+    def _leave_line(self, future: asyncio.Future[int]) -> None:
         future.cancel()
         # A release may have taken it off the line already (cancelled: it was skipped).
         with contextlib.suppress(ValueError):
@@ -281,7 +281,7 @@ class Bulkhead:
             future = waiters.popleft()
             if not future.done():
                 self._in_flight += 1
-                future.set_result(None)
+                future.set_result(self._in_flight)
 
     def __repr__(self) -> str:
         return (
@@ -290,7 +290,7 @@ class Bulkhead:
         )
 
 
-def _granted(future: asyncio.Future[None]) -> bool:
+def _granted(future: asyncio.Future[int]) -> bool:
     return future.done() and not future.cancelled()
 
 
