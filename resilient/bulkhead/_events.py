@@ -50,10 +50,11 @@ SHED_THROTTLED = "throttled"
 @dataclass(frozen=True, slots=True, eq=False)
 class CallShed(EventAttributes):
     """A caller was refused (a :class:`~resilient.errors.LoadShedError`): the call was not
-    made."""
+    made. INFO, not WARNING: under overload a bulkhead sheds thousands a second, and shedding
+    is it working (the fall of the limit, ``limit_changed``, and the stats say how much)."""
 
     NAME: ClassVar[str] = BULKHEAD_SHED
-    SEVERITY: ClassVar[Severity] = Severity.WARNING
+    SEVERITY: ClassVar[Severity] = Severity.INFO
 
     bulkhead: str
     reason: str

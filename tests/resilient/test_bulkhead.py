@@ -536,3 +536,25 @@ def test_shed_errors_are_one_family_and_cross_a_process_boundary() -> None:
         assert (type(copy), copy.name, copy.reason, copy.detail) == (cls, "db", "why", "in detail")
         assert str(copy) == "'db' shed the call (why): in detail"
     assert str(LoadShedError("db", "full")) == "'db' shed the call (full)"
+
+
+def test_each_event_has_its_name_source_and_severity() -> None:
+    from resilient.bulkhead import (
+        BULKHEAD_EVENT_SOURCE,
+        THROTTLE_EVENT_SOURCE,
+        CallShed,
+        LimitChanged,
+        ThrottleStarted,
+        ThrottleStopped,
+    )
+    from resilient.events import Severity
+
+    assert (BULKHEAD_EVENT_SOURCE, THROTTLE_EVENT_SOURCE) == ("bulkhead", "bulkhead.throttle")
+    assert [(cls.NAME, cls.SEVERITY) for cls in (CallShed, LimitChanged)] == [
+        ("shed", Severity.INFO),  # thousands a second under overload: shedding is its job
+        ("limit_changed", Severity.INFO),
+    ]
+    assert [(cls.NAME, cls.SEVERITY) for cls in (ThrottleStarted, ThrottleStopped)] == [
+        ("throttling", Severity.WARNING),
+        ("unthrottled", Severity.INFO),
+    ]
