@@ -52,6 +52,7 @@ NOT_RUN = {
     ".venv/bin/python bench/bench_release.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_pool.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_rollout.py": "a benchmark: needs the bench extra",
+    ".venv/bin/python bench/bench_bulkhead.py": "a benchmark: needs the bench extra",
     "python3 dev.py mutate resilient/ratelimit/_guard.py --tests tests/resilient/test_guard*.py": (
         "mutation testing: minutes per module, run on demand, never in CI"
     ),
