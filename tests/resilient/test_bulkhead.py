@@ -435,6 +435,7 @@ async def test_a_limit_that_answers_garbage_is_logged_and_changes_nothing(
     with caplog.at_level(logging.ERROR, "resilient.bulkhead"):
         assert await bulkhead.call(virtual_clock.sleep, 0.1) is None
     assert "could not be recorded" in caplog.text
+    assert {record.name for record in caplog.records} == {"resilient.bulkhead"}
     assert "Bulkhead.limit.limit must be an int >= 1 and <= 2147483647" in caplog.text
     stats = bulkhead.stats
     assert (stats.limit, stats.in_flight) == (2, 0)
@@ -558,3 +559,15 @@ def test_each_event_has_its_name_source_and_severity() -> None:
         ("throttling", Severity.WARNING),
         ("unthrottled", Severity.INFO),
     ]
+
+
+async def test_stats_are_a_frozen_snapshot(virtual_clock: VirtualClock) -> None:
+    import dataclasses
+
+    bulkhead = Bulkhead("db", clock=virtual_clock, events=quiet())
+    stats = bulkhead.stats
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.in_flight = 3  # type: ignore[misc]
+    assert not hasattr(stats, "__dict__")
+    await bulkhead.call(virtual_clock.sleep, 0.0)
+    assert stats.admitted == 0  # a snapshot: the call after it does not change it

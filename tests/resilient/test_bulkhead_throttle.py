@@ -261,6 +261,15 @@ async def test_call_rejects_locally_and_counts_only_the_dependencys_refusals(
     assert (stats.requests, stats.accepts, stats.throttled) == (33, 3, outcomes.count("throttled"))
 
 
+def test_throttle_stats_are_a_frozen_snapshot(virtual_clock: VirtualClock) -> None:
+    import dataclasses
+
+    stats = throttle_for(virtual_clock).stats
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.requests = 3  # type: ignore[misc]
+    assert not hasattr(stats, "__dict__")
+
+
 def test_the_rejection_says_how_likely_and_over_what(virtual_clock: VirtualClock) -> None:
     throttle = throttle_for(virtual_clock)
     throttle.record(False)
