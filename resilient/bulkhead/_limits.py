@@ -58,6 +58,12 @@ class Sample:
     to its end (never the time it waited in line); ``in_flight``: calls in flight when it was
     admitted, itself included; ``dropped``: it failed with a fault of the dependency. Every
     field is checked: a wrong one raises an ``ArgumentError`` naming ``Sample.<field>``.
+
+    A bulkhead makes one per call, so the usual case (floats, an int, a bool, in range) is
+    judged in one expression and only anything else goes through the four rules, which accept
+    what it accepts and name what they refuse: 0.6 us a sample against 4.5 us for the four
+    checks (``timeit`` of both on the development machine, while busy), where the whole
+    admission and release of a call costs 2 to 4 us (``bench/bench_bulkhead.py``).
     """
 
     __slots__ = ("dropped", "in_flight", "latency", "time")
