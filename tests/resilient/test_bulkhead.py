@@ -182,8 +182,10 @@ async def test_a_full_line_sheds_at_once_with_its_reason(
         "waiting": 2,
         "limit": 1,
     }
+    with pytest.raises(BulkheadFullError):
+        await bulkhead.call(dependency)
     assert await asyncio.gather(*calls) == ["ok"] * 3
-    assert (bulkhead.stats.shed_full, bulkhead.stats.shed, dependency.calls) == (1, 1, 3)
+    assert (bulkhead.stats.shed_full, bulkhead.stats.shed, dependency.calls) == (2, 2, 3)
 
 
 async def test_no_line_at_all_sheds_whoever_finds_every_permit_taken(
@@ -207,8 +209,14 @@ async def test_a_caller_waits_max_wait_at_most_then_is_shed_not_timed_out(
     dependency = Dependency(virtual_clock, latency=1.0)
     first = asyncio.create_task(bulkhead.call(dependency))
     await asyncio.sleep(0)
+    waiting = asyncio.create_task(bulkhead.call(dependency))
+    await asyncio.sleep(0)
+    # One watchdog keeps the deadlines of every caller in line, named after the bulkhead.
+    assert "Bulkhead db.watchdog" in {task.get_name() for task in asyncio.all_tasks()}
     with pytest.raises(BulkheadDeadlineError) as raised:
         await bulkhead.call(dependency)
+    with pytest.raises(BulkheadDeadlineError):
+        await waiting
     assert virtual_clock.monotonic() == 0.25
     assert not isinstance(raised.value, TimeoutError)
     assert raised.value.reason == "deadline"
@@ -218,9 +226,10 @@ async def test_a_caller_waits_max_wait_at_most_then_is_shed_not_timed_out(
     )
     assert raised.value.__cause__ is None
     assert raised.value.__suppress_context__
-    assert [e.attributes["reason"] for e in event_recorder.named("shed")] == ["deadline"]
+    assert [e.attributes["reason"] for e in event_recorder.named("shed")] == ["deadline"] * 2
     stats = bulkhead.stats
-    assert (stats.waiting, stats.shed_deadline, stats.in_flight) == (0, 1, 1)
+    assert (stats.waiting, stats.shed_deadline, stats.in_flight) == (0, 2, 1)
+    assert (stats.shed, stats.shed_full, stats.shed_throttled, stats.admitted) == (2, 0, 0, 1)
     assert await first == "ok"
     assert (bulkhead.stats.in_flight, dependency.calls) == (0, 1)
 
@@ -261,14 +270,15 @@ async def test_every_permit_comes_back_on_every_path(virtual_clock: VirtualClock
     with pytest.raises(RuntimeError):
         async with bulkhead.acquire():
             raise RuntimeError("in the block")
-    running = asyncio.create_task(bulkhead.call(virtual_clock.sleep, 10.0))
-    await asyncio.sleep(0)
-    assert bulkhead.stats.in_flight == 1
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    for _ in range(2):
+        running = asyncio.create_task(bulkhead.call(virtual_clock.sleep, 10.0))
+        await asyncio.sleep(0)
+        assert bulkhead.stats.in_flight == 1
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
     stats = bulkhead.stats
-    assert (stats.in_flight, stats.admitted, stats.cancelled, stats.failed) == (0, 4, 1, 0)
+    assert (stats.in_flight, stats.admitted, stats.cancelled, stats.failed) == (0, 5, 2, 0)
     assert await bulkhead.call(virtual_clock.sleep, 0.0) is None  # the one permit is free
 
 
@@ -316,7 +326,9 @@ async def test_a_permit_is_entered_once_at_a_time(virtual_clock: VirtualClock) -
     bulkhead = bulkhead_for(virtual_clock)
     permit = bulkhead.acquire()
     async with permit:
-        with pytest.raises(RuntimeError, match="entered once"):
+        with pytest.raises(
+            RuntimeError, match=r"^a permit is entered once: call bulkhead.acquire\(\) again$"
+        ):
             await permit.__aenter__()
     assert bulkhead.stats.in_flight == 0
     async with permit:  # once it ended, it may run another call
@@ -436,6 +448,9 @@ async def test_a_limit_that_answers_garbage_is_logged_and_changes_nothing(
         assert await bulkhead.call(virtual_clock.sleep, 0.1) is None
     assert "could not be recorded" in caplog.text
     assert {record.name for record in caplog.records} == {"resilient.bulkhead"}
+    assert {r.getMessage() for r in caplog.records} == {
+        "bulkhead 'db': a call's outcome could not be recorded"
+    }
     assert "Bulkhead.limit.limit must be an int >= 1 and <= 2147483647" in caplog.text
     stats = bulkhead.stats
     assert (stats.limit, stats.in_flight) == (2, 0)
@@ -571,3 +586,21 @@ async def test_stats_are_a_frozen_snapshot(virtual_clock: VirtualClock) -> None:
     assert not hasattr(stats, "__dict__")
     await bulkhead.call(virtual_clock.sleep, 0.0)
     assert stats.admitted == 0  # a snapshot: the call after it does not change it
+
+
+async def test_with_a_throttle_every_caller_takes_the_full_path_and_is_counted(
+    virtual_clock: VirtualClock,
+) -> None:
+    throttle = AdaptiveThrottle("db", clock=virtual_clock, events=quiet())
+    bulkhead = Bulkhead(
+        "db", limit=FixedLimit(3), throttle=throttle, clock=virtual_clock, events=quiet()
+    )
+    dependency = Dependency(virtual_clock, latency=1.0)
+    calls = [asyncio.create_task(bulkhead.call(dependency)) for _ in range(4)]
+    await asyncio.sleep(0)
+    stats = bulkhead.stats
+    assert (stats.in_flight, stats.waiting, stats.admitted) == (3, 1, 3)
+    await asyncio.gather(*calls)
+    stats = bulkhead.stats
+    assert (stats.in_flight, stats.waiting, stats.admitted) == (0, 0, 4)
+    assert virtual_clock.monotonic() == 2.0
