@@ -65,8 +65,16 @@ BUILDS: list[tuple[Callable[[VirtualClock], object], type[Exception], str]] = [
     (lambda c: BulkheadOptions(max_wait=math.inf), ArgumentValueError, "BulkheadOptions.max_wait"),
     (lambda c: BulkheadOptions(max_wait="1"), ArgumentTypeError, "BulkheadOptions.max_wait"),  # type: ignore[arg-type]
     (lambda c: BulkheadOptions(failures=(1,)), ArgumentTypeError, "BulkheadOptions.failures"),  # type: ignore[arg-type]
-    (lambda c: AIMDLimit(DEFAULT_OPTIONS_OF_ANOTHER_KIND), ArgumentTypeError, "AIMDLimit.options"),
-    (lambda c: Gradient2Limit(AIMDLimitOptions()), ArgumentTypeError, "Gradient2Limit.options"),  # type: ignore[arg-type]
+    (
+        lambda c: AIMDLimit(DEFAULT_OPTIONS_OF_ANOTHER_KIND),  # type: ignore[arg-type]
+        ArgumentTypeError,
+        "AIMDLimit.options must be an AIMDLimitOptions, got Gradient2LimitOptions",
+    ),
+    (
+        lambda c: Gradient2Limit(AIMDLimitOptions()),  # type: ignore[arg-type]
+        ArgumentTypeError,
+        "Gradient2Limit.options must be a Gradient2LimitOptions, got AIMDLimitOptions",
+    ),
     (
         lambda c: AIMDLimitOptions(backoff_ratio=1),
         ArgumentValueError,

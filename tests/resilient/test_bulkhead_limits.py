@@ -323,3 +323,40 @@ def test_reading_a_limit_checks_its_answer() -> None:
     ]:
         with pytest.raises(error, match=r"^L must be an int >= 1 and <= 2147483647, got "):
             read_limit("L", Answers(bad))
+
+
+def test_a_samples_refusal_in_its_exact_words() -> None:
+    for arguments, message in [
+        ((math.nan, 0.1, 1, False), "Sample.time must be a finite number of seconds, got nan"),
+        (
+            (0.0, -0.5, 1, False),
+            "Sample.latency must be a finite number of seconds >= 0, got -0.5",
+        ),
+        ((0.0, 0.1, -1, False), "Sample.in_flight must be an int >= 0, got -1"),
+    ]:
+        with pytest.raises(ArgumentValueError) as raised:
+            Sample(*arguments)  # type: ignore[arg-type]
+        assert str(raised.value) == message
+
+
+def test_a_window_of_one_sample_starts_from_nothing() -> None:
+    """With one sample a window, the very first sample makes an update of its own: nothing of
+    an earlier window (no latency, no count, no calls in flight) is carried into it."""
+    limit = plain(initial_limit=1, window_min_samples=1, queue_size=4)
+    limit.on_sample(sample(latency=0.1, in_flight=0, time=0.0))
+    assert limit.long_latency == pytest.approx(0.1)
+    assert limit.limit == 1  # nothing in flight: app-limited, the estimate stays
+    limit.on_sample(sample(latency=0.3, in_flight=0, time=1.0))
+    assert limit.long_latency == pytest.approx(0.2)
+    assert limit.limit == 1
+    limit.on_sample(sample(latency=0.2, in_flight=1, time=2.0))
+    assert limit.limit == 5  # 1 in flight of 1: 1 * 1 + 4
+
+
+def test_the_limit_protocol_is_a_property_and_a_method() -> None:
+    import inspect
+
+    assert isinstance(inspect.getattr_static(Limit, "limit"), property)
+    assert inspect.isfunction(inspect.getattr_static(Limit, "on_sample"))
+    for limit in (FixedLimit(1), AIMDLimit(), Gradient2Limit()):
+        assert isinstance(inspect.getattr_static(type(limit), "limit"), property)
