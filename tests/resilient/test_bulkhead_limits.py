@@ -360,3 +360,15 @@ def test_the_limit_protocol_is_a_property_and_a_method() -> None:
     assert inspect.isfunction(inspect.getattr_static(Limit, "on_sample"))
     for limit in (FixedLimit(1), AIMDLimit(), Gradient2Limit()):
         assert isinstance(inspect.getattr_static(type(limit), "limit"), property)
+
+
+def test_gradient2_judges_app_limited_and_recovery_at_their_exact_bounds() -> None:
+    limit = plain(queue_size=4)  # estimate 40
+    feed = Windows(limit)
+    assert feed.window(0.1, 15) == 40  # 15 * 2 < 40: app-limited, no growth
+    assert feed.window(0.1, 20) == 44  # 20 * 2 = 40: not app-limited, 40 * 1 + 4
+    limit = plain()
+    feed = Windows(limit)
+    feed.window(0.375, 40)  # binary fractions: every sum and mean below is exact
+    feed.window(0.125, 40)  # long (0.375 + 0.125) / 2 = 0.25: exactly twice recent, not more
+    assert limit.long_latency == 0.25
