@@ -161,6 +161,8 @@ async def test_the_window_slides_bucket_by_bucket(virtual_clock: VirtualClock) -
     throttle.record(False)
     await virtual_clock.sleep(1000.0)  # far past the window: every bucket empty
     assert (throttle.stats.requests, throttle.stats.accepts) == (0, 0)
+    await virtual_clock.sleep(3.0)  # and emptied buckets leaving the window take nothing away
+    assert (throttle.stats.requests, throttle.stats.accepts) == (0, 0)
     throttle.record(True)
     assert (throttle.stats.requests, throttle.stats.accepts) == (1, 1)
 
@@ -306,7 +308,7 @@ def test_the_rejection_says_how_likely_and_over_what(virtual_clock: VirtualClock
         (
             lambda c: AdaptiveThrottle("api", clock=object()),
             ArgumentTypeError,
-            "AdaptiveThrottle.clock",
+            "AdaptiveThrottle.clock must be a Clock, got <object",
         ),
         (
             lambda c: AdaptiveThrottle("api", clock=c, events=print),
@@ -349,3 +351,32 @@ async def test_hostile_arguments_to_a_throttle_change_nothing(virtual_clock: Vir
         await throttle.call("not callable")  # type: ignore[arg-type]
     stats = throttle.stats
     assert (stats.requests, stats.accepts, stats.throttled) == (1, 1, 0)
+
+
+class Fixed(random.Random):
+    """A random source that always draws ``value``."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def test_a_request_is_rejected_when_the_draw_falls_below_the_probability(
+    virtual_clock: VirtualClock,
+) -> None:
+    for draw, allowed in [(0.5, True), (0.49, False), (0.99, True), (0.0, False)]:
+        throttle = throttle_for(virtual_clock, rng=Fixed(draw))
+        throttle.record(False)  # probability (1 - 0) / (1 + 1) = 0.5
+        assert throttle.allow() is allowed
+
+
+async def test_buckets_are_window_over_buckets_seconds_wide(virtual_clock: VirtualClock) -> None:
+    throttle = throttle_for(virtual_clock, ThrottleOptions(window=10.0, buckets=5))  # 2 s each
+    throttle.record(False)
+    await virtual_clock.sleep(9.9)
+    assert throttle.stats.requests == 1
+    await virtual_clock.sleep(0.1)
+    assert throttle.stats.requests == 0
