@@ -16,6 +16,7 @@ from resilient.bulkhead import (
     FixedLimit,
     Gradient2Limit,
     Gradient2LimitOptions,
+    ThrottleOptions,
 )
 from resilient.clock import VirtualClock
 from resilient.errors import ArgumentTypeError, ArgumentValueError
@@ -168,3 +169,79 @@ async def test_a_hostile_call_changes_nothing(virtual_clock: VirtualClock) -> No
             await bulkhead.call(fn)  # type: ignore[arg-type]
     stats = bulkhead.stats
     assert (stats.in_flight, stats.admitted, stats.shed) == (0, 0, 0)
+
+
+# Each field's bounds, written out (not derived from its rule, which a test must be able to
+# catch changing): the last values accepted, and the first refused with its words.
+_B, _A, _G = BulkheadOptions, AIMDLimitOptions, Gradient2LimitOptions
+_T = ThrottleOptions
+_SHARE = "a finite number of share"
+BOUNDS: list[tuple[type, str, list[object], object, str]] = [
+    (_B, "max_waiting", [0, 2**31 - 1], -1, "an int >= 0 and <= 2147483647"),
+    (_B, "max_waiting", [], 2**31, "an int >= 0 and <= 2147483647"),
+    (_B, "max_wait", [1e-9, 1e9], 0, "a finite number of seconds > 0"),
+    (_B, "max_wait", [], math.inf, "a finite number of seconds > 0"),
+    (_B, "failures", [(), (OSError, KeyError)], (1,), "a tuple of exception types"),
+    (_A, "min_limit", [1], 0, "an int >= 1 and <= 2147483647"),
+    (_A, "max_limit", [20, 2**31 - 1], 2**31, "an int >= 1 and <= 2147483647"),
+    (_A, "initial_limit", [20], 0, "an int >= 1 and <= 2147483647"),
+    (_A, "backoff_ratio", [0.5, 0.99], 0.4999, f"{_SHARE} >= 0.5 and <= 1"),
+    (_A, "backoff_ratio", [], 1.01, f"{_SHARE} >= 0.5 and <= 1"),
+    (_A, "timeout", [1e-9], 0, "a finite number of seconds > 0"),
+    (_G, "min_limit", [1], 0, "an int >= 1 and <= 2147483647"),
+    (_G, "max_limit", [20, 2**31 - 1], 2**31, "an int >= 1 and <= 2147483647"),
+    (_G, "initial_limit", [20], 0, "an int >= 1 and <= 2147483647"),
+    (_G, "smoothing", [1e-9, 1], 0, f"{_SHARE} > 0 and <= 1"),
+    (_G, "smoothing", [], 1.001, f"{_SHARE} > 0 and <= 1"),
+    (_G, "queue_size", [0, 2**31 - 1], -1, "an int >= 0 and <= 2147483647"),
+    (_G, "rtt_tolerance", [1, 1e6], 0.999, "a finite number of times >= 1 and <= 1000000"),
+    (_G, "rtt_tolerance", [], 1e6 + 1, "a finite number of times >= 1 and <= 1000000"),
+    (_G, "long_window", [1, 2**31 - 1], 0, "an int >= 1 and <= 2147483647"),
+    (_G, "window", [1e-9, 1e9], 0, "a finite number of seconds > 0"),
+    (_G, "window_min_samples", [1], 0, "an int >= 1 and <= 2147483647"),
+    (_G, "min_latency", [1e-9], 0, "a finite number of seconds > 0"),
+    (_T, "k", [1, 1e6], 0.999, "a finite number of times >= 1 and <= 1000000"),
+    (_T, "window", [1e-9, 1e9], 0, "a finite number of seconds > 0"),
+    (_T, "buckets", [1, 10_000], 0, "an int >= 1 and <= 10000"),
+    (_T, "buckets", [], 10_001, "an int >= 1 and <= 10000"),
+    (_T, "failures", [(ValueError,)], [OSError], "a tuple of exception types"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "accepted", "refused", "wants"),
+    BOUNDS,
+    ids=[f"{cls.__name__}.{name}-{refused!r}" for cls, name, _, refused, _ in BOUNDS],
+)
+def test_each_bound_is_where_it_is_written(
+    cls: type, name: str, accepted: list[object], refused: object, wants: str
+) -> None:
+    wide = {"min_limit": 1, "max_limit": 2**31 - 1} if cls in (_A, _G) else {}
+    for value in accepted:
+        options = cls(**({k: v for k, v in wide.items() if k != name} | {name: value}))
+        assert getattr(options, name) == value
+    with pytest.raises((ArgumentTypeError, ArgumentValueError)) as raised:
+        cls(**{name: refused})
+    assert str(raised.value) == f"{cls.__name__}.{name} must be {wants}, got {refused!r}"
+
+
+@pytest.mark.parametrize("cls", [_B, _A, _G, _T], ids=lambda cls: cls.__name__)
+def test_every_options_object_is_frozen_and_slotted(cls: type) -> None:
+    import dataclasses
+
+    options = cls()
+    name = dataclasses.fields(cls)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(options, name, getattr(options, name))
+    assert not hasattr(options, "__dict__")
+
+
+def test_a_fault_is_one_of_the_failures_and_never_resiliences_own() -> None:
+    from resilient.bulkhead._options import is_fault
+    from resilient.errors import BulkheadFullError, PoolTimeoutError
+
+    assert is_fault(ConnectionResetError(), (OSError,))
+    assert not is_fault(ValueError(), (OSError,))
+    assert not is_fault(PoolTimeoutError("queued"), (OSError,))  # a TimeoutError, resilient's
+    assert not is_fault(BulkheadFullError("db", "full"), (Exception,))
+    assert is_fault(KeyError(), (KeyError, OSError))
