@@ -604,3 +604,25 @@ async def test_with_a_throttle_every_caller_takes_the_full_path_and_is_counted(
     stats = bulkhead.stats
     assert (stats.in_flight, stats.waiting, stats.admitted) == (0, 0, 4)
     assert virtual_clock.monotonic() == 2.0
+
+
+def test_event_attributes_are_slotted_mappings() -> None:
+    from resilient.bulkhead import CallShed, LimitChanged, ThrottleStarted, ThrottleStopped
+
+    for attributes, items in [
+        (
+            CallShed("db", "full", 1, 2, 3),
+            {"bulkhead": "db", "reason": "full", "in_flight": 1, "waiting": 2, "limit": 3},
+        ),
+        (
+            LimitChanged("db", 1, 2, 0.5, False),
+            {"bulkhead": "db", "previous": 1, "limit": 2, "latency": 0.5, "dropped": False},
+        ),
+        (
+            ThrottleStarted("api", 0.25, 3, 1),
+            {"throttle": "api", "probability": 0.25, "requests": 3, "accepts": 1},
+        ),
+        (ThrottleStopped("api", 0, 0), {"throttle": "api", "requests": 0, "accepts": 0}),
+    ]:
+        assert attributes == items  # a mapping's equality, with a plain dict
+        assert not hasattr(attributes, "__dict__")
