@@ -20,6 +20,12 @@
           │    ├── PoolTimeoutError      ... within the acquire timeout (also a TimeoutError)
           │    ├── PoolExhaustedError    ... as too many callers already wait
           │    └── PoolClosedError       ... as it is closed (also a RuntimeError)
+          ├── LoadShedError              a call was shed: refused before it was made, to
+          │    │                         spare an overloaded dependency
+          │    ├── BulkheadFullError     ... at once: a bulkhead's waiting line is full
+          │    ├── BulkheadDeadlineError ... at its deadline: no permit within max_wait
+          │    │                         (no TimeoutError: the dependency never saw it)
+          │    └── ThrottledError        ... at once: client-side throttling rejected it
           ├── ConfigRejectedError        a configuration failed validation; nothing changed
           │                              (also a ValueError)
           ├── ProvidersUnavailableError  no provider of a failover answered in time, and there
@@ -52,6 +58,11 @@ What each means for a caller:
   breaker is open, or it is in backoff) or the gate is busy, beyond the caller's deadline.
   ``retry_after`` says when an attempt could start, when the gate knows.
 - :class:`PoolError`: no connection was handed out, and nothing leaked; which leaf says why.
+- :class:`LoadShedError`: the call was not made and held nothing: a bulkhead had no permit
+  for it in time (:class:`BulkheadFullError` at once, :class:`BulkheadDeadlineError` after
+  ``max_wait``), or an :class:`~resilient.bulkhead.AdaptiveThrottle` rejected it locally
+  (:class:`ThrottledError`). ``name`` is the bulkhead's or throttle's, ``reason`` says why.
+  Answer it as an overload (HTTP 503), and do not retry it at once.
 - :class:`ConfigRejectedError`: the configuration was not stored or rolled out; ``problems``
   names each field and rule it broke.
 - :class:`ProvidersUnavailableError`: every provider was tried or passed over within the
@@ -74,12 +85,15 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "ArgumentValueError",
+    "BulkheadDeadlineError",
+    "BulkheadFullError",
     "CircuitOpenError",
     "ConfigConflictError",
     "ConfigRejectedError",
     "ConfigurationError",
     "ConnectRefusedError",
     "LimiterUnavailable",
+    "LoadShedError",
     "PoolClosedError",
     "PoolError",
     "PoolExhaustedError",
@@ -90,6 +104,7 @@ __all__ = [
     "ResilientError",
     "RolloutError",
     "RolloutStateError",
+    "ThrottledError",
 ]
 
 
@@ -215,6 +230,39 @@ class PoolExhaustedError(PoolError):
 
 class PoolClosedError(PoolError, RuntimeError):
     """The pool is closed: it hands out nothing, and closes what is given back."""
+
+
+class LoadShedError(ResilientError):
+    """A call was shed: refused before it was made (it holds no permit, the dependency never
+    saw it). ``name`` is the bulkhead or throttle that shed it, ``reason`` why in one word
+    (``"full"``, ``"deadline"``, ``"throttled"``), ``detail`` in a sentence."""
+
+    def __init__(self, name: str, reason: str, detail: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{name!r} shed the call ({reason})" + (f": {detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[type[LoadShedError], tuple[str, str, str]]:
+        """Pickled with every field, so it crosses a process boundary whole."""
+        return type(self), (self.name, self.reason, self.detail)
+
+
+class BulkheadFullError(LoadShedError):
+    """Refused at once: a :class:`~resilient.bulkhead.Bulkhead` had no free permit and
+    ``max_waiting`` callers already waited."""
+
+
+class BulkheadDeadlineError(LoadShedError):
+    """Refused at the caller's deadline: no permit of a :class:`~resilient.bulkhead.Bulkhead`
+    came free within ``max_wait``. Not a ``TimeoutError``: the dependency was never called,
+    so nothing may count it as the dependency's timeout."""
+
+
+class ThrottledError(LoadShedError):
+    """Rejected locally by client-side throttling (an
+    :class:`~resilient.bulkhead.AdaptiveThrottle`): the dependency has refused so many recent
+    requests that this one was not sent."""
 
 
 class ConfigRejectedError(ResilientError, ValueError):

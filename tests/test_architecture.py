@@ -244,7 +244,9 @@ def public_pattern_classes() -> list[type]:
 def test_every_pattern_class_is_found() -> None:
     names = {cls.__name__ for cls in public_pattern_classes()}
     assert names == {
+        "AdaptiveThrottle",
         "BoundedPool",
+        "Bulkhead",
         "CircuitBreaker",
         "ConfigRollout",
         "ConnectGate",
@@ -324,6 +326,7 @@ def test_typed_event_attributes_keep_a_mappings_equality() -> None:
     importlib.import_module("resilient.release._events")
     importlib.import_module("resilient.pool._events")
     importlib.import_module("resilient.retry._events")
+    importlib.import_module("resilient.bulkhead._events")
     found = []
     pending = list(EventAttributes.__subclasses__())
     while pending:

@@ -1,0 +1,147 @@
+"""Bulkhead benchmark: what :class:`~resilient.bulkhead.Bulkhead` costs to admit and release
+one call, against an ``asyncio.Semaphore`` (the bound a bulkhead replaces) in the same run.
+
+Run: ``.venv/bin/python bench/bench_bulkhead.py`` (``--quick`` for a short run).
+
+``async with`` around nothing, N times in a row on one event loop, a permit always free (the
+cost of the path every call takes; waiting is the dependency's time, not the bulkhead's):
+
+- ``asyncio.Semaphore(25)``: ``async with semaphore``;
+- ``Bulkhead (FixedLimit)``: ``async with bulkhead.acquire()``, the default limit of 25;
+- ``Bulkhead (AIMDLimit)`` and ``Bulkhead (Gradient2Limit)``: the same, with an adaptive
+  limit that hears a :class:`~resilient.bulkhead.Sample` of every call (limits wide enough
+  never to hold a call up);
+- ``Bulkhead + AdaptiveThrottle``: the fixed limit with the SRE throttle in front.
+
+Rounds are interleaved (each round runs each contender once, in a rotating order): the figure
+of each is the median of its rounds, with the spread beside it, and its ratio to the semaphore
+is taken round by round (its median shown). No target: the figures say what the bound, the
+line, the samples and the throttle cost over a bare semaphore.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+from _figures import Figure
+
+from resilient.bulkhead import (
+    AdaptiveThrottle,
+    AIMDLimit,
+    AIMDLimitOptions,
+    Bulkhead,
+    Gradient2Limit,
+    Gradient2LimitOptions,
+)
+from resilient.events import EventBus
+
+Contender = Callable[[int], Awaitable[float]]
+SEMAPHORE = "asyncio.Semaphore"
+
+
+def quiet() -> EventBus:
+    return EventBus(log_when_unobserved=False)
+
+
+def semaphore() -> Contender:
+    gate = asyncio.Semaphore(25)
+
+    async def run(count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            async with gate:
+                pass
+        return time.perf_counter() - started
+
+    return run
+
+
+def bulkhead(made: Bulkhead) -> Contender:
+    async def run(count: int) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            async with made.acquire():
+                pass
+        return time.perf_counter() - started
+
+    return run
+
+
+def contenders() -> list[tuple[str, Contender]]:
+    wide = {"initial_limit": 25, "min_limit": 25, "max_limit": 25}
+    return [
+        (SEMAPHORE, semaphore()),
+        ("Bulkhead (FixedLimit)", bulkhead(Bulkhead("bench", events=quiet()))),
+        (
+            "Bulkhead (AIMDLimit)",
+            bulkhead(Bulkhead("bench", limit=AIMDLimit(AIMDLimitOptions(**wide)), events=quiet())),
+        ),
+        (
+            "Bulkhead (Gradient2Limit)",
+            bulkhead(
+                Bulkhead(
+                    "bench", limit=Gradient2Limit(Gradient2LimitOptions(**wide)), events=quiet()
+                )
+            ),
+        ),
+        (
+            "Bulkhead + AdaptiveThrottle",
+            bulkhead(
+                Bulkhead(
+                    "bench", throttle=AdaptiveThrottle("bench", events=quiet()), events=quiet()
+                )
+            ),
+        ),
+    ]
+
+
+async def measure(count: int, rounds: int) -> dict[str, Figure]:
+    made = contenders()
+    figures = {name: Figure(name, []) for name, _ in made}
+    for _, run in made:
+        await run(min(count, 2000))  # warm up
+    for round_ in range(rounds):
+        shift = round_ % len(made)
+        for name, run in made[shift:] + made[:shift]:
+            gc.collect()
+            figures[name].rounds.append(await run(count) / count * 1e6)
+    return figures
+
+
+def report(figures: dict[str, Figure], count: int, rounds: int) -> int:
+    print(f"bulkhead benchmark: {count:,} acquire+release per round, {rounds} rounds")
+    print(f"{'contender':30} {'us/op':>7} {'spread':>11}   {'x semaphore (per round)':>24}")
+    base = figures[SEMAPHORE]
+    for figure in figures.values():
+        line = f"{figure.name:30} {figure.median:7.2f} {figure.spread:>11}"
+        if figure is not base:
+            ratios = [
+                mine / theirs for mine, theirs in zip(figure.rounds, base.rounds, strict=True)
+            ]
+            line += f"   {statistics.median(ratios):6.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+        print(line)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 operations, 3 rounds")
+    parser.add_argument("--operations", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    count, rounds = (20_000, 3) if args.quick else (args.operations, args.rounds)
+    return asyncio.run(_run(count, rounds))
+
+
+async def _run(count: int, rounds: int) -> int:
+    return report(await measure(count, rounds), count, rounds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
