@@ -38,13 +38,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from resilient.retry import RetryBudget, RetryBudgetOptions
 
 from resilient.breaker import BreakerOptions, CircuitBreaker
 from resilient.errors import ProvidersUnavailableError
 from resilient.events import DEFAULT_EVENTS, EventBus
 from resilient.failover import Failover, FailoverOptions, Provider
 from resilient.ratelimit import Rate
+from resilient.retry import RetryBudget, RetryBudgetOptions
 
 PROVIDERS = ("primary", "secondary")
 """The providers, in order of preference."""
