@@ -35,7 +35,8 @@ generator's own slack); attempts never more than 1.2 per request, counted from t
 the first second on: its value is how far under that line the fleet stayed at worst);
 the primary's load ramps back up after the outage (at most 60% of the load in nine samples in
 ten of ``return``),
-and it is back (at least 60% of the load in half of ``back``'s samples, 22 s on). Signature
+and it is back (at least 30% of the load in half of ``back``'s samples, 22 s on: its slow
+start is not scaled, so at ``MIN_SCALE`` it is still ramping there). Signature
 (the naive arm shows it): at least 90% of the outage's
 requests failed, and the primary's attempts at 3x the load or more in half of ``slow``'s
 samples: the retry storm.
@@ -184,7 +185,10 @@ def _hypothesis() -> list[SuccessRatio | LatencyPercentile | Gauge]:
         LatencyPercentile("p99-within-deadline", max=1.1, q=99),
         Gauge("attempts-within-1.2-per-request", EXTRA_GAUGE, max=0, window=_RUN.name),
         Gauge("primary-ramps-back", PRIMARY_GAUGE, max=0.6 * RATE, q=90, window=_RETURN.name),
-        Gauge("primary-back", PRIMARY_GAUGE, min=0.6 * RATE, q=50, window=_BACK.name),
+        # 30%: the slow start's window (10 s) is not scaled, so at MIN_SCALE the primary is
+        # still ramping in ``back`` (44 a second was measured there, 80 at scale 1); what this
+        # says is that it came back at all (a primary passed over for good stays at 0).
+        Gauge("primary-back", PRIMARY_GAUGE, min=0.3 * RATE, q=50, window=_BACK.name),
     ]
 
 
