@@ -52,7 +52,7 @@ from resilient.rollout._fleet import (
 )
 from resilient.rollout._gates import CohortSamples, GateResult, Verdict
 from resilient.rollout._options import DEFAULT_ROLLOUT_OPTIONS, RolloutOptions, Stage
-from resilient.rollout._schema import ConfigSchema, Validator, parse_and_validate
+from resilient.rollout._schema import ConfigSchema, Validator, check_schema, parse_and_validate
 from resilient.rollout._shadow import ShadowEvaluation
 from resilient.rollout._status import (
     ACTIVE,
@@ -62,6 +62,7 @@ from resilient.rollout._status import (
     checked_sample,
     judge,
     new_epoch,
+    over_budget,
 )
 from resilient.rollout._store import (
     ConfigStore,
@@ -101,12 +102,7 @@ class ConfigRollout(Generic[C]):
         self.options: RolloutOptions = check(
             "ConfigRollout.options", options, Instance(RolloutOptions, "a RolloutOptions")
         )
-        if not callable(getattr(schema, "parse", None)):
-            raise ArgumentTypeError(
-                f"ConfigRollout.schema must have a parse(data) method, got {schema!r}"
-            )
-        if not all(callable(validator) for validator in validators):
-            raise ArgumentTypeError("ConfigRollout.validators must be callables")
+        check_schema("ConfigRollout", schema, validators)
         self.name: str = check("ConfigRollout.name", name, Text(non_empty=True))
         check("ConfigRollout.clock", clock, Instance(Clock, "a Clock"))
         check("ConfigRollout.events", events, Instance(EventBus, "an EventBus"))
@@ -426,33 +422,13 @@ class ConfigRollout(Generic[C]):
                 self.name, status.stage, tuple((r.gate, r.verdict.value, r.detail) for r in results)
             )
         )
-        verdicts = {result.verdict for result in results}
-        failed = [r for r in results if r.verdict is Verdict.VIOLATION]
-        if failed:
-            status.violations += 1
-            if status.violations > self.options.failure_limit:
-                await self._roll_back(
-                    "gate failed: " + "; ".join(f"{r.gate}: {r.detail}" for r in failed)
-                )
-                return results
-        broken = [r for r in results if r.verdict is Verdict.ERROR]
-        if broken:
-            status.errors += 1
-            if status.errors > self.options.error_limit:
-                await self._roll_back(
-                    "gate error: " + "; ".join(f"{r.gate}: {r.detail}" for r in broken)
-                )
-                return results
         stage = self.options.stages[status.stage]
         baked = self._clock.monotonic() - status.stage_started >= stage.bake
-        if Verdict.MISSING in verdicts and baked:
-            status.missing += 1
-            if status.missing > self.options.missing_limit:
-                missing = [r for r in results if r.verdict is Verdict.MISSING]
-                await self._roll_back(
-                    "missing data: " + "; ".join(f"{r.gate}: {r.detail}" for r in missing)
-                )
-                return results
+        reason = over_budget(results, status, self.options, baked=baked)
+        if reason is not None:
+            await self._roll_back(reason)
+            return results
+        verdicts = {result.verdict for result in results}
         if verdicts == {Verdict.PASS} and baked and status.state is RolloutState.RUNNING:
             await self._enter(status.stage + 1, f"stage {status.stage} passed its gates")
         return results

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from resilient.errors import ConfigRejectedError
+from resilient.errors import ArgumentTypeError, ConfigRejectedError
 
 __all__ = [
     "ConfigSchema",
     "Problem",
     "PydanticSchema",
     "Validator",
+    "check_schema",
     "fleet_connection_budget",
     "parse_and_validate",
     "rule",
@@ -64,8 +65,6 @@ class PydanticSchema(Generic[C]):
         import pydantic  # the `rollout` extra; imported only by a user of this schema
 
         if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
-            from resilient.errors import ArgumentTypeError
-
             raise ArgumentTypeError(
                 f"PydanticSchema.model must be a pydantic BaseModel class, got {model!r}"
             )
@@ -116,6 +115,15 @@ def fleet_connection_budget(
         )
 
     return validate
+
+
+def check_schema(where: str, schema: object, validators: Sequence[object]) -> None:
+    """An :class:`~resilient.errors.ArgumentTypeError` naming ``where`` unless ``schema`` can
+    parse and every validator is callable."""
+    if not callable(getattr(schema, "parse", None)):
+        raise ArgumentTypeError(f"{where}.schema must have a parse(data) method, got {schema!r}")
+    if not all(callable(validator) for validator in validators):
+        raise ArgumentTypeError(f"{where}.validators must be callables")
 
 
 def parse_and_validate(schema: ConfigSchema[C], validators: Sequence[Validator], data: bytes) -> C:

@@ -9,10 +9,15 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from resilient.errors import ArgumentTypeError, ArgumentValueError
 from resilient.rollout._gates import LATENCY, CohortSamples, GateResult, Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from resilient.rollout._options import RolloutOptions
 
 __all__ = [
     "ACTIVE",
@@ -22,6 +27,7 @@ __all__ = [
     "checked_sample",
     "judge",
     "new_epoch",
+    "over_budget",
     "sample",
 ]
 
@@ -107,6 +113,27 @@ def judge(gate: object, canary: CohortSamples, control: CohortSamples) -> GateRe
             name, Verdict.ERROR, f"judge() returned {type(result).__name__}, not a GateResult"
         )
     return result
+
+
+def over_budget(
+    results: Sequence[GateResult], status: RolloutStatus, options: RolloutOptions, *, baked: bool
+) -> str | None:
+    """Count one evaluation's bad verdicts in ``status`` (a violation, an error, missing data
+    once the stage is baked: each kind at most once) and say why the rollout must roll back,
+    the first budget exceeded in that order; None while every budget holds."""
+    kinds = (
+        (Verdict.VIOLATION, "violations", options.failure_limit, "gate failed", True),
+        (Verdict.ERROR, "errors", options.error_limit, "gate error", True),
+        (Verdict.MISSING, "missing", options.missing_limit, "missing data", baked),
+    )
+    for verdict, counter, limit, label, counted in kinds:
+        bad = [result for result in results if result.verdict is verdict]
+        if not bad or not counted:
+            continue
+        setattr(status, counter, getattr(status, counter) + 1)
+        if getattr(status, counter) > limit:
+            return f"{label}: " + "; ".join(f"{r.gate}: {r.detail}" for r in bad)
+    return None
 
 
 def checked_sample(
