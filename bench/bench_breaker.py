@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import gc
 import statistics
 import sys
 import time
@@ -48,7 +47,7 @@ from typing import Any
 import aiobreaker
 import circuitbreaker
 import pybreaker
-from _figures import Figure
+from _figures import Figure, interleaved, over
 from purgatory import AsyncCircuitBreakerFactory
 
 from resilient.breaker import BreakerOptions, CircuitBreaker, CountWindow, FailureRate
@@ -247,20 +246,7 @@ async def rejection_contenders() -> dict[str, Loop]:
 
 async def measure(contenders: dict[str, Loop], count: int, rounds: int) -> dict[str, Figure]:
     """Microseconds per call over the bare loop of the same round, per contender."""
-    names = list(contenders)
-    raw: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:
-        await contenders[name](min(count, 2000))  # warm up
-    for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            raw[name].append(await contenders[name](count) / count * 1e6)
-    bare = raw.pop("bare await")
-    return {
-        name: Figure(name, [value - base for value, base in zip(values, bare, strict=True)])
-        for name, values in raw.items()
-    }
+    return over(await interleaved(contenders, count, rounds), "bare await")
 
 
 def verdict(title: str, figures: dict[str, Figure], judged: list[str]) -> bool:

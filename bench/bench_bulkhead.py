@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from _figures import Figure
+from _figures import Figure, interleaved
 
 from resilient.bulkhead import (
     AdaptiveThrottle,
@@ -102,16 +101,7 @@ def contenders() -> list[tuple[str, Contender]]:
 
 
 async def measure(count: int, rounds: int) -> dict[str, Figure]:
-    made = contenders()
-    figures = {name: Figure(name, []) for name, _ in made}
-    for _, run in made:
-        await run(min(count, 2000))  # warm up
-    for round_ in range(rounds):
-        shift = round_ % len(made)
-        for name, run in made[shift:] + made[:shift]:
-            gc.collect()
-            figures[name].rounds.append(await run(count) / count * 1e6)
-    return figures
+    return await interleaved(dict(contenders()), count, rounds)
 
 
 def report(figures: dict[str, Figure], count: int, rounds: int) -> int:

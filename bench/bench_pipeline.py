@@ -32,14 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
 
 import stamina
-from _figures import Figure
+from _figures import Figure, Run, interleaved, over, timed_calls
 
 from resilient.breaker import CircuitBreaker
 from resilient.bulkhead import Bulkhead
@@ -49,24 +46,12 @@ from resilient.retry import Deadline, RetryBudget, RetryOptions, RetryPolicy
 TARGET_RATIO = 1.0
 ATTEMPTS = 3
 
-Contender = Callable[[int], Awaitable[float]]
-
 
 async def answer() -> int:
     return 1
 
 
-def timed(call: Callable[[], Awaitable[object]]) -> Contender:
-    async def run(count: int) -> float:
-        started = time.perf_counter()
-        for _ in range(count):
-            await call()
-        return time.perf_counter() - started
-
-    return run
-
-
-def contenders() -> dict[str, Contender]:
+def contenders() -> dict[str, Run]:
     quiet = EventBus(log_when_unobserved=False)
     options = RetryOptions(attempts=ATTEMPTS, timeout=10.0, retry_on=(ConnectionError,))
     retry = RetryPolicy("llm", options, budget=RetryBudget(events=quiet), events=quiet)
@@ -87,32 +72,20 @@ def contenders() -> dict[str, Contender]:
         return await answer()
 
     return {
-        "bare await": timed(answer),
-        "pipeline (retry+budget, breaker, bulkhead, timeout)": timed(
+        "bare await": timed_calls(answer),
+        "pipeline (retry+budget, breaker, bulkhead, timeout)": timed_calls(
             lambda: retry.call_with_deadline(attempt)
         ),
-        "pipeline without asyncio.timeout": timed(
+        "pipeline without asyncio.timeout": timed_calls(
             lambda: retry.call_with_deadline(attempt_untimed)
         ),
-        "stamina @retry alone": timed(with_stamina),
+        "stamina @retry alone": timed_calls(with_stamina),
     }
 
 
 async def measure(count: int, rounds: int) -> dict[str, Figure]:
-    made = list(contenders().items())
-    raw: dict[str, list[float]] = {name: [] for name, _ in made}
-    for _, run in made:
-        await run(min(count, 2000))  # warm up
-    for round_ in range(rounds):
-        shift = round_ % len(made)
-        for name, run in made[shift:] + made[:shift]:
-            gc.collect()
-            raw[name].append(await run(count) / count * 1e6)
-    bare = raw.pop("bare await")
-    return {
-        name: Figure(name, [value - floor for value, floor in zip(values, bare, strict=True)])
-        for name, values in raw.items()
-    } | {"bare await": Figure("bare await", bare)}
+    figures = await interleaved(contenders(), count, rounds)
+    return over(figures, "bare await") | {"bare await": figures["bare await"]}
 
 
 def report(figures: dict[str, Figure], count: int, rounds: int) -> int:

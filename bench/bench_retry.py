@@ -28,23 +28,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable
 
 import stamina
 import tenacity
-from _figures import Figure
+from _figures import Figure, Run, interleaved, over, timed_calls
 
 from resilient.events import EventBus
 from resilient.retry import Deadline, RetryBudget, RetryOptions, RetryPolicy
 
 TARGET_RATIO = 0.25
 ATTEMPTS = 3
-
-Contender = Callable[[int], Awaitable[float]]
 
 
 async def answer() -> int:
@@ -55,17 +50,7 @@ async def answer_by(deadline: Deadline) -> int:
     return 1
 
 
-def timed(call: Callable[[], Awaitable[object]]) -> Contender:
-    async def run(count: int) -> float:
-        started = time.perf_counter()
-        for _ in range(count):
-            await call()
-        return time.perf_counter() - started
-
-    return run
-
-
-def contenders() -> dict[str, Contender]:
+def contenders() -> dict[str, Run]:
     quiet = EventBus(log_when_unobserved=False)
     options = RetryOptions(attempts=ATTEMPTS, retry_on=(ConnectionError,))
     policy = RetryPolicy("bench", options, events=quiet)
@@ -85,30 +70,18 @@ def contenders() -> dict[str, Contender]:
         return 1
 
     return {
-        "bare await": timed(answer),
-        "RetryPolicy.call": timed(lambda: policy.call(answer)),
-        "RetryPolicy.call, budget": timed(lambda: budgeted.call(answer)),
-        "RetryPolicy.call_with_deadline": timed(lambda: policy.call_with_deadline(answer_by)),
-        "tenacity @retry": timed(with_tenacity),
-        "stamina @retry": timed(with_stamina),
+        "bare await": timed_calls(answer),
+        "RetryPolicy.call": timed_calls(lambda: policy.call(answer)),
+        "RetryPolicy.call, budget": timed_calls(lambda: budgeted.call(answer)),
+        "RetryPolicy.call_with_deadline": timed_calls(lambda: policy.call_with_deadline(answer_by)),
+        "tenacity @retry": timed_calls(with_tenacity),
+        "stamina @retry": timed_calls(with_stamina),
     }
 
 
 async def measure(count: int, rounds: int) -> dict[str, Figure]:
-    made = list(contenders().items())
-    raw: dict[str, list[float]] = {name: [] for name, _ in made}
-    for _, run in made:
-        await run(min(count, 2000))  # warm up
-    for round_ in range(rounds):
-        shift = round_ % len(made)
-        for name, run in made[shift:] + made[:shift]:
-            gc.collect()
-            raw[name].append(await run(count) / count * 1e6)
-    bare = raw.pop("bare await")
-    return {
-        name: Figure(name, [value - floor for value, floor in zip(values, bare, strict=True)])
-        for name, values in raw.items()
-    } | {"bare await": Figure("bare await", bare)}
+    figures = await interleaved(contenders(), count, rounds)
+    return over(figures, "bare await") | {"bare await": figures["bare await"]}
 
 
 def report(figures: dict[str, Figure], count: int, rounds: int) -> int:
