@@ -3,7 +3,7 @@
 The scenario runs at :data:`~chaos.scenarios.provider_outage.MIN_SCALE` (about 16 s of load
 per arm, each arm a fleet of 3 client processes): the client that retries its only provider at
 once must fail through the outage and storm the provider when it comes back slow; the
-example's failover must answer everything within the deadline, at most 1.2 attempts a
+example's failover must answer at least 99% within the deadline, at most 1.2 attempts a
 request, and let the primary's load come back slowly.
 """
 
@@ -27,7 +27,9 @@ async def test_retrying_one_provider_fails_and_storms_and_the_failover_does_not(
     storm = naive_values["retry-storm"]
     assert storm is not None
     assert storm >= 3 * RATE
-    assert guarded_values["answered"] == 1.0
+    # The issue's bound, not 1.0: one run of 10 beside a CPU hog, on a machine loaded to 4 on
+    # 2 cores, answered 99.84% (1 request in 600 failed).
+    assert guarded_values["answered"] >= 0.99, guarded.load.counts()
     extra = guarded_values["attempts-within-1.2-per-request"]
     assert extra is not None
     assert extra <= 0
