@@ -91,7 +91,8 @@ def test_pytest_file_passes_in_pytest_asyncio_default_mode(block: Block, tmp_pat
 
 def test_the_site_builds_strict(tmp_path: Path) -> None:
     """mkdocs.yml sets ``strict: true``; ``--strict`` says so again. A broken link, a page
-    missing from the nav, a docstring the reference cannot read, or a missing include fails."""
+    missing from the nav, a docstring the reference cannot read, a docstring role naming what
+    does not exist (tools/griffe_sphinx_roles.py), or a missing include fails."""
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
@@ -104,7 +105,9 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     assert took < MKDOCS_BUDGET, f"mkdocs build took {took:.1f} s"
     ratelimit = (tmp_path / "reference" / "ratelimit" / "index.html").read_text()
     assert 'id="resilient.ratelimit.FailOpenGuard"' in ratelimit  # generated from docstrings
-    assert ":class:" not in ratelimit  # Sphinx roles rendered as code (tools/mkdocs_hooks.py)
+    assert (
+        ":class:" not in ratelimit
+    )  # Sphinx roles rendered as code (tools/griffe_sphinx_roles.py)
 
 
 # -- the incident tables ---------------------------------------------------------------------
