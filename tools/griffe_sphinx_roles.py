@@ -2,9 +2,11 @@
 
 The docstrings are written for readers of the source and cross-reference with Sphinx's roles
 (``:class:`~resilient.errors.PoolError```, ``:meth:`decide```). For the site each role
-becomes a code span (shortened after a ``~``, as Sphinx shortens it), and each role's target
-must exist: a name resolved from the docstring's own scope to an object of the loaded packages,
-or a builtin or standard-library name. A target that does not exist (a class renamed, a
+becomes a code span (shortened after a ``~``, as Sphinx shortens it), linked to the target's
+entry in the API reference where it has one (an optional cross-reference: a private constant
+has no entry and stays plain code). Each role's target must exist: a name resolved from the
+docstring's own scope to an object of the loaded packages, or a builtin or standard-library
+name. A target that does not exist (a class renamed, a
 constant removed) is logged as a warning, which fails ``mkdocs build --strict``: a docstring
 cannot go on naming what is gone.
 """
@@ -12,6 +14,7 @@ cannot go on naming what is gone.
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib.util
 import re
 from typing import Any
@@ -29,23 +32,28 @@ class SphinxRoles(griffe.Extension):
         for obj in _walk(pkg):
             if obj.docstring is None or obj.is_alias:
                 continue
-            for match in _ROLE.finditer(obj.docstring.value):
-                target = match[3]
-                if not _exists(obj, target, loader.modules_collection):
-                    _LOGGER.warning(
-                        "%s:%s: %s names %r, which does not exist",
-                        obj.relative_filepath,
-                        obj.docstring.lineno,
-                        obj.path,
-                        target,
-                    )
-            obj.docstring.value = _ROLE.sub(_code, obj.docstring.value)
+            obj.docstring.value = _ROLE.sub(
+                functools.partial(_render, scope=obj, modules=loader.modules_collection),
+                obj.docstring.value,
+            )
 
 
-def _code(match: re.Match[str]) -> str:
+def _render(match: re.Match[str], scope: griffe.Object, modules: griffe.ModulesCollection) -> str:
     _, tilde, target, call = match.groups()
-    shown = target.rsplit(".", 1)[-1] if tilde else target
-    return f"`{shown}{call or ''}`"
+    shown = f"<code>{target.rsplit('.', 1)[-1] if tilde else target}{call or ''}</code>"
+    path = _find(scope, target, modules)
+    if path is None:
+        _LOGGER.warning(
+            "%s:%s: %s names %r, which does not exist",
+            scope.relative_filepath,
+            scope.docstring.lineno if scope.docstring else "?",
+            scope.path,
+            target,
+        )
+        return shown
+    if not path:  # a builtin or the standard library: no entry here
+        return shown
+    return f'<autoref identifier="{path}" optional>{shown}</autoref>'
 
 
 def _walk(obj: griffe.Object) -> list[griffe.Object]:
@@ -56,7 +64,9 @@ def _walk(obj: griffe.Object) -> list[griffe.Object]:
     return found
 
 
-def _exists(scope: griffe.Object, target: str, collection: griffe.ModulesCollection) -> bool:
+def _find(scope: griffe.Object, target: str, collection: griffe.ModulesCollection) -> str | None:
+    """The canonical path of ``target`` seen from ``scope``; "" for a builtin or a standard
+    library name; None when it names nothing."""
     head, _, rest = target.partition(".")
     candidates = [target]
     for obj in (scope, *_parents(scope)):
@@ -68,16 +78,19 @@ def _exists(scope: griffe.Object, target: str, collection: griffe.ModulesCollect
         break
     for candidate in candidates:
         try:
-            collection.get_member(candidate)
+            found = collection.get_member(candidate)
+            return str(
+                found.final_target.canonical_path if found.is_alias else found.canonical_path
+            )
         except (KeyError, ValueError, griffe.AliasResolutionError, griffe.CyclicAliasError):
             continue
-        return True
     if hasattr(builtins, head):
-        return True
+        return ""
     try:
-        return importlib.util.find_spec(head) is not None and head not in {"resilient", "chaos"}
+        outside = importlib.util.find_spec(head) is not None and head not in {"resilient", "chaos"}
     except (ImportError, ValueError):
-        return False
+        outside = False
+    return "" if outside else None
 
 
 def _parents(obj: griffe.Object) -> list[griffe.Object]:
