@@ -41,7 +41,7 @@ Arms, both a fleet of :data:`REPLICAS`:
 - ``naive``: :class:`~chaos.scenarios._naive_connections.ReconnectingClient`: connections
   unbounded, connects unpaced, a failed request retried at once: after the rollout each user
   request costs the backend up to three handshakes, 300 a second, more than its core can do;
-- ``guarded``: the example's :func:`build_app`: a ``BoundedPool`` (4 per replica) whose new
+- ``guarded``: the example's ``build_app``: a ``BoundedPool`` (4 per replica) whose new
   connections pass the backend's ``ConnectGate`` (5 a second per replica, 2 at once, gRPC's
   backoff, a breaker): the rollout costs the backend at most what the gates allow.
 

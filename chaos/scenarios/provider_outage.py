@@ -21,7 +21,7 @@ Arms, both a fleet of :data:`REPLICAS`:
 
 - ``naive``: :class:`~chaos.scenarios._naive_provider.RetryAtOnce`: the primary only, each
   attempt cut at 200 ms and retried at once, 3 times, no budget, no jitter;
-- ``guarded``: the example's :func:`build_app`: a ``Failover`` over both providers (a breaker
+- ``guarded``: the example's ``build_app``: a ``Failover`` over both providers (a breaker
   each, the secondary's rate limit, one hedge after the primary's p95, a shared
   ``RetryBudget``, slow start, a degraded fallback).
 

@@ -9,7 +9,7 @@ once: capacity fell, error rates rose for about 30 minutes. Here the service is 
 That file is the one readable, runnable copy of the service; the wheel ships it as
 ``chaos/_examples/queued_actions_burst/service.py`` (see :mod:`chaos.scenarios._examples`).
 
-Topology: 8 aiohttp "inference engines" (:func:`engine_app` of the example: 3 requests at a
+Topology: 8 aiohttp "inference engines" (``engine_app`` of the example: 3 requests at a
 time, 50 ms each, 60 requests/s; a request that finds no free slot within 0.5 s gets 503), a
 placement service (an aiohttp app answering 200), and a proxy in front of each of the nine.
 The front routes every request round-robin over the engines in service, through their
@@ -45,7 +45,7 @@ Arms (the same front, manager and moves; only the scheduler differs):
   queued moves (newest per engine) all start on the first heartbeat after the breaker
   closed: 6 engines leave service together, 2 carry the load for 2 s; engines 4 and 5 move
   although the plan no longer asks it (and are moved back afterwards);
-- ``guarded``: :func:`build_app` of the example: a ``ReleaseQueue`` that follows the breaker,
+- ``guarded``: ``build_app`` of the example: a ``ReleaseQueue`` that follows the breaker,
   budget 25 % of the capacity read at commit time (2 engines), slow start, and revalidation:
   a move computed from an older state version is replanned from the current plan, one the
   plan no longer asks for dropped with the reason (each drop is in the report's notes).

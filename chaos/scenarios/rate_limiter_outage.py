@@ -28,7 +28,7 @@ Arms, both with the same 20 ms budget on the Redis call:
 
 - ``naive``: the incident's limiter: a thin wrapper that turns any error or timeout of the
   store into a denial ("0 units granted"), the way a quota adapter did;
-- ``guarded``: :func:`build_app` of the example: a ``FailOpenGuard`` over the ``RedisLimiter``,
+- ``guarded``: ``build_app`` of the example: a ``FailOpenGuard`` over the ``RedisLimiter``,
   falling back to a ``LocalLimiter`` with this instance's share, with a breaker (5 faults in a
   row open it, one probe per second).
 

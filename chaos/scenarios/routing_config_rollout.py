@@ -25,7 +25,7 @@ Arms, both a fleet of :data:`REPLICAS`:
 - ``naive``: :class:`~chaos.scenarios._naive_routing.AppliedAtOnce`: each change is made
   current at once and every instance serves it within 0.25 s, until the run ends: ``eu`` and
   ``us`` fail, ``asia`` is fine (the incident's uneven outage);
-- ``guarded``: the example's :func:`build_app`: every change through a ``ConfigRollout``
+- ``guarded``: the example's ``build_app``: every change through a ``ConfigRollout``
   (validation with the fleet connection budget, then one region at a time as a canary
   compared with the others, evaluated every 0.25 s). The storm configuration is rejected
   before any instance sees it; the routing change reaches ``eu`` only, its gate fails, and the

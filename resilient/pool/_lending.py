@@ -301,7 +301,8 @@ class Lending(Generic[C]):
         """Close ``connection`` in a task of the pool's own: no caller's path waits on it or
         can be cancelled half way through it. A close may take the gate's ``connect_timeout``
         (as redis-py bounds its disconnect by its connect timeout); past it, it is cancelled
-        and the connection dropped, so that a close that hangs holds up no :meth:`aclose`."""
+        and the connection dropped, so that a close that hangs holds up no
+        :meth:`~resilient.pool.BoundedPool.aclose`."""
         try:
             closing = self._close(connection)
         except Exception:

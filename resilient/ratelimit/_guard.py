@@ -327,9 +327,10 @@ class FailOpenGuard:
 
     def _spent_locally(self, timeout: Exception, until: float | None) -> bool:
         """Whether a budget ran out while the primary's store was not silent for all of it
-        (a primary says so on its cancellation: :func:`note_store_silence`). The silence is
-        counted up to the deadline ``until``, not up to when a busy loop got round to the
-        cancellation: that delay is this process's, not the store's."""
+        (a primary says so on its cancellation:
+        :func:`~resilient.ratelimit._types.note_store_silence`). The silence is counted up to
+        the deadline ``until``, not up to when a busy loop got round to the cancellation: that
+        delay is this process's, not the store's."""
         silent_for = store_silence(timeout.__cause__)
         if silent_for is None:
             return False
