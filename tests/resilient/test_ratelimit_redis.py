@@ -262,10 +262,14 @@ async def test_script_is_reloaded_after_script_flush(
     limiter = await make_limiter(Rate(100, 3600.0, burst=99), events=bus)
     assert (await limiter.decide("k")).allowed
     assert limiter.stats.script_loads == 1
+    round_trips = limiter.stats.round_trips
     await client.script_flush()
     results = await asyncio.gather(*(limiter.decide(f"k{i}") for i in range(10)))
     assert all(d.allowed for d in results)
     assert limiter.stats.script_loads == 2
+    # One pipeline for the ten, one more for the reload (and the ten sent again after it):
+    # stats.round_trips counts both, as its docstring says.
+    assert limiter.stats.round_trips - round_trips == 2
     assert [e.attributes["reason"] for e in recorder.named("script_reloaded")] == ["NOSCRIPT"]
     assert (await limiter.decide("k")).remaining == 98
 
@@ -635,11 +639,16 @@ async def test_an_unsupported_redis_py_is_a_configuration_error_not_an_outage(
         await limiter.decide("k")
     (event,) = recorder.named("client_unsupported")
     assert event.severity is Severity.ERROR
+    assert limiter.stats.failures == 1  # a decision that raised, counted once
+    with pytest.raises(ConfigurationError):
+        await limiter.decide("k")
+    assert limiter.stats.failures == 2
+    assert len(recorder.named("client_unsupported")) == 2
     guard = FailOpenGuard(limiter, fallback=LocalLimiter(Rate(10, 1.0)), events=bus)
     decision = await guard.decide("k")
     assert (decision.source, decision.reason) == (
         DecisionSource.FALLBACK,
         "primary error: ConfigurationError",
     )
-    assert len(recorder.named("client_unsupported")) == 2  # loud every time, not once
+    assert len(recorder.named("client_unsupported")) == 3  # loud every time, not once
     await guard.aclose()

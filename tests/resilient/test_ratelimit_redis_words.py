@@ -115,6 +115,28 @@ async def test_bad_decide_arguments_in_exact_words(
         assert (limiter.pending, limiter.stats.round_trips) == (0, 0)
 
 
+async def test_callers_queued_behind_a_round_trip_are_told_the_limiter_closed(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    limiter = RedisLimiter(redis_server.url, RATE, options)
+    await limiter.decide("warm-up")
+    admin = aredis.Redis.from_url(redis_server.url)
+    await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")  # type: ignore[no-untyped-call]
+    try:
+        in_flight = asyncio.create_task(limiter.decide("sent"))
+        await asyncio.sleep(0.05)  # its round trip waits on the paused Redis
+        queued = [asyncio.create_task(limiter.decide(f"queued{n}")) for n in range(2)]
+        await asyncio.sleep(0.01)
+        assert limiter.pending == 2  # behind the round trip, not sent yet
+        await limiter.aclose()
+        results = await asyncio.gather(in_flight, *queued, return_exceptions=True)
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        await admin.aclose()
+    assert [str(result) for result in results] == ["RedisLimiter is closed"] * 3
+    assert limiter.stats.failures == 3
+
+
 async def test_a_closed_limiter_refuses_and_its_waiting_callers_are_told(
     redis_server: RedisServer, client: aredis.Redis, options: RedisLimiterOptions
 ) -> None:
@@ -242,6 +264,18 @@ async def test_an_error_reply_fails_its_decision_only_in_redis_words(
         assert good.allowed
         assert (limiter.stats.failures, limiter.stats.decisions) == (1, 1)
         assert limiter.stats.round_trips == 1  # one pipeline for both
+        with pytest.raises(RedisLimiterUnavailable):
+            await limiter.decide("a-list")
+        assert (limiter.stats.failures, limiter.stats.decisions) == (2, 1)  # each refusal counts
+
+
+async def test_the_flusher_task_is_named_after_its_limiter(
+    redis_server: RedisServer, options: RedisLimiterOptions
+) -> None:
+    async with RedisLimiter(redis_server.url, RATE, options) as limiter:
+        await limiter.decide("k")
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert f"{limiter!r}.flusher" in names  # what asyncio's debug output shows for it
 
 
 async def test_a_batch_is_cut_at_max_batch(redis_server: RedisServer) -> None:
