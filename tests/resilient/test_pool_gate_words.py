@@ -348,6 +348,10 @@ async def test_closing_the_gate_the_instant_its_head_leaves_refuses_everyone_lef
         assert isinstance(refused, ConnectRefusedError)
         assert refused.reason == "gate closed"
     assert await attempt == "late"
+    with pytest.raises(ConnectRefusedError) as late:  # a caller after the close
+        await gate.connect(ok)
+    assert late.value.reason == "gate closed"
+    assert str(late.value) == str(results[1])
 
 
 async def test_two_closes_of_a_gate_both_end_when_its_attempt_does(
