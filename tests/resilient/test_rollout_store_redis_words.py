@@ -121,6 +121,8 @@ async def test_a_stored_version_is_never_overwritten(client: aredis.Redis) -> No
     assert (await store.get(1)).data == b"old"
     assert (await store.get(2)).data == b"new"
     assert [(e.action, e.version) for e in await store.log()] == [("stored", 2)]
+    assert await client.get(f"resilient:config:{name}:next") == b"2"  # the last number given
+    assert (await store.store(b"newer", "r")).number == 3
 
 
 async def test_activating_a_version_never_stored_is_a_key_error(client: aredis.Redis) -> None:
