@@ -94,7 +94,10 @@ class RedisConfigStore:
     async def store(self, data: bytes, reason: str) -> ConfigVersion:
         data = check_config_bytes("RedisConfigStore.store(data)", data)
         number = int(await self._client.incr(self._key("next")))
-        await self._client.set(self._key(f"v:{number}"), data, nx=True)
+        while not await self._client.set(self._key(f"v:{number}"), data, nx=True):
+            # version `number` is kept already (`:next` lost, e.g. in a restore): never
+            # overwritten, and never answered for other bytes; the next number is tried
+            number = int(await self._client.incr(self._key("next")))
         await self._log_entry(LogEntry.of("stored", number, reason))
         return ConfigVersion(number, data)
 

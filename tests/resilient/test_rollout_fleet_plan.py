@@ -378,3 +378,37 @@ async def test_follow_syncs_every_sync_interval() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_each_plan_the_store_misses_is_one_more_store_error() -> None:
+    store = Flaky()
+    made = await fleet(store)
+    leader = made.members[0]
+    store.down.add("publish_plan")
+    await leader.start(BAD, "x")
+    await leader.evaluate()  # published again, missed again
+    assert leader.status.store_errors == 2
+    assert [entry[1] for entry in leader.status.history].count("store_error") == 2
+
+
+async def test_a_follower_in_no_stage_sends_no_samples() -> None:
+    store = Flaky()
+    made = await fleet(store)
+    follower = made.members[1]
+    sent: list[int] = []
+    store.during = lambda: sent.append(1)
+    await follower.sync()  # no plan yet: nothing to send, nowhere to send it
+    assert sent == []
+    assert follower.status.store_errors == 0
+
+
+async def test_a_leaders_sync_leaves_its_own_running_rollout_as_it_is() -> None:
+    # The leader's own state is the plan: a pause (which publishes nothing) is not undone
+    # by the plan in the store, which still says "running".
+    made = await fleet()
+    leader = made.members[0]
+    await leader.start(BAD, "x")
+    await leader.pause("look first")
+    await leader.sync()
+    assert leader.status.state is RolloutState.PAUSED
+    assert (await made.plan()).state == "running"
