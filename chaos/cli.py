@@ -307,7 +307,7 @@ async def _run(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         try:
-            json_path, html_path = write_reports(results, document, args.report)
+            json_path, html_path = write_reports(document, args.report)
         except OSError as exc:
             print(f"chaos: error: cannot write the report: {exc}", file=sys.stderr)
             status = EXIT_HARNESS_ERROR if status == EXIT_OK else status
@@ -316,7 +316,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
-        _console(sys.stdout).print(render_table(results))
+        _console(sys.stdout).print(render_table(document))
         for error in errors:
             print(f"error: {error}")
         print(f"exit status {status}: {_STATUS_TEXT[status]}")

@@ -18,11 +18,10 @@ same way in the table and the page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import ScenarioResult
 from chaos.report._html import write_html
 from chaos.report._json import SCHEMA_VERSION, build_report, load_schema, write_json
 from chaos.report._plot import plot_scenario
@@ -40,12 +39,11 @@ __all__ = [
 ]
 
 
-def write_reports(
-    results: Sequence[ScenarioResult], document: Mapping[str, Any], directory: Path
-) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.html`` into ``directory`` (created if needed)."""
+def write_reports(document: Mapping[str, Any], directory: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` of ``document`` into ``directory`` (created
+    if needed)."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path, html_path = directory / "report.json", directory / "report.html"
     write_json(document, json_path)
-    write_html(results, document, html_path)
+    write_html(document, html_path)
     return json_path, html_path
