@@ -58,7 +58,7 @@ from chaos._cli_reports import STATUS_TEXT as _STATUS_TEXT
 from chaos._cli_reports import add_report_commands, console_for, run_compare, run_report
 from chaos.engine import ArmProgress, ScenarioResult, run_scenario
 from chaos.scenario import Scenario, ScenarioError
-from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
+from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, discover_scenarios
 
 __all__ = [
     "EXIT_GUARD_FAILED",
@@ -242,7 +242,7 @@ def _count(text: str) -> int:
 
 def _scenarios(modules: list[str] | None) -> dict[str, Scenario]:
     try:
-        return load_scenarios(modules or (BUILTIN_MODULE,))
+        return discover_scenarios(modules)
     except ScenarioLoadError as exc:
         raise _UsageError(str(exc)) from None
 
