@@ -1,0 +1,323 @@
+"""chaos report (a saved run drawn again) and chaos compare (what changed between two runs):
+a malformed, truncated or other-version file is one line naming the file and the field, with
+exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from chaos.cli import main
+from chaos.report import (
+    VERDICT_ORDER,
+    ReportError,
+    compare_reports,
+    junit_xml,
+    read_report,
+    render_table,
+)
+from tests.chaos._saved_reports import (
+    SAVED_REPORT,
+    arm_of,
+    fail_guard,
+    junit_schema,
+    saved_report,
+    write,
+)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# chaos report
+
+
+def test_report_draws_the_saved_run_as_the_run_did(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(SAVED_REPORT)]) == 0
+    out = capsys.readouterr().out
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(render_table(saved_report()))
+    assert console.export_text() in out
+    assert "FAIL no-false-429: 95.00% <= 0.00% (must fail)" in out
+    assert out.rstrip().endswith("exit status 0: every guard held and every incident reproduced")
+
+
+def test_report_writes_the_html_page_and_the_junit_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html, junit = tmp_path / "html", tmp_path / "ci" / "junit.xml"
+    junit.parent.mkdir()
+    assert main(["report", str(SAVED_REPORT), "--html", str(html), "--junit", str(junit)]) == 0
+    page = (html / "report.html").read_text("utf-8")
+    assert page.count("data:image/png;base64,") == 1
+    assert "mitigated" in page
+    assert junit.read_bytes() == junit_xml(saved_report())
+    junit_schema().validate(str(junit))
+    assert f"wrote {junit}" in capsys.readouterr().err
+
+
+def test_report_shows_the_harness_errors_and_status_the_run_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = fail_guard(saved_report())
+    document["exit_status"] = 1
+    document["errors"] = ["scenario 'x': Toxiproxy: refused"]
+    assert main(["report", str(write(document, tmp_path / "r.json"))]) == 0
+    out = capsys.readouterr().out
+    assert "error: scenario 'x': Toxiproxy: refused" in out
+    assert "exit status 1: a guard failed" in out
+
+
+def test_report_into_an_unwritable_place_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["report", str(SAVED_REPORT), "--junit", str(blocker / "junit.xml")]) == 2
+    assert "cannot write" in _error_line(capsys)
+
+
+def _mutated(change: Any) -> dict[str, Any]:
+    document = saved_report()
+    change(document)
+    return document
+
+
+MALFORMED = [
+    pytest.param(b"", "is not JSON: Expecting value (line 1, column 1)", id="empty"),
+    pytest.param(b'{"schema_version": 3, "scen', "is not JSON: Unterminated string", id="cut"),
+    pytest.param(b"\xff\xfe{}", "is not UTF-8 text", id="not-utf8"),
+    pytest.param(b"[1, 2]", "a JSON object was expected at the top", id="array"),
+    pytest.param(b'{"seed": NaN}', "NaN is not a number a report holds", id="nan"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, "not a report", id="deep"),
+    pytest.param(
+        json.dumps({**saved_report(), "schema_version": 2}).encode(),
+        "schema_version 2; this chaos reads version 3",
+        id="old-version",
+    ),
+    pytest.param(
+        json.dumps(_mutated(lambda d: d.pop("schema_version"))).encode(),
+        "at $: 'schema_version' is a required property",
+        id="no-version",
+    ),
+    pytest.param(
+        json.dumps(
+            _mutated(lambda d: d["scenarios"][0]["arms"][1]["slos"][0].pop("bound"))
+        ).encode(),
+        "at $.scenarios[0].arms[1].slos[0]: 'bound' is a required property",
+        id="no-bound",
+    ),
+    pytest.param(
+        json.dumps(
+            _mutated(lambda d: d["scenarios"][0]["arms"][0].update(verdict="great"))
+        ).encode(),
+        "at $.scenarios[0].arms[0].verdict: 'great' is not one of",
+        id="bad-verdict",
+    ),
+    pytest.param(
+        json.dumps(_mutated(lambda d: d["scenarios"].append(d["scenarios"][0]))).encode(),
+        "at $.scenarios[1].name: scenario 'demo' appears twice",
+        id="scenario-twice",
+    ),
+    pytest.param(
+        json.dumps(
+            _mutated(lambda d: d["scenarios"][0]["arms"].append(d["scenarios"][0]["arms"][0]))
+        ).encode(),
+        "at $.scenarios[0].arms[2].name: arm 'naive' appears twice in scenario 'demo'",
+        id="arm-twice",
+    ),
+    pytest.param(
+        json.dumps(_mutated(lambda d: d.update(scenarios="x" * 10_000))).encode(),
+        "at $.scenarios: 'xxxx",
+        id="huge-value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), MALFORMED)
+@pytest.mark.parametrize("command", ["report", "compare-old", "compare-new"])
+def test_a_malformed_report_is_one_line_naming_the_file_and_field(
+    content: bytes,
+    message: str,
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    good = str(SAVED_REPORT)
+    argv = {
+        "report": ["report", str(bad)],
+        "compare-old": ["compare", str(bad), good],
+        "compare-new": ["compare", good, str(bad)],
+    }[command]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"chaos: error: {bad} ")
+    assert message in line
+    assert len(line) < 500
+
+
+def test_a_missing_report_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope.json")]) == 2
+    assert _error_line(capsys) == (
+        f"chaos: error: cannot read {tmp_path / 'nope.json'}: No such file or directory"
+    )
+
+
+def test_read_report_takes_a_report_written_before_gauge_bounds() -> None:
+    document = read_report(SAVED_REPORT)
+    assert "gauge_bounds" not in document["scenarios"][0]
+    assert document == saved_report()
+
+
+def test_read_report_raises_report_error(tmp_path: Path) -> None:
+    (tmp_path / "cut.json").write_text("{")
+    with pytest.raises(ReportError, match=r"cut\.json is not JSON"):
+        read_report(tmp_path / "cut.json")
+    with pytest.raises(ReportError, match=r"at \$: 'schema_version' is a required property"):
+        read_report(write({}, tmp_path / "r.json"))
+
+
+# chaos compare
+
+
+def test_two_runs_that_differ_in_one_verdict_exit_1_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(saved_report(), tmp_path / "old.json")
+    new = write(fail_guard(saved_report()), tmp_path / "new.json")
+    assert main(["compare", str(old), str(new)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "demo / guarded: mitigated -> failed (WORSE)" in out
+    assert "    hypothesis no-false-429: 0.00% -> 12.00% (<= 0.00%) PASS -> FAIL" in out
+    assert "demo / naive: reproduced (unchanged)" in out
+    assert out[-2:] == ["1 verdict(s) got worse:", "  demo / guarded: mitigated -> failed (WORSE)"]
+
+
+def test_the_same_run_twice_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(SAVED_REPORT), str(SAVED_REPORT)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "no verdict got worse"
+    assert "    hypothesis p99: 17.5 ms -> 17.5 ms (<= 100.0 ms) PASS" in out
+
+
+def test_a_verdict_that_got_better_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = write(fail_guard(saved_report()), tmp_path / "old.json")
+    assert main(["compare", str(old), str(SAVED_REPORT)]) == 0
+    assert "demo / guarded: failed -> mitigated (better)" in capsys.readouterr().out
+
+
+def test_an_arm_missing_from_new_is_worse_and_a_new_one_is_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new_document = saved_report()
+    arms = new_document["scenarios"][0]["arms"]
+    arms[:] = [arms[1], {**arms[1], "name": "guarded-v2"}]
+    new = write(new_document, tmp_path / "new.json")
+    assert main(["compare", str(SAVED_REPORT), str(new)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert "demo / naive: reproduced -> missing (WORSE)" in out
+    assert "demo / guarded-v2: new in NEW: mitigated" in out
+    assert out[-1] == "  demo / naive: reproduced -> missing (WORSE)"
+
+
+def test_a_scenario_missing_from_new_is_worse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = saved_report()
+    empty["scenarios"] = []
+    assert main(["compare", str(SAVED_REPORT), str(write(empty, tmp_path / "new.json"))]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3:] == [
+        "2 verdict(s) got worse:",
+        "  demo / naive: reproduced -> missing (WORSE)",
+        "  demo / guarded: mitigated -> missing (WORSE)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "worse"),
+    [
+        ("mitigated", "failed", True),
+        ("mitigated", "error", True),
+        ("error", "failed", True),
+        ("failed", "error", False),
+        ("error", "mitigated", False),
+        ("failed", "failed", False),
+        ("reproduced", "not-reproduced", True),
+        ("reproduced", "error", True),
+        ("not-reproduced", "error", True),
+        ("error", "not-reproduced", False),
+    ],
+)
+def test_the_order_of_verdicts_follows_chaos_runs_exit_status(
+    old: str, new: str, worse: bool
+) -> None:
+    before, after = saved_report(), saved_report()
+    arm_of(before, "guarded")["verdict"] = old
+    arm_of(after, "guarded")["verdict"] = new
+    comparison = compare_reports(before, after)
+    assert bool(comparison.worse) is worse
+    assert [arm.arm for arm in comparison.worse] == (["guarded"] if worse else [])
+
+
+def test_verdict_order_ranks_every_verdict_of_the_schema() -> None:
+    from chaos.report import load_schema
+
+    verdicts = load_schema()["$defs"]["arm"]["properties"]["verdict"]["enum"]
+    assert set(VERDICT_ORDER) == {*verdicts, None}
+
+
+def test_slo_changes_name_bounds_that_moved_and_slos_added_or_dropped() -> None:
+    before, after = saved_report(), saved_report()
+    guarded = arm_of(after, "guarded")
+    guarded["slos"][1]["bound"] = 0.2
+    dropped = guarded["slos"].pop(0)
+    guarded["premises"] = [{**dropped, "name": "healthy", "inconclusive": "a gap"}]
+    lines = compare_reports(before, after).lines()
+    assert "    hypothesis p99: 17.5 ms -> 17.5 ms (<= 100.0 ms -> <= 200.0 ms) PASS" in lines
+    assert "    hypothesis no-false-429: not in NEW (0.00% <= 0.00%, PASS)" in lines
+    assert "    premise healthy: new in NEW (0.00% <= 0.00%, INCONCLUSIVE)" in lines
+
+
+def test_runs_at_another_scale_or_seed_say_so(tmp_path: Path) -> None:
+    after = saved_report()
+    after["scale"], after["seed"] = 0.5, 9
+    notes = compare_reports(saved_report(), after).notes
+    assert notes == (
+        "the runs differ in scale: OLD 1.0, NEW 0.5 (values may not be comparable)",
+        "the runs differ in seed: OLD 4, NEW 9 (values may not be comparable)",
+    )
+
+
+def test_compare_prints_lone_surrogates_as_escapes_not_a_traceback(tmp_path: Path) -> None:
+    old, new = saved_report(), fail_guard(saved_report())
+    for document in (old, new):
+        document["scenarios"][0]["name"] = "bad \ud800 name"
+    paths = [str(write(d, tmp_path / f"{i}.json")) for i, d in enumerate((old, new))]
+    done = subprocess.run(
+        [sys.executable, "-m", "chaos", "compare", *paths],
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "bad \\ud800 name / guarded: mitigated -> failed (WORSE)" in done.stdout
