@@ -103,10 +103,9 @@ def _from_entry_point(entry_point: metadata.EntryPoint) -> list[Scenario]:
     source = _source(entry_point)
     if entry_point.attr is None:  # a module (or package), as --scenarios-module takes it
         try:
-            modules = _modules(entry_point.module)
+            return [s for module in _modules(entry_point.module) for s in _declared(module)]
         except ScenarioLoadError as exc:
             raise ScenarioLoadError(f"{source} in group {ENTRY_POINT_GROUP!r}: {exc}") from exc
-        return [scenario for module in modules for scenario in _declared(module)]
     try:
         value = entry_point.load()
         if callable(value) and not isinstance(value, Scenario):
