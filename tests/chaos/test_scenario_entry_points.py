@@ -113,8 +113,8 @@ def test_a_name_clash_with_a_built_in_scenario_is_an_error_naming_both(site: Pat
 
 
 def test_a_name_clash_between_two_packages_is_an_error_naming_both(site: Path) -> None:
-    first, module_a = install(site, {"a": "{module}:ONE"}, dist="dist-a")
-    second, module_b = install(site, {"b": "{module}:ONE"}, dist="dist-b")
+    _, module_a = install(site, {"a": "{module}:ONE"}, dist="dist-a")
+    _, module_b = install(site, {"b": "{module}:ONE"}, dist="dist-b")
     with pytest.raises(ScenarioLoadError) as raised:
         load_scenarios((), entry_points=True)
     assert str(raised.value) == (
@@ -129,26 +129,26 @@ BROKEN = [
         "{module}",
         "failed on import: RuntimeError: no config",
         id="module-raises",
-    ),  # fmt: skip
+    ),
     pytest.param(USER_MODULE, "{module}:MISSING", "failed to load: AttributeError", id="no-attr"),
     pytest.param(
         USER_MODULE,
         "{module}:NOT_A_SCENARIO",
         "gives 42, not a chaos.scenario.Scenario",
         id="not-scenarios",
-    ),  # fmt: skip
+    ),
     pytest.param(
         USER_MODULE + "\nMIXED = [ONE, 'x']\n",
         "{module}:MIXED",
         "gives 'x', not a chaos.scenario.Scenario",
         id="mixed",
-    ),  # fmt: skip
+    ),
     pytest.param(
         USER_MODULE + "\ndef boom():\n    raise ValueError('bad')\n",
         "{module}:boom",
         "failed to load: ValueError: bad",
         id="callable-raises",
-    ),  # fmt: skip
+    ),
     pytest.param("X = 1\n", "{module}", "has no SCENARIOS", id="no-scenarios"),
     pytest.param("", "no_such_module_x9", "cannot import scenario module", id="no-module"),
 ]
