@@ -359,3 +359,47 @@ def test_a_real_run_gives_valid_junit_and_a_report_that_report_and_compare_read(
     assert main(["compare", str(write(old, tmp_path / "main.json")), str(saved)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "  selftest-broken-guard / guarded: mitigated -> failed (WORSE)"
+
+
+def test_a_failed_arm_missing_from_new_is_still_worse() -> None:
+    before, after = fail_guard(saved_report()), saved_report()
+    after["scenarios"][0]["arms"] = [arm_of(after, "naive")]
+    (worse,) = compare_reports(before, after).worse
+    assert (worse.arm, worse.old, worse.new) == ("guarded", "failed", None)
+    assert worse.describe() == "demo / guarded: failed -> missing (WORSE)"
+    assert not worse.better
+
+
+def test_an_arm_only_in_new_is_neither_worse_nor_better() -> None:
+    after = saved_report()
+    after["scenarios"][0]["arms"].append({**arm_of(after, "guarded"), "name": "extra"})
+    change = compare_reports(saved_report(), after).arms[-1]
+    assert (change.arm, change.old, change.new, change.slos) == ("extra", None, "mitigated", ())
+    assert not change.worse
+    assert not change.better
+
+
+def test_a_role_that_changed_between_equal_verdicts_is_as_good() -> None:
+    before, after = saved_report(), saved_report()
+    arm_of(after, "guarded")["verdict"] = "reproduced"
+    (_, guarded) = compare_reports(before, after).arms
+    assert guarded.describe() == "demo / guarded: mitigated -> reproduced (as good)"
+
+
+def test_a_long_schema_message_is_cut_to_its_first_300_characters(tmp_path: Path) -> None:
+    document = saved_report()
+    document["scenarios"] = "x" * 10_000
+    with pytest.raises(ReportError) as raised:
+        read_report(write(document, tmp_path / "r.json"))
+    message = str(raised.value).split(": at $.scenarios: ", 1)[1]
+    assert len(message) == 300
+    assert message.endswith("x...")
+
+
+def test_a_file_that_is_not_utf8_says_where(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(ReportError) as raised:
+        read_report(tmp_path / "r.json")
+    assert str(raised.value) == (
+        f"{tmp_path / 'r.json'} is not UTF-8 text: invalid start byte at byte 7"
+    )
