@@ -43,23 +43,20 @@ _PASSED = ("mitigated", "reproduced")
 
 def junit_xml(document: Mapping[str, Any]) -> bytes:
     """The JUnit XML (UTF-8, with its declaration) of the report ``document``."""
-    root = ET.Element("testsuites", name="chaos run")
-    totals = [0, 0, 0]  # tests, failures, errors
-    time = 0.0
-    for scenario in document["scenarios"]:
-        suite = _suite(document, scenario)
-        root.append(suite)
-        time += float(suite.get("time", "0"))
-        for index, key in enumerate(("tests", "failures", "errors")):
-            totals[index] += int(suite.get(key, "0"))
-    if document["errors"]:
-        root.append(_harness_suite(document, document["errors"]))
-        totals[0] += len(document["errors"])
-        totals[2] += len(document["errors"])
-    root.set("tests", str(totals[0]))
-    root.set("failures", str(totals[1]))
-    root.set("errors", str(totals[2]))
-    root.set("time", _seconds(time))
+    errors = document["errors"]
+    arms = [arm for scenario in document["scenarios"] for arm in scenario["arms"]]
+    tests, failures, arm_errors = _counts(arms)
+    root = ET.Element(
+        "testsuites",
+        name="chaos run",
+        tests=str(tests + len(errors)),
+        failures=str(failures),
+        errors=str(arm_errors + len(errors)),
+        time=_seconds(sum(arm["wall_time_s"] for arm in arms)),
+    )
+    root.extend(_suite(document, scenario) for scenario in document["scenarios"])
+    if errors:
+        root.append(_harness_suite(document, errors))
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
@@ -73,17 +70,15 @@ def write_junit(document: Mapping[str, Any], path: Path) -> None:
 
 def _suite(document: Mapping[str, Any], scenario: Mapping[str, Any]) -> ET.Element:
     arms = scenario["arms"]
-    failures = sum(arm["verdict"] not in (*_PASSED, "error") for arm in arms)
-    errors = sum(arm["verdict"] == "error" for arm in arms)
-    time = sum(arm["wall_time_s"] for arm in arms)
+    tests, failures, errors = _counts(arms)
     suite = ET.Element(
         "testsuite",
         name=_text(scenario["name"]),
-        tests=str(len(arms)),
+        tests=str(tests),
         failures=str(failures),
         errors=str(errors),
         skipped="0",
-        time=_seconds(time),
+        time=_seconds(sum(arm["wall_time_s"] for arm in arms)),
         timestamp=_text(document["created"]),
     )
     properties = ET.SubElement(suite, "properties")
@@ -100,6 +95,13 @@ def _suite(document: Mapping[str, Any], scenario: Mapping[str, Any]) -> ET.Eleme
     for arm in arms:
         suite.append(_case(scenario, arm))
     return suite
+
+
+def _counts(arms: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """Test cases, failures and errors of ``arms``."""
+    errors = sum(arm["verdict"] == "error" for arm in arms)
+    passed = sum(arm["verdict"] in _PASSED for arm in arms)
+    return len(arms), len(arms) - passed - errors, errors
 
 
 def _case(scenario: Mapping[str, Any], arm: Mapping[str, Any]) -> ET.Element:

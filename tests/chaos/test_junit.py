@@ -216,3 +216,144 @@ def test_the_schema_is_strict_enough_to_catch_a_malformed_file() -> None:
         '<testsuites><testsuite name="a" tests="1" failures="0" errors="0" time="-1">'
         "</testsuite></testsuites>"
     )
+
+
+def _two_scenarios() -> dict[str, Any]:
+    """The saved run, its scenario twice (``demo`` as saved, ``demo-2`` with a failed guard
+    and an errored naive arm), and two harness errors."""
+    document = saved_report()
+    second = fail_guard(saved_report())["scenarios"][0]
+    second["name"] = "demo-2"
+    for arm in second["arms"]:
+        arm["wall_time_s"] = 2.5
+    second["arms"][0].update(verdict="error", error="no redis")
+    document["scenarios"].append(second)
+    document["errors"] = ["first", "second"]
+    return document
+
+
+def test_the_root_counts_every_case_of_every_suite_and_every_harness_error() -> None:
+    data = junit_xml(_two_scenarios())
+    assert data.startswith(b"<?xml version='1.0' encoding='utf-8'?>\n<testsuites ")
+    assert data.endswith(b"</testsuites>\n")
+    root = _parsed(_two_scenarios())
+    assert root.attrib == {
+        "name": "chaos run",
+        "tests": "6",
+        "failures": "1",
+        "errors": "3",
+        "time": "27.000",
+    }
+    first, second, harness = root.findall("testsuite")
+    assert second.attrib == {
+        "name": "demo-2", "tests": "2", "failures": "1", "errors": "1", "skipped": "0",
+        "time": "5.000", "timestamp": "2026-11-30T08:00:00+00:00",
+    }  # fmt: skip
+    assert first.get("skipped") == "0"
+    assert harness.attrib == {
+        "name": "chaos harness", "tests": "2", "failures": "0", "errors": "2", "skipped": "0",
+        "time": "0.000", "timestamp": "2026-11-30T08:00:00+00:00",
+    }  # fmt: skip
+    cases = [(c.get("classname"), c.get("name")) for c in harness.findall("testcase")]
+    assert cases == [("chaos", "harness error 1"), ("chaos", "harness error 2")]
+    error = harness.findall("testcase")[1].find("error")
+    assert error is not None
+    assert (error.get("type"), error.get("message"), error.text) == (
+        "harness-error",
+        "second",
+        "second",
+    )
+
+
+def test_every_property_of_a_suite() -> None:
+    document = saved_report()
+    document["scale"] = 0.5
+    (suite,) = _parsed(document).findall("testsuite")
+    properties = [(p.get("name"), p.get("value")) for p in suite.iter("property")]
+    assert properties == [
+        ("incident", "demo.txt"),
+        ("summary", "demo incident"),
+        ("pattern", "demo guard"),
+        ("seed", "4"),
+        ("scale", "0.5"),
+        ("toxiproxy", "2.12.0"),
+        ("project", document["versions"]["project"]),
+    ]
+
+
+def test_the_output_of_a_case_has_every_slo_premise_and_note() -> None:
+    document = saved_report()
+    guarded = arm_of(document, "guarded")
+    guarded["premises"] = [{**guarded["slos"][0], "name": "healthy"}]
+    guarded["notes"] = ["dropped 3 actions", "second note"]
+    out = _case(_parsed(document), "guarded (guarded)").find("system-out")
+    assert out is not None
+    assert out.text == (
+        "PASS no-false-429: 0.00% <= 0.00%\nPASS p99: 17.5 ms <= 100.0 ms\n"
+        "premise: PASS healthy: 0.00% <= 0.00%\nnote: dropped 3 actions\nnote: second note"
+    )
+
+
+def test_a_failure_names_only_the_slos_shown_broken() -> None:
+    document = fail_guard(saved_report())
+    slos = arm_of(document, "guarded")["slos"]
+    slos[1].update(value=0.5, passed=False)
+    slos.append({**slos[1], "name": "doubtful", "inconclusive": "noise"})
+    slos.append({**slos[1], "name": "unmeasured", "problem": "too few"})
+    failure = _case(_parsed(document), "guarded (guarded)").find("failure")
+    assert failure is not None
+    message = "the guard failed: FAIL no-false-429: 12.00% <= 0.00%; FAIL p99: 500.0 ms <= 100.0 ms"
+    assert failure.get("message") == message
+    assert failure.text is not None
+    assert failure.text.splitlines() == [
+        message,
+        "FAIL no-false-429: 12.00% <= 0.00%",
+        "FAIL p99: 500.0 ms <= 100.0 ms",
+        "INCONCLUSIVE doubtful: 500.0 ms <= 100.0 ms",
+        "FAIL unmeasured: 500.0 ms <= 100.0 ms",
+    ]
+
+
+def test_a_not_reproduced_failure_leaves_out_inconclusive_slos() -> None:
+    document = saved_report()
+    naive = arm_of(document, "naive")
+    naive["verdict"] = "not-reproduced"
+    naive["slos"][0].update(passed=True, inconclusive="noise")
+    naive["slos"].append({**naive["slos"][0], "inconclusive": None, "name": "held"})
+    document["scenarios"][0]["breaks"].append("held")
+    failure = _case(_parsed(document), "naive (naive)").find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        "the incident did not reproduce: PASS held: 95.00% <= 0.00% (must fail)"
+    )
+
+
+def test_an_error_joins_its_reasons_and_lists_every_attempt() -> None:
+    document = saved_report()
+    first = {**arm_of(saved_report(), "guarded"), "verdict": "error", "error": "late"}
+    guarded = arm_of(document, "guarded")
+    guarded.update(
+        verdict="error", error="lag", untrusted=["lag", "a gauge gap"],
+        attempts=[first, {**first, "error": "later"}],
+    )  # fmt: skip
+    error = _case(_parsed(document), "guarded (guarded)").find("error")
+    assert error is not None
+    assert error.get("message") == "lag; a gauge gap"
+    assert error.text is not None
+    assert error.text.splitlines()[:4] == [
+        "lag; a gauge gap",
+        "attempt 1: error: late",
+        "attempt 2: error: later",
+        "PASS no-false-429: 0.00% <= 0.00%",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.0004, "0.000"), (-3.0, "0.000"), (1234.5678, "1234.568")]
+)
+def test_times_are_what_the_schema_takes(seconds: float, text: str) -> None:
+    document = saved_report()
+    for arm in document["scenarios"][0]["arms"]:
+        arm["wall_time_s"] = seconds / 2 if seconds > 0 else seconds
+    (suite,) = _parsed(document).findall("testsuite")
+    assert suite.get("time") == text
