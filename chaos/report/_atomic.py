@@ -18,7 +18,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, renamed over
     ``path`` once complete and flushed. The file is readable by all (:data:`FILE_MODE`), not
     private as a temporary file is: a CI step running as another user uploads it."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)

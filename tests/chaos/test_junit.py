@@ -185,7 +185,7 @@ def test_write_junit_replaces_the_file_whole_and_leaves_no_temporary(tmp_path: P
     write_junit(saved_report(), path)
     assert path.read_bytes() == junit_xml(saved_report())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml"]
-    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
+    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE == 0o644
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(

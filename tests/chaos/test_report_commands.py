@@ -403,3 +403,51 @@ def test_a_file_that_is_not_utf8_says_where(tmp_path: Path) -> None:
     assert str(raised.value) == (
         f"{tmp_path / 'r.json'} is not UTF-8 text: invalid start byte at byte 7"
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [
+        (0, "every guard held and every incident reproduced"),
+        (1, "a guard failed"),
+        (2, "the harness could not run everything"),
+        (3, "a naive arm did not reproduce its incident"),
+    ],
+)
+def test_report_ends_with_the_saved_status_as_run_wrote_it(
+    status: int, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = saved_report()
+    document["exit_status"] = status
+    assert main(["report", str(write(document, tmp_path / "r.json"))]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"exit status {status}: {text}"
+
+
+def test_the_commands_help_names_their_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["report", "--help"], ["compare", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in (
+        "report draw a saved JSON report again: the table, the HTML page, JUnit XML",
+        "compare what changed between two saved runs; exit 1 if a verdict got worse",
+        "usage: chaos report [-h] [--html DIR] [--junit FILE] REPORT.json",
+        "REPORT.json a saved JSON report",
+        "--html DIR write DIR/report.html",
+        "--junit FILE write JUnit XML to FILE",
+        "usage: chaos compare [-h] OLD.json NEW.json",
+        "OLD.json the earlier run (e.g. main)",
+        "NEW.json the later run (e.g. a PR)",
+    ):
+        assert text in out
+
+
+def test_report_to_a_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["report", str(SAVED_REPORT), "--html", str(blocker / "site")]) == 2
+    line = _error_line(capsys)
+    assert line == f"chaos: error: cannot write {blocker / 'site'}: Not a directory"
