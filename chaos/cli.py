@@ -291,6 +291,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.report is not None:
         _check_writable(args.report)
     if args.junit is not None:
+        if args.junit.is_dir():
+            raise _UsageError(f"--junit takes a file, and {args.junit} is a folder")
         _check_writable(args.junit.parent)
 
     results: list[ScenarioResult] = []

@@ -451,3 +451,21 @@ def test_report_to_a_folder_that_cannot_be_made_is_one_line(
     assert main(["report", str(SAVED_REPORT), "--html", str(blocker / "site")]) == 2
     line = _error_line(capsys)
     assert line == f"chaos: error: cannot write {blocker / 'site'}: Not a directory"
+
+
+def test_run_refuses_a_junit_path_that_is_a_folder_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["run", "selftest-deadline", "--scenarios-module", "tests.chaos.selftest_scenarios"]
+    assert main([*argv, "--junit", str(tmp_path)]) == 2
+    assert _error_line(capsys) == f"chaos: error: --junit takes a file, and {tmp_path} is a folder"
+
+
+def test_run_refuses_a_junit_file_in_a_place_it_cannot_write_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["run", "selftest-deadline", "--scenarios-module", "tests.chaos.selftest_scenarios"]
+    assert main([*argv, "--junit", str(blocker / "junit.xml")]) == 2
+    assert _error_line(capsys).startswith(f"chaos: error: cannot write the report to {blocker}")
