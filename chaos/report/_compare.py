@@ -91,14 +91,13 @@ class ArmChange:
 
     def describe(self) -> str:
         """``rate-limiter-outage / guarded: mitigated -> failed (WORSE)``."""
-        old, new = self.old or "missing", self.new or "missing"
         if self.old is None:
-            change = f"new in NEW: {new}"
+            change = f"new in NEW: {self.new}"
         elif self.old == self.new:
-            change = f"{new} (unchanged)"
+            change = f"{self.new} (unchanged)"
         else:
             trend = "WORSE" if self.worse else "better" if self.better else "as good"
-            change = f"{old} -> {new} ({trend})"
+            change = f"{self.old} -> {self.new or 'missing'} ({trend})"
         return f"{self.scenario} / {self.arm}: {change}"
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from chaos.cli import main
 from chaos.report import (
     VERDICT_ORDER,
+    Comparison,
     ReportError,
     compare_reports,
     junit_xml,
@@ -431,3 +432,15 @@ def test_run_refuses_a_junit_file_in_a_place_it_cannot_write_before_running(
     argv = ["run", "selftest-deadline", "--scenarios-module", "tests.chaos.selftest_scenarios"]
     assert main([*argv, "--junit", str(blocker / "junit.xml")]) == 2
     assert _error_line(capsys).startswith(f"chaos: error: cannot write the report to {blocker}")
+
+
+def test_comparisons_are_frozen_values_and_print_their_notes() -> None:
+    import dataclasses
+
+    comparison = compare_reports(saved_report(), saved_report())
+    change = comparison.arms[0]
+    for value, field in ((comparison, "notes"), (change, "old"), (change.slos[0], "name")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)
+    assert Comparison(()).lines() == ["no verdict got worse"]
+    assert Comparison((), ("a note",)).lines() == ["note: a note", "no verdict got worse"]
