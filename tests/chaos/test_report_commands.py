@@ -213,6 +213,7 @@ def test_the_same_run_twice_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "no verdict got worse"
     assert "    hypothesis p99: 17.5 ms -> 17.5 ms (<= 100.0 ms) PASS" in out
+    assert "    signature mostly-429: 95.00% -> 95.00% (>= 90.00%) PASS" in out
 
 
 def test_a_verdict_that_got_better_exits_0(
