@@ -445,3 +445,13 @@ def test_comparisons_are_frozen_values_and_print_their_notes() -> None:
             setattr(value, field, None)
     assert Comparison(()).lines() == ["no verdict got worse"]
     assert Comparison((), ("a note",)).lines() == ["note: a note", "no verdict got worse"]
+
+
+def test_a_schema_message_of_exactly_300_characters_is_kept_whole(tmp_path: Path) -> None:
+    document = saved_report()
+    document["scenarios"] = "x" * 275  # the message: the value quoted, then 23 characters
+    with pytest.raises(ReportError) as raised:
+        read_report(write(document, tmp_path / "r.json"))
+    message = str(raised.value).split(": at $.scenarios: ", 1)[1]
+    assert message == repr("x" * 275) + " is not of type 'array'"
+    assert len(message) == 300
