@@ -455,3 +455,15 @@ def test_a_schema_message_of_exactly_300_characters_is_kept_whole(tmp_path: Path
     message = str(raised.value).split(": at $.scenarios: ", 1)[1]
     assert message == repr("x" * 275) + " is not of type 'array'"
     assert len(message) == 300
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_number_json_allows_but_a_report_never_holds_is_named(
+    constant: str, tmp_path: Path
+) -> None:
+    (tmp_path / "r.json").write_text(f'{{"seed": {constant}}}')
+    with pytest.raises(ReportError) as raised:
+        read_report(tmp_path / "r.json")
+    assert str(raised.value) == (
+        f"{tmp_path / 'r.json'} is not a report: {constant} is not a number a report holds"
+    )
