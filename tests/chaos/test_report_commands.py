@@ -467,3 +467,26 @@ def test_a_number_json_allows_but_a_report_never_holds_is_named(
     assert str(raised.value) == (
         f"{tmp_path / 'r.json'} is not a report: {constant} is not a number a report holds"
     )
+
+
+def test_report_makes_the_html_folder_or_reuses_it_and_says_what_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site, junit = tmp_path / "a" / "b", tmp_path / "junit.xml"
+    for _ in range(2):  # made (with its parents), then reused
+        argv = ["report", str(SAVED_REPORT), "--html", str(site), "--junit", str(junit)]
+        assert main(argv) == 0
+        assert capsys.readouterr().err.splitlines() == [
+            f"chaos: wrote {site / 'report.html'}",
+            f"chaos: wrote {junit}",
+        ]
+    assert (site / "report.html").is_file()
+
+
+def test_report_prints_each_saved_harness_error_on_a_line_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = saved_report()
+    document["errors"] = ["one", "two"]
+    assert main(["report", str(write(document, tmp_path / "r.json"))]) == 0
+    assert capsys.readouterr().out.splitlines()[-3:-1] == ["error: one", "error: two"]
