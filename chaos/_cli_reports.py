@@ -83,16 +83,19 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"error: {error}")
     status = document["exit_status"]
     print(f"exit status {status}: {STATUS_TEXT[status]}")
+    target: Path | None = None
     try:
         if args.html is not None:
+            target = args.html / "report.html"
             args.html.mkdir(parents=True, exist_ok=True)
-            write_html(document, args.html / "report.html")
-            print(f"chaos: wrote {args.html / 'report.html'}", file=sys.stderr)
+            write_html(document, target)
+            print(f"chaos: wrote {target}", file=sys.stderr)
         if args.junit is not None:
-            write_junit(document, args.junit)
-            print(f"chaos: wrote {args.junit}", file=sys.stderr)
+            target = args.junit
+            write_junit(document, target)
+            print(f"chaos: wrote {target}", file=sys.stderr)
     except OSError as exc:
-        return _error(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
+        return _error(f"cannot write {target}: {exc.strerror or exc}")
     return EXIT_READ_OK
 
 

@@ -414,7 +414,7 @@ def test_report_to_a_folder_that_cannot_be_made_is_one_line(
     blocker.write_text("")
     assert main(["report", str(SAVED_REPORT), "--html", str(blocker / "site")]) == 2
     line = _error_line(capsys)
-    assert line == f"chaos: error: cannot write {blocker / 'site'}: Not a directory"
+    assert line == f"chaos: error: cannot write {blocker / 'site' / 'report.html'}: Not a directory"
 
 
 def test_run_refuses_a_junit_path_that_is_a_folder_before_running(
@@ -490,3 +490,31 @@ def test_report_prints_each_saved_harness_error_on_a_line_of_its_own(
     document["errors"] = ["one", "two"]
     assert main(["report", str(write(document, tmp_path / "r.json"))]) == 0
     assert capsys.readouterr().out.splitlines()[-3:-1] == ["error: one", "error: two"]
+
+
+def test_a_write_that_fails_midway_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", full)
+    junit = tmp_path / "junit.xml"
+    assert main(["report", str(SAVED_REPORT), "--junit", str(junit)]) == 2
+    assert _error_line(capsys) == f"chaos: error: cannot write {junit}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_names_both_files_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(SAVED_REPORT), str(SAVED_REPORT)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == f"chaos compare: OLD {SAVED_REPORT} -> NEW {SAVED_REPORT}"
+
+
+def test_report_off_a_terminal_is_160_columns_wide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = saved_report()
+    arm_of(document, "guarded")["notes"] = ["word " * 200]
+    assert main(["report", str(write(document, tmp_path / "r.json"))]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) == 160
