@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from chaos.load import LoadProgress, LoadResult
 from chaos.scenario import GaugeSeries, Scenario, SLOResult, Verdict
 
-__all__ = ["ArmProgress", "ArmResult", "FaultRecord", "ProgressCallback", "ScenarioResult"]
+__all__ = [
+    "PASSING_VERDICTS",
+    "ArmProgress",
+    "ArmResult",
+    "FaultRecord",
+    "ProgressCallback",
+    "ScenarioResult",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,11 @@ class ArmResult:
         return self.load is not None and not self.untrusted
 
 
+PASSING_VERDICTS: Mapping[str, str] = {"naive": "reproduced", "guarded": "mitigated"}
+"""The verdict each role asks of its arm: the naive arm shows the incident, the guarded arm
+keeps the hypothesis."""
+
+
 @dataclass
 class ScenarioResult:
     """Every arm of one scenario, run with one seed and one scale."""
@@ -91,6 +103,40 @@ class ScenarioResult:
     toxiproxy_url: str
     toxiproxy_version: str | None
     toxiproxy_embedded: bool
+
+    @property
+    def passed(self) -> bool:
+        """Every arm got the verdict its role asks (:data:`PASSING_VERDICTS`): the incident
+        reproduced without the guard and was mitigated with it. False for an ``error`` arm
+        too: an arm the harness could not judge proves nothing."""
+        return bool(self.arms) and all(
+            arm.verdict == PASSING_VERDICTS.get(arm.role) for arm in self.arms
+        )
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """Each arm's verdict, by arm name."""
+        return {arm.name: arm.verdict for arm in self.arms}
+
+    def arm(self, name: str) -> ArmResult:
+        """The result of the arm called ``name``; :class:`KeyError` naming the arms run."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise KeyError(f"no arm {name!r} was run (arms: {', '.join(self.verdicts) or 'none'})")
+
+    def summary(self) -> str:
+        """One line per arm: its verdict, then every SLO that did not hold and every reason
+        it is ``error`` (an assertion message: ``assert result.passed, result.summary()``)."""
+        lines = []
+        for arm in self.arms:
+            lines.append(f"{self.scenario.name} / {arm.name} ({arm.role}): {arm.verdict}")
+            for slo in (*arm.slos, *arm.signature):
+                if not slo.passed or slo.inconclusive:
+                    mark = "INCONCLUSIVE" if slo.inconclusive else "FAIL"
+                    lines.append(f"  {mark} {slo.name}: {slo.value} {slo.op} {slo.bound}")
+            lines += [f"  error: {reason}" for reason in (arm.error, *arm.untrusted) if reason]
+        return "\n".join(lines)
 
 
 ProgressCallback = Callable[[ArmProgress], None]

@@ -2,17 +2,23 @@
 
     chaos list [--scenarios-module M]...
     chaos run [NAME ...|all] [--toxiproxy URL] [--seed N] [--scale F] [--arms ARM ...]
-              [--retries N] [--report DIR] [--json] [--scenarios-module M]...
+              [--retries N] [--report DIR] [--junit FILE] [--json] [--scenarios-module M]...
+    chaos report REPORT.json [--html DIR] [--junit FILE]
+    chaos compare OLD.json NEW.json
     chaos toxiproxy serve [-host H] [-port P] [-config FILE] [-seed N]
 
 ``run`` with no name runs every scenario. The Toxiproxy server is ``--toxiproxy``, else
 ``$TOXIPROXY_URL``, else the embedded one, started in its own process on a free loopback port
 (so relaying traffic does not share an interpreter lock with the service under test).
 ``--scenarios-module`` loads scenarios from other modules instead of the built-in
-``chaos.scenarios`` (repeatable). An arm whose measurement the harness cannot trust (a busy
-machine: see :mod:`chaos.scenario._verdicts`) is run again, up to ``--retries`` times
-(default :data:`DEFAULT_RETRIES`); the report shows every attempt, and an arm still untrusted
-after the last one is ``error`` (status 2), never a failed guard.
+``chaos.scenarios`` (repeatable); scenarios that installed packages register under the entry
+point group ``chaos.scenarios`` are loaded beside either (see :mod:`chaos.scenarios`).
+``--junit FILE`` writes JUnit XML for CI (:mod:`chaos.report._junit`); ``report`` and
+``compare`` read saved JSON reports (:mod:`chaos._cli_reports`, with their exit statuses).
+An arm whose measurement the harness cannot trust (a busy machine: see
+:mod:`chaos.scenario._verdicts`) is run again, up to ``--retries`` times (default
+:data:`DEFAULT_RETRIES`); the report shows every attempt, and an arm still untrusted after the
+last one is ``error`` (status 2), never a failed guard.
 
 Exit status of ``run``:
 
@@ -48,9 +54,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from chaos._cli_reports import STATUS_TEXT as _STATUS_TEXT
+from chaos._cli_reports import add_report_commands, console_for, run_compare, run_report
 from chaos.engine import ArmProgress, ScenarioResult, run_scenario
 from chaos.scenario import Scenario, ScenarioError
-from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, load_scenarios
+from chaos.scenarios import BUILTIN_MODULE, ScenarioLoadError, discover_scenarios
 
 __all__ = [
     "EXIT_GUARD_FAILED",
@@ -146,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if args.command == "run":
             return asyncio.run(_terminable(_run(args)))
-        raise _UsageError("choose a command: list, run, toxiproxy serve")
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "compare":
+            return run_compare(args)
+        raise _UsageError("choose a command: list, run, report, compare, toxiproxy serve")
     except _UsageError as exc:
         print(f"chaos: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
@@ -198,8 +210,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_RETRIES})",
     )
     run.add_argument("--report", type=Path, metavar="DIR", help="write report.json and .html")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (for CI)")
     run.add_argument("--json", action="store_true", help="print the JSON report to stdout")
     run.add_argument("--scenarios-module", action="append", metavar="M", help=modules_help)
+    add_report_commands(commands)
 
     toxiproxy = commands.add_parser("toxiproxy", help="the embedded Toxiproxy server")
     toxiproxy.add_argument("action", choices=["serve"], help="serve: run it (flags as toxiproxy)")
@@ -228,7 +242,7 @@ def _count(text: str) -> int:
 
 def _scenarios(modules: list[str] | None) -> dict[str, Scenario]:
     try:
-        return load_scenarios(modules or (BUILTIN_MODULE,))
+        return discover_scenarios(modules)
     except ScenarioLoadError as exc:
         raise _UsageError(str(exc)) from None
 
@@ -248,13 +262,13 @@ def _list(args: argparse.Namespace) -> int:
     for scenario in scenarios.values():
         incident = f"{scenario.incident.file}\n{scenario.incident.summary}"
         table.add_row(scenario.name, incident, scenario.pattern, f"{scenario.min_scale:g}")
-    _console(sys.stdout).print(table)
+    console_for(sys.stdout).print(table)
     return EXIT_OK
 
 
 async def _run(args: argparse.Namespace) -> int:
     from chaos._proxy_process import run_toxiproxy
-    from chaos.report import build_report, render_table, write_reports
+    from chaos.report import build_report, render_table, write_junit, write_reports
     from chaos.toxiproxy.control import normalize_toxiproxy_url
     from chaos.toxiproxy.errors import ToxiproxyError
 
@@ -276,6 +290,10 @@ async def _run(args: argparse.Namespace) -> int:
             raise _UsageError(str(exc)) from None
     if args.report is not None:
         _check_writable(args.report)
+    if args.junit is not None:
+        if args.junit.is_dir():
+            raise _UsageError(f"--junit takes a file, and {args.junit} is a folder")
+        _check_writable(args.junit.parent)
 
     results: list[ScenarioResult] = []
     errors: list[str] = []
@@ -307,28 +325,28 @@ async def _run(args: argparse.Namespace) -> int:
     )
     if args.report is not None:
         try:
-            json_path, html_path = write_reports(results, document, args.report)
+            json_path, html_path = write_reports(document, args.report)
         except OSError as exc:
             print(f"chaos: error: cannot write the report: {exc}", file=sys.stderr)
             status = EXIT_HARNESS_ERROR if status == EXIT_OK else status
         else:
             print(f"chaos: wrote {json_path} and {html_path}", file=sys.stderr)
+    if args.junit is not None:
+        try:
+            write_junit(document, args.junit)
+        except OSError as exc:
+            print(f"chaos: error: cannot write the JUnit file: {exc}", file=sys.stderr)
+            status = EXIT_HARNESS_ERROR if status == EXIT_OK else status
+        else:
+            print(f"chaos: wrote {args.junit}", file=sys.stderr)
     if args.json:
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
-        _console(sys.stdout).print(render_table(results))
+        console_for(sys.stdout).print(render_table(document))
         for error in errors:
             print(f"error: {error}")
         print(f"exit status {status}: {_STATUS_TEXT[status]}")
     return status
-
-
-_STATUS_TEXT = {
-    EXIT_OK: "every guard held and every incident reproduced",
-    EXIT_GUARD_FAILED: "a guard failed",
-    EXIT_HARNESS_ERROR: "the harness could not run everything",
-    EXIT_NOT_REPRODUCED: "a naive arm did not reproduce its incident",
-}
 
 
 def _choose(scenarios: dict[str, Scenario], names: list[str]) -> list[Scenario]:
@@ -360,13 +378,6 @@ def _check_writable(directory: Path) -> None:
         raise _UsageError(
             f"cannot write the report to {directory}: {exc.strerror or exc}"
         ) from None
-
-
-def _console(stream: TextIO) -> Console:
-    console = Console(file=stream)
-    if not console.is_terminal:
-        console = Console(file=stream, width=160)
-    return console
 
 
 class _Progress:

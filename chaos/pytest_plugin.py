@@ -12,6 +12,11 @@ Installed with the package, so any suite can ask for:
   creates a proxy on a free loopback port in front of ``upstream`` and returns its
   :class:`~chaos.toxiproxy.models.ProxyInfo`; every proxy it made is deleted after the test,
   whether the test passed or failed.
+- ``chaos_scenario`` (function, async factory): ``result = await chaos_scenario("name",
+  scale=0.5)`` runs a named scenario (built-in, registered by an installed package under the
+  ``chaos.scenarios`` entry point group, or from ``scenarios_module=``) on that server, as
+  ``chaos run`` does, and returns its :class:`~chaos.engine.ScenarioResult`:
+  ``assert result.passed, result.summary()``, ``result.arm("guarded").verdict``.
 
 It also registers the ``chaos`` and ``real_server`` markers. The async fixtures need
 pytest-asyncio (auto or strict mode). Everything bound to an event loop is function-scoped, so
@@ -23,8 +28,8 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
@@ -32,12 +37,27 @@ from chaos.toxiproxy.control import ToxiproxyControl, ToxiproxyEndpoint, running
 from chaos.toxiproxy.errors import ProxyNotFound
 from chaos.toxiproxy.models import ProxyInfo
 
+if TYPE_CHECKING:  # the engine (numpy, the load generator) is imported when a scenario runs
+    from chaos.engine import ScenarioResult
+
 try:
     import pytest_asyncio as _pytest_asyncio
 except ImportError:  # pragma: no cover - the sync fixture still works without it
     _pytest_asyncio = None  # type: ignore[assignment]
 
-__all__ = ["ProxyFactory", "toxiproxy", "toxiproxy_proxy", "toxiproxy_server"]
+__all__ = [
+    "DEFAULT_SCENARIO_RETRIES",
+    "ProxyFactory",
+    "ScenarioRunner",
+    "chaos_scenario",
+    "toxiproxy",
+    "toxiproxy_proxy",
+    "toxiproxy_server",
+]
+
+DEFAULT_SCENARIO_RETRIES = 4
+"""How many times ``chaos_scenario`` runs an untrusted arm again unless told (as ``chaos
+run``'s ``--retries``: a busy CI machine spoils an attempt now and then)."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -99,6 +119,43 @@ class ProxyFactory:
             raise failures[0]
 
 
+class ScenarioRunner:
+    """Runs named scenarios on one Toxiproxy server, for one test (``chaos_scenario``)."""
+
+    def __init__(self, control: ToxiproxyControl) -> None:
+        self.control = control
+
+    async def __call__(
+        self,
+        name: str,
+        *,
+        scale: float = 1.0,
+        seed: int = 1,
+        arms: Sequence[str] | None = None,
+        retries: int = DEFAULT_SCENARIO_RETRIES,
+        scenarios_module: str | Sequence[str] | None = None,
+    ) -> ScenarioResult:
+        """Run scenario ``name`` and judge its arms (all, or those in ``arms``).
+
+        The scenario is found as ``chaos run`` finds it: the built-in ones (or those of
+        ``scenarios_module``, a module name or several) and those installed packages register.
+        Raises :class:`LookupError` for an unknown name, and
+        :class:`~chaos.scenarios.ScenarioLoadError` or :class:`~chaos.scenario.ScenarioError`
+        as ``chaos run`` would report them.
+        """
+        from chaos.engine import run_scenario
+        from chaos.scenarios import discover_scenarios
+
+        modules = [scenarios_module] if isinstance(scenarios_module, str) else scenarios_module
+        scenarios = discover_scenarios(modules)
+        if name not in scenarios:
+            known = ", ".join(scenarios) or "none"
+            raise LookupError(f"unknown scenario {name!r} (known: {known})")
+        return await run_scenario(
+            scenarios[name], self.control, seed=seed, scale=scale, arms=arms, retries=retries
+        )
+
+
 def _async_fixture(func: _F) -> _F:
     """``pytest_asyncio.fixture`` (works in auto and strict mode); without pytest-asyncio, a
     fixture that fails the test saying what is missing, instead of breaking every suite."""
@@ -139,3 +196,9 @@ async def toxiproxy_proxy(
         yield factory
     finally:
         await factory.cleanup()
+
+
+@_async_fixture
+async def chaos_scenario(toxiproxy: ToxiproxyControl) -> AsyncIterator[ScenarioRunner]:
+    """``await chaos_scenario("name", scale=...)``: a scenario run, its result to assert on."""
+    yield ScenarioRunner(toxiproxy)

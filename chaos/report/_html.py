@@ -1,25 +1,27 @@
-"""The HTML page of a run: one self-contained page (it opens offline; plots are inlined PNGs)."""
+"""The HTML page of a run: one self-contained page (it opens offline; plots are inlined PNGs).
+
+Drawn from the JSON document, so ``chaos report --html`` draws a saved run as ``chaos run``
+did."""
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import ScenarioResult
+from chaos.report._atomic import write_atomically
 from chaos.report._format import counts_text, format_value, must_break
 from chaos.report._plot import plot_scenario
 
 __all__ = ["write_html"]
 
 
-def write_html(results: Sequence[ScenarioResult], document: Mapping[str, Any], path: Path) -> None:
-    """Write one self-contained HTML page: per scenario, its plot and its SLO tables."""
-    sections = []
-    for result, doc in zip(results, document["scenarios"], strict=True):
-        sections.append(_scenario_html(result, doc))
+def write_html(document: Mapping[str, Any], path: Path) -> None:
+    """Write one self-contained HTML page of the report ``document`` (atomically): per
+    scenario, its plot and its SLO tables."""
+    sections = [_scenario_html(doc) for doc in document["scenarios"]]
     versions = document["versions"]
     head = (
         f"seed {document['seed']}, scale {document['scale']:g}, exit status "
@@ -34,7 +36,7 @@ def write_html(results: Sequence[ScenarioResult], document: Mapping[str, Any], p
         errors=errors,
         body="\n".join(sections),
     )
-    path.write_text(page, encoding="utf-8")
+    write_atomically(path, page.encode("utf-8", "backslashreplace"))
 
 
 _PAGE = """<!doctype html>
@@ -54,17 +56,16 @@ img {{ max-width: 100%; }} .meta {{ color: #555; }}
 """
 
 
-def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
-    scenario = result.scenario
+def _scenario_html(doc: Mapping[str, Any]) -> str:
     parts = [
-        f"<h2>{html.escape(scenario.name)}</h2>",
-        f"<p>{html.escape(scenario.incident.summary)} (incident "
-        f"<code>{html.escape(scenario.incident.file)}</code>; pattern: "
-        f"{html.escape(scenario.pattern)})</p>",
+        f"<h2>{html.escape(doc['name'])}</h2>",
+        f"<p>{html.escape(doc['incident']['summary'])} (incident "
+        f"<code>{html.escape(doc['incident']['file'])}</code>; pattern: "
+        f"{html.escape(doc['pattern'])})</p>",
     ]
-    if any(arm.load is not None for arm in result.arms):
-        png = base64.b64encode(plot_scenario(result)).decode("ascii")
-        parts.append(f'<img alt="timeline of {html.escape(scenario.name)}" '
+    if any(arm["load"] is not None for arm in doc["arms"]):
+        png = base64.b64encode(plot_scenario(doc)).decode("ascii")
+        parts.append(f'<img alt="timeline of {html.escape(doc["name"])}" '
                      f'src="data:image/png;base64,{png}">')  # fmt: skip
     rows = []
     for arm in doc["arms"]:
@@ -102,23 +103,27 @@ def _scenario_html(result: ScenarioResult, doc: Mapping[str, Any]) -> str:
         + "</table>"
     )
     slo_rows = []
-    for arm_result in result.arms:
+    for arm in doc["arms"]:
+        breaks = must_break(doc, arm)
         groups = (
-            ("hypothesis", arm_result.slos),
-            ("signature", arm_result.signature),
-            ("premise", arm_result.premises),
+            ("hypothesis", arm["slos"]),
+            ("signature", arm["signature"]),
+            ("premise", arm["premises"]),
         )
         for group, checks in groups:
             for slo in checks:
-                must = " (must fail)" if slo.name in must_break(result, arm_result) else ""
+                must = " (must fail)" if slo["name"] in breaks else ""
+                result = (
+                    "inconclusive" if slo.get("inconclusive") else
+                    "pass" if slo["passed"] else "fail"
+                )  # fmt: skip
                 slo_rows.append(
-                    f"<tr><td>{html.escape(arm_result.name)}</td><td>{group}</td>"
-                    f"<td>{html.escape(slo.name)}{must}</td><td>{html.escape(slo.description)}</td>"
-                    f"<td>{html.escape(format_value(slo.value, slo))}</td>"
-                    f"<td>{slo.op} {html.escape(format_value(slo.bound, slo))}</td>"
-                    f"<td class={'pass' if slo.passed else 'fail'}>"
-                    f"{'inconclusive' if slo.inconclusive else 'pass' if slo.passed else 'fail'}"
-                    "</td></tr>"
+                    f"<tr><td>{html.escape(arm['name'])}</td><td>{group}</td>"
+                    f"<td>{html.escape(slo['name'])}{must}</td>"
+                    f"<td>{html.escape(slo['description'])}</td>"
+                    f"<td>{html.escape(format_value(slo['value'], slo))}</td>"
+                    f"<td>{slo['op']} {html.escape(format_value(slo['bound'], slo))}</td>"
+                    f"<td class={'pass' if slo['passed'] else 'fail'}>{result}</td></tr>"
                 )
     parts.append(
         "<table><tr><th>arm</th><th>group</th><th>SLO</th><th>what</th><th>value</th>"

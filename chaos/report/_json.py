@@ -20,7 +20,8 @@ import numpy.typing as npt
 
 from chaos.engine import ArmResult, ScenarioResult
 from chaos.load import MAX_TRUSTED_LAG, LoadResult
-from chaos.scenario import Role, SLOResult, max_timeline_slip
+from chaos.report._atomic import write_atomically
+from chaos.scenario import Gauge, Role, Scenario, SLOResult, max_timeline_slip
 
 __all__ = ["SCHEMA_VERSION", "build_report", "load_schema", "timeline_buckets", "write_json"]
 
@@ -76,8 +77,9 @@ def build_report(
 
 
 def write_json(document: Mapping[str, Any], path: Path) -> None:
-    """Write the JSON document (UTF-8, indented)."""
-    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    """Write the JSON document (UTF-8, indented), atomically: a reader never sees half."""
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _project_version() -> str:
@@ -110,8 +112,19 @@ def _scenario_doc(result: ScenarioResult) -> dict[str, Any]:
             {"at": f.at, "proxy": f.proxy, "description": f.describe()} for f in scenario.faults
         ],
         "breaks": list(scenario.breaks),
+        "gauge_bounds": _gauge_bounds(scenario),
         "arms": [_arm_doc(result, arm) for arm in result.arms],
     }  # fmt: skip
+
+
+def _gauge_bounds(scenario: Scenario) -> dict[str, list[float]]:
+    """The bound of every hypothesis SLO on a gauge over the whole run, by gauge: the plot
+    draws them as dashed lines on the gauge's row."""
+    bounds: dict[str, list[float]] = {}
+    for slo in scenario.hypothesis:
+        if isinstance(slo, Gauge) and slo.window is None:
+            bounds.setdefault(slo.gauge, []).append(slo.bound()[1])
+    return bounds
 
 
 def _arm_doc(result: ScenarioResult, arm: ArmResult) -> dict[str, Any]:

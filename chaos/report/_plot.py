@@ -7,53 +7,50 @@ matplotlib is imported on first use, with its non-interactive ``Agg`` backend.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from chaos.engine import ScenarioResult
-from chaos.report._json import timeline_buckets
-from chaos.scenario import Gauge, Scenario, Window
+from chaos.scenario import Window
 
 __all__ = ["plot_scenario"]
 
 
-def plot_scenario(result: ScenarioResult) -> bytes:
-    """PNG of the scenario's timeline: per arm (side by side), request rate by outcome
-    (stacked), latency p50/p99 over time (log scale) and each gauge on a row of its own (its
-    own scale, shared by the arms, with the bound of each whole-run hypothesis SLO on it
-    dashed), windows shaded, faults marked."""
+def plot_scenario(scenario: Mapping[str, Any]) -> bytes:
+    """PNG of the timeline of ``scenario`` (one scenario of a report document): per arm (side
+    by side), request rate by outcome (stacked), latency p50/p99 over time (log scale) and
+    each gauge on a row of its own (its own scale, shared by the arms, with the bound of each
+    whole-run hypothesis SLO on it dashed: the document's ``gauge_bounds``), windows shaded,
+    faults marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    scenario = result.scenario
-    arms = [arm for arm in result.arms if arm.load is not None]
+    arms = [arm for arm in scenario["arms"] if arm["load"] is not None]
     outcomes: list[str] = []
     for arm in arms:
-        assert arm.load is not None
-        for name in arm.load.counts():
+        for name in arm["load"]["outcomes"]:
             if name not in outcomes:
                 outcomes.append(name)
     colors = _colors(outcomes)
-    gauge_names = sorted({name for arm in arms for name in arm.gauges})
+    gauge_names = sorted({name for arm in arms for name in arm["gauges"]})
     rows = 2 + len(gauge_names)  # one row per gauge: each on its own scale
     ratios = [3.0, 2.0] + [1.5] * len(gauge_names)
     fig, axes = plt.subplots(
         rows, len(arms), figsize=(6.5 * len(arms), 1.3 * sum(ratios)), sharex=True,
         sharey="row", squeeze=False, gridspec_kw={"height_ratios": ratios},
     )  # fmt: skip
-    bounds = _gauge_bounds(scenario)
-    bucket = scenario.bucket
+    bounds: Mapping[str, list[float]] = scenario.get("gauge_bounds", {})
+    bucket, duration = scenario["bucket_s"], scenario["duration_s"]
+    windows = [Window(w["name"], w["start"], w["end"]) for w in scenario["windows"]]
     for column, arm in enumerate(arms):
-        load = arm.load
-        assert load is not None
         rate_ax, latency_ax = axes[0][column], axes[1][column]
-        buckets = timeline_buckets(load, bucket)
-        edges = np.array([b["t"] for b in buckets] + [scenario.duration])
+        buckets = arm["timeline"]
+        edges = np.array([b["t"] for b in buckets] + [duration])
 
         def stepped(values: list[float]) -> npt.NDArray[np.float64]:
             return np.array([*values, values[-1]], dtype=np.float64)
@@ -63,7 +60,7 @@ def plot_scenario(result: ScenarioResult) -> bytes:
         ]
         rate_ax.stackplot(edges, *stacks, labels=outcomes, colors=[colors[o] for o in outcomes],
                           step="post", alpha=0.9)  # fmt: skip
-        rate_ax.set_title(f"{arm.name} ({arm.role}): {arm.verdict}")
+        rate_ax.set_title(f"{arm['name']} ({arm['role']}): {arm['verdict']}")
         rate_ax.set_ylabel("requests/s by outcome")
         p50 = stepped([b["p50_ms"] if b["p50_ms"] is not None else np.nan for b in buckets])
         p99 = stepped([b["p99_ms"] if b["p99_ms"] is not None else np.nan for b in buckets])
@@ -76,42 +73,50 @@ def plot_scenario(result: ScenarioResult) -> bytes:
         panels = [rate_ax, latency_ax]
         for i, name in enumerate(gauge_names):
             gauge_ax = axes[2 + i][column]
-            series = arm.gauges.get(name)
+            series = arm["gauges"].get(name)
             if series is not None:
-                gauge_ax.step(series.t, series.values, where="post", label=name,
-                              color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
+                gauge_ax.step(_array(series["t"]), _array(series["values"]), where="post",
+                              label=name, color=_EXTRA_COLORS[i % len(_EXTRA_COLORS)])  # fmt: skip
             for bound in bounds.get(name, ()):
                 gauge_ax.axhline(bound, color="#d62728", linestyle="--", linewidth=1)
             gauge_ax.set_ylabel(_wrapped(name), fontsize=8)
             panels.append(gauge_ax)
         panels[-1].set_xlabel("seconds from load start")
         for ax in panels:
-            for i, window in enumerate(scenario.windows):
+            for i, window in enumerate(windows):
                 ax.axvspan(window.start, window.end, color=f"C{i % 10}", alpha=0.08)
-            for fault in arm.faults:
-                ax.axvline(fault.applied_at, color="#555", linestyle=":", linewidth=1)
-            ax.set_xlim(0, scenario.duration)
+            for fault in arm["faults_applied"]:
+                ax.axvline(fault["applied_at"], color="#555", linestyle=":", linewidth=1)
+            ax.set_xlim(0, duration)
             ax.grid(alpha=0.3)
-        label_rows = _label_rows(scenario.windows, scenario.duration)
-        for i, (window, row) in enumerate(zip(scenario.windows, label_rows, strict=True)):
+        label_rows = _label_rows(windows, duration)
+        for i, (window, row) in enumerate(zip(windows, label_rows, strict=True)):
             rate_ax.text(
                 (window.start + window.end) / 2, 1.0 - 0.07 * row, window.name, ha="center",
                 va="top", transform=rate_ax.get_xaxis_transform(), fontsize=8, color=f"C{i % 10}",
             )  # fmt: skip
     for i, name in enumerate(gauge_names):
-        limits = gauge_limits([arm.gauges[name].values for arm in arms if name in arm.gauges],
-                              bounds.get(name, []))  # fmt: skip
+        limits = gauge_limits(
+            [arm["gauges"][name]["values"] for arm in arms if name in arm["gauges"]],
+            bounds.get(name, []),
+        )
         if limits is not None:
             axes[2 + i][0].set_ylim(*limits)  # the row shares it: one scale for both arms
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     for row in range(1, rows):
         axes[row][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.suptitle(f"{scenario.name}: {scenario.incident.summary}", fontsize=11)
+    fig.suptitle(f"{scenario['name']}: {scenario['incident']['summary']}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _array(values: Sequence[float | None]) -> npt.NDArray[np.float64]:
+    """A document's series (None for a sample the gauge could not give) as floats, NaN for
+    None."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def gauge_limits(
@@ -128,16 +133,6 @@ def gauge_limits(
         return None
     top = max(values)
     return 0.0, top * 1.05 if top > 0 else 1.0
-
-
-def _gauge_bounds(scenario: Scenario) -> dict[str, list[float]]:
-    """The bound of every hypothesis SLO on a gauge over the whole run, by gauge: drawn as a
-    dashed line on the gauge's row."""
-    bounds: dict[str, list[float]] = {}
-    for slo in scenario.hypothesis:
-        if isinstance(slo, Gauge) and slo.window is None:
-            bounds.setdefault(slo.gauge, []).append(slo.bound()[1])
-    return bounds
 
 
 def _wrapped(name: str) -> str:

@@ -391,7 +391,7 @@ async def test_an_arm_runs_its_own_steps_on_the_timeline_and_notes_what_it_did(
     (doc_arm,) = document["scenarios"][0]["arms"]
     assert doc_arm["notes"] == list(arm.notes)
     assert doc_arm["faults_applied"][0]["kind"] == "ArmStep"
-    write_reports([result], document, tmp_path)
+    write_reports(document, tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "<td>backend away</td>" in page
     assert "take the backend away" in page

@@ -93,7 +93,7 @@ def test_a_document_with_a_missing_field_is_rejected_by_the_schema() -> None:
 def test_html_report_is_self_contained(tmp_path: Path) -> None:
     result = _result()
     document = build_report([result], exit_status=0, seed=4, scale=1.0)
-    json_path, html_path = write_reports([result], document, tmp_path / "out")
+    json_path, html_path = write_reports(document, tmp_path / "out")
     assert json.loads(json_path.read_text()) == document
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 1
@@ -105,7 +105,7 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
 
 def test_terminal_table_shows_verdicts_and_slo_values() -> None:
     console = Console(width=200, record=True)
-    console.print(render_table([_result()]))
+    console.print(render_table(build_report([_result()], exit_status=0, seed=4, scale=1.0)))
     text = console.export_text()
     assert "reproduced" in text
     assert "mitigated" in text
@@ -132,7 +132,8 @@ def test_window_labels_that_would_overlap_get_their_own_rows() -> None:
 def test_each_gauge_gets_a_row_of_its_own_with_its_whole_run_bounds() -> None:
     import dataclasses
 
-    from chaos.report._plot import _gauge_bounds, _wrapped, plot_scenario
+    from chaos.report._json import _gauge_bounds
+    from chaos.report._plot import _wrapped, plot_scenario
     from chaos.scenario import Gauge
 
     scenario = dataclasses.replace(
@@ -150,7 +151,9 @@ def test_each_gauge_gets_a_row_of_its_own_with_its_whole_run_bounds() -> None:
     for arm in result.arms:
         arm.gauges = {**arm.gauges, "engines_in_service": GaugeSeries(np.arange(3.0), np.ones(3))}
     result.scenario = scenario
-    png = plot_scenario(result)
+    (doc,) = build_report([result], exit_status=0, seed=4, scale=1.0)["scenarios"]
+    assert doc["gauge_bounds"] == {"engines_in_service": [6.0]}
+    png = plot_scenario(doc)
     assert png.startswith(b"\x89PNG")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert height > width / 2  # 2 rows of requests and latency, then 2 rows of gauges
