@@ -84,7 +84,7 @@ def test_the_guides_pytest_block_passes_in_a_users_suite(
 ) -> None:
     monkeypatch.delenv("TOXIPROXY_URL", raising=False)
     pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"  # strict: the default mode
     )
     pytester.makepyfile(test_guide=_blocks("python")[1])
     result = pytester.runpytest("-p", "no:cacheprovider")
