@@ -1,0 +1,444 @@
+"""The metrics sinks: after every pattern went through a fault (``metrics_world``), the names,
+types and labels read back from a live prometheus-client registry and from an OpenTelemetry
+SDK in-memory reader are the documented scheme; no label grows with what callers send; a sink
+never raises into a guard."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader, Sum
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
+
+import resilient.metrics
+from resilient import CircuitBreaker, VirtualClock
+from resilient.events import Event, EventBus, logging_listener
+from resilient.metrics import (
+    OTHER_NAME,
+    SCHEME,
+    MetricsSink,
+    drop_reason,
+    metric_named,
+    scheme_table,
+)
+from resilient.metrics.otel import OtelSink
+from resilient.metrics.prometheus import PrometheusSink
+from tests.resilient.metrics_world import NAMES, World, run_world
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+KEYS = [f"user-{i}" for i in range(10)]
+
+
+def quiet() -> EventBus:
+    return EventBus(log_when_unobserved=False)
+
+
+def hostile_keys(count: int) -> list[str]:
+    """Distinct keys a client could send: lone surrogates, control characters, quotes, label
+    syntax, very long ones."""
+    shapes = ["\ud800#", "#\udfff", 'a"b#\\', "x\n#\r", "#" + "é" * 300, "}=,{#", "#"]
+    return [shapes[i % len(shapes)].replace("#", str(i)) for i in range(count)]
+
+
+def prometheus_series(registry: CollectorRegistry) -> dict[str, tuple[str, set[tuple[Any, ...]]]]:
+    """Family name -> (type, the label sets of its samples) for every resilient family."""
+    found: dict[str, tuple[str, set[tuple[Any, ...]]]] = {}
+    for family in registry.collect():
+        if family.name.startswith("resilient_"):
+            labels = {tuple(sorted(sample.labels.items())) for sample in family.samples}
+            found[family.name] = (family.type, labels)
+    return found
+
+
+def check_labels(metric_name: str, labels: dict[str, str]) -> None:
+    """Every label of a sample is the scheme's: a closed value, or a name the world gave."""
+    metric = metric_named(metric_name)
+    assert set(labels) == set(metric.label_names), metric_name
+    for label in metric.labels:
+        value = labels[label.name]
+        if label.values is not None:
+            assert value in label.values, (metric_name, label.name, value)
+        else:
+            assert value in NAMES[label.name] | {OTHER_NAME}, (metric_name, label.name, value)
+
+
+async def prometheus_world(keys: list[str]) -> tuple[CollectorRegistry, World]:
+    bus, registry = quiet(), CollectorRegistry()
+    sink = PrometheusSink(registry, events=bus)
+    return registry, await run_world(sink, bus, keys)
+
+
+# -- the scheme, as documented -----------------------------------------------------------------
+
+
+def test_the_documented_tables_are_the_scheme() -> None:
+    assert scheme_table(values=False) in (resilient.metrics.__doc__ or "")
+    assert scheme_table() in README.read_text()
+
+
+def test_names_follow_each_backends_conventions() -> None:
+    names = [metric.prometheus_name for metric in SCHEME]
+    assert len(set(names)) == len(names)
+    for metric in SCHEME:
+        assert re.fullmatch(r"resilient(_[a-z0-9]+)+", metric.prometheus_name)
+        assert metric.prometheus_name.endswith("_total") == (metric.kind == "counter")
+        assert re.fullmatch(r"resilient(\.[a-z0-9_]+)+", metric.otel_name)
+        assert not metric.otel_name.endswith("_total")
+        assert re.fullmatch(r"1|\{[a-z]+\}", metric.unit)
+        assert len(set(metric.label_names)) == len(metric.label_names)
+        for label in metric.labels:
+            assert re.fullmatch(r"[a-z_]+", label.name)
+            assert all(re.fullmatch(r"[a-z_]+", value) for value in label.values or ())
+
+
+# -- Prometheus --------------------------------------------------------------------------------
+
+
+WHAT_THE_WORLD_DID = [
+    ("resilient_ratelimit_decisions_total", {"limiter": "api-limit", "source": "fallback"}, 10),
+    ("resilient_ratelimit_degraded_decisions_total",
+     {"limiter": "api-limit", "reason": "breaker_open"}, 5),
+    ("resilient_breaker_transitions_total",
+     {"breaker": "payments", "from_state": "half_open", "to_state": "closed"}, 1),
+    ("resilient_breaker_state", {"breaker": "ratelimit.guard", "state": "open"}, 1),
+    ("resilient_breaker_calls_total", {"breaker": "payments", "outcome": "failure"}, 5),
+    ("resilient_pool_closed_connections_total", {"pool": "backend-pool", "reason": "discarded"}, 1),
+    ("resilient_pool_gate_connects_total", {"gate": "backend", "outcome": "success"}, 1),
+    ("resilient_release_dropped_actions_total", {"reason": "stale"}, 3),
+    ("resilient_release_actions_total", {"queue": "engines", "outcome": "superseded"}, 1),
+    ("resilient_rollout_rollbacks_total", {"rollout": "config"}, 1),
+    ("resilient_rollout_state", {"rollout": "config", "state": "rolled_back"}, 1),
+    ("resilient_rollout_gate_verdicts_total",
+     {"rollout": "config", "gate": "success_ratio", "verdict": "violation"}, 1),
+    ("resilient_retry_gave_up_total", {"policy": "provider", "reason": "budget"}, 2),
+    ("resilient_retry_budget_refused_total", {"budget": "retries"}, 2),
+    ("resilient_failover_hedges_won_total", {"failover": "failover", "provider": "two"}, 1),
+    ("resilient_failover_fallbacks_total", {"failover": "failover"}, 1),
+    ("resilient_bulkhead_shed_total", {"bulkhead": "db", "reason": "full"}, 1),
+    ("resilient_bulkhead_limit", {"bulkhead": "db"}, 1),
+]  # fmt: skip
+"""Samples the world's faults must show (a spot check of each pattern)."""
+
+
+async def test_prometheus_reads_back_the_scheme_after_every_pattern_failed() -> None:
+    registry, world = await prometheus_world(KEYS)
+    series = prometheus_series(registry)
+    assert set(series) == {metric.prometheus_name.removesuffix("_total") for metric in SCHEME}
+    for metric in SCHEME:
+        kind, label_sets = series[metric.prometheus_name.removesuffix("_total")]
+        assert kind == metric.kind
+        assert label_sets, f"{metric.prometheus_name} has no sample after the world ran"
+        for labels in label_sets:
+            check_labels(metric.prometheus_name, dict(labels))
+    for name, labels, expected in WHAT_THE_WORLD_DID:
+        assert registry.get_sample_value(name, labels) == expected, (name, labels)
+    generate_latest(registry).decode("utf-8")  # the exposition of it all is valid UTF-8
+    assert world.instances  # watched until here
+
+
+async def test_hostile_keys_never_grow_a_label() -> None:
+    """10,000 distinct keys, lone surrogates among them, change no label set: the same series
+    as a run with ten plain keys."""
+    plain, plain_world = await prometheus_world(KEYS)
+    hostile, hostile_world = await prometheus_world(hostile_keys(10_000))
+    assert {name: labels for name, (_, labels) in prometheus_series(hostile).items()} == {
+        name: labels for name, (_, labels) in prometheus_series(plain).items()
+    }
+    exposition = generate_latest(hostile).decode("utf-8")
+    assert "user-" not in exposition
+    assert "\\ud800" not in exposition
+    assert plain_world.instances  # watched until here
+    assert hostile_world.instances
+
+
+async def test_names_are_made_safe_and_bounded() -> None:
+    bus, registry = quiet(), CollectorRegistry()
+    sink = PrometheusSink(registry, events=bus, max_names=3)
+    clock = VirtualClock()
+    breakers = [
+        sink.watch(CircuitBreaker(name, clock=clock, events=bus))
+        for name in ["\ud800lone", "x" * 500, "b", "c", "d"]
+    ]
+    for breaker in breakers:
+        breaker.isolate()
+    names = {
+        sample.labels["breaker"]
+        for family in registry.collect()
+        if family.name == "resilient_breaker_state"
+        for sample in family.samples
+    }
+    assert names == {"\\ud800lone", "x" * 100, "b", OTHER_NAME}
+    text = generate_latest(registry).decode("utf-8")
+    assert 'resilient_breaker_calls_total{breaker="_other",outcome="success"} 0.0' in text
+    state = registry.get_sample_value
+    assert state("resilient_breaker_state", {"breaker": OTHER_NAME, "state": "isolated"}) == 1
+
+
+async def test_close_unregisters_and_stops_listening() -> None:
+    bus, registry = quiet(), CollectorRegistry()
+    sink = PrometheusSink(registry, events=bus)
+    breaker = sink.watch(CircuitBreaker("payments", clock=VirtualClock(), events=bus))
+    sink.close()
+    breaker.isolate()
+    assert prometheus_series(registry) == {}
+    assert "resilient_breaker_transitions_total" not in sink.samples()
+    PrometheusSink(registry, events=bus).close()  # the names are free again
+
+
+def test_registered_nowhere_when_the_registry_is_none() -> None:
+    sink = PrometheusSink(None, events=quiet())
+    assert {family.name for family in sink.collect()} == {
+        metric.prometheus_name.removesuffix("_total") for metric in SCHEME
+    }
+    assert {family.name for family in sink.describe()} == {family.name for family in sink.collect()}
+    sink.close()
+
+
+# -- OpenTelemetry -----------------------------------------------------------------------------
+
+
+async def test_opentelemetry_reads_back_the_scheme_after_every_pattern_failed() -> None:
+    reader = InMemoryMetricReader()
+    bus = quiet()
+    sink = OtelSink(MeterProvider(metric_readers=[reader]), events=bus)
+    world = await run_world(sink, bus, KEYS)
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = {
+        metric.name: metric
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        if scope.scope.name == "resilient"
+        for metric in scope.metrics
+    }
+    assert set(found) == {metric.otel_name for metric in SCHEME}, {
+        metric.otel_name for metric in SCHEME
+    } ^ set(found)
+    for metric in SCHEME:
+        read = found[metric.otel_name]
+        assert read.unit == metric.unit
+        assert read.description == metric.help
+        if metric.kind == "counter":
+            assert isinstance(read.data, Sum)
+            assert read.data.is_monotonic
+        else:
+            assert isinstance(read.data, Gauge)
+        assert read.data.data_points, metric.otel_name
+        for point in read.data.data_points:
+            check_labels(metric.prometheus_name, dict(point.attributes or {}))
+    points = {
+        tuple(sorted((point.attributes or {}).items())): point.value
+        for point in found["resilient.ratelimit.decisions"].data.data_points
+    }
+    assert points[(("limiter", "api-limit"), ("source", "fallback"))] == 10
+    sink.close()
+    assert world.instances
+    after = reader.get_metrics_data()
+    assert after is None or not any(
+        scope.metrics
+        for resource in after.resource_metrics
+        for scope in resource.scope_metrics
+        if scope.scope.name == "resilient"
+    )
+
+
+async def test_degraded_decisions_fallbacks_and_rollbacks_are_span_events() -> None:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = tracer_provider.get_tracer("test")
+    bus = quiet()
+    sink = OtelSink(MeterProvider(), events=bus)
+    with tracer.start_as_current_span("request"):
+        await run_world(sink, bus, hostile_keys(10))
+    (span,) = exporter.get_finished_spans()
+    events = {event.name: dict(event.attributes or {}) for event in span.events}
+    assert set(events) == {
+        "resilient.ratelimit.guard.degraded",
+        "resilient.failover.fallback",
+        "resilient.rollout.rolled_back",
+    }
+    assert events["resilient.ratelimit.guard.degraded"] == {
+        "reason": "primary unavailable: ConnectionError",
+        "mode": "fallback",
+    }
+    assert events["resilient.rollout.rolled_back"]["candidate"] == 2
+    # no current span: nothing is recorded, nothing raises
+    bus.emit(Event("failover", "fallback", attributes={"failover": "f", "reason": "\ud800"}))
+    sink.close()
+
+
+def test_span_event_attributes_are_text_numbers_and_flags_cut_to_size() -> None:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    bus = quiet()
+    sink = OtelSink(MeterProvider(), events=bus)
+    hostile = {"reason": "\udfff" + "r" * 1000, "n": 3, "ok": True, "x": 0.5, "t": (1, 2)}
+    with tracer_provider.get_tracer("test").start_as_current_span("request"):
+        bus.emit(Event("rollout", "rolled_back", attributes={1: "not a str key", **hostile}))
+    (span,) = exporter.get_finished_spans()
+    (event,) = span.events
+    assert dict(event.attributes or {}) == {
+        "reason": "\\udfff" + "r" * 255,
+        "n": 3,
+        "ok": True,
+        "x": 0.5,
+    }
+    sink.close()
+
+
+# -- a sink never raises into a guard ----------------------------------------------------------
+
+
+GARBAGE = [
+    Event("breaker", "opened", attributes={"breaker": ["unhashable"], "previous": {}}),
+    Event("breaker", "opened", attributes={"breaker": "b", "previous": ["unhashable"]}),
+    Event("breaker", "closed", attributes={"breaker": "b", "previous": "sideways"}),
+    Event("breaker", "isolated", attributes={}),
+    Event("release", "dropped", attributes={"reason": ["not", "text"]}),
+    Event("rollout", "evaluated", attributes={"rollout": "r", "verdicts": "pass"}),
+    Event(
+        "rollout",
+        "evaluated",
+        attributes={"rollout": "r", "verdicts": (("g",), ("g", ["x"], ""), ([], "pass", ""))},
+    ),
+    Event("rollout", "evaluated", attributes={"rollout": None, "verdicts": ()}),
+    Event("rollout", "rolled_back", attributes={"rollout": 7}),
+    Event("failover", "fallback", attributes={"failover": b"bytes"}),
+]
+
+
+def test_malformed_events_count_nothing_and_raise_nothing() -> None:
+    sink = MetricsSink(events=quiet())
+    for event in GARBAGE:
+        sink.on_event(event)
+    assert sink.samples() == {
+        "resilient_release_dropped_actions_total": {("revalidate",): 1},
+    }
+
+
+def test_a_listener_that_raises_is_logged_by_the_bus_and_the_guard_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = quiet()
+    sink = MetricsSink(events=bus)
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("a broken sink")
+
+    bus.subscribe(broken)
+    breaker = CircuitBreaker("payments", clock=VirtualClock(), events=bus)
+    with caplog.at_level(logging.ERROR, "resilient.events"):
+        breaker.isolate()  # emits: the broken listener raises, the bus logs it
+    assert "event listener" in caplog.text
+    assert "a broken sink" in caplog.text
+    assert sink.samples()["resilient_breaker_state"][("payments", "isolated")] == 1
+
+
+def test_a_watched_instance_whose_stats_raise_is_logged_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Exploding:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError("no stats")
+
+    sink = MetricsSink(events=quiet())
+    clock = VirtualClock()
+    broken = sink.watch(CircuitBreaker("broken", clock=clock, events=quiet()))
+    broken.stats = Exploding()  # type: ignore[assignment]
+    sink.watch(CircuitBreaker("fine", clock=clock, events=quiet()))
+    with caplog.at_level(logging.ERROR, "resilient.metrics"):
+        calls = sink.samples()["resilient_breaker_calls_total"]
+    assert {labels[0] for labels in calls} == {"fine"}
+    assert "reading CircuitBreaker 'broken' failed" in caplog.text
+
+
+# -- watching ----------------------------------------------------------------------------------
+
+
+def test_an_instance_no_longer_used_is_forgotten() -> None:
+    sink = MetricsSink(events=quiet())
+    sink.watch(CircuitBreaker("gone", clock=VirtualClock(), events=quiet()))
+    gc.collect()
+    assert "resilient_breaker_calls_total" not in sink.samples()
+    assert sink._watched == []
+
+
+def test_instances_watched_under_one_name_add_up() -> None:
+    sink = MetricsSink(events=quiet())
+    for _ in range(2):
+        breaker = sink.watch(CircuitBreaker("twin", clock=VirtualClock(), events=quiet()))
+        breaker.stats.failures = 3
+    assert sink.samples()["resilient_breaker_calls_total"][("twin", "failure")] == 6
+
+
+def test_watch_needs_a_pattern_and_a_name() -> None:
+    sink = MetricsSink(events=quiet())
+    with pytest.raises(TypeError, match=r"must be a FailOpenGuard, .* got object"):
+        sink.watch(object())
+    from resilient import RetryBudget
+
+    with pytest.raises(TypeError, match=r"watch\(name\) is required for a RetryBudget"):
+        sink.watch(RetryBudget(events=quiet()))
+    with pytest.raises(ValueError, match="non-empty"):
+        sink.watch(RetryBudget(events=quiet()), "")
+    with pytest.raises(TypeError, match="events must be an EventBus"):
+        MetricsSink(events=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_names"):
+        MetricsSink(max_names=0)
+
+
+def test_a_bus_that_logged_keeps_logging(caplog: pytest.LogCaptureFixture) -> None:
+    logging_bus = EventBus()
+    sink = MetricsSink(events=logging_bus)
+    with caplog.at_level(logging.INFO, "resilient.breaker"):
+        CircuitBreaker("payments", clock=VirtualClock(), events=logging_bus).isolate()
+    assert "isolated breaker='payments'" in caplog.text
+    sink.close()
+    assert logging_bus.logs_unobserved  # closed: the bus is as it was
+    observed = quiet()
+    observed.subscribe(lambda event: None)
+    sink = MetricsSink(events=observed)
+    assert logging_listener not in observed._listeners
+
+
+@pytest.mark.parametrize(
+    ("reason", "label"),
+    [
+        ("stale: based on version 3, state is 5", "stale"),
+        ("expired: 340 s old, max_age 300 s", "expired"),
+        ("over budget: takes out 9 units", "over_budget"),
+        ("closed", "closed"),
+        ("closed: the release queue failed (boom)", "closed"),
+        ("revalidate raised ValueError: x", "revalidate"),
+        ("the callback's own words", "revalidate"),
+        (None, "revalidate"),
+    ],
+)
+def test_a_drop_reason_is_one_of_a_closed_set(reason: object, label: str) -> None:
+    assert drop_reason(reason) == label
+
+
+async def test_samples_can_be_read_while_events_arrive() -> None:
+    """A scrape reads copies: events counted meanwhile never break it."""
+    bus = quiet()
+    sink = MetricsSink(events=bus)
+    clock = VirtualClock()
+    breakers = [CircuitBreaker(f"b{i}", clock=clock, events=bus) for i in range(50)]
+    reads = []
+    for breaker in breakers:
+        breaker.isolate()
+        reads.append(len(sink.samples()["resilient_breaker_state"]))
+        await asyncio.sleep(0)
+    assert reads == [4 * (i + 1) for i in range(50)]
