@@ -198,9 +198,13 @@ def metric_named(name: str) -> Metric:
 
 
 def scheme_table(*, values: bool = True) -> str:
-    """:data:`SCHEME` as the Markdown table the docs show (one row per metric), each closed
-    label with its values unless ``values`` is false."""
-    rows = ["| Prometheus name | type | labels |", "|---|---|---|"]
+    """:data:`SCHEME` as the Markdown table the docs show (one row per metric): with
+    ``values``, each closed label with its values, and what the metric counts or measures."""
+    rows = (
+        ["| Prometheus name | type | labels | what |", "|---|---|---|---|"]
+        if values
+        else ["| Prometheus name | type | labels |", "|---|---|---|"]
+    )
     for metric in SCHEME:
         labels = ", ".join(
             label.name
@@ -208,5 +212,6 @@ def scheme_table(*, values: bool = True) -> str:
             else f"{label.name} ({'/'.join(label.values)})"
             for label in metric.labels
         )
-        rows.append(f"| `{metric.prometheus_name}` | {metric.kind} | {labels} |")
+        row = f"| `{metric.prometheus_name}` | {metric.kind} | {labels} |"
+        rows.append(f"{row} {metric.help} |" if values else row)
     return "\n".join(rows)

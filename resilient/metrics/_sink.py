@@ -172,7 +172,7 @@ class MetricsSink:
 
         self._watched.append((ref, label, reader))
         if reader is _read_breaker:
-            self._states.setdefault(label, _STATE_OF.get(target.state.value, "closed"))  # type: ignore[attr-defined]
+            self._states.setdefault(label, _STATE_OF[target.state.value])  # type: ignore[attr-defined]
         return target
 
     # -- reading -------------------------------------------------------------------------------

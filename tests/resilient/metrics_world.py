@@ -116,6 +116,8 @@ async def run_world(sink: MetricsSink, bus: EventBus, keys: list[str]) -> World:
     with contextlib.suppress(RuntimeError):
         async with pool.acquire():
             raise RuntimeError("the caller's fault: the connection is discarded")
+    async with pool.acquire():  # a new connection, then idle in the pool
+        pass
     # A release queue: one action done, one stale (dropped), one superseded.
     version = 2
 
@@ -128,7 +130,8 @@ async def run_world(sink: MetricsSink, bus: EventBus, keys: list[str]) -> World:
     tickets.append(queue.submit("fresh", ok, based_on=2))
     tickets.append(queue.submit("fresh", ok, based_on=2))  # supersedes the one before
     await asyncio.gather(*(ticket for ticket in tickets))
-    await queue.close()
+    queue.pause("an operator holds it")
+    queue.submit("held", ok, based_on=2)  # queued while paused
     # A rollout whose canary fails: gate verdicts, a rollback.
     rollout_clock = VirtualClock()
     rollout: ConfigRollout[Routing] = ConfigRollout(

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import logging
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ from opentelemetry.sdk.metrics.export import Gauge, InMemoryMetricReader, Sum
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import resilient.metrics
 from resilient import CircuitBreaker, VirtualClock
-from resilient.events import Event, EventBus, logging_listener
+from resilient.events import DEFAULT_EVENTS, Event, EventBus, logging_listener
 from resilient.metrics import (
+    DEFAULT_MAX_NAMES,
     OTHER_NAME,
     SCHEME,
     MetricsSink,
@@ -86,6 +88,18 @@ def test_the_documented_tables_are_the_scheme() -> None:
     assert scheme_table() in README.read_text()
 
 
+def test_each_backend_derives_its_names_from_the_scheme() -> None:
+    metric = metric_named("resilient_pool_gate_refused_total")
+    assert (metric.otel_name, metric.kind, metric.label_names) == (
+        "resilient.pool.gate.refused",
+        "counter",
+        ("gate",),
+    )
+    assert metric_named("resilient_bulkhead_limit").otel_name == "resilient.bulkhead.limit"
+    with pytest.raises(KeyError):
+        metric_named("resilient_pool_gate_refused")
+
+
 def test_names_follow_each_backends_conventions() -> None:
     names = [metric.prometheus_name for metric in SCHEME]
     assert len(set(names)) == len(names)
@@ -104,30 +118,54 @@ def test_names_follow_each_backends_conventions() -> None:
 # -- Prometheus --------------------------------------------------------------------------------
 
 
-WHAT_THE_WORLD_DID = [
-    ("resilient_ratelimit_decisions_total", {"limiter": "api-limit", "source": "fallback"}, 10),
-    ("resilient_ratelimit_degraded_decisions_total",
-     {"limiter": "api-limit", "reason": "breaker_open"}, 5),
-    ("resilient_breaker_transitions_total",
-     {"breaker": "payments", "from_state": "half_open", "to_state": "closed"}, 1),
-    ("resilient_breaker_state", {"breaker": "ratelimit.guard", "state": "open"}, 1),
-    ("resilient_breaker_calls_total", {"breaker": "payments", "outcome": "failure"}, 5),
-    ("resilient_pool_closed_connections_total", {"pool": "backend-pool", "reason": "discarded"}, 1),
-    ("resilient_pool_gate_connects_total", {"gate": "backend", "outcome": "success"}, 1),
-    ("resilient_release_dropped_actions_total", {"reason": "stale"}, 3),
-    ("resilient_release_actions_total", {"queue": "engines", "outcome": "superseded"}, 1),
-    ("resilient_rollout_rollbacks_total", {"rollout": "config"}, 1),
-    ("resilient_rollout_state", {"rollout": "config", "state": "rolled_back"}, 1),
-    ("resilient_rollout_gate_verdicts_total",
-     {"rollout": "config", "gate": "success_ratio", "verdict": "violation"}, 1),
-    ("resilient_retry_gave_up_total", {"policy": "provider", "reason": "budget"}, 2),
-    ("resilient_retry_budget_refused_total", {"budget": "retries"}, 2),
-    ("resilient_failover_hedges_won_total", {"failover": "failover", "provider": "two"}, 1),
-    ("resilient_failover_fallbacks_total", {"failover": "failover"}, 1),
-    ("resilient_bulkhead_shed_total", {"bulkhead": "db", "reason": "full"}, 1),
-    ("resilient_bulkhead_limit", {"bulkhead": "db"}, 1),
-]  # fmt: skip
-"""Samples the world's faults must show (a spot check of each pattern)."""
+WORLD = {
+    ("resilient_ratelimit_decisions_total", ("api-limit", "fallback")): 10,
+    ("resilient_ratelimit_degraded_decisions_total", ("api-limit", "breaker_open")): 5,
+    ("resilient_ratelimit_degraded_decisions_total", ("api-limit", "unavailable")): 5,
+    ("resilient_ratelimit_degraded", ("api-limit",)): 1,
+    ("resilient_breaker_state", ("payments", "closed")): 1,
+    ("resilient_breaker_state", ("ratelimit.guard", "open")): 1,
+    ("resilient_breaker_transitions_total", ("payments", "closed", "open")): 1,
+    ("resilient_breaker_transitions_total", ("payments", "half_open", "closed")): 1,
+    ("resilient_breaker_transitions_total", ("payments", "open", "half_open")): 1,
+    ("resilient_breaker_transitions_total", ("ratelimit.guard", "closed", "open")): 1,
+    ("resilient_breaker_calls_total", ("payments", "failure")): 5,
+    ("resilient_breaker_calls_total", ("payments", "success")): 1,
+    ("resilient_breaker_calls_total", ("ratelimit.guard", "failure")): 5,
+    ("resilient_breaker_calls_total", ("ratelimit.guard", "rejected")): 5,
+    ("resilient_pool_connections", ("backend-pool", "idle")): 1,
+    ("resilient_pool_connects_total", ("backend-pool",)): 2,
+    ("resilient_pool_closed_connections_total", ("backend-pool", "discarded")): 1,
+    ("resilient_pool_gate_admitted_total", ("backend",)): 2,
+    ("resilient_pool_gate_connects_total", ("backend", "success")): 2,
+    ("resilient_release_queued_actions", ("engines",)): 1,
+    ("resilient_release_paused", ("engines",)): 1,
+    ("resilient_release_actions_total", ("engines", "done")): 1,
+    ("resilient_release_actions_total", ("engines", "dropped")): 3,
+    ("resilient_release_actions_total", ("engines", "superseded")): 1,
+    ("resilient_release_dropped_actions_total", ("stale",)): 3,
+    ("resilient_rollout_state", ("config", "rolled_back")): 1,
+    ("resilient_rollout_gate_verdicts_total", ("config", "latency", "pass")): 1,
+    ("resilient_rollout_gate_verdicts_total", ("config", "success_ratio", "violation")): 1,
+    ("resilient_rollout_rollbacks_total", ("config",)): 1,
+    ("resilient_retry_calls_total", ("provider",)): 2,
+    ("resilient_retry_retries_total", ("provider",)): 1,
+    ("resilient_retry_gave_up_total", ("provider", "budget")): 2,
+    ("resilient_retry_budget_requests_total", ("retries",)): 2,
+    ("resilient_retry_budget_spent_total", ("retries",)): 1,
+    ("resilient_retry_budget_refused_total", ("retries",)): 2,
+    ("resilient_failover_attempts_total", ("failover", "one")): 31,
+    ("resilient_failover_attempts_total", ("failover", "two")): 2,
+    ("resilient_failover_failures_total", ("failover", "one")): 1,
+    ("resilient_failover_failures_total", ("failover", "two")): 1,
+    ("resilient_failover_hedges_total", ("failover", "two")): 1,
+    ("resilient_failover_hedges_won_total", ("failover", "two")): 1,
+    ("resilient_failover_fallbacks_total", ("failover",)): 1,
+    ("resilient_bulkhead_limit", ("db",)): 1,
+    ("resilient_bulkhead_admitted_total", ("db",)): 1,
+    ("resilient_bulkhead_shed_total", ("db", "full")): 1,
+}  # fmt: skip
+"""Every sample the world leaves that is not 0: (metric, label values in the scheme's order)."""
 
 
 async def test_prometheus_reads_back_the_scheme_after_every_pattern_failed() -> None:
@@ -140,8 +178,16 @@ async def test_prometheus_reads_back_the_scheme_after_every_pattern_failed() -> 
         assert label_sets, f"{metric.prometheus_name} has no sample after the world ran"
         for labels in label_sets:
             check_labels(metric.prometheus_name, dict(labels))
-    for name, labels, expected in WHAT_THE_WORLD_DID:
-        assert registry.get_sample_value(name, labels) == expected, (name, labels)
+    read = {
+        (sample.name, tuple(sample.labels[key] for key in metric_named(sample.name).label_names)): (
+            sample.value
+        )
+        for family in registry.collect()
+        if family.name.startswith("resilient_")
+        for sample in family.samples
+        if sample.value
+    }
+    assert read == WORLD
     generate_latest(registry).decode("utf-8")  # the exposition of it all is valid UTF-8
     assert world.instances  # watched until here
 
@@ -182,6 +228,33 @@ async def test_names_are_made_safe_and_bounded() -> None:
     assert 'resilient_breaker_calls_total{breaker="_other",outcome="success"} 0.0' in text
     state = registry.get_sample_value
     assert state("resilient_breaker_state", {"breaker": OTHER_NAME, "state": "isolated"}) == 1
+
+
+def test_by_default_a_sink_listens_on_the_default_bus_and_registers_on_the_registry() -> None:
+    sink = PrometheusSink()
+    try:
+        DEFAULT_EVENTS.emit(Event("failover", "fallback", attributes={"failover": "default"}))
+        assert (
+            REGISTRY.get_sample_value("resilient_failover_fallbacks_total", {"failover": "default"})
+            == 1
+        )
+    finally:
+        sink.close()
+    assert (
+        REGISTRY.get_sample_value("resilient_failover_fallbacks_total", {"failover": "default"})
+        is None
+    )
+
+
+def test_past_its_names_a_sink_reports_every_new_name_as_other() -> None:
+    sink = MetricsSink(events=quiet())
+    for i in range(DEFAULT_MAX_NAMES + 1):
+        sink.on_event(Event("failover", "fallback", attributes={"failover": f"f{i}"}))
+    fallbacks = sink.samples()["resilient_failover_fallbacks_total"]
+    assert len(fallbacks) == DEFAULT_MAX_NAMES + 1
+    assert fallbacks[(OTHER_NAME,)] == 1
+    assert fallbacks[(f"f{DEFAULT_MAX_NAMES - 1}",)] == 1
+    assert DEFAULT_MAX_NAMES == 1000  # the README says so
 
 
 async def test_close_unregisters_and_stops_listening() -> None:
@@ -236,11 +309,19 @@ async def test_opentelemetry_reads_back_the_scheme_after_every_pattern_failed() 
         assert read.data.data_points, metric.otel_name
         for point in read.data.data_points:
             check_labels(metric.prometheus_name, dict(point.attributes or {}))
-    points = {
-        tuple(sorted((point.attributes or {}).items())): point.value
-        for point in found["resilient.ratelimit.decisions"].data.data_points
+    read = {
+        (metric.prometheus_name, tuple((point.attributes or {})[k] for k in metric.label_names)): (
+            point.value
+        )
+        for metric in SCHEME
+        for point in found[metric.otel_name].data.data_points
+        if point.value
     }
-    assert points[(("limiter", "api-limit"), ("source", "fallback"))] == 10
+    assert read == WORLD
+    (scope,) = {
+        scope.scope for resource in data.resource_metrics for scope in resource.scope_metrics
+    }
+    assert (scope.name, scope.version) == ("resilient", version("resilient-chaos"))
     sink.close()
     assert world.instances
     after = reader.get_metrics_data()
