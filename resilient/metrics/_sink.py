@@ -170,7 +170,11 @@ class MetricsSink:
             def ref() -> Any:
                 return target
 
-        self._watched.append((ref, label, reader))
+        # Forgetting the instances that are gone happens here, on the loop's thread, never in a
+        # scrape's: a scrape only skips them.
+        watched = [entry for entry in self._watched if entry[0]() is not None]
+        watched.append((ref, label, reader))
+        self._watched = watched
         if reader is _read_breaker:
             self._states.setdefault(label, _STATE_OF[target.state.value])  # type: ignore[attr-defined]
         return target
@@ -190,18 +194,14 @@ class MetricsSink:
         for name, state in list(self._states.items()):
             for each in BREAKER_STATES:
                 add("resilient_breaker_state", (name, each), 1 if each == state else 0)
-        alive = []
-        for entry in list(self._watched):
-            ref, label, reader = entry
+        for ref, label, reader in self._watched:
             target = ref()
             if target is None:
                 continue
-            alive.append(entry)
             try:
                 reader(target, label, self._names, add)
             except Exception:
                 _log.exception("metrics: reading %s %r failed", type(target).__name__, label)
-        self._watched[:] = alive
         return out
 
     def close(self) -> None:

@@ -453,7 +453,9 @@ def test_an_instance_no_longer_used_is_forgotten() -> None:
     sink.watch(CircuitBreaker("gone", clock=VirtualClock(), events=quiet()))
     gc.collect()
     assert "resilient_breaker_calls_total" not in sink.samples()
-    assert sink._watched == []
+    kept = sink.watch(CircuitBreaker("kept", clock=VirtualClock(), events=quiet()))
+    assert [label for _, label, _ in sink._watched] == ["kept"]  # the one gone is forgotten
+    assert kept.name == "kept"
 
 
 def test_instances_watched_under_one_name_add_up() -> None:
