@@ -155,7 +155,7 @@ class MetricsSink:
             )
         if name is None:
             name = getattr(target, "destination", getattr(target, "name", None))
-            if not isinstance(name, str) or not name:
+            if not isinstance(name, str):
                 raise ArgumentTypeError(
                     f"MetricsSink.watch(name) is required for a {type(target).__name__} "
                     "(it has no name of its own)"

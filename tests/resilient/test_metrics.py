@@ -9,7 +9,7 @@ import asyncio
 import gc
 import logging
 import re
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import resilient.metrics
+import resilient.metrics.otel
 from resilient import CircuitBreaker, VirtualClock
 from resilient.events import DEFAULT_EVENTS, Event, EventBus, logging_listener
 from resilient.metrics import (
@@ -38,6 +39,7 @@ from resilient.metrics.prometheus import PrometheusSink
 from tests.resilient.metrics_world import NAMES, World, run_world
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+VERDICTS = ("pass", "violation", "missing", "error")
 KEYS = [f"user-{i}" for i in range(10)]
 
 
@@ -359,6 +361,16 @@ async def test_degraded_decisions_fallbacks_and_rollbacks_are_span_events() -> N
     sink.close()
 
 
+def test_the_meter_version_of_a_checkout_never_installed_is_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(resilient.metrics.otel, "version", missing)
+    assert resilient.metrics.otel._version() == "0"
+
+
 def test_span_event_attributes_are_text_numbers_and_flags_cut_to_size() -> None:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -406,6 +418,17 @@ def test_malformed_events_count_nothing_and_raise_nothing() -> None:
         sink.on_event(event)
     assert sink.samples() == {
         "resilient_release_dropped_actions_total": {("revalidate",): 1},
+    }
+
+
+def test_every_verdict_of_every_gate_is_counted() -> None:
+    sink = MetricsSink(events=quiet())
+    verdicts = tuple((f"g{i}", said, "detail") for i, said in enumerate(VERDICTS))
+    sink.on_event(Event("rollout", "evaluated", attributes={"rollout": "r", "verdicts": verdicts}))
+    assert sink.samples() == {
+        "resilient_rollout_gate_verdicts_total": {
+            ("r", f"g{i}", said): 1 for i, said in enumerate(VERDICTS)
+        }
     }
 
 
@@ -468,18 +491,30 @@ def test_instances_watched_under_one_name_add_up() -> None:
 
 def test_watch_needs_a_pattern_and_a_name() -> None:
     sink = MetricsSink(events=quiet())
-    with pytest.raises(TypeError, match=r"must be a FailOpenGuard, .* got object"):
+    with pytest.raises(TypeError) as raised:
         sink.watch(object())
+    assert str(raised.value) == (
+        "MetricsSink.watch(target) must be a FailOpenGuard, CircuitBreaker, BoundedPool, "
+        "ConnectGate, ReleaseQueue, ConfigRollout, RetryPolicy, RetryBudget, Failover or "
+        "Bulkhead, got object"
+    )
     from resilient import RetryBudget
 
-    with pytest.raises(TypeError, match=r"watch\(name\) is required for a RetryBudget"):
+    with pytest.raises(TypeError) as raised:
         sink.watch(RetryBudget(events=quiet()))
+    assert str(raised.value) == (
+        "MetricsSink.watch(name) is required for a RetryBudget (it has no name of its own)"
+    )
     with pytest.raises(ValueError, match="non-empty"):
         sink.watch(RetryBudget(events=quiet()), "")
     with pytest.raises(TypeError, match="events must be an EventBus"):
         MetricsSink(events=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_names"):
         MetricsSink(max_names=0)
+    one = MetricsSink(max_names=1, events=quiet())
+    for name in ("a", "b"):
+        one.on_event(Event("failover", "fallback", attributes={"failover": name}))
+    assert one.samples()["resilient_failover_fallbacks_total"] == {("a",): 1, (OTHER_NAME,): 1}
 
 
 def test_a_bus_that_logged_keeps_logging(caplog: pytest.LogCaptureFixture) -> None:
