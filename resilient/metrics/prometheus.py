@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from resilient.events import DEFAULT_EVENTS, EventBus
 from resilient.metrics._scheme import SCHEME
+from resilient.metrics._scheme import Metric as SchemeMetric
 from resilient.metrics._sink import DEFAULT_MAX_NAMES, MetricsSink
 
 __all__ = ["PrometheusSink"]
@@ -54,25 +55,15 @@ class PrometheusSink(MetricsSink, Collector):
         """The families of the scheme, with every sample now (prometheus-client calls it)."""
         samples = self.samples()
         for metric in SCHEME:
-            name = metric.prometheus_name
-            labels = list(metric.label_names)
-            family: CounterMetricFamily | GaugeMetricFamily
-            if metric.kind == "counter":
-                family = CounterMetricFamily(name, metric.help, labels=labels)
-            else:
-                family = GaugeMetricFamily(name, metric.help, labels=labels)
-            for values, value in samples.get(name, {}).items():
+            family = _family(metric)
+            for values, value in samples.get(metric.prometheus_name, {}).items():
                 family.add_metric(list(values), value)
             yield family
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples: what the registry checks for clashing names."""
         for metric in SCHEME:
-            labels = list(metric.label_names)
-            if metric.kind == "counter":
-                yield CounterMetricFamily(metric.prometheus_name, metric.help, labels=labels)
-            else:
-                yield GaugeMetricFamily(metric.prometheus_name, metric.help, labels=labels)
+            yield _family(metric)
 
     def close(self) -> None:
         """Stop listening, and unregister from the registry."""
@@ -80,3 +71,9 @@ class PrometheusSink(MetricsSink, Collector):
         registry, self._registry = self._registry, None
         if registry is not None:
             registry.unregister(self)
+
+
+def _family(metric: SchemeMetric) -> CounterMetricFamily | GaugeMetricFamily:
+    """The empty family of ``metric``, with its help and label names."""
+    kind = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+    return kind(metric.prometheus_name, metric.help, labels=list(metric.label_names))

@@ -406,7 +406,7 @@ GARBAGE = [
         "evaluated",
         attributes={"rollout": "r", "verdicts": (("g",), ("g", ["x"], ""), ([], "pass", ""))},
     ),
-    Event("rollout", "evaluated", attributes={"rollout": None, "verdicts": ()}),
+    Event("rollout", "evaluated", attributes={"rollout": None, "verdicts": (("g", "pass", ""),)}),
     Event("rollout", "rolled_back", attributes={"rollout": 7}),
     Event("failover", "fallback", attributes={"failover": b"bytes"}),
 ]
@@ -419,6 +419,9 @@ def test_malformed_events_count_nothing_and_raise_nothing() -> None:
     assert sink.samples() == {
         "resilient_release_dropped_actions_total": {("revalidate",): 1},
     }
+    verdicts = (("g",), ("g2", "pass", ""))  # one malformed, then one to count
+    sink.on_event(Event("rollout", "evaluated", attributes={"rollout": "r", "verdicts": verdicts}))
+    assert sink.samples()["resilient_rollout_gate_verdicts_total"] == {("r", "g2", "pass"): 1}
 
 
 def test_every_verdict_of_every_gate_is_counted() -> None:
@@ -465,7 +468,11 @@ def test_a_watched_instance_whose_stats_raise_is_logged_and_skipped(
     with caplog.at_level(logging.ERROR, "resilient.metrics"):
         calls = sink.samples()["resilient_breaker_calls_total"]
     assert {labels[0] for labels in calls} == {"fine"}
-    assert "reading CircuitBreaker 'broken' failed" in caplog.text
+    (record,) = caplog.records
+    assert (record.name, record.getMessage()) == (
+        "resilient.metrics",
+        "metrics: reading CircuitBreaker 'broken' failed",
+    )
 
 
 # -- watching ----------------------------------------------------------------------------------
@@ -479,6 +486,48 @@ def test_an_instance_no_longer_used_is_forgotten() -> None:
     kept = sink.watch(CircuitBreaker("kept", clock=VirtualClock(), events=quiet()))
     assert [label for _, label, _ in sink._watched] == ["kept"]  # the one gone is forgotten
     assert kept.name == "kept"
+
+
+def test_a_scrape_skips_an_instance_gone_and_reads_the_next() -> None:
+    sink = MetricsSink(events=quiet())
+    sink.watch(CircuitBreaker("gone", clock=VirtualClock(), events=quiet()))
+    kept = sink.watch(CircuitBreaker("kept", clock=VirtualClock(), events=quiet()))
+    gc.collect()
+    calls = sink.samples()["resilient_breaker_calls_total"]
+    assert {labels[0] for labels in calls} == {"kept"}
+    assert kept.name == "kept"
+
+
+def test_a_healthy_guard_and_a_running_queue_read_0() -> None:
+    from resilient import FailOpenGuard, LocalLimiter, Rate, ReleaseQueue, ReleaseState
+
+    sink = MetricsSink(events=quiet())
+    clock = VirtualClock()
+    limiter = LocalLimiter(Rate(1, 1.0), clock=clock)
+    guard = sink.watch(FailOpenGuard(limiter, fallback=limiter, clock=clock, events=quiet()), "g")
+    queue = sink.watch(ReleaseQueue(lambda: ReleaseState(1, 1), clock=clock, events=quiet()), "q")
+    samples = sink.samples()
+    assert samples["resilient_ratelimit_degraded"] == {("g",): 0}
+    assert samples["resilient_release_paused"] == {("q",): 0}
+    assert (guard.degraded, queue.paused) == (False, False)
+
+
+def test_an_isolated_breaker_reset_is_a_transition_from_isolated() -> None:
+    bus = quiet()
+    sink = MetricsSink(events=bus)
+    breaker = CircuitBreaker("payments", clock=VirtualClock(), events=bus)
+    breaker.isolate()
+    breaker.reset()
+    samples = sink.samples()
+    assert samples["resilient_breaker_transitions_total"] == {
+        ("payments", "closed", "isolated"): 1,
+        ("payments", "isolated", "closed"): 1,
+    }
+    assert samples["resilient_breaker_state"][("payments", "closed")] == 1
+
+
+def test_the_samples_type_is_public() -> None:
+    assert resilient.metrics.Samples == dict[str, dict[tuple[str, ...], float]]
 
 
 def test_instances_watched_under_one_name_add_up() -> None:
@@ -505,16 +554,18 @@ def test_watch_needs_a_pattern_and_a_name() -> None:
     assert str(raised.value) == (
         "MetricsSink.watch(name) is required for a RetryBudget (it has no name of its own)"
     )
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match=r"^MetricsSink\.watch\(name\) must be a non-empty str"):
         sink.watch(RetryBudget(events=quiet()), "")
-    with pytest.raises(TypeError, match="events must be an EventBus"):
+    with pytest.raises(
+        TypeError, match=r"^MetricsSink\.events must be an EventBus, got <object .*>$"
+    ):
         MetricsSink(events=object())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="max_names"):
+    with pytest.raises(ValueError, match=r"^MetricsSink\.max_names must be an int >= 1, got 0$"):
         MetricsSink(max_names=0)
     one = MetricsSink(max_names=1, events=quiet())
-    for name in ("a", "b"):
+    for name in ("a", "b", "a"):
         one.on_event(Event("failover", "fallback", attributes={"failover": name}))
-    assert one.samples()["resilient_failover_fallbacks_total"] == {("a",): 1, (OTHER_NAME,): 1}
+    assert one.samples()["resilient_failover_fallbacks_total"] == {("a",): 2, (OTHER_NAME,): 1}
 
 
 def test_a_bus_that_logged_keeps_logging(caplog: pytest.LogCaptureFixture) -> None:
