@@ -2,7 +2,7 @@
 
 Layers (imports point down only):
 
-    adapters      aiohttp                   (know patterns; no pattern knows them)
+    adapters      aiohttp, metrics          (know patterns; no pattern knows them)
     patterns      ratelimit, breaker, release, pool, rollout, retry, failover, bulkhead
                                             (each knows the foundations, never an adapter)
     foundations   clock, events, errors     (know no pattern)

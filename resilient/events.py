@@ -176,6 +176,13 @@ class EventBus:
 
         return unsubscribe
 
+    @property
+    def logs_unobserved(self) -> bool:
+        """Whether the bus logs what it delivers now: it has no listener, and was made to log
+        unobserved events. (A sink that subscribes to such a bus subscribes
+        :func:`logging_listener` too, so that nothing that was logged stops being logged.)"""
+        return self._log_when_unobserved and not self._listeners
+
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to every listener; a failing listener (or logging) is logged,
         never raised."""

@@ -4,7 +4,10 @@
 - ``resilient.clock`` and ``resilient.events`` (and the private helpers every pattern shares:
   ``_validate``, ``_lazy``, ``_deadline``) know no pattern;
 - patterns (``resilient.ratelimit``, ``resilient.breaker``, ...) import no adapter
-  (``resilient.aiohttp``, ``resilient.testing``);
+  (``resilient.aiohttp``, ``resilient.testing``, ``resilient.metrics``);
+- the backend-neutral part of ``resilient.metrics`` imports no pattern (it recognises the
+  instances it watches by their class, in modules already imported) and no metrics backend:
+  only ``resilient.metrics.prometheus`` and ``resilient.metrics.otel`` bring theirs;
 - ``chaos.toxiproxy`` (a standalone Toxiproxy drop-in) imports neither ``resilient`` nor the engine;
 - the engine (``chaos.engine``, ``chaos.scenario``, ``chaos.load``, ``chaos.report``, ``chaos.cli``
   and their private helpers) knows no pattern: only ``chaos.scenarios`` brings patterns in;
@@ -87,8 +90,9 @@ ENGINE = (
     "chaos.cli",
 )
 FOUNDATIONS = ("resilient.clock", "resilient.events")
+METRICS_BACKENDS = ("prometheus_client", "opentelemetry")
 SHARED_HELPERS = ("_validate", "_lazy", "_deadline")
-ADAPTERS = ("resilient.aiohttp", "resilient.redis", "resilient.testing")
+ADAPTERS = ("resilient.aiohttp", "resilient.redis", "resilient.testing", "resilient.metrics")
 
 
 def pattern_modules() -> tuple[str, ...]:
@@ -102,6 +106,7 @@ def pattern_modules() -> tuple[str, ...]:
             "aiohttp",
             "redis",
             "testing",
+            "metrics",
         }:
             continue
         if path.suffix == ".py" or (path / "__init__.py").exists():
@@ -117,6 +122,10 @@ def pattern_modules() -> tuple[str, ...]:
         (("resilient", "events"), pattern_modules()),
         *((("resilient", helper), pattern_modules()) for helper in SHARED_HELPERS),
         *((("resilient", pattern.split(".")[1]), ADAPTERS) for pattern in pattern_modules()),
+        *(
+            (("resilient", "metrics", module), (*METRICS_BACKENDS, *pattern_modules()))
+            for module in ("__init__", "_scheme", "_sink")
+        ),
         (("chaos", "toxiproxy"), ("resilient", *ENGINE, "chaos.scenarios")),
         *((tuple(name.split(".")), ("resilient",)) for name in ENGINE),
     ],

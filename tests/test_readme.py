@@ -56,6 +56,7 @@ NOT_RUN = {
     ".venv/bin/python bench/bench_retry.py": "a benchmark: needs the bench extra (stamina)",
     ".venv/bin/python bench/bench_bulkhead.py": "a benchmark: needs the bench extra",
     ".venv/bin/python bench/bench_pipeline.py": "a benchmark: needs the bench extra (stamina)",
+    ".venv/bin/python bench/bench_metrics.py": "a benchmark: run by hand",
     "python3 dev.py mutate resilient/ratelimit/_guard.py --tests tests/resilient/test_guard*.py": (
         "mutation testing: minutes per module, run on demand, never in CI"
     ),

@@ -4,10 +4,17 @@ Each case runs in a fresh interpreter (a module once imported stays in ``sys.mod
 ``import resilient`` and the local limiter must pay for none of redis-py, pybreaker and
 aiohttp; they come in with the first use of a class that needs them. pybreaker itself imports
 redis-py (for its optional Redis storage), so whatever needs pybreaker brings redis-py too.
+
+The metrics extras (prometheus-client, OpenTelemetry) are installed here (the dev extra): no
+entry point but their own sink's module imports them, so a program that does not make a sink
+pays nothing for them (``resilient.metrics`` itself, and a pattern watched by a sink, neither).
+redis-py 8 imports the OpenTelemetry API itself when it is installed (its observability
+module): what ``import redis`` alone brings is counted with redis-py, not against the library.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -26,6 +33,8 @@ HEAVY = {
     "numpy",
     "rich",
     "pydantic",
+    "prometheus_client",
+    "opentelemetry",
 }
 
 CASES = {
@@ -73,6 +82,17 @@ CASES = {
     ),
     "resilient.RedisLimiter": ("import resilient; resilient.RedisLimiter", {"redis"}),
     "import resilient.aiohttp": ("import resilient.aiohttp", {"aiohttp"}),
+    "import resilient.metrics": ("import resilient.metrics", set()),
+    "a MetricsSink watching a bulkhead": (
+        "from resilient import Bulkhead; from resilient.metrics import MetricsSink; "
+        "MetricsSink().watch(Bulkhead('db')).call",
+        set(),
+    ),
+    "import resilient.metrics.prometheus": (
+        "import resilient.metrics.prometheus",
+        {"prometheus_client"},
+    ),
+    "import resilient.metrics.otel": ("import resilient.metrics.otel", {"opentelemetry"}),
 }
 
 
@@ -88,10 +108,22 @@ def heavy_after(program: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1])) & HEAVY
 
 
+@functools.cache
+def brought_by_redis() -> set[str]:
+    """What ``import redis`` brings besides itself on this installation."""
+    return heavy_after("import redis") - {"redis"}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_entry_point_loads_only_what_it_needs(case: str) -> None:
     program, expected = CASES[case]
+    if "redis" in expected:
+        expected = expected | brought_by_redis()
     assert heavy_after(program) == expected
+
+
+def test_only_redis_py_brings_a_metrics_backend() -> None:
+    assert brought_by_redis() <= {"opentelemetry"}
 
 
 def test_every_public_name_resolves() -> None:
