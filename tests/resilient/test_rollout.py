@@ -218,6 +218,12 @@ async def test_one_rollout_at_a_time() -> None:
         await rollout.start(GOOD, "three")
 
 
+async def test_run_with_no_rollout_running_returns_its_state_at_once() -> None:
+    rollout, clock, _, _ = await opened()
+    assert await asyncio.wait_for(rollout.run(), timeout=5.0) is RolloutState.IDLE
+    assert clock.pending == 0  # not one evaluation waited for
+
+
 async def test_a_sample_of_another_stage_is_not_counted() -> None:
     options = RolloutOptions(
         stages=linear(50.0, bake=0.0), gates=(SuccessRatioGate(min_samples=20),)

@@ -221,6 +221,28 @@ async def test_a_cancelled_start_leaves_the_rollout_free() -> None:
     assert await rollout.start(BAD, "again") == 2
 
 
+async def test_a_second_start_while_the_first_awaits_its_store_is_refused() -> None:
+    rollout, _, _, store = await opened()
+    gate = asyncio.Event()
+    original = store.store
+
+    async def slow(data: bytes, reason: str) -> Any:
+        await gate.wait()
+        return await original(data, reason)
+
+    store.store = slow  # type: ignore[method-assign]
+    first = asyncio.create_task(rollout.start(BAD, "one"))
+    second = asyncio.create_task(rollout.start(BAD.replace(b"dead", b"a2"), "two"))
+    await asyncio.sleep(0)
+    gate.set()
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    assert one == 2
+    assert isinstance(two, RolloutStateError)
+    assert rollout.status.candidate == 2
+    with pytest.raises(KeyError):
+        await store.get(3)  # the refused one stored nothing
+
+
 @pytest.mark.parametrize(
     ("make", "words"),
     [
