@@ -279,6 +279,18 @@ async def test_a_plan_naming_no_percent_and_no_cohort_gives_the_candidate_to_no_
     assert not any(sides(follower))
 
 
+async def test_a_follower_serves_the_completed_version_with_an_int_epoch() -> None:
+    made = await fleet()
+    leader, follower = made.members
+    await leader.start(BAD, "x")
+    await follower.sync()
+    await leader.promote("on")
+    await follower.sync()
+    served = follower.config_for("k")
+    assert (served.version, served.canary) == (2, False)
+    assert type(served.epoch) is int  # as its type says, after a stage too
+
+
 class Flaky(MemoryConfigStore):
     def __init__(self) -> None:
         super().__init__()
