@@ -16,8 +16,9 @@ from resilient.rollout import (
     RolloutOptions,
     SuccessRatioGate,
     by_cohorts,
+    linear,
 )
-from tests.resilient.rollout_world import BAD, GOOD, Routing, opened
+from tests.resilient.rollout_world import BAD, GOOD, Routing, feed, opened
 
 
 async def test_opening_an_empty_store_says_to_bootstrap_it() -> None:
@@ -56,3 +57,28 @@ async def test_a_start_while_another_is_starting_says_so() -> None:
     gate.set()
     assert await first == 2
     assert str(caught.value) == "ConfigRollout('routing'): a rollout is starting; one at a time"
+
+
+async def test_promoting_a_stage_a_gate_failed_in_says_which_stage() -> None:
+    options = RolloutOptions(
+        stages=linear(25.0, bake=600.0),
+        gates=(SuccessRatioGate(min_samples=20),),
+        failure_limit=1,
+    )
+    rollout, _, _, _ = await opened(options, name="routing")
+    await rollout.start(BAD, "x")
+    await rollout.promote("sure")
+    feed(rollout, 2000, canary_ok=0.0)
+    await rollout.evaluate()
+    with pytest.raises(RolloutStateError) as caught:
+        await rollout.promote("sure?")
+    assert str(caught.value) == (
+        "ConfigRollout('routing').promote(): a gate was violated in stage 1"
+    )
+
+
+async def test_aborting_with_no_rollout_running_says_so() -> None:
+    rollout, _, _, _ = await opened(name="routing")
+    with pytest.raises(RolloutStateError) as caught:
+        await rollout.abort("a")
+    assert str(caught.value) == "ConfigRollout('routing').abort(): no rollout runs (it is idle)"
