@@ -142,7 +142,7 @@ class ConfigRollout(Generic[C]):
         if current is None:
             raise RolloutStateError(
                 f"ConfigRollout({self.name!r}).open(): the store has no current version "
-                "(publish a first one with ConfigRollout.start on an empty store's bootstrap)"
+                "(store a first one with ConfigRollout.bootstrap)"
             )
         self._set_baseline(current, parse_and_validate(self.schema, self.validators, current.data))
 
@@ -255,7 +255,7 @@ class ConfigRollout(Generic[C]):
         if self._busy or self.status.state in ACTIVE:
             raise RolloutStateError(
                 f"ConfigRollout({self.name!r}): a rollout is "
-                f"{self.status.state.value}; one at a time"
+                f"{'starting' if self._busy else self.status.state.value}; one at a time"
             )
         if self.status.killed:
             raise RolloutStateError(f"ConfigRollout({self.name!r}): the kill switch is on")

@@ -218,6 +218,51 @@ async def test_one_rollout_at_a_time() -> None:
         await rollout.start(GOOD, "three")
 
 
+async def test_run_with_no_rollout_running_returns_its_state_at_once() -> None:
+    rollout, clock, _, _ = await opened()
+    assert await asyncio.wait_for(rollout.run(), timeout=5.0) is RolloutState.IDLE
+    assert clock.pending == 0  # not one evaluation waited for
+
+
+async def test_the_history_of_a_completed_rollout_names_each_transition() -> None:
+    rollout, clock, _, _ = await opened()
+    await rollout.start(routing(eu="a2", us="b", asia="c"), "new eu target")
+    feed(rollout, 2000)
+    clock.advance(60.0)
+    await rollout.evaluate()
+    assert rollout.status.state is RolloutState.COMPLETED
+    assert [entry[1:] for entry in rollout.status.history] == [
+        ("started", "new eu target"),
+        ("stage_started", "stage 0: new eu target"),
+        ("completed", "stage 0 passed its gates"),
+    ]
+
+
+async def test_the_status_counts_each_evaluation_and_keeps_its_last_verdicts() -> None:
+    rollout, clock, _, _ = await opened()
+    await rollout.start(routing(eu="a2", us="b", asia="c"), "new eu target")
+    feed(rollout, 2000)
+    for count in (1, 2, 3):
+        clock.advance(5.0)
+        results = await rollout.evaluate()
+        assert rollout.status.evaluations == count
+        assert rollout.status.last_results == results
+    assert [result.verdict for result in results] == [Verdict.PASS, Verdict.PASS]
+
+
+async def test_a_stage_started_late_still_bakes_its_whole_bake_time() -> None:
+    rollout, clock, _, _ = await opened()
+    clock.advance(100.0)
+    await rollout.start(routing(eu="a2", us="b", asia="c"), "new eu target")
+    feed(rollout, 2000)
+    clock.advance(59.0)
+    await rollout.evaluate()
+    assert rollout.status.state is RolloutState.RUNNING
+    clock.advance(1.0)
+    await rollout.evaluate()
+    assert rollout.status.state is RolloutState.COMPLETED
+
+
 async def test_a_sample_of_another_stage_is_not_counted() -> None:
     options = RolloutOptions(
         stages=linear(50.0, bake=0.0), gates=(SuccessRatioGate(min_samples=20),)

@@ -129,6 +129,21 @@ async def test_a_follower_can_abort_for_the_fleet() -> None:
     assert set(sides(leader)) == {1}
 
 
+async def test_a_followers_kill_switch_rolls_the_fleet_back() -> None:
+    (leader, follower, other, _), _ = await fleet(MemoryConfigStore())
+    await leader.start(BAD, "x")
+    await follower.sync()
+    await other.sync()
+    await follower.kill("the on-call pulled the switch")
+    assert follower.status.state is RolloutState.ROLLED_BACK
+    assert await leader.evaluate() == ()
+    assert leader.status.state is RolloutState.ROLLED_BACK
+    assert set(sides(leader)) == {1}
+    await other.sync()
+    assert other.status.state is RolloutState.ROLLED_BACK
+    assert set(sides(other)) == {1}
+
+
 async def test_a_plan_that_is_none_changes_nothing() -> None:
     store = MemoryConfigStore()
     (leader, follower, *_), _ = await fleet(store)

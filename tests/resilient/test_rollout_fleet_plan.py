@@ -4,6 +4,7 @@ serves and says when it follows it, and what a store failing on the way costs (v
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from resilient.rollout import (
     by_cohorts,
     linear,
 )
+from resilient.rollout._cohort import bucket_of, salt_of
 from resilient.rollout._plan import Plan
 from tests.resilient.rollout_world import BAD, FAST, GOOD, Routing, feed, routing
 
@@ -262,6 +264,31 @@ async def test_only_a_plan_of_its_own_candidate_overrules_the_leader() -> None:
     await made.store.publish_plan(Plan(2, 1, 0, "completed", None, (), "routing:2").encode())
     assert await leader.evaluate() == ()
     assert leader.status.state is RolloutState.ROLLED_BACK
+
+
+async def test_a_plan_naming_no_percent_and_no_cohort_gives_the_candidate_to_no_key() -> None:
+    made = await fleet()
+    leader, follower = made.members
+    await leader.start(BAD, "x")
+    await made.store.publish_plan(Plan(2, 1, 0, "running", None, (), "routing:2").encode())
+    await follower.sync()
+    assert follower.status.state is RolloutState.RUNNING
+    seed = salt_of("routing:2")
+    first_bucket = next(k for k in map(str, itertools.count()) if bucket_of(seed, k) == 0)
+    assert follower.config_for(first_bucket).canary is False
+    assert not any(sides(follower))
+
+
+async def test_a_follower_serves_the_completed_version_with_an_int_epoch() -> None:
+    made = await fleet()
+    leader, follower = made.members
+    await leader.start(BAD, "x")
+    await follower.sync()
+    await leader.promote("on")
+    await follower.sync()
+    served = follower.config_for("k")
+    assert (served.version, served.canary) == (2, False)
+    assert type(served.epoch) is int  # as its type says, after a stage too
 
 
 class Flaky(MemoryConfigStore):

@@ -201,6 +201,22 @@ async def test_a_store_down_at_completion_holds_the_last_stage_and_tries_again()
     assert (await store.current()).number == 2  # type: ignore[union-attr]
 
 
+async def test_each_completion_the_store_refuses_is_one_more_store_error() -> None:
+    rollout, clock, store = await flaky_rollout()
+    await rollout.start(BAD.replace(b"dead", b"a2"), "x")
+    feed(rollout, 2000)
+    clock.advance(60.0)
+    store.down = True
+    await rollout.evaluate()
+    await rollout.evaluate()
+    assert rollout.status.state is RolloutState.RUNNING
+    assert rollout.status.store_errors == 2
+    assert rollout.status.history[-1][1:] == (
+        "store_error",
+        "not completed, the store failed: ConnectionError: store down",
+    )
+
+
 async def test_a_cancelled_start_leaves_the_rollout_free() -> None:
     rollout, _, _, store = await opened()
     gate = asyncio.Event()
@@ -219,6 +235,28 @@ async def test_a_cancelled_start_leaves_the_rollout_free() -> None:
     store.store = original  # type: ignore[method-assign]
     assert rollout.status.state is RolloutState.IDLE
     assert await rollout.start(BAD, "again") == 2
+
+
+async def test_a_second_start_while_the_first_awaits_its_store_is_refused() -> None:
+    rollout, _, _, store = await opened()
+    gate = asyncio.Event()
+    original = store.store
+
+    async def slow(data: bytes, reason: str) -> Any:
+        await gate.wait()
+        return await original(data, reason)
+
+    store.store = slow  # type: ignore[method-assign]
+    first = asyncio.create_task(rollout.start(BAD, "one"))
+    second = asyncio.create_task(rollout.start(BAD.replace(b"dead", b"a2"), "two"))
+    await asyncio.sleep(0)
+    gate.set()
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    assert one == 2
+    assert isinstance(two, RolloutStateError)
+    assert rollout.status.candidate == 2
+    with pytest.raises(KeyError):
+        await store.get(3)  # the refused one stored nothing
 
 
 @pytest.mark.parametrize(

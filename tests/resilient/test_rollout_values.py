@@ -5,6 +5,7 @@ no per-instance dict: samples and statuses stay small)."""
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import pytest
@@ -71,3 +72,30 @@ def test_equal_values_are_equal_and_frozen_ones_hash_alike() -> None:
     )
     assert len({Stage(percent=5), Stage(percent=5.0)}) == 1
     assert CohortSamples(1) == CohortSamples(1)
+
+
+async def test_every_served_carries_an_int_epoch_as_its_type_says() -> None:
+    from tests.resilient.rollout_world import BAD, opened
+
+    rollout, _, _, _ = await opened()
+    before = rollout.config_for("k")
+    assert type(before.epoch) is int
+    await rollout.start(BAD, "x")
+    during = rollout.config_for("k")
+    assert type(during.epoch) is int
+    assert during.epoch != before.epoch
+
+
+def test_shadow_is_generic_in_its_request_and_decision_at_run_time() -> None:
+    """What a run-time reader of the hints (typeguard, beartype, a docs tool) sees: shadow's
+    ``decide`` takes a configuration and a request and returns a decision, three type
+    variables, the same three its ShadowEvaluation is generic in."""
+    from resilient.rollout import ConfigRollout
+
+    hints = typing.get_type_hints(ConfigRollout.shadow)
+    (config, request), decision = typing.get_args(hints["decide"])
+    assert all(isinstance(v, typing.TypeVar) for v in (config, request, decision))
+    assert len({config, request, decision}) == 3
+    assert typing.get_args(hints["return"]) == (config, request, decision)
+    cohort_of, _ = typing.get_args(hints["cohort_of"])
+    assert typing.get_args(cohort_of) == ([request], str)
