@@ -182,3 +182,113 @@ async def test_a_trip_a_recovery_and_an_isolation_emit_exactly_these_events() ->
             {"breaker": "dep", "previous": "isolated", "reason": "reset by hand"},
         ),
     ]
+
+
+# -- the options: every default as documented, every refusal naming its field and bound -------
+
+
+def test_the_options_defaults_are_the_documented_numbers() -> None:
+    from resilient.breaker import (
+        DEFAULT_BREAKER_OPTIONS,
+        DEFAULT_BREAKER_SYNC_OPTIONS,
+        DEFAULT_FAILURE_RATE_THRESHOLD,
+        DEFAULT_MINIMUM_CALLS,
+        DEFAULT_SLOW_CALL_DURATION,
+        DEFAULT_SLOW_CALL_RATE_THRESHOLD,
+        DEFAULT_WINDOW_SECONDS,
+        DEFAULT_WINDOW_SIZE,
+        BreakerSyncOptions,
+    )
+
+    assert dataclasses.asdict(BreakerOptions()) == {
+        "failure_threshold": 5,
+        "reset_timeout": 30.0,
+        "half_open_max_calls": 1,
+        "exclude": (),
+        "metrics_only": False,
+    }
+    assert BreakerOptions() == DEFAULT_BREAKER_OPTIONS
+    assert dataclasses.asdict(BreakerSyncOptions()) == {
+        "prefix": "breaker:",
+        "round_trip_timeout": 1.0,
+        "retry_interval": 1.0,
+    }
+    assert BreakerSyncOptions() == DEFAULT_BREAKER_SYNC_OPTIONS
+    assert (
+        DEFAULT_FAILURE_RATE_THRESHOLD,
+        DEFAULT_SLOW_CALL_RATE_THRESHOLD,
+        DEFAULT_SLOW_CALL_DURATION,
+        DEFAULT_WINDOW_SIZE,
+        DEFAULT_WINDOW_SECONDS,
+        DEFAULT_MINIMUM_CALLS,
+    ) == (0.5, 1.0, 60.0, 100, 100.0, 100)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (
+            lambda: BreakerOptions(failure_threshold=0),
+            ValueError,
+            "BreakerOptions.failure_threshold must be an int >= 1, got 0",
+        ),
+        (
+            lambda: BreakerOptions(reset_timeout=-1),
+            ValueError,
+            "BreakerOptions.reset_timeout must be a finite number of seconds >= 0, got -1",
+        ),
+        (
+            lambda: BreakerOptions(half_open_max_calls=0),
+            ValueError,
+            "BreakerOptions.half_open_max_calls must be an int >= 1, got 0",
+        ),
+        (
+            lambda: BreakerOptions(exclude=(3,)),
+            TypeError,
+            "BreakerOptions.exclude must be a tuple of exception types or predicates, got (3,)",
+        ),
+        (
+            lambda: BreakerOptions(metrics_only=1),
+            TypeError,
+            "BreakerOptions.metrics_only must be a bool, got 1",
+        ),
+        (
+            lambda: __import__("resilient.breaker").breaker.BreakerSyncOptions(prefix=3),
+            TypeError,
+            "BreakerSyncOptions.prefix must be a str, got 3",
+        ),
+        (
+            lambda: __import__("resilient.breaker").breaker.BreakerSyncOptions(
+                round_trip_timeout=0
+            ),
+            ValueError,
+            "BreakerSyncOptions.round_trip_timeout must be a finite number of seconds > 0, got 0",
+        ),
+        (
+            lambda: __import__("resilient.breaker").breaker.BreakerSyncOptions(retry_interval=0),
+            ValueError,
+            "BreakerSyncOptions.retry_interval must be a finite number of seconds > 0, got 0",
+        ),
+    ],
+)
+def test_a_bad_option_is_refused_naming_its_field_and_bound(
+    build: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as refused:
+        build()  # type: ignore[operator]
+    assert str(refused.value) == message
+
+
+def test_every_bound_of_the_options_itself_is_accepted() -> None:
+    from resilient.breaker import BreakerSyncOptions, CountWindow, TimeWindow
+
+    edge = BreakerOptions(failure_threshold=1, reset_timeout=0, half_open_max_calls=1)
+    assert (edge.failure_threshold, edge.reset_timeout, edge.half_open_max_calls) == (1, 0, 1)
+    assert BreakerOptions(exclude=(KeyError, callable)).exclude == (KeyError, callable)
+    assert BreakerSyncOptions(prefix="").prefix == ""
+    assert CountWindow(1_000_000).size == 1_000_000  # MAX_WINDOW_SIZE: one byte a call, 1 MB
+    assert TimeWindow(1.0, 10_000).buckets == 10_000  # MAX_WINDOW_BUCKETS
+    for options, field in ((BreakerOptions(), "reset_timeout"), (BreakerSyncOptions(), "prefix")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(options, field, 1.0)
+        assert not hasattr(options, "__dict__")
