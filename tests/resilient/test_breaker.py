@@ -631,9 +631,12 @@ async def test_a_permit_says_whether_it_is_a_probe_and_when_it_started() -> None
         events=EventBus(log_when_unobserved=False),
     )
     clock.advance(5.0)
-    closed = timed.try_acquire()
+    closed, untimed_closed = timed.try_acquire(), untimed.try_acquire()
     assert closed is not None
+    assert untimed_closed is not None
     assert (closed.probe, closed.started) == (False, 5.0)
+    assert (untimed_closed.probe, untimed_closed.started) == (False, 0.0)  # no clock read
+    untimed_closed.succeeded()
     closed.failed(Boom())  # a failure rate of 1 over 1 call: open
     await trip(untimed)
     clock.advance(10.0)

@@ -210,6 +210,34 @@ async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, pre
         await sync.aclose()
 
 
+async def test_a_followed_open_moves_the_timer_and_is_never_published_again(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    breaker, sync, _ = process(redis_server.url, prefix)
+    client = aredis.Redis.from_url(redis_server.url)
+
+    def opened(version: int, open_for: int) -> bytes:
+        return (
+            b'%d 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": %d}' % (version, open_for)
+        )
+
+    try:
+        await asyncio.sleep(0.2)
+        channel = f"{prefix}transitions"
+        await client.publish(channel, opened(1, 20))
+        await eventually(lambda: breaker.state is BreakerState.OPEN)
+        assert 19.0 < breaker.retry_after <= 20.0
+        await client.publish(channel, opened(2, 5))  # already open: only the timer moves
+        await eventually(lambda: breaker.retry_after <= 5.0)
+        assert breaker.retry_after > 4.0
+        await asyncio.sleep(0.2)
+        assert await client.get(f"{prefix}payments") is None  # followed, not published back
+    finally:
+        await client.aclose()
+        await sync.aclose()
+
+
 def test_bad_arguments_are_refused_by_name() -> None:
     with pytest.raises(ArgumentTypeError, match=r"^BreakerSync\.redis must be a URL"):
         BreakerSync(3)  # type: ignore[arg-type]
