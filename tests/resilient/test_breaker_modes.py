@@ -283,6 +283,8 @@ async def test_metrics_only_never_refuses_but_counts_and_transitions_as_if_it_di
     breaker.isolate()
     assert await breaker.call(counted) == "ok"
     assert breaker.stats.rejected == 3
+    # what it let through counts as rejected only: never as a success, failure or stale outcome
+    assert (breaker.stats.successes, breaker.stats.ignored) == (1, 0)
 
 
 # -- the probe limit, exactly, under 1,000 callers -------------------------------------------
