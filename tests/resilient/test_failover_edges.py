@@ -204,3 +204,27 @@ async def test_a_provider_in_slow_start_is_asked_when_needed_but_never_hedged_to
     assert failover.stats()["one"].passed_over >= 1
     broken["two"] = True  # now nobody else can answer: it is asked all the same
     assert (await failover.call("r")).provider == "one"
+
+
+async def hedge_sent_after(latencies: list[float], quantile: float) -> float:
+    """Seconds after a slow request started that its hedge was sent, once the primary answered
+    with ``latencies`` before it."""
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: latencies[n - 1] if n <= len(latencies) else 10.0)
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(timeout=2.0, hedge_quantile=quantile, hedge_min_delay=0.0)
+    failover = build(clock, one, two, options=options)
+    for _ in latencies:
+        assert (await failover.call("r")).provider == "one"
+    started = clock.monotonic()
+    assert (await failover.call("slow")).hedged
+    return two.times[0] - started
+
+
+async def test_the_hedge_follows_the_measured_quantile_from_the_eighth_latency_on() -> None:
+    ms = [n / 1000 for n in (8, 3, 1, 6, 2, 7, 5, 4)]  # 1..8 ms, not in order
+    assert await hedge_sent_after(ms[:7], 0.5) == pytest.approx(0.5)  # timeout / 4: unmeasured
+    assert await hedge_sent_after(ms, 0.5) == pytest.approx(0.004)  # the 4th of 8
+    assert await hedge_sent_after(ms, 0.95) == pytest.approx(0.008)  # the 8th of 8
+    assert await hedge_sent_after(ms, 0.1) == pytest.approx(0.001)  # the 1st of 8
+    assert await hedge_sent_after(ms, 1.0) == pytest.approx(0.008)

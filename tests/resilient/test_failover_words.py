@@ -27,9 +27,11 @@ from resilient.failover import (
     FAILOVER_RECOVERING,
     PROVIDER_BREAKER_OPTIONS,
     FailedOver,
+    Failover,
     FailoverOptions,
     FallbackUsed,
     Hedged,
+    Provider,
     ProviderRecovering,
 )
 
@@ -219,3 +221,105 @@ def test_each_event_has_its_name_severity_and_attributes_in_order(
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.failover = "other"  # type: ignore[misc]
     assert not hasattr(event, "__dict__")
+
+
+async def answer(request: str) -> str:
+    return request
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (
+            lambda p: Failover([]),
+            ArgumentTypeError,
+            "Failover.providers must be a non-empty sequence of Provider",
+        ),
+        (
+            lambda p: Failover("ab"),
+            ArgumentTypeError,
+            "Failover.providers must be a non-empty sequence of Provider",
+        ),
+        (
+            lambda p: Failover([p, p]),
+            ArgumentValueError,
+            "Failover.providers must have distinct names, got ['one', 'one']",
+        ),
+        (
+            lambda p: Failover([3]),
+            ArgumentTypeError,
+            "Failover.providers[] must be a Provider, got 3",
+        ),
+        (
+            lambda p: Failover([p], 3),
+            ArgumentTypeError,
+            "Failover.options must be a FailoverOptions, got 3",
+        ),
+        (
+            lambda p: Failover([p], budget=3),
+            ArgumentTypeError,
+            "Failover.budget must be an AttemptBudget or None, got 3",
+        ),
+        (
+            lambda p: Failover([p], fallback=3),
+            ArgumentTypeError,
+            "Failover.fallback must be callable, got 3",
+        ),
+        (
+            lambda p: Failover([p], name=""),
+            ArgumentValueError,
+            "Failover.name must be a non-empty str, got ''",
+        ),
+        (
+            lambda p: Failover([p], clock=3),
+            ArgumentTypeError,
+            "Failover.clock must be a Clock, got 3",
+        ),
+        (
+            lambda p: Failover([p], events=3),
+            ArgumentTypeError,
+            "Failover.events must be an EventBus, got 3",
+        ),
+        (
+            lambda p: Failover([p], random=3),
+            ArgumentTypeError,
+            "Failover.random must be a random.Random, got 3",
+        ),
+        (
+            lambda p: Provider("", answer),
+            ArgumentValueError,
+            "Provider.name must be a non-empty str, got ''",
+        ),
+        (lambda p: Provider("x", 3), ArgumentTypeError, "Provider.call must be callable, got 3"),
+        (
+            lambda p: Provider("x", answer, breaker=3),
+            ArgumentTypeError,
+            "Provider.breaker must be a CircuitBreaker, got 3",
+        ),
+        (
+            lambda p: Provider("x", answer, rate=3),
+            ArgumentTypeError,
+            "Provider.rate must be a Rate or None, got 3",
+        ),
+    ],
+)
+def test_a_bad_argument_is_refused_in_exact_words(
+    build: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as refused:
+        build(Provider("one", answer))
+    assert str(refused.value) == message
+
+
+async def test_the_providers_get_their_own_breakers_named_after_the_failover() -> None:
+    from resilient.breaker import BreakerState
+    from resilient.clock import VirtualClock
+
+    failover = Failover(
+        [Provider("one", answer), Provider("two", answer)], name="search", clock=VirtualClock()
+    )
+    assert [lane.breaker.name for lane in failover.lanes] == ["search/one", "search/two"]
+    assert all(lane.breaker.options == PROVIDER_BREAKER_OPTIONS for lane in failover.lanes)
+    assert all(lane.breaker.state is BreakerState.CLOSED for lane in failover.lanes)
+    assert failover.name == "search"
+    assert Failover([Provider("one", answer)]).name == "failover"  # the default name
