@@ -228,3 +228,43 @@ async def test_the_hedge_follows_the_measured_quantile_from_the_eighth_latency_o
     assert await hedge_sent_after(ms, 0.95) == pytest.approx(0.008)  # the 8th of 8
     assert await hedge_sent_after(ms, 0.1) == pytest.approx(0.001)  # the 1st of 8
     assert await hedge_sent_after(ms, 1.0) == pytest.approx(0.008)
+
+
+@pytest.mark.parametrize(
+    ("window", "elapsed", "draw", "asked"),
+    [
+        (30.0, 0.0, 0.0999, True),  # at its start a provider takes slow_start_min_share (10%)
+        (30.0, 0.0, 0.1, False),
+        (30.0, 15.0, 0.54, True),  # half way: 10% + 90% * 1/2 = 55%
+        (30.0, 15.0, 0.56, False),
+        (1.0, 0.5, 0.54, True),  # a one-second window ramps as well
+        (1.0, 0.5, 0.56, False),
+        (30.0, 30.0, 0.9999, True),  # the window over: its whole share
+    ],
+)
+async def test_a_provider_in_slow_start_is_asked_with_the_chance_its_share_says(
+    window: float, elapsed: float, draw: float, asked: bool
+) -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.001)
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(timeout=2.0, hedge=False, slow_start_window=window)
+    failover = build(clock, one, two, options=options, random=Always(draw))
+    failover.lanes[0].ramp_start = clock.monotonic() - elapsed
+    result = await failover.call("r")
+    assert result.provider == ("one" if asked else "two")
+    assert failover.stats()["one"].passed_over == (0 if asked else 1)
+
+
+async def test_a_health_exactly_at_min_health_is_healthy() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.001)
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(timeout=2.0, hedge=False, min_health=0.5)
+    failover = build(clock, one, two, options=options)
+    failover.lanes[0].health = 0.5  # at the bar: not passed over
+    assert (await failover.call("r")).provider == "one"
+    failover.lanes[0].health = 0.25
+    failover.lanes[1].health = 0.5  # at the bar: healthy, so the unhealthy one is passed over
+    assert (await failover.call("r")).provider == "two"
+    assert failover.stats()["one"].passed_over == 1
