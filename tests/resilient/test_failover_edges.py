@@ -268,3 +268,21 @@ async def test_a_health_exactly_at_min_health_is_healthy() -> None:
     failover.lanes[1].health = 0.5  # at the bar: healthy, so the unhealthy one is passed over
     assert (await failover.call("r")).provider == "two"
     assert failover.stats()["one"].passed_over == 1
+
+
+async def test_a_request_its_rate_limit_refuses_is_counted_once() -> None:
+    from resilient.ratelimit import Rate
+
+    clock = VirtualClock()
+    one = Scripted("one", clock, lambda n: 0.0)
+    failover = Failover(
+        [Provider("one", one, rate=Rate(1, 1.0, burst=1))],
+        FailoverOptions(timeout=1.0, hedge=False),
+        clock=clock,
+    )
+    assert [(await failover.call("r")).provider for _ in range(2)] == ["one", "one"]  # burst
+    for _ in range(3):
+        with pytest.raises(ProvidersUnavailableError, match="no attempt made"):
+            await failover.call("r")
+    stats = failover.stats()["one"]
+    assert (stats.attempts, stats.rate_limited, stats.passed_over) == (2, 3, 0)
