@@ -3,6 +3,7 @@ refuses, a single provider, and the counters a user reads."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any
 
@@ -173,7 +174,7 @@ async def test_a_provider_down_long_enough_to_lose_its_health_comes_back() -> No
         await failover.call("r")
         await clock.sleep(0.1)
     assert breaker.state is BreakerState.CLOSED
-    assert failover.lanes[0].health > 0.5
+    assert failover.lanes[0].health == 1.0  # its failures are behind it: health starts afresh
     assert [e.name for e in recorder.events].count("recovering") == 1
     before = one.calls
     for _ in range(100):  # 10 s later the slow start is over: one is asked first again
@@ -286,3 +287,35 @@ async def test_a_request_its_rate_limit_refuses_is_counted_once() -> None:
             await failover.call("r")
     stats = failover.stats()["one"]
     assert (stats.attempts, stats.rate_limited, stats.passed_over) == (2, 3, 0)
+
+
+async def test_health_is_a_weighted_share_of_successes_and_latencies_are_bounded() -> None:
+    clock = VirtualClock(autojump=True)
+    answers = iter([DOWN, 0.001, DOWN] + [0.001] * 20)
+    one = Scripted("one", clock, lambda n: next(answers))
+    options = FailoverOptions(timeout=2.0, health_weight=0.1, latency_samples=8)
+    failover = build(clock, one, options=options)
+    lane = failover.lanes[0]
+    healths = []
+    for _ in range(3):
+        with contextlib.suppress(ProvidersUnavailableError):
+            await failover.call("r")
+        healths.append(lane.health)
+    # 1.0, then a failure takes 10% of it, a success adds 10% of what is missing, ...
+    assert healths == pytest.approx([0.9, 0.91, 0.819])
+    for _ in range(20):
+        await failover.call("r")
+    assert len(lane.latencies) == 8  # latency_samples: the oldest leave
+    assert lane.stats.successes == 21
+
+
+async def test_an_outrun_sample_also_keeps_the_latencies_bounded() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.010 if n <= 8 else 5.0)
+    two = Scripted("two", clock, lambda n: 0.002)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0, latency_samples=8))
+    for _ in range(8):
+        await failover.call("r")
+    await failover.call("slow")  # outrun by its hedge after 10 ms
+    assert list(failover.lanes[0].latencies) == pytest.approx([0.010] * 8)
+    assert len(failover.lanes[0].latencies) == 8
