@@ -292,3 +292,15 @@ def test_every_bound_of_the_options_itself_is_accepted() -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(options, field, 1.0)
         assert not hasattr(options, "__dict__")
+
+
+def test_exclusion_is_the_public_alias_of_what_exclude_holds() -> None:
+    import typing
+    from collections.abc import Callable
+
+    from resilient.breaker import Exclusion
+
+    assert typing.get_args(Exclusion) == (
+        type[BaseException],
+        Callable[[BaseException], bool],
+    )
