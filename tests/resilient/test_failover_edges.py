@@ -268,7 +268,19 @@ async def test_a_health_exactly_at_min_health_is_healthy() -> None:
     failover.lanes[0].health = 0.25
     failover.lanes[1].health = 0.5  # at the bar: healthy, so the unhealthy one is passed over
     assert (await failover.call("r")).provider == "two"
-    assert failover.stats()["one"].passed_over == 1
+    assert (await failover.call("r")).provider == "two"
+    assert failover.stats()["one"].passed_over == 2  # once a request
+
+
+async def test_a_healthy_provider_its_breaker_refuses_does_not_count_as_available() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 0.001)
+    two = Scripted("two", clock, lambda n: 0.001)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0, hedge=False))
+    failover.lanes[0].breaker.isolate()  # in full health, but it takes no call
+    failover.lanes[1].health = 0.1
+    assert (await failover.call("r")).provider == "two"
+    assert failover.stats()["two"].passed_over == 0  # nobody better could be asked
 
 
 async def test_a_request_its_rate_limit_refuses_is_counted_once() -> None:

@@ -323,3 +323,29 @@ async def test_the_providers_get_their_own_breakers_named_after_the_failover() -
     assert all(lane.breaker.state is BreakerState.CLOSED for lane in failover.lanes)
     assert failover.name == "search"
     assert Failover([Provider("one", answer)]).name == "failover"  # the default name
+
+
+async def test_a_bad_timeout_of_a_call_is_refused_in_exact_words() -> None:
+    failover = Failover([Provider("one", answer)])
+    with pytest.raises(ArgumentValueError) as refused:
+        await failover.call("r", timeout=0)
+    assert (
+        str(refused.value) == "Failover.call(timeout) must be a finite number of seconds > 0, got 0"
+    )
+
+
+async def test_a_result_is_a_frozen_slotted_value() -> None:
+    from resilient.clock import VirtualClock
+
+    failover = Failover([Provider("one", answer)], clock=VirtualClock())
+    result = await failover.call("r")
+    assert (result.value, result.provider, result.degraded, result.attempts, result.hedged) == (
+        "r",
+        "one",
+        False,
+        1,
+        False,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.value = "changed"  # type: ignore[misc]
+    assert not hasattr(result, "__dict__")
