@@ -331,3 +331,42 @@ async def test_an_outrun_sample_also_keeps_the_latencies_bounded() -> None:
     await failover.call("slow")  # outrun by its hedge after 10 ms
     assert list(failover.lanes[0].latencies) == pytest.approx([0.010] * 8)
     assert len(failover.lanes[0].latencies) == 8
+
+
+async def test_a_failed_primary_leaves_its_hedge_running_to_answer() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: DOWN, fail_after=0.6)  # fails after the hedge left
+    two = Scripted("two", clock, lambda n: 1.0)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0))
+    result = await failover.call("r")  # the hedge goes at 0.5 s (timeout / 4)
+    assert (result.value, result.provider, result.hedged, result.attempts) == (
+        "two:r",
+        "two",
+        True,
+        2,
+    )
+    assert clock.monotonic() == pytest.approx(1.5)
+    assert two.cancelled == 0
+
+
+async def test_every_hedge_and_every_hedge_won_is_counted() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 10.0)
+    two = Scripted("two", clock, lambda n: 0.001)
+    failover = build(clock, one, two, options=FailoverOptions(timeout=2.0))
+    for _ in range(3):
+        assert (await failover.call("r")).provider == "two"
+    stats = failover.stats()
+    assert (stats["two"].hedges, stats["two"].hedges_won, stats["one"].cancelled) == (3, 3, 3)
+
+
+async def test_a_request_past_its_deadline_says_so() -> None:
+    clock = VirtualClock(autojump=True)
+    one = Scripted("one", clock, lambda n: 10.0)
+    failover = build(clock, one)
+    with pytest.raises(ProvidersUnavailableError) as caught:
+        await failover.call("r", timeout=0.5)
+    assert (caught.value.reason, caught.value.errors) == ("the deadline passed", ())
+    assert (
+        str(caught.value) == "failover 'failover': no answer (the deadline passed); no attempt made"
+    )
