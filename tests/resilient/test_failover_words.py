@@ -349,3 +349,21 @@ async def test_a_result_is_a_frozen_slotted_value() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.value = "changed"  # type: ignore[misc]
     assert not hasattr(result, "__dict__")
+
+
+def test_a_provider_its_stats_and_its_lane_are_slotted_values() -> None:
+    from resilient.failover import ProviderStats
+
+    provider = Provider("one", answer)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        provider.name = "two"  # type: ignore[misc]
+    assert not hasattr(provider, "__dict__")
+    stats = ProviderStats()
+    assert stats == ProviderStats(0, 0, 0, 0, 0, 0, 0, 0)
+    assert repr(stats) == (
+        "ProviderStats(attempts=0, successes=0, failures=0, hedges=0, hedges_won=0, "
+        "cancelled=0, rate_limited=0, passed_over=0)"
+    )
+    assert not hasattr(stats, "__dict__")
+    lane = Failover([provider]).lanes[0]
+    assert not hasattr(lane, "__dict__")  # a fixed memory per provider
