@@ -318,7 +318,7 @@ async def test_health_is_a_weighted_share_of_successes_and_latencies_are_bounded
     for _ in range(20):
         await failover.call("r")
     assert len(lane.latencies) == 8  # latency_samples: the oldest leave
-    assert lane.stats.successes == 21
+    assert (lane.stats.successes, lane.stats.failures) == (21, 2)
 
 
 async def test_an_outrun_sample_also_keeps_the_latencies_bounded() -> None:
@@ -370,3 +370,51 @@ async def test_a_request_past_its_deadline_says_so() -> None:
     assert (
         str(caught.value) == "failover 'failover': no answer (the deadline passed); no attempt made"
     )
+
+
+async def test_the_hedge_delay_follows_a_change_in_the_providers_latency() -> None:
+    clock = VirtualClock(autojump=True)
+    latency = {"now": 0.010}
+    one = Scripted("one", clock, lambda n: latency["now"])
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(
+        timeout=2.0, latency_samples=64, hedge_quantile=0.5, hedge_min_delay=0.0
+    )
+    failover = build(clock, one, two, options=options)
+    failover.lanes[1].breaker.isolate()  # no hedge goes out while one's latencies are measured
+    for _ in range(64):
+        await failover.call("r")
+    latency["now"] = 0.020  # a whole window of slower answers
+    for _ in range(64):
+        await failover.call("r")
+    failover.lanes[1].breaker.reset()
+    latency["now"] = 10.0
+    started = clock.monotonic()
+    assert (await failover.call("slow")).hedged
+    assert two.times[0] - started == pytest.approx(0.020)
+
+
+async def test_the_hedge_delay_follows_the_latency_while_hedges_outrun_some_attempts() -> None:
+    clock = VirtualClock(autojump=True)
+    latency = {"now": 0.010}
+    one = Scripted("one", clock, lambda n: latency["now"])
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(
+        timeout=2.0, latency_samples=64, hedge_quantile=0.9, hedge_min_delay=0.0
+    )
+    failover = build(clock, one, two, options=options)
+    hedges = failover.lanes[1].breaker
+    hedges.isolate()
+    for _ in range(64):
+        await failover.call("r")
+    for _ in range(64):  # every other attempt is outrun by its hedge
+        latency["now"] = 0.020
+        await failover.call("r")  # answered in 20 ms, no hedge to outrun it
+        hedges.reset()
+        latency["now"] = 10.0
+        assert (await failover.call("slow")).provider == "two"  # outrun
+        hedges.isolate()
+    hedges.reset()
+    started = clock.monotonic()
+    assert (await failover.call("slow")).hedged
+    assert two.times[-1] - started == pytest.approx(0.020)  # the p90 of the last 64 samples
