@@ -418,3 +418,35 @@ async def test_the_hedge_delay_follows_the_latency_while_hedges_outrun_some_atte
     started = clock.monotonic()
     assert (await failover.call("slow")).hedged
     assert two.times[-1] - started == pytest.approx(0.020)  # the p90 of the last 64 samples
+
+
+@pytest.mark.parametrize("samples", [8, 64, 72])
+async def test_the_hedge_delay_is_never_more_than_a_sixteenth_of_the_window_behind(
+    samples: int,
+) -> None:
+    """The latencies are re-sorted every 1/16 of the window (at least every sample): after
+    that many new answers, the next hedge delay (here the slowest of them, ``q = 1``) has
+    them, whatever else was recorded between."""
+    clock = VirtualClock(autojump=True)
+    latency = {"now": 0.010}
+    one = Scripted("one", clock, lambda n: latency["now"])
+    two = Scripted("two", clock, lambda n: 0.001)
+    options = FailoverOptions(
+        timeout=2.0, latency_samples=samples, hedge_quantile=1.0, hedge_min_delay=0.0
+    )
+    failover = build(clock, one, two, options=options)
+    hedges = failover.lanes[1].breaker
+    hedges.isolate()
+    for _ in range(samples):
+        await failover.call("r")
+    behind = max(1, samples // 16)
+    for round_ in range(1, 13):
+        latency["now"] = 0.010 + round_ * 0.001  # slower each round
+        for _ in range(behind + round_ % 4):
+            await failover.call("r")  # answered, no hedge to outrun it
+        hedges.reset()
+        latency["now"] = 10.0
+        started = clock.monotonic()
+        assert (await failover.call("slow")).provider == "two"
+        assert two.times[-1] - started == pytest.approx(0.010 + round_ * 0.001)
+        hedges.isolate()
