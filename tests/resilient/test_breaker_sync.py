@@ -145,8 +145,10 @@ async def test_redis_down_never_blocks_or_fails_a_call_and_is_said(prefix: str) 
         await eventually(lambda: bool(seen.named("sync_lost")))
         lost = seen.named("sync_lost")[0]
         assert lost.attributes["breaker"] == "payments"
-        assert "Error" in lost.attributes["error"]
+        kind, _, message = lost.attributes["error"].partition(": ")
+        assert (kind, bool(message)) == ("ConnectionError", True)  # "Type: message"
         assert sync.down
+        assert repr(sync) == "BreakerSync(breakers=['payments'], down=True)"
     finally:
         await sync.aclose()
 
@@ -173,7 +175,10 @@ async def test_after_redis_comes_back_the_local_transition_is_published(
         await second_sync.aclose()
 
 
-async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, prefix: str) -> None:
+async def test_what_is_not_one_of_ours_is_ignored(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="resilient.breaker")
     breaker, sync, _ = process(redis_server.url, prefix)
     client = aredis.Redis.from_url(redis_server.url)
     try:
@@ -205,6 +210,12 @@ async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, pre
         )
         await asyncio.sleep(0.2)
         assert breaker.state is BreakerState.OPEN  # an older version is not applied
+        ignored = [r for r in caplog.records if r.name == "resilient.breaker"]
+        assert len(ignored) == 6  # each piece of garbage, once
+        assert ignored[0].getMessage() == (
+            "breaker sync: ignored a transition that is not one of ours: b'nonsense' "
+            "(not enough values to unpack (expected 3, got 1))"
+        )
     finally:
         await client.aclose()
         await sync.aclose()
