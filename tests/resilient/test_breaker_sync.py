@@ -252,10 +252,40 @@ async def test_a_followed_open_moves_the_timer_and_is_never_published_again(
 def test_bad_arguments_are_refused_by_name() -> None:
     with pytest.raises(ArgumentTypeError, match=r"^BreakerSync\.redis must be a URL"):
         BreakerSync(3)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentTypeError, match=r"^BreakerSync\.options must be"):
+    with pytest.raises(ArgumentTypeError) as refused:
         BreakerSync("redis://127.0.0.1:1/0", {"prefix": "x"})  # type: ignore[arg-type]
+    assert (
+        str(refused.value)
+        == "BreakerSync.options must be a BreakerSyncOptions, got {'prefix': 'x'}"
+    )
     sync = BreakerSync("redis://127.0.0.1:1/0", FAST)
     CircuitBreaker("one", sync=sync)
     with pytest.raises(ValueError, match="already shares a breaker named 'one'"):
         CircuitBreaker("one", sync=sync)
     assert repr(sync) == "BreakerSync(breakers=['one'], down=False)"
+
+
+async def test_a_sync_never_started_closes_cleanly() -> None:
+    sync = BreakerSync("redis://127.0.0.1:1/0", FAST)
+    await sync.aclose()
+    assert not sync.down
+
+
+async def test_closing_a_sync_closes_the_connections_it_opened(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    client = aredis.Redis.from_url(redis_server.url)
+    try:
+        before = len(await client.client_list())
+        breaker, sync, _ = process(redis_server.url, prefix)
+        await asyncio.sleep(0.2)  # subscribed
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await breaker.call(fail)
+        await asyncio.sleep(0.2)  # published
+        assert len(await client.client_list()) > before
+        await sync.aclose()
+        await asyncio.sleep(0.1)
+        assert len(await client.client_list()) == before
+    finally:
+        await client.aclose()
