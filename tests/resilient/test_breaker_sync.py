@@ -260,8 +260,9 @@ def test_bad_arguments_are_refused_by_name() -> None:
     )
     sync = BreakerSync("redis://127.0.0.1:1/0", FAST)
     CircuitBreaker("one", sync=sync)
-    with pytest.raises(ValueError, match="already shares a breaker named 'one'"):
+    with pytest.raises(ValueError, match=r"^BreakerSync already shares") as twice:
         CircuitBreaker("one", sync=sync)
+    assert str(twice.value) == "BreakerSync already shares a breaker named 'one'"
     assert repr(sync) == "BreakerSync(breakers=['one'], down=False)"
 
 
@@ -283,9 +284,19 @@ async def test_closing_a_sync_closes_the_connections_it_opened(
             with pytest.raises(Boom):
                 await breaker.call(fail)
         await asyncio.sleep(0.2)  # published
-        assert len(await client.client_list()) > before
+        opened = len(await client.client_list())
+        assert opened > before
+        breaker.reset()
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await breaker.call(fail)
+        await asyncio.sleep(0.2)
+        assert len(await client.client_list()) == opened  # more transitions, no more tasks
         await sync.aclose()
-        await asyncio.sleep(0.1)
+        breaker.reset()  # after aclose: not published
+        await asyncio.sleep(0.2)
         assert len(await client.client_list()) == before
+        last = await client.get(f"{prefix}payments")
+        assert b'"state": "open"' in last
     finally:
         await client.aclose()
