@@ -298,5 +298,7 @@ async def test_closing_a_sync_closes_the_connections_it_opened(
         assert len(await client.client_list()) == before
         last = await client.get(f"{prefix}payments")
         assert b'"state": "open"' in last
+        written = {key.decode() for key in await client.keys(f"*{prefix}*")}
+        assert written == {f"{prefix}payments", f"{prefix}payments:version"}  # under the prefix
     finally:
         await client.aclose()
