@@ -216,6 +216,9 @@ async def test_what_is_not_one_of_ours_is_ignored(
             "breaker sync: ignored a transition that is not one of ours: b'nonsense' "
             "(not enough values to unpack (expected 3, got 1))"
         )
+        why = [record.getMessage().rpartition(" (")[2] for record in ignored]
+        assert "open_for must be >= 0, got -5.0)" in why
+        assert "reason and origin must be strings)" in why
     finally:
         await client.aclose()
         await sync.aclose()
@@ -302,3 +305,33 @@ async def test_closing_a_sync_closes_the_connections_it_opened(
         assert written == {f"{prefix}payments", f"{prefix}payments:version"}  # under the prefix
     finally:
         await client.aclose()
+
+
+async def test_a_transition_numbered_as_one_applied_is_ignored_and_open_for_zero_is_followed(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    breaker, sync, seen = process(redis_server.url, prefix)
+    client = aredis.Redis.from_url(redis_server.url)
+
+    def transition(version: int, state: str, open_for: str) -> bytes:
+        return (
+            b'%d 1.0 {"breaker": "payments", "state": "%s", "reason": "x", "origin": "o", '
+            b'"open_for": %s}' % (version, state.encode(), open_for.encode())
+        )
+
+    try:
+        await asyncio.sleep(0.2)
+        channel = f"{prefix}transitions"
+        await client.publish(channel, transition(9, "open", "20"))
+        await eventually(lambda: breaker.state is BreakerState.OPEN)
+        await client.publish(channel, transition(9, "closed", "null"))  # the same number again
+        await client.publish(channel, transition(10, "isolated", "null"))
+        await eventually(lambda: breaker.state is BreakerState.ISOLATED)
+        assert [e.name for e in seen.events] == ["opened", "isolated"]  # never closed
+        await client.publish(channel, transition(11, "open", "0"))  # probes are due now
+        await eventually(lambda: len(seen.events) == 3)
+        assert seen.events[2].name == "opened"
+        assert breaker.retry_after == 0.0
+    finally:
+        await client.aclose()
+        await sync.aclose()
