@@ -169,7 +169,7 @@ async def test_after_redis_comes_back_the_local_transition_is_published(
         await asyncio.to_thread(fresh_redis_server.start)
         await eventually(lambda: bool(seen.named("sync_restored")))
         await eventually(lambda: second.state is BreakerState.OPEN)
-        assert seen.named("sync_restored")[0].attributes["down_for"] > 0
+        assert 0 < seen.named("sync_restored")[0].attributes["down_for"] < 60
     finally:
         await first_sync.aclose()
         await second_sync.aclose()
@@ -193,6 +193,8 @@ async def test_what_is_not_one_of_ours_is_ignored(
             b'"open_for": -5}',
             b'9 1.0 {"breaker": "payments", "state": "open", "reason": 3, "origin": "o", '
             b'"open_for": 5}',
+            b'9 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": true}',
             b"\xff\xfe 1 2",
         ):
             await client.publish(channel, garbage)
@@ -211,7 +213,7 @@ async def test_what_is_not_one_of_ours_is_ignored(
         await asyncio.sleep(0.2)
         assert breaker.state is BreakerState.OPEN  # an older version is not applied
         ignored = [r for r in caplog.records if r.name == "resilient.breaker"]
-        assert len(ignored) == 6  # each piece of garbage, once
+        assert len(ignored) == 7  # each piece of garbage, once
         assert ignored[0].getMessage() == (
             "breaker sync: ignored a transition that is not one of ours: b'nonsense' "
             "(not enough values to unpack (expected 3, got 1))"
@@ -219,6 +221,7 @@ async def test_what_is_not_one_of_ours_is_ignored(
         why = [record.getMessage().rpartition(" (")[2] for record in ignored]
         assert "open_for must be >= 0, got -5.0)" in why
         assert "reason and origin must be strings)" in why
+        assert "not a number: True)" in why  # a bool is no number of seconds
     finally:
         await client.aclose()
         await sync.aclose()
