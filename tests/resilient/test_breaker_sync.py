@@ -105,11 +105,13 @@ async def test_a_breaker_made_later_catches_up_with_what_is_left_of_the_open_tim
         for _ in range(2):
             with pytest.raises(Boom):
                 await first.call(fail)
+        tripped = time.monotonic()
         await asyncio.sleep(0.3)  # published
         late, late_sync, _ = process(redis_server.url, prefix, reset_timeout=30.0)
         try:
             await eventually(lambda: late.state is BreakerState.OPEN)
             assert 25.0 < late.retry_after < 29.8  # the time that had passed is deducted
+            assert late.retry_after >= 30.0 - (time.monotonic() - tripped) - 0.05  # and no more
         finally:
             await late_sync.aclose()
     finally:
