@@ -197,6 +197,8 @@ async def test_what_is_not_one_of_ours_is_ignored(
             b'"open_for": 5}',
             b'9 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
             b'"open_for": true}',
+            b'9 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": 1e999}',
             b"\xff\xfe 1 2",
         ):
             await client.publish(channel, garbage)
@@ -215,7 +217,7 @@ async def test_what_is_not_one_of_ours_is_ignored(
         await asyncio.sleep(0.2)
         assert breaker.state is BreakerState.OPEN  # an older version is not applied
         ignored = [r for r in caplog.records if r.name == "resilient.breaker"]
-        assert len(ignored) == 7  # each piece of garbage, once
+        assert len(ignored) == 8  # each piece of garbage, once
         assert ignored[0].getMessage() == (
             "breaker sync: ignored a transition that is not one of ours: b'nonsense' "
             "(not enough values to unpack (expected 3, got 1))"
@@ -224,6 +226,7 @@ async def test_what_is_not_one_of_ours_is_ignored(
         assert "open_for must be >= 0, got -5.0)" in why
         assert "reason and origin must be strings)" in why
         assert "not a number: True)" in why  # a bool is no number of seconds
+        assert "not a finite number: inf)" in why
     finally:
         await client.aclose()
         await sync.aclose()
