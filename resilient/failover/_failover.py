@@ -166,25 +166,37 @@ class Failover(Generic[R, T]):
         healthy = any(
             lane.health >= options.min_health and lane.breaker.allows_call() for lane in candidates
         )
-        for strict in (True, False) if needed else (True,):
-            for lane in candidates:
-                probing = lane.breaker.state is BreakerState.HALF_OPEN
-                if strict and (
-                    (healthy and lane.health < options.min_health and not probing)
-                    or self._random.random()
-                    >= lane.share(now, options.slow_start_window, options.slow_start_min_share)
-                ):
-                    lane.stats.passed_over += 1
-                    continue
-                if not lane.breaker.allows_call():
-                    continue
-                if lane.limiter is not None and not lane.limiter.decide_now(lane.name).allowed:
-                    lane.stats.rate_limited += 1
-                    continue
-                permit = lane.breaker.try_acquire()
-                if permit is not None:
-                    return lane, permit
+        passed_over: list[Lane] = []
+        for lane in candidates:
+            probing = lane.breaker.state is BreakerState.HALF_OPEN
+            if (healthy and lane.health < options.min_health and not probing) or (
+                self._random.random()
+                >= lane.share(now, options.slow_start_window, options.slow_start_min_share)
+            ):
+                lane.stats.passed_over += 1
+                passed_over.append(lane)
+                continue
+            chosen = self._admit(lane)
+            if chosen is not None:
+                return chosen
+        # Asked all the same: only those passed over (one the breaker or the rate limit refused
+        # just now would refuse again, and its refusal is counted once).
+        for lane in passed_over if needed else ():
+            chosen = self._admit(lane)
+            if chosen is not None:
+                return chosen
         return None
+
+    def _admit(self, lane: Lane) -> tuple[Lane, Permit] | None:
+        """``lane`` with a permit of its breaker, if its breaker and its rate limit let a call
+        through now; else None (a refusal of its rate limit is counted)."""
+        if not lane.breaker.allows_call():
+            return None
+        if lane.limiter is not None and not lane.limiter.decide_now(lane.name).allowed:
+            lane.stats.rate_limited += 1
+            return None
+        permit = lane.breaker.try_acquire()
+        return None if permit is None else (lane, permit)
 
     def _hedge_delay(self, lane: Lane, timeout: float) -> float:
         measured = lane.quantile(self.options.hedge_quantile)

@@ -601,3 +601,72 @@ async def test_the_transitions_say_why_and_from_where() -> None:
         ("half_opened", "open", "reset timeout elapsed"),
         ("closed", "half-open", "probe succeeded"),
     ]
+
+
+# -- what a permit and a refusal tell the caller, exactly --------------------------------------
+
+
+async def test_a_caller_refused_for_want_of_a_probe_slot_may_retry_at_once() -> None:
+    clock = VirtualClock()
+    breaker = make_breaker(clock)
+    await trip(breaker)
+    clock.advance(10.0)
+    probe = breaker.try_acquire()
+    assert probe is not None
+    with pytest.raises(CircuitOpenError) as refused:
+        await breaker.call(ok)
+    assert (refused.value.state, refused.value.retry_after) == (BreakerState.HALF_OPEN, 0.0)
+
+
+async def test_a_permit_says_whether_it_is_a_probe_and_when_it_started() -> None:
+    from resilient.breaker import FailureRate
+
+    clock = VirtualClock()
+    untimed = make_breaker(clock)
+    timed = CircuitBreaker(
+        "timed",
+        BreakerOptions(failure_threshold=3, reset_timeout=10.0),
+        policy=FailureRate(minimum_calls=1, slow_call_duration=1.0),
+        clock=clock,
+        events=EventBus(log_when_unobserved=False),
+    )
+    clock.advance(5.0)
+    closed, untimed_closed = timed.try_acquire(), untimed.try_acquire()
+    assert closed is not None
+    assert untimed_closed is not None
+    assert (closed.probe, closed.started) == (False, 5.0)
+    assert (untimed_closed.probe, untimed_closed.started) == (False, 0.0)  # no clock read
+    untimed_closed.succeeded()
+    closed.failed(Boom())  # a failure rate of 1 over 1 call: open
+    await trip(untimed)
+    clock.advance(10.0)
+    untimed_probe, timed_probe = untimed.try_acquire(), timed.try_acquire()
+    assert untimed_probe is not None
+    assert timed_probe is not None
+    assert (untimed_probe.probe, untimed_probe.started) == (True, 0.0)  # no clock read
+    assert (timed_probe.probe, timed_probe.started) == (True, 15.0)
+
+
+async def test_a_policy_without_a_timed_attribute_is_told_no_time() -> None:
+    class Durations:
+        def __init__(self) -> None:
+            self.told: list[tuple[float, float]] = []
+
+        def on_success(self, state: TripState) -> None:
+            self.told.append((state.now, state.duration))
+
+        def on_failure(self, state: TripState) -> bool:
+            self.told.append((state.now, state.duration))
+            return False
+
+    clock = VirtualClock()
+    policy = Durations()
+    breaker = CircuitBreaker(
+        "dep", policy=policy, clock=clock, events=EventBus(log_when_unobserved=False)
+    )
+    clock.advance(3.0)
+    permit = breaker.try_acquire()
+    assert permit is not None
+    clock.advance(2.0)
+    permit.failed(Boom())
+    assert policy.told == [(0.0, 0.0)]

@@ -5,6 +5,7 @@ caller's own mistakes never count against the dependency."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import pickle
 
@@ -122,6 +123,13 @@ async def test_async_with_blocks_of_one_breaker_nest_and_tasks_keep_their_own() 
     leave.set()
     await task
     assert breaker.stats.ignored == 2  # the slow probe ended after the circuit closed
+
+
+async def test_a_dump_of_the_context_names_the_breaker_whose_block_it_is_in() -> None:
+    breaker = make(VirtualClock())
+    async with breaker:
+        names = [variable.name for variable in contextvars.copy_context()]
+    assert "resilient.breaker dep" in names
 
 
 async def test_a_cancelled_async_with_block_frees_its_probe_slot() -> None:
@@ -275,6 +283,8 @@ async def test_metrics_only_never_refuses_but_counts_and_transitions_as_if_it_di
     breaker.isolate()
     assert await breaker.call(counted) == "ok"
     assert breaker.stats.rejected == 3
+    # what it let through counts as rejected only: never as a success, failure or stale outcome
+    assert (breaker.stats.successes, breaker.stats.ignored) == (1, 0)
 
 
 # -- the probe limit, exactly, under 1,000 callers -------------------------------------------

@@ -263,6 +263,22 @@ def test_the_window_starts_afresh_after_each_transition() -> None:
     assert (policy.counts.calls, policy.counts.failures) == (1, 1)
 
 
+def test_the_window_starts_afresh_after_every_recovery_not_only_the_first() -> None:
+    clock = VirtualClock()
+    policy = FailureRate(0.5, window=CountWindow(4), minimum_calls=4, slow_call_duration=math.inf)
+    breaker = breaker_with(policy, clock)
+    for _ in range(2):
+        for _ in range(4):
+            outcome(breaker, True, clock)
+        assert state_of(breaker) is BreakerState.OPEN
+        clock.advance(10.0)
+        outcome(breaker, False, clock)  # the probe closes it
+    for failed in (False, True, False):
+        outcome(breaker, failed, clock)
+    assert state_of(breaker) is BreakerState.CLOSED
+    assert (policy.counts.calls, policy.counts.failures) == (3, 1)
+
+
 def test_a_window_policy_belongs_to_one_breaker() -> None:
     clock = VirtualClock()
     policy = FailureRate(slow_call_duration=math.inf)

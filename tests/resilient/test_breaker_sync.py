@@ -105,11 +105,13 @@ async def test_a_breaker_made_later_catches_up_with_what_is_left_of_the_open_tim
         for _ in range(2):
             with pytest.raises(Boom):
                 await first.call(fail)
+        tripped = time.monotonic()
         await asyncio.sleep(0.3)  # published
         late, late_sync, _ = process(redis_server.url, prefix, reset_timeout=30.0)
         try:
             await eventually(lambda: late.state is BreakerState.OPEN)
             assert 25.0 < late.retry_after < 29.8  # the time that had passed is deducted
+            assert late.retry_after >= 30.0 - (time.monotonic() - tripped) - 0.05  # and no more
         finally:
             await late_sync.aclose()
     finally:
@@ -145,8 +147,10 @@ async def test_redis_down_never_blocks_or_fails_a_call_and_is_said(prefix: str) 
         await eventually(lambda: bool(seen.named("sync_lost")))
         lost = seen.named("sync_lost")[0]
         assert lost.attributes["breaker"] == "payments"
-        assert "Error" in lost.attributes["error"]
+        kind, _, message = lost.attributes["error"].partition(": ")
+        assert (kind, bool(message)) == ("ConnectionError", True)  # "Type: message"
         assert sync.down
+        assert repr(sync) == "BreakerSync(breakers=['payments'], down=True)"
     finally:
         await sync.aclose()
 
@@ -167,13 +171,16 @@ async def test_after_redis_comes_back_the_local_transition_is_published(
         await asyncio.to_thread(fresh_redis_server.start)
         await eventually(lambda: bool(seen.named("sync_restored")))
         await eventually(lambda: second.state is BreakerState.OPEN)
-        assert seen.named("sync_restored")[0].attributes["down_for"] > 0
+        assert 0 < seen.named("sync_restored")[0].attributes["down_for"] < 60
     finally:
         await first_sync.aclose()
         await second_sync.aclose()
 
 
-async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, prefix: str) -> None:
+async def test_what_is_not_one_of_ours_is_ignored(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="resilient.breaker")
     breaker, sync, _ = process(redis_server.url, prefix)
     client = aredis.Redis.from_url(redis_server.url)
     try:
@@ -188,6 +195,10 @@ async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, pre
             b'"open_for": -5}',
             b'9 1.0 {"breaker": "payments", "state": "open", "reason": 3, "origin": "o", '
             b'"open_for": 5}',
+            b'9 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": true}',
+            b'9 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": 1e999}',
             b"\xff\xfe 1 2",
         ):
             await client.publish(channel, garbage)
@@ -205,6 +216,45 @@ async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, pre
         )
         await asyncio.sleep(0.2)
         assert breaker.state is BreakerState.OPEN  # an older version is not applied
+        ignored = [r for r in caplog.records if r.name == "resilient.breaker"]
+        assert len(ignored) == 8  # each piece of garbage, once
+        assert ignored[0].getMessage() == (
+            "breaker sync: ignored a transition that is not one of ours: b'nonsense' "
+            "(not enough values to unpack (expected 3, got 1))"
+        )
+        why = [record.getMessage().rpartition(" (")[2] for record in ignored]
+        assert "open_for must be >= 0, got -5.0)" in why
+        assert "reason and origin must be strings)" in why
+        assert "not a number: True)" in why  # a bool is no number of seconds
+        assert "not a finite number: inf)" in why
+    finally:
+        await client.aclose()
+        await sync.aclose()
+
+
+async def test_a_followed_open_moves_the_timer_and_is_never_published_again(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    breaker, sync, _ = process(redis_server.url, prefix)
+    client = aredis.Redis.from_url(redis_server.url)
+
+    def opened(version: int, open_for: int) -> bytes:
+        return (
+            b'%d 1.0 {"breaker": "payments", "state": "open", "reason": "x", "origin": "o", '
+            b'"open_for": %d}' % (version, open_for)
+        )
+
+    try:
+        await asyncio.sleep(0.2)
+        channel = f"{prefix}transitions"
+        await client.publish(channel, opened(1, 20))
+        await eventually(lambda: breaker.state is BreakerState.OPEN)
+        assert 19.0 < breaker.retry_after <= 20.0
+        await client.publish(channel, opened(2, 5))  # already open: only the timer moves
+        await eventually(lambda: breaker.retry_after <= 5.0)
+        assert breaker.retry_after > 4.0
+        await asyncio.sleep(0.2)
+        assert await client.get(f"{prefix}payments") is None  # followed, not published back
     finally:
         await client.aclose()
         await sync.aclose()
@@ -213,10 +263,83 @@ async def test_what_is_not_one_of_ours_is_ignored(redis_server: RedisServer, pre
 def test_bad_arguments_are_refused_by_name() -> None:
     with pytest.raises(ArgumentTypeError, match=r"^BreakerSync\.redis must be a URL"):
         BreakerSync(3)  # type: ignore[arg-type]
-    with pytest.raises(ArgumentTypeError, match=r"^BreakerSync\.options must be"):
+    with pytest.raises(ArgumentTypeError) as refused:
         BreakerSync("redis://127.0.0.1:1/0", {"prefix": "x"})  # type: ignore[arg-type]
+    assert (
+        str(refused.value)
+        == "BreakerSync.options must be a BreakerSyncOptions, got {'prefix': 'x'}"
+    )
     sync = BreakerSync("redis://127.0.0.1:1/0", FAST)
     CircuitBreaker("one", sync=sync)
-    with pytest.raises(ValueError, match="already shares a breaker named 'one'"):
+    with pytest.raises(ValueError, match=r"^BreakerSync already shares") as twice:
         CircuitBreaker("one", sync=sync)
+    assert str(twice.value) == "BreakerSync already shares a breaker named 'one'"
     assert repr(sync) == "BreakerSync(breakers=['one'], down=False)"
+
+
+async def test_a_sync_never_started_closes_cleanly() -> None:
+    sync = BreakerSync("redis://127.0.0.1:1/0", FAST)
+    await sync.aclose()
+    assert not sync.down
+
+
+async def test_closing_a_sync_closes_the_connections_it_opened(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    client = aredis.Redis.from_url(redis_server.url)
+    try:
+        before = len(await client.client_list())
+        breaker, sync, _ = process(redis_server.url, prefix)
+        await asyncio.sleep(0.2)  # subscribed
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await breaker.call(fail)
+        await asyncio.sleep(0.2)  # published
+        opened = len(await client.client_list())
+        assert opened > before
+        breaker.reset()
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await breaker.call(fail)
+        await asyncio.sleep(0.2)
+        assert len(await client.client_list()) == opened  # more transitions, no more tasks
+        await sync.aclose()
+        breaker.reset()  # after aclose: not published
+        await asyncio.sleep(0.2)
+        assert len(await client.client_list()) == before
+        last = await client.get(f"{prefix}payments")
+        assert b'"state": "open"' in last
+        written = {key.decode() for key in await client.keys(f"*{prefix}*")}
+        assert written == {f"{prefix}payments", f"{prefix}payments:version"}  # under the prefix
+    finally:
+        await client.aclose()
+
+
+async def test_a_transition_numbered_as_one_applied_is_ignored_and_open_for_zero_is_followed(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    breaker, sync, seen = process(redis_server.url, prefix)
+    client = aredis.Redis.from_url(redis_server.url)
+
+    def transition(version: int, state: str, open_for: str) -> bytes:
+        return (
+            b'%d 1.0 {"breaker": "payments", "state": "%s", "reason": "x", "origin": "o", '
+            b'"open_for": %s}' % (version, state.encode(), open_for.encode())
+        )
+
+    try:
+        await asyncio.sleep(0.2)
+        channel = f"{prefix}transitions"
+        await client.publish(channel, transition(9, "open", "20"))
+        await eventually(lambda: breaker.state is BreakerState.OPEN)
+        await client.publish(channel, transition(9, "closed", "null"))  # the same number again
+        await client.publish(channel, transition(10, "isolated", "null"))
+        await eventually(lambda: breaker.state is BreakerState.ISOLATED)
+        assert [e.name for e in seen.events] == ["opened", "isolated"]  # never closed
+        await client.publish(channel, transition(11, "open", "0"))  # probes are due now
+        await eventually(lambda: len(seen.events) == 3)
+        assert seen.events[2].name == "opened"
+        assert breaker.retry_after == 0.0
+    finally:
+        await client.aclose()
+        await sync.aclose()
