@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Figure", "Run", "interleaved", "over", "timed_calls"]
+__all__ = ["Figure", "Run", "interleaved", "over", "timed_calls", "timed_loop"]
 
 
 @dataclass
@@ -39,6 +39,17 @@ def timed_calls(call: Callable[[], Awaitable[object]]) -> Run:
         started = time.perf_counter()
         for _ in range(count):
             await call()
+        return time.perf_counter() - started
+
+    return run
+
+
+def timed_loop(body: Callable[[int], Awaitable[None]]) -> Run:
+    """A contender whose ``body(count)`` runs the ``count`` operations itself."""
+
+    async def run(count: int) -> float:
+        started = time.perf_counter()
+        await body(count)
         return time.perf_counter() - started
 
     return run

@@ -40,14 +40,13 @@ import contextlib
 import datetime
 import statistics
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiobreaker
 import circuitbreaker
 import pybreaker
-from _figures import Figure, interleaved, over
+from _figures import Figure, interleaved, over, timed_loop
 from purgatory import AsyncCircuitBreakerFactory
 
 from resilient.breaker import BreakerOptions, CircuitBreaker, CountWindow, FailureRate
@@ -71,15 +70,6 @@ async def boom() -> None:
 
 def quiet() -> EventBus:
     return EventBus(log_when_unobserved=False)
-
-
-def timed(body: Callable[[int], Awaitable[None]]) -> Loop:
-    async def run(count: int) -> float:
-        started = time.perf_counter()
-        await body(count)
-        return time.perf_counter() - started
-
-    return run
 
 
 # -- the success path ----------------------------------------------------------------------
@@ -152,18 +142,18 @@ async def success_contenders() -> dict[str, Loop]:
                 await nothing()
 
     return {
-        "bare await": timed(bare),
-        "ours call()": timed(call),
-        "ours @breaker": timed(decorator),
-        "ours async with breaker": timed(async_with),
-        "ours calling()": timed(calling),
-        "ours call(), FailureRate": timed(failure_rate),
-        "pybreaker calling()": timed(pybreaker_calling),
-        "aiobreaker call_async()": timed(aiobreaker_call),
-        "purgatory async with": timed(purgatory_with),
-        "circuitbreaker @circuit": timed(circuitbreaker_decorator),
-        "circuitbreaker call_async()": timed(circuitbreaker_call),
-        "circuitbreaker with": timed(circuitbreaker_with),
+        "bare await": timed_loop(bare),
+        "ours call()": timed_loop(call),
+        "ours @breaker": timed_loop(decorator),
+        "ours async with breaker": timed_loop(async_with),
+        "ours calling()": timed_loop(calling),
+        "ours call(), FailureRate": timed_loop(failure_rate),
+        "pybreaker calling()": timed_loop(pybreaker_calling),
+        "aiobreaker call_async()": timed_loop(aiobreaker_call),
+        "purgatory async with": timed_loop(purgatory_with),
+        "circuitbreaker @circuit": timed_loop(circuitbreaker_decorator),
+        "circuitbreaker call_async()": timed_loop(circuitbreaker_call),
+        "circuitbreaker with": timed_loop(circuitbreaker_with),
     }
 
 
@@ -211,7 +201,7 @@ async def rejection_contenders() -> dict[str, Loop]:
                 with contextlib.suppress(error):
                     await attempt()
 
-        return timed(body)
+        return timed_loop(body)
 
     async def ours_with() -> None:
         async with ours:
@@ -228,7 +218,7 @@ async def rejection_contenders() -> dict[str, Loop]:
     from resilient.errors import CircuitOpenError
 
     return {
-        "bare await": timed(bare),
+        "bare await": timed_loop(bare),
         "ours call(), open": refusing(lambda: opened.call(nothing), CircuitOpenError),
         "ours call(), isolated": refusing(lambda: ours.call(nothing), CircuitOpenError),
         "ours async with breaker": refusing(ours_with, CircuitOpenError),

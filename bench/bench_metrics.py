@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from _figures import Figure
+from _figures import Figure, interleaved, timed_loop
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from resilient import CircuitBreaker, FailOpenGuard, LocalLimiter, Rate
@@ -56,15 +55,6 @@ async def nothing() -> None:
     return None
 
 
-def timed(body: Callable[[int], Awaitable[None]]) -> Loop:
-    async def run(count: int) -> float:
-        started = time.perf_counter()
-        await body(count)
-        return time.perf_counter() - started
-
-    return run
-
-
 def guard_on(bus: EventBus) -> FailOpenGuard:
     return FailOpenGuard(
         LocalLimiter(RATE, events=bus), fallback=LocalLimiter(RATE, events=bus), events=bus
@@ -77,7 +67,7 @@ def deciding(guard: FailOpenGuard) -> Loop:
         for i in range(count):
             await decide(keys[i % 1000])
 
-    return timed(body)
+    return timed_loop(body)
 
 
 def calling(breaker: CircuitBreaker) -> Loop:
@@ -86,7 +76,7 @@ def calling(breaker: CircuitBreaker) -> Loop:
         for _ in range(count):
             await call(nothing)
 
-    return timed(body)
+    return timed_loop(body)
 
 
 def contenders(registry: CollectorRegistry) -> dict[str, Loop]:
@@ -109,7 +99,7 @@ def contenders(registry: CollectorRegistry) -> dict[str, Loop]:
     return {
         "decision, bare": deciding(bare_guard),
         "decision, with sink": deciding(watched_guard),
-        "decision + Counter.inc (reference)": timed(decide_and_count),
+        "decision + Counter.inc (reference)": timed_loop(decide_and_count),
         "breaker call, bare": calling(bare_breaker),
         "breaker call, with sink": calling(watched_breaker),
     }
@@ -117,16 +107,8 @@ def contenders(registry: CollectorRegistry) -> dict[str, Loop]:
 
 async def measure(loops: dict[str, Loop], count: int, rounds: int) -> dict[str, list[float]]:
     """Microseconds per call, per contender, one figure per round."""
-    names = list(loops)
-    raw: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:
-        await loops[name](min(count, 2000))  # warm up
-    for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            gc.collect()
-            raw[name].append(await loops[name](count) / count * 1e6)
-    return raw
+    figures = await interleaved(loops, count, rounds)
+    return {name: figure.rounds for name, figure in figures.items()}
 
 
 def scrape_us(registry: CollectorRegistry, times: int = 200) -> Figure:
