@@ -30,7 +30,8 @@ failure (a killed mutant costs little; a survivor costs one full run).
 cache, mutmut's own incremental mode: a mutant killed before counts as killed (mutmut assumes a
 test suite only grows), and every other one is tested again when anything under ``tests/``
 changed (on a changed line of the module, a mutant is a new one). Without it, every run starts
-from nothing.
+from nothing. Where mutmut's cache may hold a result of another line (two lines that read the
+same) or none, the mutant is tested again on its own before it is counted.
 """
 
 from __future__ import annotations
@@ -196,6 +197,16 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
         # No mutant was tried: the tests failed without any mutation (mutmut's baseline).
         outcome.error = (done.stdout + done.stderr).strip()[-2000:] or "no mutant tried"
         return outcome
+    for mutant_id in _untrusted_results(cache):
+        # Named alone, a mutant is tested whatever mutmut's cache says of it.
+        if _run_while_busy([*command[:2], str(mutant_id), *command[2:]], copy, cache) is None:
+            outcome.error = f"mutmut stalled on mutant {mutant_id} of {path}"
+            return outcome
+    with sqlite3.connect(cache) as db:
+        rows = db.execute("select id, status from Mutant").fetchall()
+    if untested := [mutant_id for mutant_id, status in rows if status == "untested"]:
+        outcome.error = f"mutants {untested} of {path} were never tested"
+        return outcome
     equivalents = load_equivalents().get(path, [])
     for mutant_id, status in rows:
         if status in ("ok_killed", "ok_suspicious"):  # suspicious: killed, but slowly
@@ -223,6 +234,26 @@ def _mutate_in(copy: Path, path: str, tests: list[str], mutmut: str) -> Outcome:
             else:
                 outcome.equivalent.append(f"{diff}    equivalent: {reason}\n")
     return outcome
+
+
+def _untrusted_results(cache: Path) -> list[int]:
+    """The mutants whose result in mutmut's ``cache`` this run may not have tested.
+
+    mutmut 2.5.1 (``cache.get_cached_mutation_statuses``) looks a mutant's cached result up by
+    its line's text alone, so where two lines of a module read the same, a resumed run
+    (``--keep``) takes the first line's result for the second line's mutant and leaves the
+    second's own record as it was: a survivor of an earlier run, or never tested at all.
+    Those are every mutant not killed on a line whose text occurs twice, and every one still
+    untested after the run."""
+    with sqlite3.connect(cache) as db:
+        rows = db.execute(
+            "select Mutant.id from Mutant join Line on Mutant.line = Line.id"
+            " where Mutant.status not in ('ok_killed', 'ok_suspicious')"
+            " and (Mutant.status = 'untested' or exists (select 1 from Line as twin"
+            " where twin.sourcefile = Line.sourcefile and twin.line = Line.line"
+            " and twin.id != Line.id)) order by Mutant.id"
+        ).fetchall()
+    return [mutant_id for (mutant_id,) in rows]
 
 
 def _only_annotations(copy: Path, path: str, mutmut: str, mutant_id: int) -> bool:
