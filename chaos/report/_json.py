@@ -211,9 +211,17 @@ def _span_stats(load: LoadResult, start: float, end: float) -> dict[str, Any]:
     }
 
 
+_SLACK = 1e-9
+"""Buckets of floating-point error allowed for on a bucket's boundary: a run of 3.0000000001
+buckets has 3 buckets, and a request at 1.0 s is in the bucket of 0.1 s that starts there
+(1.0 / 0.1 is 10.0, but 1.0 // 0.1 is 9.0)."""
+
+
 def timeline_buckets(load: LoadResult, bucket: float) -> list[dict[str, Any]]:
-    count = max(1, math.ceil(load.duration / bucket - 1e-9))
-    index = np.minimum((load.scheduled // bucket).astype(np.int64), count - 1)
+    """Requests by the ``bucket`` (seconds) of their scheduled start: count, outcomes and
+    latency percentiles per bucket; a request at or past the run's end is in the last one."""
+    count = max(1, math.ceil(load.duration / bucket - _SLACK))
+    index = np.minimum(np.floor(load.scheduled / bucket + _SLACK).astype(np.int64), count - 1)
     latency = load.latency
     buckets = []
     for i in range(count):

@@ -14,7 +14,7 @@ from chaos.report._format import counts_text, must_break, slo_line
 
 __all__ = ["render_table"]
 
-_STYLES = {
+_STYLES = {  # a colour for every verdict of the schema; no default: rich refuses "[]error[/]"
     "reproduced": "green",
     "mitigated": "green",
     "failed": "bold red",
@@ -49,7 +49,7 @@ def render_table(document: Mapping[str, Any]) -> Table:
                 lines.append(f"error: {arm['error']}")
             for number, attempt in enumerate(arm["attempts"], start=1):
                 lines.append(f"attempt {number}: {attempt['verdict']}: {attempt['error']}")
-            verdict = f"[{_STYLES.get(arm['verdict'], '')}]{arm['verdict']}[/]"
+            verdict = f"[{_STYLES[arm['verdict']]}]{arm['verdict']}[/]"
             if arm["attempts"]:
                 verdict += f"\n(attempt {len(arm['attempts']) + 1})"
             # Text, not markup: a name or a message with "[...]" in it is shown as it is
