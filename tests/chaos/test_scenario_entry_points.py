@@ -18,12 +18,7 @@ from pathlib import Path
 import pytest
 
 from chaos.cli import main
-from chaos.scenarios import (
-    ENTRY_POINT_GROUP,
-    ScenarioLoadError,
-    discover_scenarios,
-    load_scenarios,
-)
+from chaos.scenarios import ScenarioLoadError, discover_scenarios, load_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +50,7 @@ def install(
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     lines = [f"{name} = {value.format(module=module)}" for name, value in entry_points.items()]
-    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n" + "\n".join(lines) + "\n")
+    (info / "entry_points.txt").write_text("[chaos.scenarios]\n" + "\n".join(lines) + "\n")
     return dist, module
 
 
@@ -123,34 +118,55 @@ def test_a_name_clash_between_two_packages_is_an_error_naming_both(site: Path) -
     )
 
 
+IN_GROUP = " in group 'chaos.scenarios'"
+
 BROKEN = [
     pytest.param(
         "raise RuntimeError('no config')\n",
         "{module}",
-        "failed on import: RuntimeError: no config",
+        IN_GROUP + ": scenario module '{module}' failed on import: RuntimeError: no config",
         id="module-raises",
     ),
-    pytest.param(USER_MODULE, "{module}:MISSING", "failed to load: AttributeError", id="no-attr"),
+    pytest.param(
+        USER_MODULE,
+        "{module}:MISSING",
+        IN_GROUP + " failed to load: AttributeError: module '{module}' has no attribute 'MISSING'",
+        id="no-attr",
+    ),
     pytest.param(
         USER_MODULE,
         "{module}:NOT_A_SCENARIO",
-        "gives 42, not a chaos.scenario.Scenario",
+        " gives 42, not a chaos.scenario.Scenario or a sequence of them",
         id="not-scenarios",
+    ),
+    pytest.param(
+        USER_MODULE + "\nTEXT = 'user-demo'\n",
+        "{module}:TEXT",
+        " gives 'user-demo', not a chaos.scenario.Scenario or a sequence of them",
+        id="a-string",
     ),
     pytest.param(
         USER_MODULE + "\nMIXED = [ONE, 'x']\n",
         "{module}:MIXED",
-        "gives 'x', not a chaos.scenario.Scenario",
+        " gives 'x', not a chaos.scenario.Scenario",
         id="mixed",
     ),
     pytest.param(
         USER_MODULE + "\ndef boom():\n    raise ValueError('bad')\n",
         "{module}:boom",
-        "failed to load: ValueError: bad",
+        IN_GROUP + " failed to load: ValueError: bad",
         id="callable-raises",
     ),
-    pytest.param("X = 1\n", "{module}", "has no SCENARIOS", id="no-scenarios"),
-    pytest.param("", "no_such_module_x9", "cannot import scenario module", id="no-module"),
+    pytest.param(
+        "X = 1\n", "{module}", IN_GROUP + ": module '{module}' has no SCENARIOS", id="no-scenarios"
+    ),
+    pytest.param(
+        "",
+        "no_such_module_x9",
+        IN_GROUP + ": cannot import scenario module 'no_such_module_x9': "
+        "No module named 'no_such_module_x9'",
+        id="no-module",
+    ),
 ]
 
 
@@ -161,14 +177,22 @@ def test_a_broken_entry_point_is_an_error_naming_it_and_its_package(
     dist, module = install(site, {"broken": value}, source=source)
     with pytest.raises(ScenarioLoadError) as raised:
         discover_scenarios()
-    text = str(raised.value)
-    assert message in text
-    assert f"entry point 'broken' ({value.format(module=module)}) of {dist} 0.1" in text
+    expected = f"entry point 'broken' ({value.format(module=module)}) of {dist} 0.1" + (
+        message.format(module=module)
+    )
+    assert str(raised.value) == expected
     assert main(["list", "--names"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "Traceback" not in err
-    assert message in err
+    assert capsys.readouterr().err == f"chaos: error: {expected}\n"
+
+
+def test_entry_points_are_taken_by_distribution_name_then_by_entry_point_name(
+    site: Path,
+) -> None:
+    install(site, {"a-one": "{module}:ONE"}, dist="zeta-dist")
+    source = USER_MODULE + "\nTWO = [make_scenario(name='user-two')]\n"
+    install(site, {"z-built": "{module}:build", "m-two": "{module}:TWO"}, dist="alpha-dist",
+            source=source)  # fmt: skip
+    assert list(load_scenarios((), entry_points=True)) == ["user-two", "user-built", "user-one"]
 
 
 def test_chaos_list_shows_an_installed_packages_scenarios(
