@@ -259,6 +259,26 @@ def test_a_server_works_in_a_fresh_directory_of_its_own_that_close_removes(
     assert not workdir.exists()
 
 
+def test_the_command_line_binds_the_port_and_turns_persistence_off(
+    make: Callable[..., RedisServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in that notes its arguments, one a line, and runs the real server with them.
+    real, said = find_redis_server(), tmp_path / "arguments"
+    body = f'printf "%s\\n" "$@" > "{said}"\nexec "{real}" "$@"\n'
+    monkeypatch.setenv("REDIS_SERVER", _script(tmp_path / "noting" / "redis-server", body))
+    server = make()
+    server.start()
+    assert said.read_text().splitlines() == [
+        "--bind", "127.0.0.1",
+        "--port", str(server.port),
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", server._workdir.name,
+        "--protected-mode", "no",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+
+
 # -- start, stop, kill, restart ----------------------------------------------------------------
 
 
