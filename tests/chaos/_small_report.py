@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["arm", "document", "load", "scenario", "slo"]
+__all__ = ["arm", "document", "load", "scenario", "slo", "timeline"]
 
 
 def slo(
@@ -17,7 +17,7 @@ def slo(
     kind: str = "OutcomeRatio",
     unit: str = "",
     op: str = "<=",
-    inconclusive: bool | None = None,
+    inconclusive: str | None = None,
     description: str = "",
 ) -> dict[str, Any]:
     return {
@@ -33,6 +33,14 @@ def slo(
         "problem": None,
         "inconclusive": inconclusive,
     }
+
+
+def timeline(*outcomes: dict[str, int], bucket: float = 0.5) -> list[dict[str, Any]]:
+    """An arm's timeline of one bucket per ``outcomes`` (p50 1 ms, p99 2 ms in each)."""
+    return [
+        {"t": n * bucket, "requests": sum(o.values()), "outcomes": o, "p50_ms": 1.0, "p99_ms": 2.0}
+        for n, o in enumerate(outcomes)
+    ]
 
 
 def _percentiles(p99: float) -> dict[str, float]:
