@@ -186,13 +186,14 @@ def _fault(at: float, applied_at: float, description: str) -> dict[str, Any]:
             "description": description}  # fmt: skip
 
 
+@pytest.mark.parametrize(("embedded", "proxy"), [(True, "embedded"), (False, "external")])
 def test_the_header_gives_the_run_and_each_harness_error_in_red(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded: bool, proxy: str
 ) -> None:
     doc = document(
         [], exit_status=2, errors=["scenario 'x': refused", "scenario 'y': gone"], seed=11
     )
-    doc["toxiproxy"]["embedded"] = False
+    doc["toxiproxy"]["embedded"] = embedded
     text, outline = _page(tmp_path, monkeypatch, doc)
     assert text.startswith(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>chaos report</title>'
@@ -204,7 +205,7 @@ def test_the_header_gives_the_run_and_each_harness_error_in_red(
         (
             "p.meta",
             "2026-11-30T08:00:00+00:00 &mdash; seed 11, scale 0.5, exit status 2; project 0.1.0, "
-            "Python 3.11.7, aiohttp 3.14.5, Toxiproxy 2.12.0 (external)",
+            f"Python 3.11.7, aiohttp 3.14.5, Toxiproxy 2.12.0 ({proxy})",
         ),
         ("p.fail", "scenario &#x27;x&#x27;: refused"),
         ("p.fail", "scenario &#x27;y&#x27;: gone"),
