@@ -313,3 +313,12 @@ def test_each_outcome_the_harness_names_has_a_colour_of_its_own() -> None:
         "timeout": "#9467bd", "conn_error": "#8c564b", "overflow": "#000000",
         "classify_error": "#7f7f7f", "mine": "#1f77b4", "yours": "#ff7f0e",
     }  # fmt: skip
+
+
+def test_windows_past_the_tenth_take_the_colours_again_from_the_first(drawn: Draw) -> None:
+    windows = [{"name": f"w{n}", "start": n / 6, "end": (n + 1) / 6} for n in range(12)]
+    only = arm("a", load=load({"ok": 4}), timeline=timeline({"ok": 2}, {"ok": 2}))
+    (rate,), _ = _grid(drawn(scenario("many", [only], duration_s=1.0, windows=windows)), 1)
+    colours = [to_hex(f"C{n}") for n in [*range(10), 0, 1]]
+    assert [to_hex(p.get_facecolor()) for p in rate.patches] == colours
+    assert [to_hex(t.get_color()) for t in rate.texts] == colours
