@@ -36,11 +36,9 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Draw]:
         png = plot_scenario(doc)
         figure = figures[-1]
         assert png.startswith(b"\x89PNG")
-        width, height = figure.get_size_inches() * 90  # drawn at 90 dpi
-        assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (
-            round(width),
-            round(height),
-        )
+        width, height = figure.get_size_inches() * 90  # drawn at 90 dpi (to a pixel)
+        assert int.from_bytes(png[16:20], "big") == pytest.approx(width, abs=1)
+        assert int.from_bytes(png[20:24], "big") == pytest.approx(height, abs=1)
         return figure
 
     yield draw
@@ -322,3 +320,14 @@ def test_windows_past_the_tenth_take_the_colours_again_from_the_first(drawn: Dra
     colours = [to_hex(f"C{n}") for n in [*range(10), 0, 1]]
     assert [to_hex(p.get_facecolor()) for p in rate.patches] == colours
     assert [to_hex(t.get_color()) for t in rate.texts] == colours
+
+
+def test_a_lone_arms_gauge_row_fits_its_samples_under_one(drawn: Draw) -> None:
+    only = arm(
+        "a",
+        load=load({"ok": 4}),
+        timeline=timeline({"ok": 2}, {"ok": 2}),
+        gauges={"share": _gauge([0.0, 0.5], [0.2, 0.5])},
+    )
+    (_, _, (share,)) = _grid(drawn(scenario("one", [only], duration_s=1.0)), 1)
+    assert share.get_ylim() == pytest.approx((0.0, 0.525))
