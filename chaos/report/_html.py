@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,14 @@ def write_html(document: Mapping[str, Any], path: Path) -> None:
         f"aiohttp {versions['aiohttp']}, Toxiproxy {versions['toxiproxy']} "
         f"({'embedded' if document['toxiproxy']['embedded'] else 'external'})"
     )
-    errors = "".join(f"<p class=fail>{html.escape(e)}</p>" for e in document["errors"])
+    errors = "".join(f"<p class=fail>{_text(e)}</p>" for e in document["errors"])
     page = _PAGE.format(
-        created=html.escape(document["created"]),
-        head=html.escape(head),
+        created=_text(document["created"]),
+        head=_text(head),
         errors=errors,
         body="\n".join(sections),
     )
-    write_atomically(path, page.encode("utf-8", "backslashreplace"))
+    write_atomically(path, page.encode("utf-8"))
 
 
 _PAGE = """<!doctype html>
@@ -58,14 +59,14 @@ img {{ max-width: 100%; }} .meta {{ color: #555; }}
 
 def _scenario_html(doc: Mapping[str, Any]) -> str:
     parts = [
-        f"<h2>{html.escape(doc['name'])}</h2>",
-        f"<p>{html.escape(doc['incident']['summary'])} (incident "
-        f"<code>{html.escape(doc['incident']['file'])}</code>; pattern: "
-        f"{html.escape(doc['pattern'])})</p>",
+        f"<h2>{_text(doc['name'])}</h2>",
+        f"<p>{_text(doc['incident']['summary'])} (incident "
+        f"<code>{_text(doc['incident']['file'])}</code>; pattern: "
+        f"{_text(doc['pattern'])})</p>",
     ]
     if any(arm["load"] is not None for arm in doc["arms"]):
         png = base64.b64encode(plot_scenario(doc)).decode("ascii")
-        parts.append(f'<img alt="timeline of {html.escape(doc["name"])}" '
+        parts.append(f'<img alt="timeline of {_text(doc["name"])}" '
                      f'src="data:image/png;base64,{png}">')  # fmt: skip
     rows = []
     for arm in doc["arms"]:
@@ -73,25 +74,24 @@ def _scenario_html(doc: Mapping[str, Any]) -> str:
         trust = "" if arm["trustworthy"] else " <span class=fail>(not trustworthy)</span>"
         verdict_ok = arm["verdict"] in ("reproduced", "mitigated")
         rows.append(
-            f"<tr><td>{html.escape(arm['name'])}</td><td>{arm['role']}</td>"
-            f"<td class={'pass' if verdict_ok else 'fail'}>{arm['verdict']}</td>"
+            f"<tr><td>{_text(arm['name'])}</td><td>{_text(arm['role'])}</td>"
+            f"<td class={'pass' if verdict_ok else 'fail'}>{_text(arm['verdict'])}</td>"
             f"<td>{'-' if lag is None else f'{lag:.2f} ms'}{trust}</td>"
-            f"<td>{html.escape(counts_text(arm['load']['outcomes']) if arm['load'] else '-')}</td>"
-            f"<td>{'<br>'.join(html.escape(line) for line in _errors(arm))}</td></tr>"
+            f"<td>{_text(counts_text(arm['load']['outcomes']) if arm['load'] else '-')}</td>"
+            f"<td>{'<br>'.join(_text(line) for line in _errors(arm))}</td></tr>"
         )
     parts.append(
         "<table><tr><th>arm</th><th>role</th><th>verdict</th><th>lag p99</th>"
         "<th>requests</th><th>error</th></tr>" + "".join(rows) + "</table>"
     )
     fault_rows = "".join(
-        f"<tr><td>{html.escape(arm['name'])}</td><td>{f['at']:g} s</td>"
-        f"<td>{f['applied_at']:.3f} s</td><td>{html.escape(f['description'])}</td></tr>"
+        f"<tr><td>{_text(arm['name'])}</td><td>{f['at']:g} s</td>"
+        f"<td>{f['applied_at']:.3f} s</td><td>{_text(f['description'])}</td></tr>"
         for arm in doc["arms"]
         for f in arm["faults_applied"]
     )
     window_rows = "".join(
-        f"<tr><td>{html.escape(w['name'])}</td><td>{w['start']:g} s</td>"
-        f"<td>{w['end']:g} s</td></tr>"
+        f"<tr><td>{_text(w['name'])}</td><td>{w['start']:g} s</td><td>{w['end']:g} s</td></tr>"
         for w in doc["windows"]
     )
     parts.append(
@@ -118,11 +118,11 @@ def _scenario_html(doc: Mapping[str, Any]) -> str:
                     "pass" if slo["passed"] else "fail"
                 )  # fmt: skip
                 slo_rows.append(
-                    f"<tr><td>{html.escape(arm['name'])}</td><td>{group}</td>"
-                    f"<td>{html.escape(slo['name'])}{must}</td>"
-                    f"<td>{html.escape(slo['description'])}</td>"
-                    f"<td>{html.escape(format_value(slo['value'], slo))}</td>"
-                    f"<td>{slo['op']} {html.escape(format_value(slo['bound'], slo))}</td>"
+                    f"<tr><td>{_text(arm['name'])}</td><td>{group}</td>"
+                    f"<td>{_text(slo['name'])}{must}</td>"
+                    f"<td>{_text(slo['description'])}</td>"
+                    f"<td>{_text(format_value(slo['value'], slo))}</td>"
+                    f"<td>{_text(slo['op'])} {_text(format_value(slo['bound'], slo))}</td>"
                     f"<td class={'pass' if slo['passed'] else 'fail'}>{result}</td></tr>"
                 )
     parts.append(
@@ -130,7 +130,7 @@ def _scenario_html(doc: Mapping[str, Any]) -> str:
         "<th>bound</th><th>result</th></tr>" + "".join(slo_rows) + "</table>"
     )
     note_rows = "".join(
-        f"<tr><td>{html.escape(arm['name'])}</td><td>{html.escape(note)}</td></tr>"
+        f"<tr><td>{_text(arm['name'])}</td><td>{_text(note)}</td></tr>"
         for arm in doc["arms"]
         for note in arm.get("notes", ())
     )
@@ -145,3 +145,17 @@ def _errors(arm: Mapping[str, Any]) -> list[str]:
     for number, attempt in enumerate(arm["attempts"], start=1):
         lines.append(f"attempt {number}: {attempt['verdict']}: {attempt['error']}")
     return lines
+
+
+_NOT_HTML = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+"""What an HTML page cannot carry: control characters (but tab, newline, form feed and carriage
+return), lone surrogates and noncharacters (a browser drops a NUL and shows the others as
+nothing, or a box)."""
+
+
+def _text(value: str) -> str:
+    """``value`` as text of the page: HTML-escaped, and each character an HTML page cannot carry
+    written as a Python escape (``\\x01``, ``\\ud800``), as the JUnit file writes it: a user's
+    scenario may name itself anything, and nothing is silently dropped."""
+    escaped = html.escape(value)
+    return _NOT_HTML.sub(lambda match: match.group().encode("unicode_escape").decode(), escaped)

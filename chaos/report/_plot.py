@@ -7,6 +7,7 @@ matplotlib is imported on first use, with its non-interactive ``Agg`` backend.
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -174,7 +175,10 @@ _LABEL_CHAR_WIDTH = 0.012
 
 
 def _colors(outcomes: Sequence[str]) -> dict[str, str]:
-    extra = iter(_EXTRA_COLORS * 4)
+    """Each outcome's colour: its own for an outcome the harness names, else the extra colours
+    in turn (again from the first after the last: a scenario's classify may name any
+    number of outcomes)."""
+    extra = itertools.cycle(_EXTRA_COLORS)
     return {name: _OUTCOME_COLORS.get(name) or next(extra) for name in outcomes}
 
 
