@@ -103,15 +103,30 @@ def plot_scenario(scenario: Mapping[str, Any]) -> bytes:
         )
         if limits is not None:
             axes[2 + i][0].set_ylim(*limits)  # the row shares it: one scale for both arms
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    for row in range(1, rows):
-        axes[row][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    for row in range(rows):
+        _legend(axes[row])
     fig.suptitle(f"{scenario['name']}: {scenario['incident']['summary']}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _legend(row: Sequence[Any]) -> None:
+    """One legend for a row of panels, right of its last column: every line any arm drew on
+    the row, named once (an arm may lack a gauge or an outcome another arm has); none for a
+    row with nothing named."""
+    named: dict[str, Any] = {}
+    for ax in row:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            named.setdefault(label, handle)
+    if named:
+        row[-1].legend(
+            list(named.values()), list(named), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+        )  # fmt: skip
 
 
 def _array(values: Sequence[float | None]) -> npt.NDArray[np.float64]:

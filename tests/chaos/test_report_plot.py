@@ -4,6 +4,7 @@ series, scales, labels and marks, read back from the figure matplotlib drew."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -233,8 +234,21 @@ def test_each_gauge_has_a_row_on_one_scale_for_both_arms_with_its_bounds_dashed(
         assert ax.get_ylim() == pytest.approx((0.0, 9.45))  # the highest sample of either arm
         assert ax.get_ylabel() == "engines_in\nservice"
     assert [t.get_text() for t in engines[1].get_legend().get_texts()] == ["engines_in_service"]
+    # a gauge only the first arm has is named all the same, right of the row
+    assert [t.get_text() for t in conns[1].get_legend().get_texts()] == ["conns"]
     assert conns[0].get_legend() is None
     assert engines[0].get_legend() is None
+
+
+def test_a_row_names_each_line_once_whichever_arms_drew_it(drawn: Draw) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of a legend with nothing to name
+        figure = drawn(_two_arms())
+    for row in _grid(figure, 2):
+        labels = [t.get_text() for t in row[-1].get_legend().get_texts()]
+        drawn_labels = {label for ax in row for label in ax.get_legend_handles_labels()[1]}
+        assert sorted(labels) == sorted(drawn_labels)
+        assert len(labels) == len(set(labels))
 
 
 def test_every_panel_shades_the_windows_and_marks_the_arms_faults(drawn: Draw) -> None:
@@ -274,7 +288,7 @@ def test_each_window_is_named_over_its_middle_on_a_row_clear_of_the_others(
 
 def test_a_legend_sits_right_of_the_last_column(drawn: Draw) -> None:
     grid = _grid(drawn(_two_arms()), 2)
-    for row in (grid[0], grid[1], grid[3]):
+    for row in grid:
         ax = row[-1]
         legend = ax.get_legend()
         assert legend._loc == 2  # upper left (of its anchor)
