@@ -54,14 +54,6 @@ def install(
     return dist, module
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "site-packages"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    return folder
-
-
 def test_a_module_entry_point_adds_its_scenarios_after_the_built_in_ones(site: Path) -> None:
     install(site, {"mine": "{module}"})
     found = discover_scenarios()

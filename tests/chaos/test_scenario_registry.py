@@ -14,14 +14,6 @@ from chaos.scenarios import ScenarioLoadError, load_scenarios
 HEADER = "from tests.chaos.test_scenario import make_scenario\n"
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "site-packages"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    return folder
-
-
 def module(site: Path, source: str) -> str:
     """A module of a fresh name holding ``source``; returns its name."""
     name = f"user_module_{uuid.uuid4().hex[:8]}"
