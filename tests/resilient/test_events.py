@@ -312,3 +312,14 @@ def test_the_recording_bus_fixture_records_into_the_event_recorder_fixture(
     recording_bus.emit(event)
     assert event_recorder.events == [event]
     assert isinstance(event_recorder, EventRecorder)
+
+
+def test_a_bus_logs_unobserved_events_only_when_made_to_and_while_no_one_listens() -> None:
+    quiet = EventBus(log_when_unobserved=False)
+    assert not quiet.logs_unobserved  # made not to log: never, listener or none
+    logging_bus = EventBus(log_when_unobserved=True)
+    assert logging_bus.logs_unobserved
+    unsubscribe = logging_bus.subscribe(lambda event: None)
+    assert not logging_bus.logs_unobserved  # a listener hears it: the bus does not log
+    unsubscribe()
+    assert logging_bus.logs_unobserved
