@@ -103,6 +103,19 @@ def test_html_report_is_self_contained(tmp_path: Path) -> None:
         assert text in page
 
 
+def test_reports_are_written_as_report_json_and_report_html_in_the_folder_made_for_them(
+    tmp_path: Path,
+) -> None:
+    document = build_report([_result()], exit_status=0, seed=4, scale=1.0)
+    folder = tmp_path / "runs" / "today"  # neither exists yet
+    assert write_reports(document, folder) == (folder / "report.json", folder / "report.html")
+    assert sorted(path.name for path in folder.iterdir()) == ["report.html", "report.json"]
+    # again into the same folder (a CI job's fixed path): both are replaced
+    write_reports(document, folder)
+    assert json.loads((folder / "report.json").read_text()) == document
+    assert (folder / "report.html").read_text().startswith("<!doctype html>")
+
+
 def test_terminal_table_shows_verdicts_and_slo_values() -> None:
     console = Console(width=200, record=True)
     console.print(render_table(build_report([_result()], exit_status=0, seed=4, scale=1.0)))
