@@ -632,3 +632,94 @@ def test_the_exit_status_counts_no_harness_error_unless_told() -> None:
     )  # fmt: skip
     assert chaos.cli.exit_status([passed]) == 0
     assert chaos.cli.exit_status([]) == 0
+
+
+# -- help --------------------------------------------------------------------------------------
+
+
+def _help(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: Any) -> str:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    out: str = capsys.readouterr().out
+    return out
+
+
+def test_help_names_every_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _help(["--help"], monkeypatch, capsys) == (
+        "usage: chaos [-h] {list,run,report,compare,toxiproxy} ...\n"
+        "\n"
+        "Reproduce incidents; prove the guards hold.\n"
+        "\n"
+        "positional arguments:\n"
+        "  {list,run,report,compare,toxiproxy}\n"
+        "    list                list the scenarios (name, incident, pattern, smallest --scale)\n"
+        "    run                 run scenarios and judge every arm\n"
+        "    report              draw a saved JSON report again: the table, the HTML page, "
+        "JUnit XML\n"
+        "    compare             what changed between two saved runs; exit 1 if a verdict got "
+        "worse\n"
+        "    toxiproxy           the embedded Toxiproxy server\n"
+        "\n"
+        "options:\n"
+        "  -h, --help            show this help message and exit\n"
+    )
+
+
+def test_list_help_names_its_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _help(["list", "--help"], monkeypatch, capsys) == (
+        "usage: chaos list [-h] [--scenarios-module M] [--names]\n"
+        "\n"
+        "options:\n"
+        "  -h, --help            show this help message and exit\n"
+        "  --scenarios-module M  load scenarios from this module instead of chaos.scenarios "
+        "(repeatable)\n"
+        "  --names               print the names only\n"
+    )
+
+
+def test_run_help_names_its_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _help(["run", "--help"], monkeypatch, capsys) == (
+        "usage: chaos run [-h] [--toxiproxy URL] [--seed N] [--scale F] [--arms ARM [ARM ...]]\n"
+        "                 [--retries N] [--report DIR] [--junit FILE] [--json] "
+        "[--scenarios-module M]\n"
+        "                 [NAME ...]\n"
+        "\n"
+        "positional arguments:\n"
+        "  NAME                  scenario names, or all (default)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help            show this help message and exit\n"
+        "  --toxiproxy URL       Toxiproxy server (default: embedded)\n"
+        "  --seed N              seed of the load and toxics\n"
+        "  --scale F             multiply every duration by F\n"
+        "  --arms ARM [ARM ...]  run only these arms\n"
+        "  --retries N           run an arm whose measurement is untrusted again, up to N times "
+        "(default 4)\n"
+        "  --report DIR          write report.json and .html\n"
+        "  --junit FILE          write JUnit XML (for CI)\n"
+        "  --json                print the JSON report to stdout\n"
+        "  --scenarios-module M  load scenarios from this module instead of chaos.scenarios "
+        "(repeatable)\n"
+    )
+
+
+def test_toxiproxy_help_names_serve(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _help(["toxiproxy", "--help"], monkeypatch, capsys) == (
+        "usage: chaos toxiproxy [-h] {serve}\n"
+        "\n"
+        "positional arguments:\n"
+        "  {serve}     serve: run it (flags as toxiproxy)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help  show this help message and exit\n"
+    )
