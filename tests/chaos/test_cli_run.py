@@ -723,3 +723,19 @@ def test_toxiproxy_help_names_serve(
         "options:\n"
         "  -h, --help  show this help message and exit\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["toxiproxy", "nope"], "argument action: invalid choice: 'nope' (choose from 'serve')"),
+        (["toxiproxy"], "the following arguments are required: action"),
+        (["run", "--json=x"], "argument --json: ignored explicit argument 'x'"),
+        (["list", "--names=x"], "argument --names: ignored explicit argument 'x'"),
+    ],
+)
+def test_a_bad_word_after_a_command_is_one_line(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr() == ("", f"chaos: error: {line}\n")
