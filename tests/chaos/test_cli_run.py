@@ -739,3 +739,27 @@ def test_a_bad_word_after_a_command_is_one_line(
 ) -> None:
     assert main(argv) == 2
     assert capsys.readouterr() == ("", f"chaos: error: {line}\n")
+
+
+def test_list_folds_a_word_too_long_for_its_column_instead_of_cutting_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+
+    from tests.chaos.selftest_scenarios import SCENARIOS
+
+    scenario = dataclasses.replace(SCENARIOS[0], pattern="Q" * 300)
+    monkeypatch.setattr(chaos.cli, "discover_scenarios", lambda modules: {"x": scenario})
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Q") == 300
+    assert "…" not in out
+
+
+def test_json_never_prints_a_nan_which_is_not_json(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(chaos.report, "build_report", lambda *a, **k: {"x": float("nan")})
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        main(["run", "selftest-deadline", "--json", *SELFTEST])
+    assert "NaN" not in capsys.readouterr().out
