@@ -763,3 +763,31 @@ def test_json_never_prints_a_nan_which_is_not_json(
     with pytest.raises(ValueError, match="not JSON compliant"):
         main(["run", "selftest-deadline", "--json", *SELFTEST])
     assert "NaN" not in capsys.readouterr().out
+
+
+def test_an_error_prints_the_arms_final_line_at_once(clock: _Clock) -> None:
+    import io
+
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    progress.update(_progress("load", 0.0, _load(0, {})))
+    clock.now += 0.5
+    progress.update(_progress("error", 2.0, _load(50, {"ok": 40, "error": 10})))
+    assert _lines(stream) == [
+        "demo / naive (naive) load       0.0/10.0 s       0 req/s  bad   0.0%",
+        "demo / naive (naive) error      2.0/10.0 s      25 req/s  bad  20.0%",
+    ]
+
+
+def test_a_good_outcome_no_request_had_counts_none(clock: _Clock) -> None:
+    import io
+
+    stream = io.StringIO()
+    good = ArmProgress(
+        "demo", "naive", "naive", "done", 1.0, 1.0, _load(10, {"ok": 9, "error": 1}),
+        ("ok", "limited", "degraded"),
+    )  # fmt: skip
+    _Progress(stream).update(good)
+    assert _lines(stream) == [
+        "demo / naive (naive) done       1.0/1.0 s      10 req/s  bad  10.0%",
+    ]
