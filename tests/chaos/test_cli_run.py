@@ -565,6 +565,7 @@ def test_on_a_terminal_progress_is_one_live_line_stopped_by_finish(clock: _Clock
     assert live is not None
     assert live.is_started
     assert not live.auto_refresh  # no refresh thread beside the service under test
+    assert "demo / naive (naive) load       0.0/10.0 s" in stream.getvalue()  # drawn at once
     clock.now += 1.0
     progress.update(_progress("load", 5.0, _load(100, {"ok": 100})))
     assert progress.live is live
@@ -791,3 +792,37 @@ def test_a_good_outcome_no_request_had_counts_none(clock: _Clock) -> None:
     assert _lines(stream) == [
         "demo / naive (naive) done       1.0/1.0 s      10 req/s  bad  10.0%",
     ]
+
+
+def _drawn(progress: _Progress) -> tuple[Any, Any]:
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    assert progress.live is not None
+    line = progress.live._renderable  # what update() drew (renderable wraps it in a Group)
+    assert isinstance(line, Table)
+    bar, text = (column._cells[0] for column in line.columns)
+    assert isinstance(bar, ProgressBar)
+    assert isinstance(text, Text)
+    return line, bar
+
+
+def test_a_terminal_line_is_a_20_wide_bar_of_elapsed_over_planned_then_the_text(
+    clock: _Clock,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    progress.console = Console(file=stream, force_terminal=True, width=120)
+    progress.update(_progress("load", 2.5, _load(0, {})))
+    line, bar = _drawn(progress)
+    assert (bar.total, bar.completed, bar.width) == (10.0, 2.5, 20)
+    assert line.padding == (0, 1, 0, 1)
+    progress.update(ArmProgress("demo", "naive", "naive", "building", 0.0, 0.0, None))
+    _, bar = _drawn(progress)
+    assert (bar.total, bar.completed) == (1.0, 0.0)
+    progress.finish()
