@@ -569,6 +569,7 @@ def test_on_a_terminal_progress_is_one_live_line_stopped_by_finish(clock: _Clock
     clock.now += 1.0
     progress.update(_progress("load", 5.0, _load(100, {"ok": 100})))
     assert progress.live is live
+    assert "5.0/10.0 s     100 req/s" in stream.getvalue()  # redrawn at once
     progress.finish()
     assert progress.live is None
     assert not live.is_started
