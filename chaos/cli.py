@@ -196,9 +196,15 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run scenarios and judge every arm")
     run.add_argument("names", nargs="*", metavar="NAME", help="scenario names, or all (default)")
     run.add_argument("--toxiproxy", metavar="URL", help="Toxiproxy server (default: embedded)")
-    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the load and toxics")
     run.add_argument(
-        "--scale", type=_positive_float, default=1.0, help="multiply every duration by F"
+        "--seed", type=int, default=DEFAULT_SEED, metavar="N", help="seed of the load and toxics"
+    )
+    run.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="F",
+        help="multiply every duration by F",
     )
     run.add_argument("--arms", nargs="+", metavar="ARM", help="run only these arms")
     run.add_argument(
