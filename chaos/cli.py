@@ -295,11 +295,11 @@ async def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise _UsageError(str(exc)) from None
     if args.report is not None:
-        _check_writable(args.report)
+        _check_writable(args.report, "the report to", args.report)
     if args.junit is not None:
         if args.junit.is_dir():
             raise _UsageError(f"--junit takes a file, and {args.junit} is a folder")
-        _check_writable(args.junit.parent)
+        _check_writable(args.junit.parent, "the JUnit file to", args.junit)
 
     results: list[ScenarioResult] = []
     errors: list[str] = []
@@ -373,17 +373,20 @@ def _choose(scenarios: dict[str, Scenario], names: list[str]) -> list[Scenario]:
     return chosen
 
 
-def _check_writable(directory: Path) -> None:
-    """Make the report directory now and prove a file can be written in it, so that a run is
-    never spent before finding it cannot be reported."""
+def _check_writable(directory: Path, what: str, named: Path) -> None:
+    """Make ``directory`` now and prove a file can be written in it, so that a run is never
+    spent before finding it cannot be reported; the error names ``what`` is written and the
+    path the user ``named``."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".chaos-report-check-"):
             pass
-    except OSError as exc:
+    except FileExistsError:  # mkdir's word for a file where the folder would be
         raise _UsageError(
-            f"cannot write the report to {directory}: {exc.strerror or exc}"
+            f"cannot write {what} {named}: {directory} is a file, not a folder"
         ) from None
+    except OSError as exc:
+        raise _UsageError(f"cannot write {what} {named}: {exc.strerror or exc}") from None
 
 
 class _Progress:

@@ -243,7 +243,19 @@ def test_junit_in_an_unwritable_place_is_refused_before_the_run(
     junit = blocker / "junit.xml"
     assert main(["run", "selftest-deadline", "--junit", str(junit), *SELFTEST]) == 2
     assert capsys.readouterr().err == (
-        f"chaos: error: cannot write the report to {blocker}: File exists\n"
+        f"chaos: error: cannot write the JUnit file to {junit}: {blocker} is a file, not a folder\n"
+    )
+    assert engine.toxiproxy == []
+
+
+def test_a_report_folder_that_is_a_file_is_refused_before_the_run_naming_it(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["run", "selftest-deadline", "--report", str(blocker), *SELFTEST]) == 2
+    assert capsys.readouterr().err == (
+        f"chaos: error: cannot write the report to {blocker}: {blocker} is a file, not a folder\n"
     )
     assert engine.toxiproxy == []
 

@@ -269,7 +269,10 @@ def test_run_refuses_a_junit_file_in_a_place_it_cannot_write_before_running(
     blocker.write_text("")
     argv = ["run", "selftest-deadline", "--scenarios-module", "tests.chaos.selftest_scenarios"]
     assert main([*argv, "--junit", str(blocker / "junit.xml")]) == 2
-    assert _error_line(capsys).startswith(f"chaos: error: cannot write the report to {blocker}")
+    assert _error_line(capsys) == (
+        f"chaos: error: cannot write the JUnit file to {blocker / 'junit.xml'}: "
+        f"{blocker} is a file, not a folder"
+    )
 
 
 def test_a_schema_message_of_exactly_300_characters_is_kept_whole(tmp_path: Path) -> None:
