@@ -3,13 +3,14 @@ and their spread (the machine is shared: one round is never the answer)."""
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["Figure", "Run", "interleaved", "over", "timed_calls", "timed_loop"]
+__all__ = ["Figure", "Run", "interleaved", "over", "run_size", "timed_calls", "timed_loop"]
 
 
 @dataclass
@@ -79,3 +80,17 @@ def over(figures: dict[str, Figure], floor: str) -> dict[str, Figure]:
         for name, figure in figures.items()
         if name != floor
     }
+
+
+def run_size(
+    description: str | None, unit: str, count: int, rounds: int, quick: int
+) -> tuple[int, int]:
+    """The size of a run from the command line: ``--UNIT N`` per round and ``--rounds R``
+    (``count`` and ``rounds`` by default), or ``--quick``: ``quick`` of them, 3 rounds (a smoke
+    run). ``description`` is the benchmark's docstring; its first paragraph is the help."""
+    parser = argparse.ArgumentParser(description=(description or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick:,} {unit}, 3 rounds")
+    parser.add_argument(f"--{unit}", type=int, default=count)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    return (quick, 3) if args.quick else (getattr(args, unit), args.rounds)

@@ -34,7 +34,6 @@ and its median judged. The exit status is 1 when a target fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import datetime
@@ -46,7 +45,7 @@ from typing import Any
 import aiobreaker
 import circuitbreaker
 import pybreaker
-from _figures import Figure, interleaved, over, timed_loop
+from _figures import Figure, interleaved, over, run_size, timed_loop
 from purgatory import AsyncCircuitBreakerFactory
 
 from resilient.breaker import BreakerOptions, CircuitBreaker, CountWindow, FailureRate
@@ -269,12 +268,7 @@ def verdict(title: str, figures: dict[str, Figure], judged: list[str]) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 calls, 3 rounds")
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
-    count, rounds = (20_000, 3) if args.quick else (args.calls, args.rounds)
+    count, rounds = run_size(__doc__, "calls", 200_000, 9, quick=20_000)
 
     async def run() -> int:
         success = await measure(await success_contenders(), count, rounds)

@@ -21,14 +21,13 @@ line, the samples and the throttle cost over a bare semaphore.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from _figures import Figure, interleaved
+from _figures import Figure, interleaved, run_size
 
 from resilient.bulkhead import (
     AdaptiveThrottle,
@@ -120,12 +119,7 @@ def report(figures: dict[str, Figure], count: int, rounds: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 operations, 3 rounds")
-    parser.add_argument("--operations", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    count, rounds = (20_000, 3) if args.quick else (args.operations, args.rounds)
+    count, rounds = run_size(__doc__, "operations", 200_000, 7, quick=20_000)
     return asyncio.run(_run(count, rounds))
 
 

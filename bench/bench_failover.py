@@ -14,13 +14,12 @@ request) under 10%. The exit status is 1 when a target fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
 import sys
 
-from _figures import Figure
+from _figures import Figure, run_size
 
 from resilient.clock import VirtualClock
 from resilient.events import EventBus
@@ -64,12 +63,7 @@ async def run(count: int, seed: int, hedge: bool) -> tuple[float, float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 requests, 3 rounds")
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    count, rounds = (2_000, 3) if args.quick else (args.requests, args.rounds)
+    count, rounds = run_size(__doc__, "requests", 20_000, 5, quick=2_000)
     figures = {
         name: Figure(name, [])
         for name in (

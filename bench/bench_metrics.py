@@ -27,14 +27,13 @@ status is 1 when a target fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from _figures import Figure, interleaved, timed_loop
+from _figures import Figure, interleaved, run_size, timed_loop
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from resilient import CircuitBreaker, FailOpenGuard, LocalLimiter, Rate
@@ -122,12 +121,7 @@ def scrape_us(registry: CollectorRegistry, times: int = 200) -> Figure:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 calls, 3 rounds")
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
-    count, rounds = (20_000, 3) if args.quick else (args.calls, args.rounds)
+    count, rounds = run_size(__doc__, "calls", 200_000, 9, quick=20_000)
     registry = CollectorRegistry()
 
     async def run() -> dict[str, list[float]]:

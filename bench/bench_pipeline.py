@@ -30,13 +30,12 @@ status is 1 when it fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
 
 import stamina
-from _figures import Figure, Run, interleaved, over, timed_calls
+from _figures import Figure, Run, interleaved, over, run_size, timed_calls
 
 from resilient.breaker import CircuitBreaker
 from resilient.bulkhead import Bulkhead
@@ -108,12 +107,7 @@ def report(figures: dict[str, Figure], count: int, rounds: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5,000 calls, 3 rounds")
-    parser.add_argument("--calls", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    count, rounds = (5_000, 3) if args.quick else (args.calls, args.rounds)
+    count, rounds = run_size(__doc__, "calls", 50_000, 7, quick=5_000)
     return report(asyncio.run(measure(count, rounds)), count, rounds)
 
 

@@ -30,7 +30,6 @@ The exit status is 1 when a target fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import statistics
@@ -40,7 +39,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import redis.asyncio as aredis
-from _figures import Figure
+from _figures import Figure, run_size
 from aiohttp import web
 from yarl import URL
 
@@ -233,12 +232,7 @@ def report(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5,000 operations, 3 rounds")
-    parser.add_argument("--operations", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    count, rounds = (5_000, 3) if args.quick else (args.operations, args.rounds)
+    count, rounds = run_size(__doc__, "operations", 50_000, 7, quick=5_000)
 
     async def run() -> int:
         with RedisServer() as server:

@@ -33,7 +33,6 @@ queued action under 1 KiB. The exit status is 1 when a target fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import math
@@ -43,7 +42,7 @@ import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 
-from _figures import Figure
+from _figures import Figure, run_size
 
 from resilient.events import EventBus
 from resilient.release import ReleaseOptions, ReleaseQueue, ReleaseState
@@ -189,12 +188,7 @@ def report(figures: dict[str, Figure], memory: float, count: int, rounds: int) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 actions, 3 rounds")
-    parser.add_argument("--actions", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    args = parser.parse_args()
-    count, rounds = (10_000, 3) if args.quick else (args.actions, args.rounds)
+    count, rounds = run_size(__doc__, "actions", 100_000, 7, quick=10_000)
 
     async def run() -> int:
         figures = await measure(count, rounds)
